@@ -1,0 +1,227 @@
+"""The transform configuration: one validated object that flows through every stage.
+
+A configuration is written in YAML (see ``configs/``) and validated with pydantic.
+Validation errors are turned into :class:`~matcher.errors.ConfigError` messages
+that name the offending key, e.g. ``configs/x.yaml: columns.2.kind: unknown
+comparison kind 'nmae' (expected one of: name, date, ...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from matcher.errors import ConfigError
+
+
+class ComparisonKind(str, Enum):
+    """How two values of a column are compared (see :mod:`matcher.comparisons`)."""
+
+    name = "name"
+    date = "date"
+    email = "email"
+    phone = "phone"
+    postcode = "postcode"
+    exact = "exact"
+    numeric = "numeric"
+    text = "text"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """One input table."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    path: str
+    format: Literal["csv", "parquet", "json"] = "parquet"
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class ColumnSpec(_Strict):
+    """A column to match on, with the kind of comparison it gets."""
+
+    name: str
+    kind: ComparisonKind
+    term_frequency: bool = False
+
+
+BlockingRule = Union[list[str], str]
+"""A list of columns that must agree (``[surname, dob]``) or raw Splink SQL (``l.x = r.x``)."""
+
+
+class BlockingRuleSpec(_Strict):
+    """A candidate-generation rule, used when ``accuracy_cost_tradeoff >= min_accuracy_cost_tradeoff``."""
+
+    rule: BlockingRule
+    min_accuracy_cost_tradeoff: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class TrainingSpec(_Strict):
+    """How the Fellegi-Sunter parameters are estimated."""
+
+    deterministic_rules: list[BlockingRule] = Field(min_length=1)
+    deterministic_recall: float = Field(default=0.7, gt=0.0, le=1.0)
+    em_blocking_rules: list[BlockingRule] = Field(min_length=1)
+    u_max_pairs: float | None = Field(default=None, gt=0)
+    max_iterations: int = Field(default=25, ge=1, le=1000)
+    em_convergence: float = Field(default=1e-4, gt=0)
+
+
+class TransformConfig(_Strict):
+    """A matching transform: what to read, how to compare, how to trade precision for recall."""
+
+    name: str
+    inputs: list[InputSpec] = Field(min_length=1)
+    primary_key: str
+    link_type: Literal["dedupe_only", "link_only", "link_and_dedupe"] | None = None
+    columns: list[ColumnSpec] = Field(min_length=1, max_length=100)
+    blocking_rules: list[Union[BlockingRule, BlockingRuleSpec]] = Field(min_length=1)
+    training: TrainingSpec
+    precision_recall_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
+    accuracy_cost_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
+    seed: int = 42
+    truth_column: str | None = None
+    output: str = "output"
+    retain_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("inputs")
+    @classmethod
+    def _unique_input_names(cls, inputs: list[InputSpec]) -> list[InputSpec]:
+        names = [i.name for i in inputs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"input names must be unique, repeated: {', '.join(repeated)}")
+        return inputs
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, columns: list[ColumnSpec]) -> list[ColumnSpec]:
+        names = [c.name for c in columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"columns must be unique, repeated: {', '.join(repeated)}")
+        return columns
+
+    @model_validator(mode="after")
+    def _link_type_fits_inputs(self) -> "TransformConfig":
+        if self.link_type in ("link_only", "link_and_dedupe") and len(self.inputs) < 2:
+            raise ValueError(f"link_type {self.link_type!r} needs at least two inputs")
+        if self.link_type == "dedupe_only" and len(self.inputs) > 1:
+            raise ValueError("link_type 'dedupe_only' takes exactly one input")
+        if self.primary_key in self.column_names:
+            raise ValueError(f"primary_key {self.primary_key!r} cannot also be a matching column")
+        return self
+
+    # --- derived views -------------------------------------------------------------
+    @property
+    def resolved_link_type(self) -> str:
+        """``dedupe_only`` for one input, ``link_and_dedupe`` for several, unless set."""
+        return self.link_type or ("dedupe_only" if len(self.inputs) == 1 else "link_and_dedupe")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def active_blocking_rules(self) -> list[BlockingRule]:
+        """The candidate-generation rules that ``accuracy_cost_tradeoff`` switches on."""
+        rules = []
+        for spec in self.blocking_rules:
+            if isinstance(spec, BlockingRuleSpec):
+                if self.accuracy_cost_tradeoff >= spec.min_accuracy_cost_tradeoff:
+                    rules.append(spec.rule)
+            else:
+                rules.append(spec)
+        return rules
+
+    @property
+    def u_max_pairs(self) -> float:
+        """Pairs sampled to estimate u: explicit, or ``10 ** (5 + 2 * accuracy_cost_tradeoff)``."""
+        if self.training.u_max_pairs is not None:
+            return self.training.u_max_pairs
+        return 10 ** (5 + 2 * self.accuracy_cost_tradeoff)
+
+    @property
+    def threshold_match_weight(self) -> float:
+        """Match weight above which a pair is a match: ``20 * (precision_recall_tradeoff - 0.5)``.
+
+        0.5 is neutral (weight 0, probability 0.5); 1.0 asks for weight 10 (probability
+        0.999); 0.0 accepts weight -10 (probability 0.001).
+        """
+        return 20.0 * (self.precision_recall_tradeoff - 0.5)
+
+    @property
+    def threshold_match_probability(self) -> float:
+        return 1.0 / (1.0 + 2.0 ** (-self.threshold_match_weight))
+
+    def model_hash(self) -> str:
+        """Hash of everything that shapes the trained model (not paths or thresholds)."""
+        shaping = self.model_dump(
+            mode="json",
+            include={"primary_key", "link_type", "columns", "training", "seed", "accuracy_cost_tradeoff"},
+        )
+        shaping["resolved_link_type"] = self.resolved_link_type
+        blob = json.dumps(shaping, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "enum":
+            msg = f"unknown value {e['input']!r} ({msg.lower()})"
+        problems.append(f"{where}: {msg}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None) -> TransformConfig:
+    """Validate a configuration mapping; relative input paths resolve against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        config = TransformConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(source, err)) from None
+    if base_dir is None:
+        return config
+    inputs = [i.model_copy(update={"path": _resolve(i.path, base_dir)}) for i in config.inputs]
+    return config.model_copy(update={"inputs": inputs, "output": _resolve(config.output, base_dir)})
+
+
+def _resolve(path: str, base_dir: Path) -> str:
+    if "://" in path or Path(path).is_absolute():
+        return path
+    return str((base_dir / path).resolve())
+
+
+def load_config(path: str | Path) -> TransformConfig:
+    """Read and validate a YAML configuration.
+
+    Relative paths inside it are resolved against the project root when the file sits
+    in a ``configs/`` folder, otherwise against the file's own folder.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    folder = path.resolve().parent
+    base_dir = folder.parent if folder.name == "configs" else folder
+    return config_from_dict(data, source=str(path), base_dir=base_dir)

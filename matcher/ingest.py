@@ -1,0 +1,120 @@
+"""Read the configured inputs into one Spark DataFrame, refusing data that breaks the contract.
+
+The contract (FindMatches'): every input has the primary key column, its values are
+non-null and unique within the input, and every configured column exists. Violations
+raise :class:`~matcher.errors.InputDataError` naming the file, column and keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import reduce
+from pathlib import Path
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from matcher.comparisons import SOURCE_DATASET_COLUMN
+from matcher.config import ComparisonKind, InputSpec, TransformConfig
+from matcher.errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+_EXAMPLES = 5
+_WHOLE_NUMBER = r"^-?[0-9]{1,18}$"
+
+
+def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
+    """One input file or folder as a DataFrame (CSV is read with a header, all strings)."""
+    if "://" not in spec.path and not Path(spec.path).exists():
+        raise InputDataError(f"{spec.path}: input {spec.name!r} does not exist")
+    options = {"header": "true", **spec.options} if spec.format == "csv" else dict(spec.options)
+    try:
+        df = spark.read.format(spec.format).options(**options).load(spec.path)
+        df.schema  # noqa: B018 - forces Spark to open the file now
+    except AnalysisException as err:
+        reason = str(err).splitlines()[0]
+        raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({reason})") from None
+    return df
+
+
+def _require_columns(df: DataFrame, spec: InputSpec, wanted: list[str]) -> None:
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise InputDataError(
+            f"{spec.path}: column(s) {', '.join(missing)} named in the config are missing "
+            f"(input {spec.name!r} has: {', '.join(df.columns) or 'no columns'})"
+        )
+
+
+def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, bool]:
+    """Row count of a valid input and whether every key is a whole number.
+
+    Raises on an empty input, null keys or repeated keys.
+    """
+    stats = df.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count(key).alias("keys"),
+        F.countDistinct(key).alias("distinct"),
+        F.count(F.when(F.col(key).cast("string").rlike(_WHOLE_NUMBER), 1)).alias("numeric"),
+    ).first()
+    if stats["rows"] == 0:
+        raise InputDataError(f"{spec.path}: input {spec.name!r} has no rows")
+    if stats["keys"] < stats["rows"]:
+        raise InputDataError(
+            f"{spec.path}: primary key {key!r} is null in {stats['rows'] - stats['keys']} row(s)"
+        )
+    if stats["distinct"] < stats["rows"]:
+        repeated = (
+            df.groupBy(key).count().where("count > 1").orderBy(key).limit(_EXAMPLES).collect()
+        )
+        shown = ", ".join(f"{r[key]!s} (x{r['count']})" for r in repeated)
+        raise InputDataError(
+            f"{spec.path}: primary key {key!r} repeats: {shown}"
+            f"{' ...' if stats['rows'] - stats['distinct'] > _EXAMPLES else ''}"
+        )
+    return int(stats["rows"]), stats["numeric"] == stats["rows"]
+
+
+def _comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
+    """Dates become ISO strings; every other matching column is compared as a string."""
+    exprs = []
+    for column in config.columns:
+        c = F.col(column.name)
+        if column.kind is ComparisonKind.date:
+            c = F.date_format(c, "yyyy-MM-dd") if dict(df.dtypes)[column.name] in ("date", "timestamp") else c.cast("string")
+        elif column.kind is not ComparisonKind.numeric:
+            c = c.cast("string")
+        exprs.append(c.alias(column.name))
+    keep = [c for c in df.columns if c not in config.column_names]
+    return df.select(*keep, *exprs)
+
+
+def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
+    """All inputs, validated and stacked, with a ``source_dataset`` column naming each row's input.
+
+    A primary key whose values are all whole numbers is read as a number (so the
+    smallest key, which names a cluster, is the numerically smallest); with several
+    inputs keys are strings.
+
+    Only the primary key, the matching columns, the truth column and ``retain_columns`` are kept.
+    """
+    wanted = [config.primary_key, *config.column_names, *config.retain_columns]
+    if config.truth_column:
+        wanted.append(config.truth_column)
+    wanted = list(dict.fromkeys(wanted))
+    frames = []
+    for spec in config.inputs:
+        df = read_input(spark, spec)
+        _require_columns(df, spec, wanted)
+        df = df.select(*wanted)
+        rows, numeric = _check_primary_key(df, spec, config.primary_key)
+        log.info("input %s: %d rows", spec.name, rows)
+        key = F.col(config.primary_key)
+        # whole-number keys (often read from CSV as text) order as numbers; several inputs share a string key
+        key = key.cast("string") if len(config.inputs) > 1 else key.cast("long") if numeric else key
+        df = df.withColumn(config.primary_key, key)
+        frames.append(df.withColumn(SOURCE_DATASET_COLUMN, F.lit(spec.name)))
+    stacked = reduce(lambda a, b: a.unionByName(b), frames)
+    return _comparable(stacked, config)

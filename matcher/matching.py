@@ -1,0 +1,110 @@
+"""Find matches: blocking, scoring, threshold, clusters, ids and confidence on every row.
+
+``match_confidence_score`` (in [0, 1]) says how sure the model is about a row's
+assignment:
+
+* a row in a cluster of two or more: the highest match probability among the scored
+  pairs that tie it to its cluster (its strongest link);
+* a singleton: one minus the highest match probability among its scored pairs (how
+  sure we are that none of its candidates is the same entity), or 1.0 when blocking
+  produced no candidate for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from matcher.clustering import clusters_from_pairs
+from matcher.comparisons import SOURCE_DATASET_COLUMN
+from matcher.config import TransformConfig
+from matcher.model import TrainedModel, make_linker
+
+log = logging.getLogger(__name__)
+
+RECORD_ID = "record_id"
+
+
+def record_id(config: TransformConfig, suffix: str = "") -> Column:
+    """The global record id: the primary key, or ``<input>:<key>`` when there are several inputs."""
+    key = F.col(f"{config.primary_key}{suffix}")
+    if len(config.inputs) == 1:
+        return key
+    return F.concat_ws(":", F.col(f"{SOURCE_DATASET_COLUMN}{suffix}"), key.cast("string"))
+
+
+def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel) -> DataFrame:
+    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``."""
+    linker = make_linker(df, config, model)
+    predictions = linker.inference.predict().as_spark_dataframe()
+    return predictions.select(
+        record_id(config, "_l").alias("id_l"), record_id(config, "_r").alias("id_r"), *predictions.columns
+    )
+
+
+@dataclass
+class MatchResult:
+    """The rows with ``match_id``/``match_confidence_score``, the scored pairs, and what it took."""
+
+    rows: DataFrame
+    pairs: DataFrame
+    threshold_match_probability: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _best_probability(pairs: DataFrame) -> DataFrame:
+    ends = pairs.select(F.col("id_l").alias(RECORD_ID), "match_probability").unionByName(
+        pairs.select(F.col("id_r").alias(RECORD_ID), "match_probability")
+    )
+    return ends.groupBy(RECORD_ID).agg(F.max("match_probability").alias("best_probability"))
+
+
+def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> tuple[DataFrame, float]:
+    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time."""
+    threshold = config.threshold_match_probability
+    started = time.perf_counter()
+    members = clusters_from_pairs(pairs, threshold)
+    cluster_s = time.perf_counter() - started
+    spark = df.sparkSession
+    rows = df.withColumn(RECORD_ID, record_id(config))
+    id_type = rows.schema[RECORD_ID].dataType
+    schema = f"{RECORD_ID} {id_type.simpleString()}, match_id {id_type.simpleString()}"
+    clusters = spark.createDataFrame(members, schema=schema) if len(members) else spark.createDataFrame([], schema)
+    best = _best_probability(pairs)
+    confidence = (
+        F.when(F.col("best_probability") >= threshold, F.col("best_probability"))
+        .otherwise(1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
+    )
+    rows = (
+        rows.join(F.broadcast(clusters), RECORD_ID, "left")
+        .join(best, RECORD_ID, "left")
+        .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
+        .withColumn("match_confidence_score", confidence)
+        .drop("best_probability")
+    )
+    if len(config.inputs) == 1:
+        rows = rows.drop(RECORD_ID, SOURCE_DATASET_COLUMN)
+    return rows, cluster_s
+
+
+def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) -> MatchResult:
+    """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
+
+    The scored pairs are cached because both clustering and the outputs read them.
+    """
+    started = time.perf_counter()
+    pairs = score_pairs(df, config, model).cache()
+    n_pairs = pairs.count()
+    predict_s = time.perf_counter() - started
+    rows, cluster_s = assign_matches(df, pairs, config)
+    log.info("scored %d candidate pairs in %.1f s, clustered in %.1f s", n_pairs, predict_s, cluster_s)
+    return MatchResult(
+        rows=rows,
+        pairs=pairs,
+        threshold_match_probability=config.threshold_match_probability,
+        timings_s={"predict": predict_s, "cluster": cluster_s},
+    )

@@ -1,0 +1,90 @@
+"""The model artifact (Splink JSON + metadata) and the Splink linker built around a DataFrame."""
+
+from __future__ import annotations
+
+import json
+import platform
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame
+from splink import Linker, SparkAPI
+
+from matcher.comparisons import SOURCE_DATASET_COLUMN, splink_settings
+from matcher.config import TransformConfig
+from matcher.errors import ModelError
+from matcher.outputs import atomic_directory
+
+MODEL_FILE = "splink_model.json"
+METADATA_FILE = "metadata.json"
+
+
+def versions() -> dict[str, str]:
+    import pyspark
+    import splink
+
+    from matcher import __version__
+
+    return {"matcher": __version__, "splink": splink.__version__, "pyspark": pyspark.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class TrainedModel:
+    """A trained Splink model with the config hash and training facts that produced it."""
+
+    splink_model: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``splink_model.json`` and ``metadata.json`` into ``folder`` atomically."""
+        with atomic_directory(folder) as tmp:
+            (tmp / MODEL_FILE).write_text(json.dumps(self.splink_model, indent=2), encoding="utf-8")
+            (tmp / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True), encoding="utf-8")
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, config: TransformConfig | None = None) -> "TrainedModel":
+        """Read a saved model; with ``config``, refuse a model trained for another configuration."""
+        folder = Path(folder)
+        try:
+            splink_model = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+            metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ModelError(f"{folder}: no trained model here ({Path(err.filename).name} missing); run 'matcher train' first") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(f"{folder}: model artifact is corrupt ({err})") from None
+        model = cls(splink_model, metadata)
+        if config is not None and not model.fits(config):
+            raise ModelError(
+                f"{folder}: model was trained for config hash {metadata.get('config_hash')}, "
+                f"this config hashes to {config.model_hash()}; retrain with 'matcher train'"
+            )
+        return model
+
+    def fits(self, config: TransformConfig) -> bool:
+        return self.metadata.get("config_hash") == config.model_hash()
+
+
+def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | None = None) -> Linker:
+    """A Splink linker over ``df`` (from :func:`matcher.ingest.read_inputs`).
+
+    Without ``model`` it holds the untrained settings the config describes. Link jobs
+    register one table per input so Splink pairs records across sources.
+    """
+    db_api = SparkAPI(spark_session=df.sparkSession)
+    tag = uuid.uuid4().hex[:8]
+
+    def register(table: DataFrame, name: str):
+        return db_api.register(table, dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    if config.resolved_link_type == "dedupe_only":
+        tables = [register(df.drop(SOURCE_DATASET_COLUMN), config.inputs[0].name)]
+    else:
+        tables = [register(df.where(df[SOURCE_DATASET_COLUMN] == s.name), s.name) for s in config.inputs]
+    settings = model.splink_model if model is not None else splink_settings(config)
+    # Splink's own INFO logging is chatty; matcher logs what matters.
+    return Linker(tables, settings, log_level=None)
+
+

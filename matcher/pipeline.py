@@ -1,0 +1,164 @@
+"""The tasks a user runs (train, match, evaluate, run), each reading and writing a run folder.
+
+A run folder holds::
+
+    model/            splink_model.json + metadata.json (config hash, data size, seed, versions, timings)
+    matches/          every input row + match_id + match_confidence_score (Parquet)
+    pairs/            every scored candidate pair: match_probability, match_weight, mw_* per column (Parquet)
+    summary.json      counts, threshold and timings of the match task
+    metrics.json      summary + accuracy metrics (when a truth column is configured)
+
+Every folder and file is written atomically; ``summary.json`` and ``metrics.json`` come last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from matcher.config import TransformConfig
+from matcher.errors import ConfigError, MatcherError
+from matcher.evaluation import evaluate
+from matcher.ingest import read_inputs
+from matcher.matching import find_matches
+from matcher.model import TrainedModel
+from matcher.outputs import is_remote, write_json, write_parquet
+from matcher.session import get_session
+from matcher.training import train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where one transform's outputs live."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def matches(self) -> Path:
+        return self.root / "matches"
+
+    @property
+    def pairs(self) -> Path:
+        return self.root / "pairs"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "_checkpoints"
+
+
+def run_folder(config: TransformConfig, output: str | Path | None = None) -> RunFolder:
+    root = output or config.output
+    if is_remote(root):
+        raise ConfigError(f"output {root}: remote run folders are not supported yet; use a local path")
+    return RunFolder(Path(root).resolve())
+
+
+def _session(folder: RunFolder, spark: SparkSession | None) -> SparkSession:
+    folder.root.mkdir(parents=True, exist_ok=True)
+    return get_session(checkpoint_dir=folder.checkpoints) if spark is None else spark
+
+
+def train_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> TrainedModel:
+    """Read the inputs, train, save the model artifact into ``folder.model``."""
+    spark = _session(folder, spark)
+    model = train(read_inputs(spark, config), config)
+    model.save(folder.model)
+    log.info("model saved to %s", folder.model)
+    return model
+
+
+def match_task(
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, train_s: float = 0.0
+) -> dict:
+    """Score and cluster the inputs with the saved model; write matches, pairs and summary.json."""
+    started = time.perf_counter()
+    spark = _session(folder, spark)
+    model = TrainedModel.load(folder.model, config)
+    df = read_inputs(spark, config).cache()
+    rows_in = df.count()
+    result = find_matches(df, config, model)
+    write_parquet(result.pairs, folder.pairs)
+    write_parquet(result.rows, folder.matches)
+    written = spark.read.parquet(str(folder.matches))
+    summary = {
+        "config": config.name,
+        "rows_in": rows_in,
+        "rows_out": written.count(),
+        "n_pairs": result.pairs.count(),
+        "n_clusters": written.select("match_id").distinct().count(),
+        "threshold_match_probability": result.threshold_match_probability,
+        "threshold_match_weight": config.threshold_match_weight,
+        "outputs": {"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
+        "timings_s": {
+            "train": round(train_s, 3),
+            **{k: round(v, 3) for k, v in result.timings_s.items()},
+            "match_total": round(time.perf_counter() - started, 3),
+        },
+    }
+    result.pairs.unpersist()
+    df.unpersist()
+    if summary["rows_out"] != rows_in:
+        raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
+    write_json(summary, folder.summary)
+    return summary
+
+
+def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> dict:
+    """Compare the written matches and pairs with the truth column; write metrics.json."""
+    if not config.truth_column:
+        raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
+    if not folder.summary.exists():
+        raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
+    spark = _session(folder, spark)
+    summary = json.loads(folder.summary.read_text(encoding="utf-8"))
+    accuracy = evaluate(
+        spark.read.parquet(str(folder.matches)),
+        spark.read.parquet(str(folder.pairs)),
+        truth=config.truth_column,
+        threshold=summary["threshold_match_probability"],
+        link_type=config.resolved_link_type,
+    )
+    metrics = {**summary, **accuracy}
+    write_json(metrics, folder.metrics)
+    return metrics
+
+
+def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, retrain: bool = False) -> dict:
+    """Train when there is no model for this config, match, and evaluate when truth is configured."""
+    started = time.perf_counter()
+    spark = _session(folder, spark)
+    train_s = 0.0
+    try:
+        fresh = TrainedModel.load(folder.model).fits(config) and not retrain
+    except MatcherError:
+        fresh = False
+    if not fresh:
+        t = time.perf_counter()
+        train_task(config, folder, spark)
+        train_s = time.perf_counter() - t
+    summary = match_task(config, folder, spark, train_s=train_s)
+    metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+    metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+    write_json(metrics, folder.metrics)
+    shutil.rmtree(folder.checkpoints, ignore_errors=True)
+    return metrics

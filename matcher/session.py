@@ -1,0 +1,73 @@
+"""SparkSession factory: a tuned local session, or the session a runtime (Glue) already made."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def similarity_jar() -> str:
+    """Path of the Spark UDF jar (Jaro-Winkler, ...) that ships inside the splink wheel."""
+    from splink.backends.spark import similarity_jar_location
+
+    return similarity_jar_location()
+
+
+def _ensure_java_17() -> None:
+    """Spark 3.5 supports Java 8/11/17: point JAVA_HOME at a JDK 17 when none is set."""
+    if os.environ.get("JAVA_HOME"):
+        return
+    candidates = sorted(Path("/usr/lib/jvm").glob("*17*")) if Path("/usr/lib/jvm").is_dir() else []
+    for home in candidates:
+        if (home / "bin" / "java").exists():
+            os.environ["JAVA_HOME"] = str(home)
+            return
+
+
+def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str = "matcher") -> SparkSession:
+    """A local SparkSession sized to this machine.
+
+    Shuffle partitions and default parallelism are twice the core count (Spark's 200
+    default spends most of a small job scheduling empty tasks); the UI is off.
+    """
+    _ensure_java_17()
+    cores = cores or os.cpu_count() or 2
+    partitions = str(2 * cores)
+    builder = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.shuffle.partitions", partitions)
+        .config("spark.default.parallelism", partitions)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
+        .config("spark.jars", similarity_jar())
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def get_session(*, checkpoint_dir: str | Path | None = None, **local_options) -> SparkSession:
+    """The active session (Glue, Jupyter, spark-submit) with the jar added, else a new local one.
+
+    ``checkpoint_dir`` is where Splink writes its intermediate Parquet tables; it lives
+    inside the run's output folder so a run cleans up after itself.
+    """
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        spark = local_session(**local_options)
+    elif similarity_jar() not in spark.conf.get("spark.jars", ""):
+        log.info("adding Splink's similarity jar to the existing session")
+        spark.sql(f"ADD JAR '{similarity_jar()}'")
+    if checkpoint_dir is not None:
+        spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    return spark
