@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
 
 from matcher.comparisons import SOURCE_DATASET_COLUMN, splink_settings
@@ -85,6 +86,24 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
         tables = [register(df.where(df[SOURCE_DATASET_COLUMN] == s.name), s.name) for s in config.inputs]
     settings = model.splink_model if model is not None else splink_settings(config)
     # Splink's own INFO logging is chatty; matcher logs what matters.
-    return Linker(tables, settings, log_level=None)
+    linker = Linker(tables, settings, log_level=None)
+    _register_term_frequencies(linker, df, db_api, tag)
+    return linker
+
+
+def _register_term_frequencies(linker: Linker, df: DataFrame, db_api: SparkAPI, tag: str) -> None:
+    """Give the linker in-memory term-frequency tables (Splink would write one Parquet table per column)."""
+    for column in linker._settings_obj._term_frequency_columns:
+        column = column.unquote()
+        name = column.name
+        values = df.where(F.col(name).isNotNull())
+        total = F.sum("n").over(Window.partitionBy())
+        table = (
+            values.groupBy(name).agg(F.count(F.lit(1)).alias("n"))
+            .select(name, (F.col("n") / total).cast("double").alias(column.tf_name))
+            .cache()
+        )
+        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
+        linker.table_management.register_term_frequency_lookup(registered, name)
 
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from matcher.config import TransformConfig
 from matcher.errors import ConfigError, MatcherError
@@ -78,23 +78,34 @@ def _session(folder: RunFolder, spark: SparkSession | None) -> SparkSession:
     return get_session(checkpoint_dir=folder.checkpoints) if spark is None else spark
 
 
-def train_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> TrainedModel:
-    """Read the inputs, train, save the model artifact into ``folder.model``."""
+def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) -> DataFrame:
+    return df if df is not None else read_inputs(spark, config).cache()
+
+
+def train_task(
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None
+) -> TrainedModel:
+    """Read the inputs (unless given), train, save the model artifact into ``folder.model``."""
     spark = _session(folder, spark)
-    model = train(read_inputs(spark, config), config)
+    model = train(_inputs(config, spark, df), config)
     model.save(folder.model)
     log.info("model saved to %s", folder.model)
     return model
 
 
 def match_task(
-    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, train_s: float = 0.0
+    config: TransformConfig,
+    folder: RunFolder,
+    spark: SparkSession | None = None,
+    *,
+    df: DataFrame | None = None,
+    train_s: float = 0.0,
 ) -> dict:
     """Score and cluster the inputs with the saved model; write matches, pairs and summary.json."""
     started = time.perf_counter()
     spark = _session(folder, spark)
     model = TrainedModel.load(folder.model, config)
-    df = read_inputs(spark, config).cache()
+    df = _inputs(config, spark, df)
     rows_in = df.count()
     result = find_matches(df, config, model)
     write_parquet(result.pairs, folder.pairs)
@@ -116,7 +127,6 @@ def match_task(
         },
     }
     result.pairs.unpersist()
-    df.unpersist()
     if summary["rows_out"] != rows_in:
         raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
     write_json(summary, folder.summary)
@@ -147,6 +157,7 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
     """Train when there is no model for this config, match, and evaluate when truth is configured."""
     started = time.perf_counter()
     spark = _session(folder, spark)
+    df = read_inputs(spark, config).cache()
     train_s = 0.0
     try:
         fresh = TrainedModel.load(folder.model).fits(config) and not retrain
@@ -154,9 +165,10 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         fresh = False
     if not fresh:
         t = time.perf_counter()
-        train_task(config, folder, spark)
+        train_task(config, folder, spark, df=df)
         train_s = time.perf_counter() - t
-    summary = match_task(config, folder, spark, train_s=train_s)
+    summary = match_task(config, folder, spark, df=df, train_s=train_s)
+    df.unpersist()
     metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)

@@ -47,6 +47,8 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.adaptive.enabled", "true")
+        # coalescing small shuffles into one partition leaves a core idle on the CPU-heavy comparisons
+        .config("spark.sql.adaptive.coalescePartitions.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
         .config("spark.jars", similarity_jar())
@@ -59,14 +61,17 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
 def get_session(*, checkpoint_dir: str | Path | None = None, **local_options) -> SparkSession:
     """The active session (Glue, Jupyter, spark-submit) with the jar added, else a new local one.
 
+    A JVM launched by ``spark-submit`` or Glue fixes the driver's classpath before our
+    code runs, so there the jar is added with ``ADD JAR`` instead of ``spark.jars``.
     ``checkpoint_dir`` is where Splink writes its intermediate Parquet tables; it lives
     inside the run's output folder so a run cleans up after itself.
     """
     spark = SparkSession.getActiveSession()
+    launched_by_jvm = "PYSPARK_GATEWAY_PORT" in os.environ
     if spark is None:
         spark = local_session(**local_options)
-    elif similarity_jar() not in spark.conf.get("spark.jars", ""):
-        log.info("adding Splink's similarity jar to the existing session")
+    if launched_by_jvm or similarity_jar() not in spark.conf.get("spark.jars", ""):
+        log.debug("adding Splink's similarity jar with ADD JAR")
         spark.sql(f"ADD JAR '{similarity_jar()}'")
     if checkpoint_dir is not None:
         spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
