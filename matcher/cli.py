@@ -59,6 +59,11 @@ def _print_summary(result: dict) -> None:
     print("\n".join(lines))
 
 
+def _one_line(text: object) -> str:
+    """A message on one line: a header or value with a line break in it must not split the error."""
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -70,15 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = _TASKS[args.task][1]
         result = task(config, folder, retrain=args.retrain) if args.task == "run" else task(config, folder)
     except (ConfigError, InputDataError) as err:
-        print(f"matcher: error: {err}", file=sys.stderr)
+        print(f"matcher: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except MatcherError as err:
-        print(f"matcher: error: {err}", file=sys.stderr)
+        print(f"matcher: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - the CLI's promise is one line, not a trace
         log.debug("unexpected failure", exc_info=True)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"matcher: error: {type(err).__name__}: {reason} (rerun with --log-level DEBUG for details)", file=sys.stderr)
+        print(f"matcher: error: {type(err).__name__}: {_one_line(reason)} (rerun with --log-level DEBUG for details)", file=sys.stderr)
         return 1
     if isinstance(result, dict):
         _print_summary(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -34,6 +35,7 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
 
 
 def clusters_from_pairs(pairs: DataFrame, threshold: float) -> pd.DataFrame:
-    """Cluster the scored pairs whose ``match_probability`` reaches ``threshold``."""
-    edges = pairs.where(pairs["match_probability"] >= threshold).select("id_l", "id_r").toPandas()
+    """Cluster the scored pairs (``record_id_l``, ``record_id_r``) whose ``match_probability`` reaches ``threshold``."""
+    edges = pairs.where(pairs["match_probability"] >= threshold)
+    edges = edges.select(F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r")).toPandas()
     return cluster_edges(edges)

@@ -9,7 +9,7 @@ name       exact, Jaro-Winkler > 0.92 / 0.88 / 0.70, else
 date       exact, Damerau-Levenshtein <= 1, within 1 month / 1 year / 10 years, else
            (ISO ``yyyy-MM-dd`` strings; unparseable dates count as null)
 email      exact, exact username, Jaro-Winkler on username, else
-phone      exact, Damerau-Levenshtein <= 1 / 2, else
+phone      exact, Levenshtein <= 1 / 2, else
 postcode   exact, sector, district, area (UK-style prefixes), else
 exact      exact, else
 numeric    exact, absolute difference <= 1 / 10, else
@@ -51,7 +51,7 @@ _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.name: cl.NameComparison,
     ComparisonKind.date: lambda c: cl.DateOfBirthComparison(c, input_is_string=True),
     ComparisonKind.email: cl.EmailComparison,
-    ComparisonKind.phone: lambda c: cl.DamerauLevenshteinAtThresholds(c, [1, 2]),
+    ComparisonKind.phone: lambda c: cl.LevenshteinAtThresholds(c, [1, 2]),
     ComparisonKind.postcode: cl.PostcodeComparison,
     ComparisonKind.exact: cl.ExactMatch,
     ComparisonKind.numeric: _numeric,

@@ -65,6 +65,22 @@ class BlockingRuleSpec(_Strict):
     min_accuracy_cost_tradeoff: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+RESERVED_COLUMNS = ("match_id", "match_confidence_score", "source_dataset")
+
+
+def _check_sql_rule(rule: BlockingRule, index: int) -> None:
+    """A raw SQL rule must parse as a Spark SQL condition."""
+    if isinstance(rule, list):
+        return
+    import sqlglot
+
+    try:
+        sqlglot.parse_one(rule, read="spark")
+    except sqlglot.errors.ParseError as err:
+        reason = str(err).splitlines()[0]
+        raise ValueError(f"rule {index} {rule!r} is not valid SQL ({reason})") from None
+
+
 class TrainingSpec(_Strict):
     """How the Fellegi-Sunter parameters are estimated."""
 
@@ -74,6 +90,13 @@ class TrainingSpec(_Strict):
     u_max_pairs: float | None = Field(default=None, gt=0)
     max_iterations: int = Field(default=25, ge=1, le=1000)
     em_convergence: float = Field(default=1e-4, gt=0)
+
+    @field_validator("deterministic_rules", "em_blocking_rules")
+    @classmethod
+    def _sql_rules_parse(cls, rules: list) -> list:
+        for i, rule in enumerate(rules):
+            _check_sql_rule(rule, i)
+        return rules
 
 
 class TransformConfig(_Strict):
@@ -119,7 +142,19 @@ class TransformConfig(_Strict):
             raise ValueError("link_type 'dedupe_only' takes exactly one input")
         if self.primary_key in self.column_names:
             raise ValueError(f"primary_key {self.primary_key!r} cannot also be a matching column")
+        reserved = set(RESERVED_COLUMNS) | ({"record_id"} if len(self.inputs) > 1 else set())
+        named = [self.primary_key, *self.column_names, *self.retain_columns, self.truth_column]
+        clashes = sorted(reserved.intersection(named))
+        if clashes:
+            raise ValueError(f"column name(s) {', '.join(clashes)} are reserved for matcher's outputs; rename them")
         return self
+
+    @field_validator("blocking_rules")
+    @classmethod
+    def _sql_rules_parse(cls, rules: list) -> list:
+        for i, rule in enumerate(rules):
+            _check_sql_rule(rule.rule if isinstance(rule, BlockingRuleSpec) else rule, i)
+        return rules
 
     # --- derived views -------------------------------------------------------------
     @property
@@ -221,7 +256,12 @@ def load_config(path: str | Path) -> TransformConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML ({where}{problem})") from None
+    if data is None:
+        raise ConfigError(f"{path}: config file is empty")
     folder = path.resolve().parent
     base_dir = folder.parent if folder.name == "configs" else folder
     return config_from_dict(data, source=str(path), base_dir=base_dir)

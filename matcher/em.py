@@ -37,7 +37,8 @@ def log2_bayes_factors(gammas: np.ndarray, m: list[dict[int, float]], u: list[di
 
 def match_probabilities(gammas: np.ndarray, m, u, lam: float) -> np.ndarray:
     """Posterior match probability of each pattern under the current parameters."""
-    log_odds = np.log2(lam) - np.log2(1.0 - lam) + log2_bayes_factors(gammas, m, u)
+    with np.errstate(divide="ignore"):
+        log_odds = np.log2(lam) - np.log2(1.0 - lam) + log2_bayes_factors(gammas, m, u)
     return 1.0 / (1.0 + np.exp2(-np.clip(log_odds, -1000, 1000)))
 
 

@@ -11,7 +11,8 @@ import logging
 from functools import reduce
 from pathlib import Path
 
-from pyspark.errors import AnalysisException
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -22,7 +23,8 @@ from matcher.errors import InputDataError
 log = logging.getLogger(__name__)
 
 _EXAMPLES = 5
-_WHOLE_NUMBER = r"^-?[0-9]{1,18}$"
+# no leading zeros: "007" and "7" are different keys and must stay different after the cast
+_WHOLE_NUMBER = r"^(0|-?[1-9][0-9]{0,17})$"
 
 
 def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
@@ -33,10 +35,23 @@ def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
     try:
         df = spark.read.format(spec.format).options(**options).load(spec.path)
         df.schema  # noqa: B018 - forces Spark to open the file now
-    except AnalysisException as err:
-        reason = str(err).splitlines()[0]
-        raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({reason})") from None
+    except (PySparkException, Py4JJavaError) as err:
+        raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})") from None
+    if not df.columns:
+        raise InputDataError(f"{spec.path}: input {spec.name!r} is empty (no header, no columns)")
     return df
+
+
+def _reason(err: Exception) -> str:
+    """The first line of the innermost Java cause (a corrupt footer, ...), else of the error itself."""
+    text = str(err)
+    if isinstance(err, Py4JJavaError):
+        cause = err.java_exception
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.getMessage() or cause.toString())
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _require_columns(df: DataFrame, spec: InputSpec, wanted: list[str]) -> None:
@@ -67,12 +82,11 @@ def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, b
         )
     if stats["distinct"] < stats["rows"]:
         repeated = (
-            df.groupBy(key).count().where("count > 1").orderBy(key).limit(_EXAMPLES).collect()
+            df.groupBy(key).count().where("count > 1").orderBy(key).limit(_EXAMPLES + 1).collect()
         )
-        shown = ", ".join(f"{r[key]!s} (x{r['count']})" for r in repeated)
+        shown = ", ".join(f"{r[key]!s} (x{r['count']})" for r in repeated[:_EXAMPLES])
         raise InputDataError(
-            f"{spec.path}: primary key {key!r} repeats: {shown}"
-            f"{' ...' if stats['rows'] - stats['distinct'] > _EXAMPLES else ''}"
+            f"{spec.path}: primary key {key!r} repeats: {shown}{' ...' if len(repeated) > _EXAMPLES else ''}"
         )
     return int(stats["rows"]), stats["numeric"] == stats["rows"]
 
@@ -91,6 +105,13 @@ def _comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
     return df.select(*keep, *exprs)
 
 
+def _rule_columns(config: TransformConfig) -> list[str]:
+    """Columns named by column-list blocking and training rules (raw SQL rules are not parsed)."""
+    specs = [getattr(r, "rule", r) for r in config.blocking_rules]
+    rules = [*specs, *config.training.deterministic_rules, *config.training.em_blocking_rules]
+    return [column for rule in rules if isinstance(rule, list) for column in rule]
+
+
 def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
     """All inputs, validated and stacked, with a ``source_dataset`` column naming each row's input.
 
@@ -98,9 +119,10 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
     smallest key, which names a cluster, is the numerically smallest); with several
     inputs keys are strings.
 
-    Only the primary key, the matching columns, the truth column and ``retain_columns`` are kept.
+    Only the primary key, the matching columns, the columns that column-list rules block
+    on, the truth column and ``retain_columns`` are kept.
     """
-    wanted = [config.primary_key, *config.column_names, *config.retain_columns]
+    wanted = [config.primary_key, *config.column_names, *config.retain_columns, *_rule_columns(config)]
     if config.truth_column:
         wanted.append(config.truth_column)
     wanted = list(dict.fromkeys(wanted))
@@ -109,7 +131,10 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
         df = read_input(spark, spec)
         _require_columns(df, spec, wanted)
         df = df.select(*wanted)
-        rows, numeric = _check_primary_key(df, spec, config.primary_key)
+        try:
+            rows, numeric = _check_primary_key(df, spec, config.primary_key)
+        except (PySparkException, Py4JJavaError) as err:  # a file that opened but whose rows do not parse
+            raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})") from None
         log.info("input %s: %d rows", spec.name, rows)
         key = F.col(config.primary_key)
         # whole-number keys (often read from CSV as text) order as numbers; several inputs share a string key

@@ -38,12 +38,16 @@ def record_id(config: TransformConfig, suffix: str = "") -> Column:
 
 
 def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel) -> DataFrame:
-    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``."""
+    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``.
+
+    ``record_id_l`` and ``record_id_r`` name the two records (see :func:`record_id`).
+    """
     linker = make_linker(df, config, model)
     predictions = linker.inference.predict().as_spark_dataframe()
-    return predictions.select(
-        record_id(config, "_l").alias("id_l"), record_id(config, "_r").alias("id_r"), *predictions.columns
-    )
+    if config.primary_key == RECORD_ID:
+        return predictions
+    ids = [record_id(config, side).alias(f"{RECORD_ID}{side}") for side in ("_l", "_r")]
+    return predictions.select(*ids, *predictions.columns)
 
 
 @dataclass
@@ -57,8 +61,8 @@ class MatchResult:
 
 
 def _best_probability(pairs: DataFrame) -> DataFrame:
-    ends = pairs.select(F.col("id_l").alias(RECORD_ID), "match_probability").unionByName(
-        pairs.select(F.col("id_r").alias(RECORD_ID), "match_probability")
+    ends = pairs.select(F.col(f"{RECORD_ID}_l").alias(RECORD_ID), "match_probability").unionByName(
+        pairs.select(F.col(f"{RECORD_ID}_r").alias(RECORD_ID), "match_probability")
     )
     return ends.groupBy(RECORD_ID).agg(F.max("match_probability").alias("best_probability"))
 
@@ -87,7 +91,9 @@ def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> 
         .drop("best_probability")
     )
     if len(config.inputs) == 1:
-        rows = rows.drop(RECORD_ID, SOURCE_DATASET_COLUMN)
+        rows = rows.drop(SOURCE_DATASET_COLUMN)
+        if config.primary_key != RECORD_ID:
+            rows = rows.drop(RECORD_ID)
     return rows, cluster_s
 
 

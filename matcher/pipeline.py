@@ -74,8 +74,12 @@ def run_folder(config: TransformConfig, output: str | Path | None = None) -> Run
 
 
 def _session(folder: RunFolder, spark: SparkSession | None) -> SparkSession:
+    """The session to use, with Splink's intermediate tables checkpointed inside the run folder."""
     folder.root.mkdir(parents=True, exist_ok=True)
-    return get_session(checkpoint_dir=folder.checkpoints) if spark is None else spark
+    if spark is None:
+        return get_session(checkpoint_dir=folder.checkpoints)
+    spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
+    return spark
 
 
 def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) -> DataFrame:
@@ -157,20 +161,22 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
     """Train when there is no model for this config, match, and evaluate when truth is configured."""
     started = time.perf_counter()
     spark = _session(folder, spark)
-    df = read_inputs(spark, config).cache()
-    train_s = 0.0
     try:
         fresh = TrainedModel.load(folder.model).fits(config) and not retrain
     except MatcherError:
         fresh = False
-    if not fresh:
-        t = time.perf_counter()
-        train_task(config, folder, spark, df=df)
-        train_s = time.perf_counter() - t
-    summary = match_task(config, folder, spark, df=df, train_s=train_s)
-    df.unpersist()
-    metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+    try:
+        df = read_inputs(spark, config).cache()
+        train_s = 0.0
+        if not fresh:
+            t = time.perf_counter()
+            train_task(config, folder, spark, df=df)
+            train_s = time.perf_counter() - t
+        summary = match_task(config, folder, spark, df=df, train_s=train_s)
+        df.unpersist()
+        metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+    finally:
+        shutil.rmtree(folder.checkpoints, ignore_errors=True)
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)
-    shutil.rmtree(folder.checkpoints, ignore_errors=True)
     return metrics

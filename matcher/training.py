@@ -93,7 +93,9 @@ def pattern_counts(linker: Linker, rule: BlockingRule, *, sample_sql: str | None
     counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
     frame = counts.as_pandas_dataframe()
     counts.drop_table_from_database_and_remove_from_cache()
-    return frame
+    # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
+    gamma_columns = [cc._gamma_column_name for cc in settings.comparisons]
+    return frame.sort_values(gamma_columns, ignore_index=True)
 
 
 def _gammas(settings, frame: pd.DataFrame) -> np.ndarray:
@@ -122,7 +124,10 @@ def estimate_u(linker: Linker, config: TransformConfig, sizes: list[int]) -> int
     gammas, counts = _gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
     pairs = int(counts.sum())
     if pairs == 0:
-        raise InputDataError("u estimation sampled no record pairs: the input is too small to train on")
+        raise InputDataError(
+            f"{config.name}: u estimation sampled no record pairs from {sum(sizes)} rows; "
+            "the inputs are too small to train on"
+        )
     for k, cc in enumerate(settings.comparisons):
         not_null = gammas[:, k] != -1
         denominator = counts[not_null].sum() or 1.0
@@ -153,7 +158,9 @@ def estimate_m(linker: Linker, config: TransformConfig, rule_spec: RuleSpec) -> 
     ]
     frame = pattern_counts(linker, rule)
     if frame.empty:
-        raise InputDataError(f"training rule {rule.blocking_rule_sql!r} produced no record pairs")
+        raise InputDataError(
+            f"{config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} produced no record pairs"
+        )
     comparisons = [settings.comparisons[k] for k in active]
     levels = [cc._comparison_levels_excluding_null for cc in comparisons]
     result = expectation_maximisation(

@@ -1,12 +1,14 @@
-"""One local SparkSession for the whole test run, and small helpers to write test inputs."""
+"""One local SparkSession for the whole test run, and small helpers to write test inputs and run the CLI."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from matcher.cli import main
 from matcher.session import get_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,3 +31,49 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+@pytest.fixture
+def cli(spark, capsys):
+    """Run ``matcher`` in this process (reusing the shared Spark session); return code, stdout, stderr."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()  # drop anything printed before
+        code = main(["--log-level", "ERROR", *map(str, args)])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> str:
+    """The run failed with exactly one ``matcher: error:`` line on stderr containing every fragment."""
+    assert result.code != 0, result
+    assert len(result.err_lines) == 1, result.err
+    line = result.err_lines[0]
+    assert line.startswith("matcher: error: "), line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+COMPLETE_MARKERS = ("summary.json", "metrics.json", "matches", "pairs")
+
+
+def assert_nothing_looks_complete(folder: Path) -> None:
+    """A failed run leaves no summary, metrics or outputs behind (a partial model is not one either)."""
+    if not folder.exists():
+        return
+    present = sorted(p.name for p in folder.iterdir() if not p.name.startswith((".", "_")))
+    assert [p for p in present if p in (*COMPLETE_MARKERS, "model")] == [], present
