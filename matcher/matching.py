@@ -100,14 +100,14 @@ def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> 
 def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
 
-    The scored pairs are cached because both clustering and the outputs read them.
+    Splink materialises the scored pairs (as Parquet in the checkpoint folder), so
+    clustering and the outputs read them without scoring twice.
     """
     started = time.perf_counter()
-    pairs = score_pairs(df, config, model).cache()
-    n_pairs = pairs.count()
+    pairs = score_pairs(df, config, model)
     predict_s = time.perf_counter() - started
     rows, cluster_s = assign_matches(df, pairs, config)
-    log.info("scored %d candidate pairs in %.1f s, clustered in %.1f s", n_pairs, predict_s, cluster_s)
+    log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,
         pairs=pairs,

@@ -115,11 +115,12 @@ def match_task(
     write_parquet(result.pairs, folder.pairs)
     write_parquet(result.rows, folder.matches)
     written = spark.read.parquet(str(folder.matches))
+    n_pairs = spark.read.parquet(str(folder.pairs)).count()
     summary = {
         "config": config.name,
         "rows_in": rows_in,
         "rows_out": written.count(),
-        "n_pairs": result.pairs.count(),
+        "n_pairs": n_pairs,
         "n_clusters": written.select("match_id").distinct().count(),
         "threshold_match_probability": result.threshold_match_probability,
         "threshold_match_weight": config.threshold_match_weight,
@@ -130,7 +131,6 @@ def match_task(
             "match_total": round(time.perf_counter() - started, 3),
         },
     }
-    result.pairs.unpersist()
     if summary["rows_out"] != rows_in:
         raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
     write_json(summary, folder.summary)

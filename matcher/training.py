@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from splink import Linker
-from splink.internals.blocking import BlockingRule, block_using_rules_sqls
+from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
 from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
-from splink.internals.comparison_vector_values import compute_comparison_vector_values_from_id_pairs_sqls
 from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
 from splink.internals.parse_sql import get_columns_used_from_sql
 from splink.internals.pipeline import CTEPipeline
@@ -39,17 +38,41 @@ log = logging.getLogger(__name__)
 
 _DIALECT = "spark"
 _SAMPLE_BUCKETS = 1_000_000
+U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
+U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
+U_PROBE_SAFETY = 2.0  # evaluate twice the share the probe says is needed
 
 
 def _rule(rule: RuleSpec) -> BlockingRule:
     return to_blocking_rule_creator(blocking_rule(rule)).get_blocking_rule(_DIALECT)
 
 
-def pattern_counts(linker: Linker, rule: BlockingRule, *, sample_sql: str | None = None) -> pd.DataFrame:
+SKIPPED = -2
+"""Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
+
+
+def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
+    """Splink's CASE for one comparison, evaluated only on a ``fraction`` of the pairs."""
+    case = "CASE\n" + "\n".join(cl._when_then_comparison_vector_value_sql for cl in cc.comparison_levels) + "\nEND"
+    if fraction >= 1.0:
+        return f"{case} as {cc._gamma_column_name}"
+    return f"CASE WHEN {pair_hash} < {int(fraction * _SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
+
+
+def pattern_counts(
+    linker: Linker,
+    rule: BlockingRule,
+    *,
+    sample_sql: str | None = None,
+    fractions: list[float] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Count blocked pairs per distinct comparison vector, in one Spark job.
 
     ``sample_sql``, a boolean SQL condition on the input rows, restricts both sides
     of the pairing to a sample (used with a ``1=1`` rule for u estimation).
+    ``fractions`` (one per comparison) evaluate comparison k on a seeded share of the
+    pairs only; elsewhere its value is :data:`SKIPPED`.
     """
     settings = linker._settings_obj
     info = settings.column_info_settings
@@ -57,44 +80,33 @@ def pattern_counts(linker: Linker, rule: BlockingRule, *, sample_sql: str | None
     enqueue_df_concat_with_tf(linker, pipeline)
     source = "__splink__df_concat_with_tf"
     if sample_sql:
-        pipeline.enqueue_sql(f"select * from {source} where {sample_sql}", "__matcher__sample")
+        # the sample is small: spread it so the cross join below uses every core
+        partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
+        pipeline.enqueue_sql(f"select /*+ REPARTITION({partitions}) */ * from {source} where {sample_sql}", "__matcher__sample")
         source = "__matcher__sample"
-    pipeline.enqueue_list_of_sqls(
-        block_using_rules_sqls(
-            input_tablename_l=source,
-            input_tablename_r=source,
-            blocking_rules=[rule],
-            link_type=settings._link_type,
-            source_dataset_input_column=info.source_dataset_input_column,
-            unique_id_input_column=info.unique_id_input_column,
-        )
-    )
-    vectors = Settings.columns_to_select_for_comparison_vector_values(
-        unique_id_input_columns=info.unique_id_input_columns,
-        comparisons=settings.comparisons,
-        retain_matching_columns=False,
-        additional_columns_to_retain=[],
-    )
-    pipeline.enqueue_list_of_sqls(
-        compute_comparison_vector_values_from_id_pairs_sqls(
-            settings._columns_to_select_for_blocking,
-            vectors,
-            input_tablename_l=source,
-            input_tablename_r=source,
-            source_dataset_input_column=info.source_dataset_input_column,
-            unique_id_input_column=info.unique_id_input_column,
-        )
-    )
-    gammas = ", ".join(cc._gamma_column_name for cc in settings.comparisons)
+    # One join straight to the compared columns (Splink's predict first materialises id
+    # pairs, deduplicated across rules, then joins back twice; a single rule needs neither).
+    where = _sql_gen_where_condition(settings._link_type, info.unique_id_input_columns)
     pipeline.enqueue_sql(
-        f"select {gammas}, count(*) as pattern_count from __splink__df_comparison_vectors group by {gammas}",
+        f"select {', '.join(settings._columns_to_select_for_blocking)} "
+        f"from {source} as l inner join {source} as r on ({rule.blocking_rule_sql}) {where}",
+        "__matcher__pairs",
+    )
+    ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
+    pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {_SAMPLE_BUCKETS})"
+    fractions = fractions or [1.0] * len(settings.comparisons)
+    vectors = ", ".join(_gamma_sql(cc, f, pair_hash) for cc, f in zip(settings.comparisons, fractions))
+    pipeline.enqueue_sql(f"select {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
+    gamma_columns = [cc._gamma_column_name for cc in settings.comparisons]
+    gammas = ", ".join(gamma_columns)
+    pipeline.enqueue_sql(
+        f"select {gammas}, count(*) as pattern_count from __matcher__comparison_vectors group by {gammas}",
         "__matcher__pattern_counts",
     )
     counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
     frame = counts.as_pandas_dataframe()
     counts.drop_table_from_database_and_remove_from_cache()
     # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
-    gamma_columns = [cc._gamma_column_name for cc in settings.comparisons]
     return frame.sort_values(gamma_columns, ignore_index=True)
 
 
@@ -109,32 +121,75 @@ def _total_pairs(sizes: list[int], link_type: str) -> float:
     return n * (n - 1) / 2
 
 
-def estimate_u(linker: Linker, config: TransformConfig, sizes: list[int]) -> int:
-    """Estimate u from the comparison vectors of randomly sampled pairs; returns pairs sampled.
+def level_counts(settings, frame: pd.DataFrame) -> list[dict[int, float]]:
+    """Per comparison, how many evaluated non-null pairs fell in each level."""
+    gammas, counts = _gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
+    return [
+        {cl.comparison_vector_value: float(counts[gammas[:, k] == cl.comparison_vector_value].sum())
+         for cl in cc._comparison_levels_excluding_null}
+        for k, cc in enumerate(settings.comparisons)
+    ]
+
+
+def thinning_fractions(probe: list[dict[int, float]], probe_pairs: int, full_pairs: float, min_count: int) -> list[float]:
+    """Share of the full sample each comparison needs so its rarest level is seen ``min_count`` times.
+
+    A comparison with a level the probe never saw is evaluated on every pair.
+    """
+    fractions = []
+    for levels in probe:
+        expected = [c / probe_pairs * full_pairs for c in levels.values()]
+        if not expected or min(expected) == 0:
+            fractions.append(1.0)
+        else:
+            fractions.append(min(1.0, U_PROBE_SAFETY * min_count / min(expected)))
+    return fractions
+
+
+def estimate_u(linker: Linker, config: TransformConfig, sizes: list[int]) -> dict:
+    """Estimate u from the comparison vectors of randomly sampled pairs.
 
     Rows are sampled by a seeded hash of their id, so the same data and seed give the
-    same sample. A level never seen in the sample gets u = 1 / pairs (an upper bound).
+    same sample of about ``config.u_max_pairs`` pairs. Like Splink, a comparison stops
+    needing pairs once each of its levels has been seen ``U_MIN_COUNT_PER_LEVEL`` times;
+    here a probe (2% of the sample) measures how common each level is, and the full
+    sample then evaluates each comparison on just the share of pairs it needs (one
+    Spark job, not one per comparison and chunk). A level never seen gets
+    u = 1 / pairs (an upper bound).
     """
     settings = linker._settings_obj
     proportion = min(1.0, math.sqrt(config.u_max_pairs / max(_total_pairs(sizes, settings._link_type), 1)))
     uid = settings.column_info_settings.unique_id_input_column.name
     key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
-    sample_sql = f"pmod(xxhash64({key}, {config.seed}), {_SAMPLE_BUCKETS}) < {int(proportion * _SAMPLE_BUCKETS)}"
-    frame = pattern_counts(linker, BlockingRule("1=1", _DIALECT), sample_sql=sample_sql)
-    gammas, counts = _gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
-    pairs = int(counts.sum())
+    row_hash = f"pmod(xxhash64({key}, {config.seed}), {_SAMPLE_BUCKETS})"
+
+    def sample(share: float) -> str:
+        return f"{row_hash} < {max(1, int(proportion * math.sqrt(share) * _SAMPLE_BUCKETS))}"
+
+    everything = BlockingRule("1=1", _DIALECT)
+    probe = pattern_counts(linker, everything, sample_sql=sample(U_PROBE_SHARE), seed=config.seed)
+    probe_pairs = int(probe["pattern_count"].sum())
+    full_pairs = _total_pairs(sizes, settings._link_type) * proportion**2
+    fractions = [1.0] * len(settings.comparisons)
+    if probe_pairs > 0:
+        fractions = thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
+    frame = pattern_counts(linker, everything, sample_sql=sample(1.0), fractions=fractions, seed=config.seed)
+    pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
             f"{config.name}: u estimation sampled no record pairs from {sum(sizes)} rows; "
             "the inputs are too small to train on"
         )
-    for k, cc in enumerate(settings.comparisons):
-        not_null = gammas[:, k] != -1
-        denominator = counts[not_null].sum() or 1.0
+    for cc, counts in zip(settings.comparisons, level_counts(settings, frame)):
+        denominator = sum(counts.values()) or 1.0
         for level in cc._comparison_levels_excluding_null:
-            seen = counts[gammas[:, k] == level.comparison_vector_value].sum()
+            seen = counts[level.comparison_vector_value]
             level._add_trained_u_probability(max(seen, 1.0) / denominator, "estimate u by random sampling")
-    return pairs
+    return {
+        "sampled_pairs": pairs,
+        "probe_pairs": probe_pairs,
+        "evaluated_share": {cc.output_column_name: round(f, 4) for cc, f in zip(settings.comparisons, fractions)},
+    }
 
 
 def _blocking_adjusted_lambda(settings, rule: BlockingRule) -> float:
@@ -202,7 +257,7 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
     timings["lambda"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    u_pairs = estimate_u(linker, config, sizes)
+    u_sampling = estimate_u(linker, config, sizes)
     linker._populate_m_u_from_trained_values()
     timings["u"] = time.perf_counter() - t
 
@@ -218,11 +273,14 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
         "rows": sum(sizes),
         "rows_per_input": dict(zip([s.name for s in config.inputs], sizes)),
         "probability_two_random_records_match": linker._settings_obj._probability_two_random_records_match,
-        "u_sampled_pairs": u_pairs,
+        "u_sampling": u_sampling,
         "em_sessions": sessions,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "versions": versions(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    log.info("trained on %d rows in %.1f s (u from %d sampled pairs, %d EM sessions)", sum(sizes), timings["total"], u_pairs, len(sessions))
+    log.info(
+        "trained on %d rows in %.1f s (u from %d sampled pairs, %d EM sessions)",
+        sum(sizes), timings["total"], u_sampling["sampled_pairs"], len(sessions),
+    )
     return TrainedModel(linker.misc.save_model_to_json(), metadata)
