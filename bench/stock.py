@@ -133,6 +133,8 @@ def splink_spark_stock(spark: SparkSession, config: TransformConfig, checkpoint_
     started = time.perf_counter()
     frames = read_spark_inputs(spark, config)
     db_api = SparkAPI(spark_session=spark)
+    for spec in config.inputs:  # an earlier round's temp views share these names
+        spark.catalog.dropTempView(spec.name)
     tables = [db_api.register(df, dataset_display_name=spec.name) for df, spec in zip(frames, config.inputs)]
     linker = Linker(tables if len(tables) > 1 else tables[0], splink_settings(config), log_level=logging.WARNING)
     timings["setup"] = time.perf_counter() - started
