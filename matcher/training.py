@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -59,55 +60,68 @@ def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
     return f"CASE WHEN {pair_hash} < {int(fraction * _SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
 
 
-def pattern_counts(
-    linker: Linker,
-    rule: BlockingRule,
-    *,
-    sample_sql: str | None = None,
-    fractions: list[float] | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Count blocked pairs per distinct comparison vector, in one Spark job.
+@dataclass(frozen=True)
+class PairSet:
+    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if None)."""
 
-    ``sample_sql``, a boolean SQL condition on the input rows, restricts both sides
-    of the pairing to a sample (used with a ``1=1`` rule for u estimation).
-    ``fractions`` (one per comparison) evaluate comparison k on a seeded share of the
-    pairs only; elsewhere its value is :data:`SKIPPED`.
+    name: str
+    rule: BlockingRule
+    sample_sql: str | None = None
+
+
+def pattern_counts(
+    linker: Linker, pair_sets: list[PairSet], *, fractions: list[float] | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Count the pairs of each set per distinct comparison vector, all sets in one Spark job.
+
+    Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
+    (one per comparison) evaluate comparison k on a seeded share of the pairs only;
+    elsewhere its value is :data:`SKIPPED`.
     """
     settings = linker._settings_obj
     info = settings.column_info_settings
     pipeline = CTEPipeline()
     enqueue_df_concat_with_tf(linker, pipeline)
-    source = "__splink__df_concat_with_tf"
-    if sample_sql:
-        # the sample is small: spread it so the cross join below uses every core
-        partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
-        pipeline.enqueue_sql(f"select /*+ REPARTITION({partitions}) */ * from {source} where {sample_sql}", "__matcher__sample")
-        source = "__matcher__sample"
-    # One join straight to the compared columns (Splink's predict first materialises id
-    # pairs, deduplicated across rules, then joins back twice; a single rule needs neither).
+    # One join per set straight to the compared columns (Splink's predict materialises id
+    # pairs deduplicated across rules, then joins back twice; a single rule needs neither).
     where = _sql_gen_where_condition(settings._link_type, info.unique_id_input_columns)
-    pipeline.enqueue_sql(
-        f"select {', '.join(settings._columns_to_select_for_blocking)} "
-        f"from {source} as l inner join {source} as r on ({rule.blocking_rule_sql}) {where}",
-        "__matcher__pairs",
-    )
+    columns = ", ".join(settings._columns_to_select_for_blocking)
+    partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
+    selects = []
+    for i, pair_set in enumerate(pair_sets):
+        source = "__splink__df_concat_with_tf"
+        if pair_set.sample_sql:
+            # a sample is small: spread it so its cross join uses every core
+            pipeline.enqueue_sql(
+                f"select /*+ REPARTITION({partitions}) */ * from {source} where {pair_set.sample_sql}",
+                f"__matcher__sample_{i}",
+            )
+            source = f"__matcher__sample_{i}"
+        selects.append(
+            f"select '{pair_set.name}' as pair_set, {columns} "
+            f"from {source} as l inner join {source} as r on ({pair_set.rule.blocking_rule_sql}) {where}"
+        )
+    pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs")
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
     pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {_SAMPLE_BUCKETS})"
     fractions = fractions or [1.0] * len(settings.comparisons)
     vectors = ", ".join(_gamma_sql(cc, f, pair_hash) for cc, f in zip(settings.comparisons, fractions))
-    pipeline.enqueue_sql(f"select {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
-    gamma_columns = [cc._gamma_column_name for cc in settings.comparisons]
-    gammas = ", ".join(gamma_columns)
+    pipeline.enqueue_sql(f"select pair_set, {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
+    keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
     pipeline.enqueue_sql(
-        f"select {gammas}, count(*) as pattern_count from __matcher__comparison_vectors group by {gammas}",
+        f"select {', '.join(keys)}, count(*) as pattern_count from __matcher__comparison_vectors "
+        f"group by {', '.join(keys)}",
         "__matcher__pattern_counts",
     )
     counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
     frame = counts.as_pandas_dataframe()
     counts.drop_table_from_database_and_remove_from_cache()
     # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
-    return frame.sort_values(gamma_columns, ignore_index=True)
+    return frame.sort_values(keys, ignore_index=True)
+
+
+def _of(frame: pd.DataFrame, pair_set: PairSet) -> pd.DataFrame:
+    return frame[frame["pair_set"] == pair_set.name]
 
 
 def _gammas(settings, frame: pd.DataFrame) -> np.ndarray:
@@ -146,45 +160,55 @@ def thinning_fractions(probe: list[dict[int, float]], probe_pairs: int, full_pai
     return fractions
 
 
-def estimate_u(linker: Linker, config: TransformConfig, sizes: list[int]) -> dict:
+class USampler:
+    """Random pairs for u: row samples chosen by a seeded hash of the record id.
+
+    ``full`` holds about ``config.u_max_pairs`` pairs; ``probe`` is a nested sample of
+    :data:`U_PROBE_SHARE` of them, used to measure how common each comparison level is.
+    """
+
+    def __init__(self, linker: Linker, config: TransformConfig, sizes: list[int]):
+        settings = linker._settings_obj
+        self.total_pairs = _total_pairs(sizes, settings._link_type)
+        self.proportion = min(1.0, math.sqrt(config.u_max_pairs / max(self.total_pairs, 1)))
+        uid = settings.column_info_settings.unique_id_input_column.name
+        key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
+        self._row_hash = f"pmod(xxhash64({key}, {config.seed}), {_SAMPLE_BUCKETS})"
+        everything = BlockingRule("1=1", _DIALECT)
+        self.probe = PairSet("u_probe", everything, self._sample(U_PROBE_SHARE))
+        self.full = PairSet("u_sample", everything, self._sample(1.0))
+
+    def _sample(self, share: float) -> str:
+        return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * _SAMPLE_BUCKETS))}"
+
+
+def estimate_u(linker: Linker, config: TransformConfig, sampler: USampler, probe: pd.DataFrame) -> dict:
     """Estimate u from the comparison vectors of randomly sampled pairs.
 
-    Rows are sampled by a seeded hash of their id, so the same data and seed give the
-    same sample of about ``config.u_max_pairs`` pairs. Like Splink, a comparison stops
-    needing pairs once each of its levels has been seen ``U_MIN_COUNT_PER_LEVEL`` times;
-    here a probe (2% of the sample) measures how common each level is, and the full
-    sample then evaluates each comparison on just the share of pairs it needs (one
-    Spark job, not one per comparison and chunk). A level never seen gets
+    Like Splink, a comparison stops needing pairs once each of its levels has been seen
+    ``U_MIN_COUNT_PER_LEVEL`` times; here the ``probe`` counts say how common each level
+    is, and the full sample evaluates each comparison on just the share of pairs it
+    needs (one Spark job, not one per comparison and chunk). A level never seen gets
     u = 1 / pairs (an upper bound).
     """
     settings = linker._settings_obj
-    proportion = min(1.0, math.sqrt(config.u_max_pairs / max(_total_pairs(sizes, settings._link_type), 1)))
-    uid = settings.column_info_settings.unique_id_input_column.name
-    key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
-    row_hash = f"pmod(xxhash64({key}, {config.seed}), {_SAMPLE_BUCKETS})"
-
-    def sample(share: float) -> str:
-        return f"{row_hash} < {max(1, int(proportion * math.sqrt(share) * _SAMPLE_BUCKETS))}"
-
-    everything = BlockingRule("1=1", _DIALECT)
-    probe = pattern_counts(linker, everything, sample_sql=sample(U_PROBE_SHARE), seed=config.seed)
     probe_pairs = int(probe["pattern_count"].sum())
-    full_pairs = _total_pairs(sizes, settings._link_type) * proportion**2
     fractions = [1.0] * len(settings.comparisons)
     if probe_pairs > 0:
+        full_pairs = sampler.total_pairs * sampler.proportion**2
         fractions = thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
-    frame = pattern_counts(linker, everything, sample_sql=sample(1.0), fractions=fractions, seed=config.seed)
+    frame = pattern_counts(linker, [sampler.full], fractions=fractions, seed=config.seed)
     pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
-            f"{config.name}: u estimation sampled no record pairs from {sum(sizes)} rows; "
-            "the inputs are too small to train on"
+            f"{config.name}: u estimation sampled no record pairs from the inputs; they are too small to train on"
         )
     for cc, counts in zip(settings.comparisons, level_counts(settings, frame)):
         denominator = sum(counts.values()) or 1.0
         for level in cc._comparison_levels_excluding_null:
             seen = counts[level.comparison_vector_value]
             level._add_trained_u_probability(max(seen, 1.0) / denominator, "estimate u by random sampling")
+    linker._populate_m_u_from_trained_values()
     return {
         "sampled_pairs": pairs,
         "probe_pairs": probe_pairs,
@@ -202,16 +226,17 @@ def _blocking_adjusted_lambda(settings, rule: BlockingRule) -> float:
     return bayes_factor_to_prob(bayes_factor)
 
 
-def estimate_m(linker: Linker, config: TransformConfig, rule_spec: RuleSpec) -> dict:
-    """One EM session blocked on ``rule_spec``: comparisons the rule uses are not estimated."""
+def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, frame: pd.DataFrame) -> dict:
+    """One EM session on the pattern counts of the pairs ``rule`` blocks.
+
+    Comparisons that use the rule's columns are not estimated, as in Splink.
+    """
     settings = linker._settings_obj
-    rule = _rule(rule_spec)
     used = set(get_columns_used_from_sql(rule.blocking_rule_sql, _DIALECT))
     active = [
         k for k, cc in enumerate(settings.comparisons)
         if not used & {c.input_name for c in cc._input_columns_used_by_case_statement}
     ]
-    frame = pattern_counts(linker, rule)
     if frame.empty:
         raise InputDataError(
             f"{config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} produced no record pairs"
@@ -256,13 +281,19 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
     )
     timings["lambda"] = time.perf_counter() - t
 
+    # one Spark job counts the pairs of every EM session and the u probe; one more the u sample
     t = time.perf_counter()
-    u_sampling = estimate_u(linker, config, sizes)
-    linker._populate_m_u_from_trained_values()
+    sampler = USampler(linker, config, sizes)
+    em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
+    counts = pattern_counts(linker, [sampler.probe, *em_sets], seed=config.seed)
+    timings["count_patterns"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    u_sampling = estimate_u(linker, config, sampler, _of(counts, sampler.probe))
     timings["u"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sessions = [estimate_m(linker, config, rule) for rule in config.training.em_blocking_rules]
+    sessions = [estimate_m(linker, config, s.rule, _of(counts, s)) for s in em_sets]
     timings["m"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
 
