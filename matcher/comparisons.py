@@ -6,8 +6,9 @@ Each comparison kind maps to one Splink comparison (its levels are Splink's):
 kind       levels
 =========  =================================================================
 name       exact, Jaro-Winkler > 0.92 / 0.88 / 0.70, else
-date       exact, Damerau-Levenshtein <= 1, within 1 month / 1 year / 10 years, else
-           (ISO ``yyyy-MM-dd`` strings; unparseable dates count as null)
+date       exact, Levenshtein <= 1, within 1 month / 1 year / 10 years, else
+           (ISO ``yyyy-MM-dd`` strings, parsed once per record by :func:`comparable`;
+           unparseable dates count as null)
 email      exact, exact username, Jaro-Winkler on username, else
 phone      exact, Levenshtein <= 1 / 2, else
 postcode   exact, sector, district, area (UK-style prefixes), else
@@ -25,6 +26,8 @@ from typing import Any, Callable
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from splink import SettingsCreator, block_on
 from splink.internals.comparison_creator import ComparisonCreator
 
@@ -49,7 +52,7 @@ def _numeric(col: str) -> ComparisonCreator:
 
 _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.name: cl.NameComparison,
-    ComparisonKind.date: lambda c: cl.DateOfBirthComparison(c, input_is_string=True),
+    ComparisonKind.date: lambda c: cl.DateOfBirthComparison(c, input_is_string=False),
     ComparisonKind.email: cl.EmailComparison,
     ComparisonKind.phone: lambda c: cl.LevenshteinAtThresholds(c, [1, 2]),
     ComparisonKind.postcode: cl.PostcodeComparison,
@@ -57,6 +60,16 @@ _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.numeric: _numeric,
     ComparisonKind.text: lambda c: cl.JaroWinklerAtThresholds(c, [0.9, 0.7]),
 }
+
+
+def comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
+    """The rows as Splink compares them: date columns parsed to dates once per record.
+
+    Parsing once here, instead of in every comparison level of every pair, is most of
+    what a date comparison costs.
+    """
+    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
+    return df.select(*(F.to_date(c, "yyyy-MM-dd").alias(c) if c in dates else F.col(c) for c in df.columns))
 
 
 def comparison_for(column: ColumnSpec) -> ComparisonCreator:

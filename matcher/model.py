@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
 
-from matcher.comparisons import SOURCE_DATASET_COLUMN, splink_settings
+from matcher.comparisons import SOURCE_DATASET_COLUMN, comparable, splink_settings
 from matcher.config import TransformConfig
 from matcher.errors import ModelError
 from matcher.outputs import atomic_directory
@@ -76,6 +76,7 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
     """
     db_api = SparkAPI(spark_session=df.sparkSession)
     tag = uuid.uuid4().hex[:8]
+    df = comparable(df, config)
 
     def register(table: DataFrame, name: str):
         return db_api.register(table, dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
