@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import DuckDBAPI, Linker, SparkAPI
 
-from matcher.comparisons import SOURCE_DATASET_COLUMN, blocking_rule, splink_settings
+from matcher.comparisons import SOURCE_DATASET_COLUMN, blocking_rule, comparable, splink_settings
 from matcher.config import ComparisonKind, TransformConfig
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def read_spark_inputs(spark: SparkSession, config: TransformConfig) -> list[Data
         options = {"header": "true", **spec.options} if spec.format == "csv" else dict(spec.options)
         df = spark.read.format(spec.format).options(**options).load(spec.path)
         df = df.select(*[F.col(c).cast("string").alias(c) if c in strings else F.col(c) for c in wanted_columns(config)])
-        frames.append(df)
+        frames.append(comparable(df, config))  # the model spec compares parsed dates
     return frames
 
 
@@ -78,6 +78,10 @@ def read_pandas_inputs(config: TransformConfig) -> list[pd.DataFrame]:
         df = readers[spec.format](spec.path)[wanted_columns(config)]
         for c in _string_columns(config):
             df[c] = df[c].astype("string").astype(object).where(df[c].notna(), None)
+        for c in config.columns:  # the model spec compares parsed dates (matcher.comparisons.comparable)
+            if c.kind is ComparisonKind.date:
+                parsed = pd.to_datetime(df[c.name], format="%Y-%m-%d", errors="coerce")
+                df[c.name] = [d.date() if pd.notna(d) else None for d in parsed]
         frames.append(df)
     return frames
 
