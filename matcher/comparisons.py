@@ -16,8 +16,9 @@ exact      exact, else
 numeric    exact, absolute difference <= 1 / 10, else
 text       exact, Jaro-Winkler > 0.90 / 0.70, else
 =========  =================================================================
-Every comparison has a null level first, and term-frequency adjustment on the exact
-level when the column sets ``term_frequency: true``.
+Every comparison has a null level first. ``term_frequency: true`` adjusts the exact
+level for how common the value is; ``name`` and ``email`` comparisons always do (Splink's
+defaults for them).
 """
 
 from __future__ import annotations
