@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +71,14 @@ def read_spark_inputs(spark: SparkSession, config: TransformConfig) -> list[Data
     return frames
 
 
+def _iso_date(value: str | None) -> date | None:
+    """A ``yyyy-MM-dd`` string as a date (any year 1-9999, unlike pandas' timestamps), else None."""
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def read_pandas_inputs(config: TransformConfig) -> list[pd.DataFrame]:
     """One pandas DataFrame per input, restricted to the run's columns, matching columns as strings."""
     readers = {"parquet": pd.read_parquet, "csv": lambda p: pd.read_csv(p, dtype=str), "json": lambda p: pd.read_json(p, lines=True)}
@@ -80,8 +89,7 @@ def read_pandas_inputs(config: TransformConfig) -> list[pd.DataFrame]:
             df[c] = df[c].astype("string").astype(object).where(df[c].notna(), None)
         for c in config.columns:  # the model spec compares parsed dates (matcher.comparisons.comparable)
             if c.kind is ComparisonKind.date:
-                parsed = pd.to_datetime(df[c.name], format="%Y-%m-%d", errors="coerce")
-                df[c.name] = [d.date() if pd.notna(d) else None for d in parsed]
+                df[c.name] = [_iso_date(v) for v in df[c.name]]
         frames.append(df)
     return frames
 

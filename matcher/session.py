@@ -73,6 +73,9 @@ def get_session(*, checkpoint_dir: str | Path | None = None, **local_options) ->
     if launched_by_jvm or similarity_jar() not in spark.conf.get("spark.jars", ""):
         log.debug("adding Splink's similarity jar with ADD JAR")
         spark.sql(f"ADD JAR '{similarity_jar()}'")
+    # dates before 1582 (historical records) are written as they are, in the proleptic calendar
+    for mode in ("datetimeRebaseModeInWrite", "datetimeRebaseModeInRead", "int96RebaseModeInWrite", "int96RebaseModeInRead"):
+        spark.conf.set(f"spark.sql.parquet.{mode}", "CORRECTED")
     if checkpoint_dir is not None:
         spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
     return spark

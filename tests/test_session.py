@@ -1,0 +1,29 @@
+"""The session factory: Splink's jar, sizing, and settings real customer data needs."""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from matcher.session import similarity_jar
+
+
+def test_dates_before_the_gregorian_switch_round_trip_through_parquet(spark, tmp_path):
+    # historical records (e.g. historical_50k) carry dates before 1582, which Spark refuses by default
+    df = spark.createDataFrame([("1066-10-14",), ("0050-01-01",)], "d string").select(F.to_date("d").alias("d"))
+    df.write.parquet(str(tmp_path / "dates"))
+    back = sorted(str(r.d) for r in spark.read.parquet(str(tmp_path / "dates")).collect())
+    assert back == ["0050-01-01", "1066-10-14"]
+
+
+def test_splinks_similarity_functions_are_registered(spark):
+    assert similarity_jar().endswith(".jar")
+    from splink import SparkAPI
+
+    SparkAPI(spark_session=spark)  # registers the UDFs from the jar
+    row = spark.sql("select jaro_winkler('martha', 'marhta') as s").first()
+    assert 0.95 < row.s < 0.97
+
+
+def test_local_sessions_size_shuffles_to_the_machine(spark):
+    assert int(spark.conf.get("spark.sql.shuffle.partitions")) == 4  # two per core on the 2-core test session
+    assert spark.conf.get("spark.ui.enabled") == "false"
