@@ -5,7 +5,7 @@ Here each estimate costs one Spark aggregation: the blocked (or sampled) pairs a
 turned into comparison vectors and counted per distinct pattern in Spark, the counts
 (a few hundred rows) are collected, and the arithmetic runs in the driver
 (:mod:`matcher.em`). The estimates are written back into Splink's settings, so the
-saved model is an ordinary Splink model.
+saved model is an ordinary Splink model. Counting lives in :mod:`matcher.patterns`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from splink import Linker
-from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
+from splink.internals.blocking import BlockingRule
 from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
 from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
 from splink.internals.parse_sql import get_columns_used_from_sql
-from splink.internals.pipeline import CTEPipeline
 from splink.internals.settings import Settings
-from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
 
 from matcher.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
 from matcher.config import BlockingRule as RuleSpec
@@ -34,11 +30,11 @@ from matcher.config import TransformConfig
 from matcher.em import expectation_maximisation
 from matcher.errors import InputDataError
 from matcher.model import TrainedModel, make_linker, versions
+from matcher.patterns import SAMPLE_BUCKETS, PairSet, gammas, level_counts, of_set, pattern_counts
 
 log = logging.getLogger(__name__)
 
 _DIALECT = "spark"
-_SAMPLE_BUCKETS = 1_000_000
 U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
 U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
 U_PROBE_SAFETY = 2.0  # evaluate twice the share the probe says is needed
@@ -48,101 +44,11 @@ def _rule(rule: RuleSpec) -> BlockingRule:
     return to_blocking_rule_creator(blocking_rule(rule)).get_blocking_rule(_DIALECT)
 
 
-SKIPPED = -2
-"""Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
-
-
-def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
-    """Splink's CASE for one comparison, evaluated only on a ``fraction`` of the pairs."""
-    case = "CASE\n" + "\n".join(cl._when_then_comparison_vector_value_sql for cl in cc.comparison_levels) + "\nEND"
-    if fraction >= 1.0:
-        return f"{case} as {cc._gamma_column_name}"
-    return f"CASE WHEN {pair_hash} < {int(fraction * _SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
-
-
-@dataclass(frozen=True)
-class PairSet:
-    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if None)."""
-
-    name: str
-    rule: BlockingRule
-    sample_sql: str | None = None
-
-
-def pattern_counts(
-    linker: Linker, pair_sets: list[PairSet], *, fractions: list[float] | None = None, seed: int = 0
-) -> pd.DataFrame:
-    """Count the pairs of each set per distinct comparison vector, all sets in one Spark job.
-
-    Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
-    (one per comparison) evaluate comparison k on a seeded share of the pairs only;
-    elsewhere its value is :data:`SKIPPED`.
-    """
-    settings = linker._settings_obj
-    info = settings.column_info_settings
-    pipeline = CTEPipeline()
-    enqueue_df_concat_with_tf(linker, pipeline)
-    # One join per set straight to the compared columns (Splink's predict materialises id
-    # pairs deduplicated across rules, then joins back twice; a single rule needs neither).
-    where = _sql_gen_where_condition(settings._link_type, info.unique_id_input_columns)
-    columns = ", ".join(settings._columns_to_select_for_blocking)
-    partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
-    selects = []
-    for i, pair_set in enumerate(pair_sets):
-        source = "__splink__df_concat_with_tf"
-        if pair_set.sample_sql:
-            # a sample is small: spread it so its cross join uses every core
-            pipeline.enqueue_sql(
-                f"select /*+ REPARTITION({partitions}) */ * from {source} where {pair_set.sample_sql}",
-                f"__matcher__sample_{i}",
-            )
-            source = f"__matcher__sample_{i}"
-        selects.append(
-            f"select '{pair_set.name}' as pair_set, {columns} "
-            f"from {source} as l inner join {source} as r on ({pair_set.rule.blocking_rule_sql}) {where}"
-        )
-    pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs")
-    ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
-    pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {_SAMPLE_BUCKETS})"
-    fractions = fractions or [1.0] * len(settings.comparisons)
-    vectors = ", ".join(_gamma_sql(cc, f, pair_hash) for cc, f in zip(settings.comparisons, fractions))
-    pipeline.enqueue_sql(f"select pair_set, {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
-    keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
-    pipeline.enqueue_sql(
-        f"select {', '.join(keys)}, count(*) as pattern_count from __matcher__comparison_vectors "
-        f"group by {', '.join(keys)}",
-        "__matcher__pattern_counts",
-    )
-    counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
-    frame = counts.as_pandas_dataframe()
-    counts.drop_table_from_database_and_remove_from_cache()
-    # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
-    return frame.sort_values(keys, ignore_index=True)
-
-
-def _of(frame: pd.DataFrame, pair_set: PairSet) -> pd.DataFrame:
-    return frame[frame["pair_set"] == pair_set.name]
-
-
-def _gammas(settings, frame: pd.DataFrame) -> np.ndarray:
-    return frame[[cc._gamma_column_name for cc in settings.comparisons]].to_numpy(dtype=int)
-
-
 def _total_pairs(sizes: list[int], link_type: str) -> float:
     n = sum(sizes)
     if link_type == "link_only":
         return (n * n - sum(s * s for s in sizes)) / 2
     return n * (n - 1) / 2
-
-
-def level_counts(settings, frame: pd.DataFrame) -> list[dict[int, float]]:
-    """Per comparison, how many evaluated non-null pairs fell in each level."""
-    gammas, counts = _gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
-    return [
-        {cl.comparison_vector_value: float(counts[gammas[:, k] == cl.comparison_vector_value].sum())
-         for cl in cc._comparison_levels_excluding_null}
-        for k, cc in enumerate(settings.comparisons)
-    ]
 
 
 def thinning_fractions(probe: list[dict[int, float]], probe_pairs: int, full_pairs: float, min_count: int) -> list[float]:
@@ -173,13 +79,13 @@ class USampler:
         self.proportion = min(1.0, math.sqrt(config.u_max_pairs / max(self.total_pairs, 1)))
         uid = settings.column_info_settings.unique_id_input_column.name
         key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
-        self._row_hash = f"pmod(xxhash64({key}, {config.seed}), {_SAMPLE_BUCKETS})"
+        self._row_hash = f"pmod(xxhash64({key}, {config.seed}), {SAMPLE_BUCKETS})"
         everything = BlockingRule("1=1", _DIALECT)
         self.probe = PairSet("u_probe", everything, self._sample(U_PROBE_SHARE))
         self.full = PairSet("u_sample", everything, self._sample(1.0))
 
     def _sample(self, share: float) -> str:
-        return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * _SAMPLE_BUCKETS))}"
+        return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * SAMPLE_BUCKETS))}"
 
 
 def estimate_u(linker: Linker, config: TransformConfig, sampler: USampler, probe: pd.DataFrame) -> dict:
@@ -244,7 +150,7 @@ def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, fram
     comparisons = [settings.comparisons[k] for k in active]
     levels = [cc._comparison_levels_excluding_null for cc in comparisons]
     result = expectation_maximisation(
-        _gammas(settings, frame)[:, active],
+        gammas(settings, frame)[:, active],
         frame["pattern_count"].to_numpy(),
         [{cl.comparison_vector_value: cl.m_probability for cl in lv} for lv in levels],
         [{cl.comparison_vector_value: cl.u_probability for cl in lv} for lv in levels],
@@ -289,11 +195,11 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
     timings["count_patterns"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    u_sampling = estimate_u(linker, config, sampler, _of(counts, sampler.probe))
+    u_sampling = estimate_u(linker, config, sampler, of_set(counts, sampler.probe))
     timings["u"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sessions = [estimate_m(linker, config, s.rule, _of(counts, s)) for s in em_sets]
+    sessions = [estimate_m(linker, config, s.rule, of_set(counts, s)) for s in em_sets]
     timings["m"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
 

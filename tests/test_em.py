@@ -70,7 +70,6 @@ def test_each_estimated_m_distribution_sums_to_one():
 
 
 def test_levels_never_observed_are_left_out_of_m():
-    m = [{**TRUE_M[0], 3: 0.0}, *TRUE_M[1:]]
     u = [{**TRUE_U[0], 3: 0.0}, *TRUE_U[1:]]
     gammas, counts = expected_pattern_counts(TRUE_M, TRUE_U, TRUE_LAMBDA)  # level 3 never occurs
     start = [{**FLAT_START[0], 3: 0.25}, *FLAT_START[1:]]

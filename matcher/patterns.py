@@ -1,0 +1,112 @@
+"""Count record pairs per distinct comparison vector (pattern), in one Spark job.
+
+Fellegi-Sunter estimation needs only how often each combination of comparison levels
+occurs among a set of pairs. :func:`pattern_counts` builds the pairs of several sets
+(a blocking rule, optionally among a row sample), evaluates Splink's comparison SQL on
+them and groups by the levels, so that what reaches the driver is a small table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from splink import Linker
+from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
+from splink.internals.pipeline import CTEPipeline
+from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
+
+SAMPLE_BUCKETS = 1_000_000
+"""Hash buckets used to draw seeded samples of rows or pairs."""
+
+SKIPPED = -2
+"""Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
+
+
+def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
+    """Splink's CASE for one comparison, evaluated only on a ``fraction`` of the pairs."""
+    case = "CASE\n" + "\n".join(cl._when_then_comparison_vector_value_sql for cl in cc.comparison_levels) + "\nEND"
+    if fraction >= 1.0:
+        return f"{case} as {cc._gamma_column_name}"
+    return f"CASE WHEN {pair_hash} < {int(fraction * SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if None)."""
+
+    name: str
+    rule: BlockingRule
+    sample_sql: str | None = None
+
+
+def pattern_counts(
+    linker: Linker, pair_sets: list[PairSet], *, fractions: list[float] | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Count the pairs of each set per distinct comparison vector, all sets in one Spark job.
+
+    Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
+    (one per comparison) evaluate comparison k on a seeded share of the pairs only;
+    elsewhere its value is :data:`SKIPPED`.
+    """
+    settings = linker._settings_obj
+    info = settings.column_info_settings
+    pipeline = CTEPipeline()
+    enqueue_df_concat_with_tf(linker, pipeline)
+    # One join per set straight to the compared columns (Splink's predict materialises id
+    # pairs deduplicated across rules, then joins back twice; a single rule needs neither).
+    where = _sql_gen_where_condition(settings._link_type, info.unique_id_input_columns)
+    columns = ", ".join(settings._columns_to_select_for_blocking)
+    partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
+    selects = []
+    for i, pair_set in enumerate(pair_sets):
+        source = "__splink__df_concat_with_tf"
+        if pair_set.sample_sql:
+            # a sample is small: spread it so its cross join uses every core
+            pipeline.enqueue_sql(
+                f"select /*+ REPARTITION({partitions}) */ * from {source} where {pair_set.sample_sql}",
+                f"__matcher__sample_{i}",
+            )
+            source = f"__matcher__sample_{i}"
+        selects.append(
+            f"select '{pair_set.name}' as pair_set, {columns} "
+            f"from {source} as l inner join {source} as r on ({pair_set.rule.blocking_rule_sql}) {where}"
+        )
+    pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs")
+    ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
+    pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {SAMPLE_BUCKETS})"
+    fractions = fractions or [1.0] * len(settings.comparisons)
+    vectors = ", ".join(_gamma_sql(cc, f, pair_hash) for cc, f in zip(settings.comparisons, fractions))
+    pipeline.enqueue_sql(f"select pair_set, {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
+    keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
+    pipeline.enqueue_sql(
+        f"select {', '.join(keys)}, count(*) as pattern_count from __matcher__comparison_vectors "
+        f"group by {', '.join(keys)}",
+        "__matcher__pattern_counts",
+    )
+    counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
+    frame = counts.as_pandas_dataframe()
+    counts.drop_table_from_database_and_remove_from_cache()
+    # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
+    return frame.sort_values(keys, ignore_index=True)
+
+
+def of_set(frame: pd.DataFrame, pair_set: PairSet) -> pd.DataFrame:
+    """The rows of a :func:`pattern_counts` frame that belong to ``pair_set``."""
+    return frame[frame["pair_set"] == pair_set.name]
+
+
+def gammas(settings, frame: pd.DataFrame) -> np.ndarray:
+    """The comparison-vector columns of a pattern-count frame as a ``(patterns, comparisons)`` array."""
+    return frame[[cc._gamma_column_name for cc in settings.comparisons]].to_numpy(dtype=int)
+
+
+def level_counts(settings, frame: pd.DataFrame) -> list[dict[int, float]]:
+    """Per comparison, how many evaluated non-null pairs fell in each level."""
+    vectors, counts = gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
+    return [
+        {cl.comparison_vector_value: float(counts[vectors[:, k] == cl.comparison_vector_value].sum())
+         for cl in cc._comparison_levels_excluding_null}
+        for k, cc in enumerate(settings.comparisons)
+    ]
