@@ -17,8 +17,10 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -73,13 +75,19 @@ def run_folder(config: TransformConfig, output: str | Path | None = None) -> Run
     return RunFolder(Path(root).resolve())
 
 
-def _session(folder: RunFolder, spark: SparkSession | None) -> SparkSession:
-    """The session to use, with Splink's intermediate tables checkpointed inside the run folder."""
+@contextmanager
+def _session(folder: RunFolder, spark: SparkSession | None) -> Iterator[SparkSession]:
+    """The session for one task, with Splink's intermediate tables checkpointed inside the
+    run folder and removed when the task ends, whether or not it succeeded."""
     folder.root.mkdir(parents=True, exist_ok=True)
-    if spark is None:
-        return get_session(checkpoint_dir=folder.checkpoints)
-    spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
-    return spark
+    try:
+        if spark is None:
+            spark = get_session(checkpoint_dir=folder.checkpoints)
+        else:
+            spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
+        yield spark
+    finally:
+        shutil.rmtree(folder.checkpoints, ignore_errors=True)
 
 
 def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) -> DataFrame:
@@ -90,8 +98,8 @@ def train_task(
     config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None
 ) -> TrainedModel:
     """Read the inputs (unless given), train, save the model artifact into ``folder.model``."""
-    spark = _session(folder, spark)
-    model = train(_inputs(config, spark, df), config)
+    with _session(folder, spark) as spark:
+        model = train(_inputs(config, spark, df), config)
     model.save(folder.model)
     log.info("model saved to %s", folder.model)
     return model
@@ -107,13 +115,13 @@ def match_task(
 ) -> dict:
     """Score and cluster the inputs with the saved model; write matches, pairs and summary.json."""
     started = time.perf_counter()
-    spark = _session(folder, spark)
     model = TrainedModel.load(folder.model, config)
-    df = _inputs(config, spark, df)
-    rows_in = df.count()
-    result = find_matches(df, config, model)
-    write_parquet(result.pairs, folder.pairs)
-    write_parquet(result.rows, folder.matches)
+    with _session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
+        df = _inputs(config, spark, df)
+        rows_in = df.count()
+        result = find_matches(df, config, model)
+        write_parquet(result.pairs, folder.pairs)
+        write_parquet(result.rows, folder.matches)
     written = spark.read.parquet(str(folder.matches))
     n_pairs = spark.read.parquet(str(folder.pairs)).count()
     summary = {
@@ -143,15 +151,15 @@ def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSessio
         raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
     if not folder.summary.exists():
         raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
-    spark = _session(folder, spark)
     summary = json.loads(folder.summary.read_text(encoding="utf-8"))
-    accuracy = evaluate(
-        spark.read.parquet(str(folder.matches)),
-        spark.read.parquet(str(folder.pairs)),
-        truth=config.truth_column,
-        threshold=summary["threshold_match_probability"],
-        link_type=config.resolved_link_type,
-    )
+    with _session(folder, spark) as spark:
+        accuracy = evaluate(
+            spark.read.parquet(str(folder.matches)),
+            spark.read.parquet(str(folder.pairs)),
+            truth=config.truth_column,
+            threshold=summary["threshold_match_probability"],
+            link_type=config.resolved_link_type,
+        )
     metrics = {**summary, **accuracy}
     write_json(metrics, folder.metrics)
     return metrics
@@ -160,12 +168,11 @@ def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSessio
 def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, retrain: bool = False) -> dict:
     """Train when there is no model for this config, match, and evaluate when truth is configured."""
     started = time.perf_counter()
-    spark = _session(folder, spark)
     try:
         fresh = TrainedModel.load(folder.model).fits(config) and not retrain
     except MatcherError:
         fresh = False
-    try:
+    with _session(folder, spark) as spark:
         df = read_inputs(spark, config).cache()
         train_s = 0.0
         if not fresh:
@@ -175,8 +182,6 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         summary = match_task(config, folder, spark, df=df, train_s=train_s)
         df.unpersist()
         metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
-    finally:
-        shutil.rmtree(folder.checkpoints, ignore_errors=True)
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)
     return metrics

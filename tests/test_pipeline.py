@@ -47,12 +47,18 @@ def split_run(spark, tmp_path_factory) -> dict:
     """``matcher train``, then ``match``, then ``evaluate`` on the demo, as separate commands."""
     folder = tmp_path_factory.mktemp("split_run")
     matcher("train", "--config", DEMO, "--output", folder)
+    checkpoints_after_train = (folder / "_checkpoints").exists()
     metadata = folder / "model" / "metadata.json"
     before = (metadata.read_text(encoding="utf-8"), metadata.stat().st_mtime_ns)
     matcher("match", "--config", DEMO, "--output", folder)
     matcher("evaluate", "--config", DEMO, "--output", folder)
     after = (metadata.read_text(encoding="utf-8"), metadata.stat().st_mtime_ns)
-    return {"folder": folder, "model_before_match": before, "model_after_match": after}
+    return {
+        "folder": folder,
+        "model_before_match": before,
+        "model_after_match": after,
+        "checkpoints_after_train": checkpoints_after_train,
+    }
 
 
 def read_json(path: Path) -> dict:
@@ -210,6 +216,11 @@ def test_evaluate_after_match_writes_metrics_on_top_of_the_summary(split_run):
     metrics = read_json(split_run["folder"] / "metrics.json")
     assert {k: metrics[k] for k in summary} == summary
     assert metrics["clusters"]["f1"] > 0.8
+
+
+def test_each_task_removes_its_intermediate_tables(split_run):
+    assert not split_run["checkpoints_after_train"]
+    assert not (split_run["folder"] / "_checkpoints").exists()
 
 
 def test_two_independent_trainings_give_identical_match_ids(spark, demo_run, split_run):
