@@ -108,9 +108,6 @@ def run_ours(spark, config, workdir: Path) -> dict[str, Any]:
     from matcher.pipeline import run_folder, run_task
 
     folder = run_folder(config, workdir / "ours_spark")
-    folder.root.mkdir(parents=True, exist_ok=True)
-    # Splink's break-lineage tables go to the run folder (older run_task left a given session's dir alone)
-    spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
     started = time.perf_counter()
     metrics = run_task(config, folder, spark, retrain=True)
     with_evaluation = time.perf_counter() - started

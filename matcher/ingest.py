@@ -36,10 +36,14 @@ def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
         df = spark.read.format(spec.format).options(**options).load(spec.path)
         df.schema  # noqa: B018 - forces Spark to open the file now
     except (PySparkException, Py4JJavaError) as err:
-        raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})") from None
+        raise _unreadable(spec, err) from None
     if not df.columns:
         raise InputDataError(f"{spec.path}: input {spec.name!r} is empty (no header, no columns)")
     return df
+
+
+def _unreadable(spec: InputSpec, err: Exception) -> InputDataError:
+    return InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})")
 
 
 def _reason(err: Exception) -> str:
@@ -91,8 +95,10 @@ def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, b
     return int(stats["rows"]), stats["numeric"] == stats["rows"]
 
 
-def _comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
-    """Dates become ISO strings; every other matching column is compared as a string."""
+def _uniform_types(df: DataFrame, config: TransformConfig) -> DataFrame:
+    """Matching columns get one type whatever the input: dates as ISO strings, numbers as
+    they are, everything else as strings (:func:`matcher.comparisons.comparable` then
+    parses the dates for comparison)."""
     exprs = []
     for column in config.columns:
         c = F.col(column.name)
@@ -134,7 +140,7 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
         try:
             rows, numeric = _check_primary_key(df, spec, config.primary_key)
         except (PySparkException, Py4JJavaError) as err:  # a file that opened but whose rows do not parse
-            raise InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})") from None
+            raise _unreadable(spec, err) from None
         log.info("input %s: %d rows", spec.name, rows)
         key = F.col(config.primary_key)
         # whole-number keys (often read from CSV as text) order as numbers; several inputs share a string key
@@ -142,4 +148,4 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
         df = df.withColumn(config.primary_key, key)
         frames.append(df.withColumn(SOURCE_DATASET_COLUMN, F.lit(spec.name)))
     stacked = reduce(lambda a, b: a.unionByName(b), frames)
-    return _comparable(stacked, config)
+    return _uniform_types(stacked, config)
