@@ -10,19 +10,51 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from matcher.config import load_config
+from matcher.config import TransformConfig, load_config
 from matcher.errors import ConfigError, InputDataError, MatcherError
-from matcher.pipeline import evaluate_task, match_task, run_folder, run_task, train_task
+from matcher.model import TrainedModel
+from matcher.pipeline import RunFolder, evaluate_task, match_task, run_folder, run_task, train_task
 
 log = logging.getLogger("matcher")
 
-_TASKS: dict[str, tuple[str, Callable]] = {
-    "train": ("estimate the model (lambda, u by sampling, m by EM) and save it to OUTPUT/model", train_task),
-    "match": ("score and cluster the inputs with OUTPUT/model; write OUTPUT/matches, OUTPUT/pairs, OUTPUT/summary.json", match_task),
-    "evaluate": ("compare OUTPUT/matches and OUTPUT/pairs with the config's truth_column; write OUTPUT/metrics.json", evaluate_task),
-    "run": ("train if OUTPUT/model is missing or was trained for another config, match, and evaluate when truth_column is set", run_task),
+@dataclass(frozen=True)
+class Task:
+    """One ``matcher`` subcommand: its help, its extra options and what it runs.
+
+    ``run`` receives the validated config, the run folder and the parsed arguments.
+    Every task also takes ``--config`` and ``--output``.
+    """
+
+    help: str
+    run: Callable[[TransformConfig, RunFolder, argparse.Namespace], object]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _retrain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--retrain", action="store_true", help="train a new model even if OUTPUT/model fits the config")
+
+
+TASKS: dict[str, Task] = {
+    "train": Task(
+        "estimate the model (lambda, u by sampling, m by EM) and save it to OUTPUT/model",
+        lambda config, folder, args: train_task(config, folder),
+    ),
+    "match": Task(
+        "score and cluster the inputs with OUTPUT/model; write OUTPUT/matches, OUTPUT/pairs, OUTPUT/summary.json",
+        lambda config, folder, args: match_task(config, folder),
+    ),
+    "evaluate": Task(
+        "compare OUTPUT/matches and OUTPUT/pairs with the config's truth_column; write OUTPUT/metrics.json",
+        lambda config, folder, args: evaluate_task(config, folder),
+    ),
+    "run": Task(
+        "train if OUTPUT/model is missing or was trained for another config, match, and evaluate when truth_column is set",
+        lambda config, folder, args: run_task(config, folder, retrain=args.retrain),
+        _retrain_option,
+    ),
 }
 
 
@@ -34,12 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging verbosity (default INFO; record values are only logged at DEBUG)")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
-    for name, (help_text, _) in _TASKS.items():
-        sub = tasks.add_parser(name, help=help_text, description=help_text)
+    for name, task in TASKS.items():
+        sub = tasks.add_parser(name, help=task.help, description=task.help)
         sub.add_argument("--config", required=True, metavar="PATH", help="transform configuration (YAML), e.g. configs/demo.yaml")
         sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
-        if name == "run":
-            sub.add_argument("--retrain", action="store_true", help="train a new model even if OUTPUT/model fits the config")
+        task.arguments(sub)
     return parser
 
 
@@ -72,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         folder = run_folder(config, args.output)
-        task = _TASKS[args.task][1]
-        result = task(config, folder, retrain=args.retrain) if args.task == "run" else task(config, folder)
+        result = TASKS[args.task].run(config, folder, args)
     except (ConfigError, InputDataError) as err:
         print(f"matcher: error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -87,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if isinstance(result, dict):
         _print_summary(result)
-    else:
+    elif isinstance(result, TrainedModel):
         print(f"model: {folder.model}")
+    elif result is not None:
+        print(result)
     return 0
 
 
