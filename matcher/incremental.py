@@ -3,8 +3,8 @@
 :func:`match_incremental_task` reads an existing run folder (``model/``, ``matches/``,
 ``pairs/``, ``summary.json``), a file of new records and optionally a delete list, and
 writes a complete, updated run folder plus a change log. Only the new records are
-scored, with Splink's ``predict_between`` (new against existing) and ``predict_within``
-(new among themselves), with the existing run's trained model and term frequencies of
+scored, with Splink's ``predict_between`` (new against existing and, in the same call,
+new among themselves), with the existing run's trained model and term frequencies of
 the updated dataset. Only the clusters they touch are re-clustered, in the driver.
 
 **Updates and deletes.** A new record whose primary key already exists is a new version:
@@ -66,6 +66,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 from splink import Linker, SparkAPI
 
 from matcher.clustering import cluster_edges
@@ -247,19 +248,31 @@ def score_new_records(
     spark: SparkSession,
     config: TransformConfig,
     model: TrainedModel,
-    candidates: DataFrame,
-    new: DataFrame,
+    candidates: pd.DataFrame,
+    new: pd.DataFrame,
+    schema: StructType,
     frequencies: dict[str, pd.DataFrame],
-) -> DataFrame:
-    """Scored pairs of the new records against the candidates (``predict_between``) and among themselves (``predict_within``).
+) -> pd.DataFrame:
+    """Score the new records against the existing candidates and among themselves with Splink's ``predict_between``.
 
-    ``frequencies`` maps each term-frequency column to its table (value, ``tf_<column>``).
-    Returns Splink's prediction columns, both sides' ``record_id`` included, ``l < r``.
+    One call does both: the left side is candidates + new records, the right side the
+    new records; a new-new pair comes back in both orientations and a record with
+    itself, so only ``l < r`` is kept among new records (what ``predict_within`` would
+    give, in one Spark job instead of two). ``frequencies`` maps each term-frequency
+    column to its table (value, ``tf_<column>``). Returns Splink's prediction columns.
     """
-    db_api = SparkAPI(spark_session=spark)
+    key = config.primary_key
+    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
+    # instead of writing each to the checkpoint folder as Parquet
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
     tag = uuid.uuid4().hex[:8]
-    left = db_api.register(comparable(candidates, config), dataset_display_name="existing", table_name=f"__matcher_existing_{tag}")
-    right = db_api.register(comparable(new, config), dataset_display_name="new", table_name=f"__matcher_new_{tag}")
+
+    def register(frame: pd.DataFrame, name: str):
+        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
+        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    left = register(pd.concat([candidates, new], ignore_index=True), "existing_and_new")
+    right = register(new, "new")
     linker = Linker(right, model.splink_model, log_level=None)
     dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
     for column in linker._settings_obj._term_frequency_columns:
@@ -269,9 +282,16 @@ def score_new_records(
             table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
         registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
         linker.table_management.register_term_frequency_lookup(registered, name)
-    between = linker.inference.predict_between(left, right, warning_mode="never").as_spark_dataframe()
-    within = linker.inference.predict_within(right, warning_mode="never").as_spark_dataframe()
-    return between.unionByName(within, allowMissingColumns=True)
+    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        scored = linker.inference.predict_between(left, right, warning_mode="never").as_spark_dataframe().toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+    new_keys = set(new[key])
+    both_new = scored[f"{key}_l"].isin(new_keys) & scored[f"{key}_r"].isin(new_keys)
+    keep = ~both_new | (scored[f"{key}_l"] < scored[f"{key}_r"])
+    return scored[keep].reset_index(drop=True)
 
 
 def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -513,13 +533,12 @@ def match_incremental_task(
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
-        candidate_df = spark.createDataFrame(candidates, schema=new_df.schema) if len(candidates) else spark.createDataFrame([], new_df.schema)
-        scored = score_new_records(spark, config, existing.model, candidate_df, new_df, frequencies)
-        side = {s: F.col(f"{key}{s}") for s in ("_l", "_r")}
-        if key != "record_id":
-            scored = scored.select(side["_l"].alias("record_id_l"), side["_r"].alias("record_id_r"), *scored.columns)
-        new_pairs = _orient(scored.toPandas())
+        scored = score_new_records(spark, config, existing.model, candidates, new, new_df.schema, frequencies)
         new_df.unpersist()
+        if key != "record_id":
+            scored.insert(0, "record_id_r", scored[f"{key}_r"])
+            scored.insert(0, "record_id_l", scored[f"{key}_l"])
+        new_pairs = _orient(scored)
         t = lap("score", t)
 
     # --- re-cluster the touched clusters in the driver

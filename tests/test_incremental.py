@@ -235,3 +235,29 @@ def test_deleting_a_key_the_existing_run_does_not_have_is_refused(runs, cli, wri
     result = cli("match-incremental", "--config", config, "--existing", runs["existing"].root, "--new", new,
                  "--delete", delete, "--output", tmp_path / "out")
     assert_one_line_error(result, str(delete), "not in the existing run", "99")
+
+
+@pytest.mark.slow
+def test_the_glue_style_job_runs_under_spark_submit(runs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(runs["config"].model_dump(mode="json")), encoding="utf-8")
+    new = write_csv(tmp_path / "new.csv", [(12, "eve", "e12")])
+    out = tmp_path / "run"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYSPARK_PYTHON": sys.executable}
+    completed = subprocess.run(
+        [str(bin_dir / "spark-submit"), "--driver-memory", "1g", str(REPO / "jobs" / "match_incremental.py"), "--JOB_NAME", "test",
+         "--config", str(config), "--existing", str(runs["existing"].root), "--new", str(new), "--output", str(out)],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "match_incremental: 1 new rows, 0 deleted, 7 clusters" in completed.stdout
+    assert record_changes(RunFolder(out)) == {12: ("joined", None, 7)}
