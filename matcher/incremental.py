@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -316,6 +317,89 @@ def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
     return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
 
 
+@dataclass
+class TermFrequencyDrift:
+    """Re-weigh already-scored pairs for the updated dataset's term frequencies, in the driver.
+
+    Adding or removing records changes every value's term frequency a little, hence the
+    term-frequency adjustment of every existing pair scored at an exact-match level. A full
+    re-run would score those pairs with the new frequencies; this applies Splink's formula
+    (``mw_tf_adj = w * (log2(u_exact) - log2(max(tf_l, tf_r, tf_minimum_u_value)))``,
+    ``match_weight = prior + sum of mw_* terms``) to the stored pairs, so the clustering
+    equals a full re-run's up to floating-point rounding.
+    """
+
+    prior: float
+    comparisons: list[tuple[str, str | None]]  # (output column, term-frequency column or None)
+    levels: dict[str, tuple[float, float, float]]  # tf column -> (log2 u of the exact level, weight, minimum u)
+    lookups: dict[str, dict]  # tf column -> value -> term frequency
+
+    @classmethod
+    def of(cls, model: TrainedModel, frequencies: dict[str, pd.DataFrame]) -> "TermFrequencyDrift":
+        settings = model.splink_model
+        prior = settings["probability_two_random_records_match"]
+        comparisons, levels = [], {}
+        for comparison in settings["comparisons"]:
+            tf_levels = [lvl for lvl in comparison["comparison_levels"] if lvl.get("tf_adjustment_column")]
+            column = tf_levels[0]["tf_adjustment_column"] if tf_levels else None
+            comparisons.append((comparison["output_column_name"], column))
+            if column:
+                level = tf_levels[0]
+                levels[column] = (math.log2(level["u_probability"]), float(level.get("tf_adjustment_weight", 1.0)),
+                                  float(level.get("tf_minimum_u_value", 0.0)))
+        lookups = {c: dict(zip(f[c].tolist(), f[f"tf_{c}"].tolist())) for c, f in frequencies.items()}
+        return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
+
+    def columns(self) -> list[str]:
+        needed = ["match_weight", "match_probability"]
+        for output, column in self.comparisons:
+            needed.append(f"mw_{output}")
+            if column:
+                needed += [f"mw_tf_adj_{output}", f"{column}_l", f"{column}_r", f"tf_{column}_l", f"tf_{column}_r"]
+        return needed
+
+    def applies_to(self, schema: pa.Schema) -> bool:
+        """Whether the pairs carry what re-weighing needs (Splink's intermediate columns, string values)."""
+        if not self.levels:
+            return False
+        names = set(schema.names)
+        return all(c in names for c in self.columns()) and all(
+            pa.types.is_string(schema.field(f"{c}_l").type) for c in self.levels
+        )
+
+    def reweigh(self, table: pa.Table) -> pa.Table:
+        """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``."""
+
+        def floats(name: str) -> np.ndarray:
+            return table[name].to_numpy(zero_copy_only=False).astype("float64")
+
+        weight = np.full(table.num_rows, self.prior)
+        columns: dict[str, np.ndarray] = {}
+        for output, column in self.comparisons:
+            weight = weight + floats(f"mw_{output}")
+            if not column:
+                continue
+            lookup = self.lookups[column]
+            sides = [pd.Series(table[f"{column}{s}"].to_pandas()).map(lookup).to_numpy(dtype="float64") for s in ("_l", "_r")]
+            log2_u, tf_weight, minimum = self.levels[column]
+            old = floats(f"mw_tf_adj_{output}")
+            exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))
+            applied = (old != 0) & ~np.isnan(old) & exists
+            with np.errstate(divide="ignore", invalid="ignore"):
+                largest = np.fmax(np.fmax(sides[0], sides[1]), minimum)
+                adjusted = np.where(applied, tf_weight * (log2_u - np.log(largest) / np.log(2.0)), old)
+            weight = weight + adjusted
+            columns[f"tf_{column}_l"], columns[f"tf_{column}_r"], columns[f"mw_tf_adj_{output}"] = sides[0], sides[1], adjusted
+        with np.errstate(over="ignore"):
+            probability = np.where(weight >= 0, 1.0 / (1.0 + np.power(2.0, -weight)), np.power(2.0, weight) / (1.0 + np.power(2.0, weight)))
+        columns["match_weight"], columns["match_probability"] = weight, probability
+        for name, values in columns.items():
+            field_ = table.schema.field(name)
+            array = pa.array(values, type=pa.float64(), from_pandas=True).cast(field_.type)
+            table = table.set_column(table.schema.get_field_index(name), field_, array)
+        return table
+
+
 # --- stable ids ----------------------------------------------------------------------------------
 
 
@@ -402,20 +486,30 @@ def _link_or_copy(source: str, target: Path) -> None:
 
 
 def rewrite_parquet_folder(
-    dataset: ds.Dataset, target: Path, key_columns: list[str], drop: set, update: callable | None, touched: set, added: list[pa.Table]
+    dataset: ds.Dataset,
+    target: Path,
+    key_columns: list[str],
+    drop: set,
+    update: Callable[[pa.Table], pa.Table] | None,
+    touched: set,
+    added: list[pa.Table],
+    *,
+    rewrite_all: bool = False,
 ) -> None:
     """Write ``target`` from ``dataset``'s part files: untouched files are hard-linked, files holding a
-    key in ``drop`` or ``touched`` are rewritten (rows dropped, ``update`` applied), ``added`` become new files."""
+    key in ``drop`` or ``touched`` (every file, with ``rewrite_all``) are rewritten (rows dropped,
+    ``update`` applied), ``added`` become new files."""
     affected = drop | touched
     with atomic_directory(target) as tmp:
-        for index, fragment in enumerate(dataset.get_fragments()):
+        for fragment in dataset.get_fragments():
             path = fragment.path
             name = Path(path).name
-            keys = fragment.to_table(columns=key_columns)
-            hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
-            if not hits or not any(pc.any(h).as_py() for h in hits):
-                _link_or_copy(path, tmp / name)
-                continue
+            if not rewrite_all:
+                keys = fragment.to_table(columns=key_columns)
+                hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
+                if not hits or not any(pc.any(h).as_py() for h in hits):
+                    _link_or_copy(path, tmp / name)
+                    continue
             table = pq.read_table(path)
             if drop:
                 gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
@@ -431,7 +525,7 @@ def rewrite_parquet_folder(
                 pq.write_table(table, tmp / f"part-incremental-{i:05d}-{uuid.uuid4().hex[:8]}.parquet")
 
 
-def _update_matches(key: str, changes: pd.DataFrame) -> callable:
+def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
     """A function that rewrites ``match_id`` and ``match_confidence_score`` of the changed records in a table."""
     lookup = changes.set_index("record_id")
 
@@ -452,13 +546,6 @@ def _confidence(best: pd.Series, threshold: float) -> pd.Series:
     """:mod:`matcher.matching`'s ``match_confidence_score`` from each record's best pair probability."""
     best = best.astype("float64")
     return best.where(best >= threshold, 1.0 - best.fillna(0.0))
-
-
-def _pairs_touching(pairs: ds.Dataset, ids: set, columns: list[str]) -> pd.DataFrame:
-    if not ids:
-        return pairs.schema.empty_table().select(columns).to_pandas()
-    expression = _isin("record_id_l", ids, pairs.schema) | _isin("record_id_r", ids, pairs.schema)
-    return pairs.to_table(columns=columns, filter=expression).to_pandas()
 
 
 def _change_rows(records: pd.DataFrame, key_type: pa.DataType) -> pa.Table:
@@ -515,7 +602,7 @@ def match_incremental_task(
         t = lap("read_new", t)
 
         tf_columns = term_frequency_columns(existing.model)
-        old = existing.matches.to_table(columns=list(dict.fromkeys([key, "match_id", *tf_columns]))).to_pandas()
+        old = existing.matches.to_table(columns=list(dict.fromkeys([key, *_OUTPUT_COLUMNS, *tf_columns]))).to_pandas()
         known = pd.Index(old[key])
         missing = deleted[~deleted.isin(known)]
         if len(missing):
@@ -541,10 +628,28 @@ def match_incremental_task(
         new_pairs = _orient(scored)
         t = lap("score", t)
 
+    # --- the existing pairs, re-weighed for the updated term frequencies
+    drift = TermFrequencyDrift.of(existing.model, frequencies)
+    reweigh = drift.applies_to(existing.pairs.schema)
+    pair_columns = list(dict.fromkeys(["record_id_l", "record_id_r", *(drift.columns() if reweigh else ["match_probability"])]))
+    old_pairs = existing.pairs.to_table(columns=pair_columns)
+    probability_before = old_pairs["match_probability"].to_numpy()
+    if reweigh:
+        old_pairs = drift.reweigh(old_pairs)
+    old_pairs = pd.DataFrame({
+        "record_id_l": old_pairs["record_id_l"].to_pandas(),
+        "record_id_r": old_pairs["record_id_r"].to_pandas(),
+        "match_probability": old_pairs["match_probability"].to_numpy(),
+        "flipped": (probability_before >= threshold) != (old_pairs["match_probability"].to_numpy() >= threshold),
+    })
+    old_pairs = old_pairs[~(old_pairs["record_id_l"].isin(removed) | old_pairs["record_id_r"].isin(removed))]
+    t = lap("reweigh", t)
+
     # --- re-cluster the touched clusters in the driver
     old_ids = old.set_index(key)["match_id"]
     strong = new_pairs[new_pairs["match_probability"] >= threshold]
-    linked_old = set(strong["record_id_l"]).union(strong["record_id_r"]) & set(known)
+    flipped = old_pairs[old_pairs["flipped"]]
+    linked_old = (set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])) & set(known)
     touched_clusters = set(old_ids.reindex(list(linked_old | removed)).dropna())
     affected = remaining[remaining["match_id"].isin(touched_clusters)]
     nodes = pd.concat(
@@ -555,13 +660,7 @@ def match_incremental_task(
         ignore_index=True,
     )
     nodes["old_match_id"] = nodes["old_match_id"].astype(object).where(nodes["old_match_id"].notna(), None)
-    # best probabilities must be recomputed for every record whose pairs changed
-    endpoints_of_removed = _pairs_touching(existing.pairs, removed, ["record_id_l", "record_id_r"])
-    rescore = set(nodes["record_id"]) | set(new_pairs["record_id_l"]) | set(new_pairs["record_id_r"])
-    rescore |= (set(endpoints_of_removed["record_id_l"]) | set(endpoints_of_removed["record_id_r"])) - removed
-    old_pairs = _pairs_touching(existing.pairs, rescore, ["record_id_l", "record_id_r", "match_probability"])
-    old_pairs = old_pairs[~(old_pairs["record_id_l"].isin(removed) | old_pairs["record_id_r"].isin(removed))]
-    pairs_now = pd.concat([old_pairs, new_pairs[["record_id_l", "record_id_r", "match_probability"]]], ignore_index=True)
+    pairs_now = pd.concat([old_pairs.drop(columns="flipped"), new_pairs[["record_id_l", "record_id_r", "match_probability"]]], ignore_index=True)
     members = set(nodes["record_id"])
     edges = pairs_now[
         (pairs_now["match_probability"] >= threshold) & pairs_now["record_id_l"].isin(members) & pairs_now["record_id_r"].isin(members)
@@ -616,8 +715,12 @@ def match_incremental_task(
 
     # --- write the updated run folder
     changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
-    changed = changed[changed["record_id"].isin(rescore)]
     changed["match_confidence_score"] = _confidence(changed["record_id"].map(best), threshold).to_numpy()
+    before_rows = old.set_index(key).reindex(changed["record_id"])
+    differs = (before_rows["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
+        before_rows["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()
+    )
+    changed = changed[differs | changed["record_id"].isin(new_keys).to_numpy()]
     existing_changed = changed[~changed["record_id"].isin(new_keys)]
     new_rows = new.merge(changed.rename(columns={"record_id": key}), on=key, how="left")
     if output.model.exists():
@@ -625,7 +728,8 @@ def match_incremental_task(
     shutil.copytree(existing.folder.model, output.model)
     pair_schema = existing.pairs.schema
     new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
-    rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
+    rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed,
+                           drift.reweigh if reweigh else None, set(), [new_pair_table], rewrite_all=reweigh)
     rewrite_parquet_folder(
         existing.matches, output.matches, [key], removed, _update_matches(key, existing_changed),
         set(existing_changed["record_id"]), [_as_table(new_rows, existing.matches.schema, str(output.matches))],
@@ -650,7 +754,9 @@ def match_incremental_task(
             "changes": str(output.root / CHANGES_JSON),
         },
         "incremental": {"existing": str(existing_folder.root), "new_rows": int(len(new)), "candidates": int(len(candidates)),
-                        "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)), **counts},
+                        "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
+                        "term_frequency_reweighed": bool(reweigh), "pairs_across_threshold_after_reweighing": int(len(flipped)),
+                        "rows_rewritten": int(len(existing_changed)), **counts},
         "timings_s": {**timings, "match_total": round(time.perf_counter() - started, 3)},
     }
     if summary["rows_out"] != summary["rows_in"]:
