@@ -4,7 +4,8 @@ historical_50k is split deterministically: a record is *new* when the CRC-32 of 
 ``unique_id`` is divisible by 100 (about 1%), the others are *existing*. In one process
 and one SparkSession:
 
-1. (untimed set-up) train on the existing 99% and match them: the existing run folder;
+1. (untimed set-up) train on the existing 99% and match them: the existing run folder
+   (reused when ``--workdir`` already holds it: ``existing_run_reused``);
 2. ``full``: :func:`matcher.pipeline.match_task` on 100% of the records with that same
    trained model — a full re-match, the strict comparison (no training);
 3. ``incremental``: :func:`matcher.incremental.match_incremental_task` with the existing
@@ -94,7 +95,8 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
 
     existing = RunFolder(workdir / "existing")
     started = time.perf_counter()
-    if not existing.summary.exists():  # a --workdir kept from an earlier run already holds it
+    reused = existing.summary.exists()  # a --workdir kept from an earlier run already holds it
+    if not reused:
         train_task(config_existing, existing, spark)
         match_task(config_existing, existing, spark)
     setup_s = time.perf_counter() - started
@@ -135,6 +137,7 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
         "source": source_version(),
         "rounds": rounds,
         "existing_run_setup_s": round(setup_s, 3),
+        "existing_run_reused": reused,
         "runs": runs,
         **comparison,
         "incremental_over_full": round(incremental_s / full_s, 4),

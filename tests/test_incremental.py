@@ -48,12 +48,12 @@ def write_csv(path: Path, rows, columns=COLUMNS) -> Path:
     return path
 
 
-def config_for(path: Path):
+def config_for(path: Path, *, term_frequency: bool = False):
     return config_from_dict({
         "name": "incremental",
         "inputs": [{"name": "people", "path": str(path), "format": "csv"}],
         "primary_key": "id",
-        "columns": [{"name": "name", "kind": "exact"}, {"name": "email", "kind": "exact"}],
+        "columns": [{"name": "name", "kind": "exact", "term_frequency": term_frequency}, {"name": "email", "kind": "exact"}],
         "blocking_rules": [["name"], ["email"]],
         "training": {"deterministic_rules": [["name", "email"]], "em_blocking_rules": [["name"]]},
         "precision_recall_tradeoff": 0.5,
@@ -172,6 +172,33 @@ def test_a_full_rerun_finds_the_same_partition_and_ids_differ_only_by_the_surviv
     # the full run names each cluster by its smallest record; the incremental run kept 7 (joined by 6) and 30 (merge)
     renamed = {k: v for k, v in incremental.items() if full_clusters.get(k) != v}
     assert renamed == {7: [6, 7, 12], 30: [25, 30, 31, 32, 40]}
+
+
+def test_with_term_frequencies_pairs_and_clusters_equal_a_full_rerun(spark, tmp_path):
+    """New records shift every name's frequency: existing pairs are re-weighed as a full run would score them."""
+    config = config_for(write_csv(tmp_path / "existing.csv", EXISTING), term_frequency=True)
+    existing = RunFolder(tmp_path / "existing")
+    hand_made_model(spark, config).save(existing.model)
+    match_task(config, existing, spark)
+    out = RunFolder(tmp_path / "incremental")
+    match_incremental_task(config, existing, str(write_csv(tmp_path / "new.csv", NEW_1)), out, spark,
+                           delete_path=str(write_csv(tmp_path / "delete.csv", [(k,) for k in DELETE_1], ["id"])))
+    current = [r for r in EXISTING if r[0] not in DELETE_1 and r[0] not in {n[0] for n in NEW_1}] + NEW_1
+    full = RunFolder(tmp_path / "full")
+    TrainedModel.load(existing.model).save(full.model)
+    match_task(config_for(write_csv(tmp_path / "all.csv", current), term_frequency=True), full, spark)
+
+    def scores(folder):
+        rows = spark.read.parquet(str(folder.pairs)).select("record_id_l", "record_id_r", "tf_name_l", "match_probability").collect()
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+    before, incremental, rerun = scores(existing), scores(out), scores(full)
+    assert incremental.keys() == rerun.keys()
+    assert before[(1, 2)][1] != rerun[(1, 2)][1]  # the frequency of 'ann' changed, so did the old pair's score
+    for pair, (tf, probability) in rerun.items():
+        assert incremental[pair][0] == pytest.approx(tf, abs=1e-15)
+        assert incremental[pair][1] == pytest.approx(probability, abs=1e-12)
+    assert sorted(clusters(spark, out).values()) == sorted(clusters(spark, full).values())
 
 
 def test_second_run_on_top_of_the_first(spark, runs):
