@@ -5,7 +5,9 @@
 writes a complete, updated run folder plus a change log. Only the new records are
 scored, with Splink's ``predict_between`` (new against existing and, in the same call,
 new among themselves), with the existing run's trained model and term frequencies of
-the updated dataset. Only the clusters they touch are re-clustered, in the driver.
+the updated dataset; the existing pairs are re-weighed for those frequencies in the driver
+(:class:`TermFrequencyDrift`), as a full re-run would score them. Only the clusters that
+new, removed or re-weighed pairs touch are re-clustered, in the driver.
 
 **Updates and deletes.** A new record whose primary key already exists is a new version:
 the old version is removed (with its scored pairs) and the new one scored like any new
@@ -42,7 +44,7 @@ hold the old smallest record.
 ``changes.json`` also lists ``merges`` (``surviving_id``, ``retired_ids``, ``sizes``,
 ``rule``, ``linked_by``), ``splits`` (``old_match_id``, ``match_ids`` of the pieces,
 ``kept_by``, ``caused_by``) and ``retired_ids`` (every id that no longer names a
-cluster). Nothing else: records whose ``match_id`` did not change are not listed, even
+cluster). An empty ``linked_by``/``caused_by`` means re-weighing (term-frequency drift) did it. Nothing else: records whose ``match_id`` did not change are not listed, even
 when their ``match_confidence_score`` did.
 """
 
