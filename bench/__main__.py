@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["incremental"]:  # incremental vs full matching: bench/incremental.py
+        from bench.incremental import main as incremental
+
+        return incremental(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from matcher.config import TransformConfig, load_config
@@ -31,6 +32,19 @@ class Task:
     help: str
     run: Callable[[TransformConfig, RunFolder, argparse.Namespace], object]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _incremental_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--existing", required=True, metavar="DIR", help="the completed run folder to build on (model/, matches/, pairs/, summary.json)")
+    parser.add_argument("--new", required=True, metavar="PATH", help="new records, and new versions of existing primary keys (CSV, Parquet or JSON)")
+    parser.add_argument("--delete", metavar="PATH", help="primary keys to delete (CSV with a header, or Parquet, with the primary key column)")
+
+
+def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
+    from matcher.incremental import match_incremental_task
+
+    existing = RunFolder(Path(args.existing).resolve())
+    return match_incremental_task(config, existing, args.new, folder, delete_path=args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +68,12 @@ TASKS: dict[str, Task] = {
         "train if OUTPUT/model is missing or was trained for another config, match, and evaluate when truth_column is set",
         lambda config, folder, args: run_task(config, folder, retrain=args.retrain),
         _retrain_option,
+    ),
+    "match-incremental": Task(
+        "match new, updated and deleted records against the run in --existing with its model; write the updated run "
+        "(matches, pairs, summary.json) and its change log (changes.json, changes/) to OUTPUT; match_ids stay stable",
+        _match_incremental,
+        _incremental_options,
     ),
 }
 

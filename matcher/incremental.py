@@ -1,0 +1,771 @@
+"""Incremental matching: new, updated and deleted records against an already-matched run, with stable ids.
+
+:func:`match_incremental_task` reads an existing run folder (``model/``, ``matches/``,
+``pairs/``, ``summary.json``), a file of new records and optionally a delete list, and
+writes a complete, updated run folder plus a change log. Only the new records are
+scored, with Splink's ``predict_between`` (new against existing and, in the same call,
+new among themselves), with the existing run's trained model and term frequencies of
+the updated dataset; the existing pairs are re-weighed for those frequencies in the driver
+(:class:`TermFrequencyDrift`), as a full re-run would score them. Only the clusters that
+new, removed or re-weighed pairs touch are re-clustered, in the driver.
+
+**Updates and deletes.** A new record whose primary key already exists is a new version:
+the old version is removed (with its scored pairs) and the new one scored like any new
+record. A delete list (CSV or Parquet with the primary key column) removes records.
+The clusters that lose records are re-clustered from their remaining above-threshold
+pairs (``pairs/`` of the existing run), so a cluster can split.
+
+**Stable ids** (see :func:`stable_match_ids`). Clusters that no new, updated or deleted
+record touches keep their ``match_id`` byte for byte. Among the re-clustered
+components:
+
+1. every old cluster's id goes to the component that holds most of its surviving
+   records (tie: the component whose smallest record id is smallest);
+2. a component that receives several old ids (a bridge) keeps the id of the old cluster
+   that contributed most records to it (tie: the smallest id); the others are
+   **retired** and listed as a merge;
+3. a component that receives no old id (only new records, or the smaller piece of a
+   split) takes the full run's rule: its smallest record id that no other cluster uses.
+
+A full run names every cluster by its smallest record id, so the two runs produce the
+same partition of records; an id differs only where rule 1–2 kept an older id: a
+cluster joined by a record with a smaller id, a merge, or a split piece that does not
+hold the old smallest record.
+
+**Change log** (``changes.json`` and, one row per record, ``changes/`` in Parquet):
+``record_id``, ``change``, ``old_match_id``, ``new_match_id``, where ``change`` is
+
+* ``new``: a new record in a new cluster; ``joined``: a new record in a cluster that
+  existed before (its id kept);
+* ``updated``: a new version of an existing record (old and new ``match_id``);
+* ``deleted``: a record of the delete list (``new_match_id`` null);
+* ``moved``: an existing, unchanged record whose ``match_id`` changed (merge or split).
+
+``changes.json`` also lists ``merges`` (``surviving_id``, ``retired_ids``, ``sizes``,
+``rule``, ``linked_by``), ``splits`` (``old_match_id``, ``match_ids`` of the pieces,
+``kept_by``, ``caused_by``) and ``retired_ids`` (every id that no longer names a
+cluster). An empty ``linked_by``/``caused_by`` means re-weighing (term-frequency drift) did it. Nothing else: records whose ``match_id`` did not change are not listed, even
+when their ``match_confidence_score`` did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+from splink import Linker, SparkAPI
+
+from matcher.clustering import cluster_edges
+from matcher.comparisons import SOURCE_DATASET_COLUMN, comparable
+from matcher.config import ComparisonKind, InputSpec, TransformConfig
+from matcher.errors import ConfigError, InputDataError, MatcherError
+from matcher.ingest import read_inputs
+from matcher.model import TrainedModel
+from matcher.outputs import atomic_directory, write_json
+from matcher.pipeline import RunFolder, _session
+
+log = logging.getLogger(__name__)
+
+CHANGES_JSON = "changes.json"
+CHANGES_PARQUET = "changes"
+_OUTPUT_COLUMNS = ("match_id", "match_confidence_score")
+
+
+# --- the existing run ---------------------------------------------------------------------
+
+
+@dataclass
+class ExistingRun:
+    """What an incremental run needs to know about the run it builds on."""
+
+    folder: RunFolder
+    model: TrainedModel
+    summary: dict[str, Any]
+    matches: ds.Dataset
+    pairs: ds.Dataset
+    key_type: pa.DataType
+
+
+def _dataset(path: Path, what: str, root: Path) -> ds.Dataset:
+    if not path.is_dir():
+        raise InputDataError(f"{root}: existing run has no {what}/ folder; run 'matcher match' (or 'run') there first")
+    try:
+        return ds.dataset(str(path), format="parquet")
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputDataError(f"{path}: cannot read the existing {what} as Parquet ({str(err).splitlines()[0]})") from None
+
+
+def open_existing_run(config: TransformConfig, folder: RunFolder) -> ExistingRun:
+    """Check that ``folder`` holds a completed match run for ``config`` and open its tables."""
+    if not folder.root.is_dir():
+        raise InputDataError(f"{folder.root}: existing run folder does not exist")
+    model = TrainedModel.load(folder.model, config)
+    if not folder.summary.exists():
+        raise InputDataError(f"{folder.root}: existing run is not complete (summary.json missing); run 'matcher match' there first")
+    summary = json.loads(folder.summary.read_text(encoding="utf-8"))
+    threshold = summary.get("threshold_match_probability")
+    if threshold is None or abs(threshold - config.threshold_match_probability) > 1e-12:
+        raise ConfigError(
+            f"{folder.summary}: existing run used threshold match probability {threshold}, the config gives "
+            f"{config.threshold_match_probability}; re-run 'matcher match' with this config first"
+        )
+    matches = _dataset(folder.matches, "matches", folder.root)
+    pairs = _dataset(folder.pairs, "pairs", folder.root)
+    wanted = {config.primary_key, *_OUTPUT_COLUMNS}
+    missing = sorted(wanted - set(matches.schema.names))
+    if missing:
+        raise InputDataError(f"{folder.matches}: column(s) {', '.join(missing)} missing from the existing matches")
+    missing = sorted({"record_id_l", "record_id_r", "match_probability"} - set(pairs.schema.names))
+    if missing:
+        raise InputDataError(f"{folder.pairs}: column(s) {', '.join(missing)} missing from the existing pairs")
+    return ExistingRun(folder, model, summary, matches, pairs, matches.schema.field(config.primary_key).type)
+
+
+# --- new records and the delete list ----------------------------------------------------------
+
+
+def _format_of(path: str, config: TransformConfig) -> str:
+    suffix = Path(path).suffix.lower()
+    return {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(suffix, config.inputs[0].format)
+
+
+def read_new_records(spark: SparkSession, config: TransformConfig, path: str, key_type: pa.DataType) -> DataFrame:
+    """The new records, validated like any input (columns, unique non-null keys), keys typed like the existing run's."""
+    spec = config.inputs[0]
+    fmt = _format_of(path, config)
+    new_spec = InputSpec(name=spec.name, path=str(path), format=fmt, options=spec.options if fmt == spec.format else {})
+    df = read_inputs(spark, config.model_copy(update={"inputs": [new_spec]})).drop(SOURCE_DATASET_COLUMN)
+    key = config.primary_key
+    if pa.types.is_integer(key_type) and dict(df.dtypes)[key] != "bigint":
+        raise InputDataError(f"{path}: primary key {key!r} must hold whole numbers, like the existing run's keys")
+    if pa.types.is_string(key_type) or pa.types.is_large_string(key_type):
+        df = df.withColumn(key, F.col(key).cast("string"))
+    return df
+
+
+def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
+    """The primary keys to delete (a CSV with a header, or Parquet, holding column ``key``)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputDataError(f"{path}: delete list does not exist")
+    try:
+        if p.suffix.lower() == ".csv":
+            table = pd.read_csv(p, dtype=str, keep_default_na=False)
+        else:
+            table = pd.read_parquet(p)
+    except Exception as err:  # noqa: BLE001 - any parse failure is one input error
+        raise InputDataError(f"{path}: cannot read delete list ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if key not in table.columns:
+        raise InputDataError(f"{path}: delete list has no column {key!r} (has: {', '.join(map(str, table.columns)) or 'no columns'})")
+    keys = table[key]
+    if keys.isna().any() or (keys.astype(str).str.strip() == "").any():
+        raise InputDataError(f"{path}: delete list has {int((keys.isna() | (keys.astype(str).str.strip() == '')).sum())} empty key(s)")
+    if pa.types.is_integer(key_type):
+        numbers = pd.to_numeric(keys, errors="coerce")
+        bad = keys[numbers.isna() | (numbers != numbers.round())]
+        if len(bad):
+            raise InputDataError(f"{path}: key(s) {', '.join(map(str, bad[:5]))} are not whole numbers like the existing keys")
+        keys = numbers.astype("int64")
+    else:
+        keys = keys.astype(str)
+    repeated = keys[keys.duplicated()]
+    if len(repeated):
+        raise InputDataError(f"{path}: key(s) {', '.join(map(str, repeated.unique()[:5]))} listed more than once")
+    return keys.reset_index(drop=True)
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+def _isin(column: str, values: Iterable, schema: pa.Schema) -> ds.Expression:
+    return pc.field(column).isin(pa.array(list(values), type=schema.field(column).type))
+
+
+def candidate_rows(existing: ExistingRun, config: TransformConfig, new: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Existing records that share a blocking key with a new record (all of them when a rule is SQL).
+
+    Column-list rules are applied exactly (a tuple semi-join); a raw SQL rule cannot be
+    pre-filtered here, so then Splink blocks against every existing record.
+    """
+    rules = config.active_blocking_rules
+    if not all(isinstance(r, list) for r in rules):
+        return existing.matches.to_table(columns=columns).to_pandas()
+    schema = existing.matches.schema
+    expression = None
+    for rule in rules:
+        keys = new[rule].dropna()
+        if keys.empty:
+            continue
+        term = None
+        for column in rule:
+            part = _isin(column, keys[column].unique(), schema)
+            term = part if term is None else term & part
+        expression = term if expression is None else expression | term
+    if expression is None:
+        return pa.schema([schema.field(c) for c in columns]).empty_table().to_pandas()
+    rows = existing.matches.to_table(columns=columns, filter=expression).to_pandas()
+    keep = np.zeros(len(rows), dtype=bool)
+    for rule in rules:
+        keys = new[rule].dropna().drop_duplicates()
+        if keys.empty:
+            continue
+        flagged = rows[rule].merge(keys.assign(_hit=True), on=rule, how="left")["_hit"].notna().to_numpy()
+        keep |= flagged
+    return rows[keep].reset_index(drop=True)
+
+
+def term_frequency_columns(model: TrainedModel) -> list[str]:
+    """The columns whose exact-match level the model adjusts for term frequency."""
+    found = [
+        level.get("tf_adjustment_column")
+        for comparison in model.splink_model.get("comparisons", [])
+        for level in comparison.get("comparison_levels", [])
+    ]
+    return list(dict.fromkeys(c for c in found if c))
+
+
+def term_frequencies(values: pd.Series) -> pd.DataFrame:
+    """Each non-null value's share of the non-null values (what Splink's ``tf_`` columns hold)."""
+    counts = values.dropna().value_counts()
+    return pd.DataFrame({values.name: counts.index, f"tf_{values.name}": (counts / counts.sum()).to_numpy(dtype="float64")})
+
+
+def score_new_records(
+    spark: SparkSession,
+    config: TransformConfig,
+    model: TrainedModel,
+    candidates: pd.DataFrame,
+    new: pd.DataFrame,
+    schema: StructType,
+    frequencies: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """Score the new records against the existing candidates and among themselves with Splink's ``predict_between``.
+
+    One call does both: the left side is candidates + new records, the right side the
+    new records; a new-new pair comes back in both orientations and a record with
+    itself, so only ``l < r`` is kept among new records (what ``predict_within`` would
+    give, in one Spark job instead of two). ``frequencies`` maps each term-frequency
+    column to its table (value, ``tf_<column>``). Returns Splink's prediction columns.
+    """
+    key = config.primary_key
+    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
+    # instead of writing each to the checkpoint folder as Parquet
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
+    tag = uuid.uuid4().hex[:8]
+
+    def register(frame: pd.DataFrame, name: str):
+        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
+        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    left = register(pd.concat([candidates, new], ignore_index=True), "existing_and_new")
+    right = register(new, "new")
+    linker = Linker(right, model.splink_model, log_level=None)
+    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
+    for column in linker._settings_obj._term_frequency_columns:
+        name = column.unquote().name
+        table = spark.createDataFrame(frequencies[name])
+        if name in dates:
+            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
+        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
+        linker.table_management.register_term_frequency_lookup(registered, name)
+    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        scored = linker.inference.predict_between(left, right, warning_mode="never").as_spark_dataframe().toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+    new_keys = set(new[key])
+    both_new = scored[f"{key}_l"].isin(new_keys) & scored[f"{key}_r"].isin(new_keys)
+    keep = ~both_new | (scored[f"{key}_l"] < scored[f"{key}_r"])
+    return scored[keep].reset_index(drop=True)
+
+
+def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Swap the ``_l``/``_r`` columns of the pairs whose left record id is the larger, as a full run orders them."""
+    swap = (pairs["record_id_l"] > pairs["record_id_r"]).to_numpy()
+    if not swap.any():
+        return pairs
+    pairs = pairs.copy()
+    for name in [c for c in pairs.columns if c.endswith("_l") and f"{c[:-2]}_r" in pairs.columns]:
+        other = f"{name[:-2]}_r"
+        left, right = pairs[name].copy(), pairs[other].copy()
+        pairs.loc[swap, name] = right[swap]
+        pairs.loc[swap, other] = left[swap]
+    return pairs
+
+
+def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise MatcherError(f"{what}: column(s) {', '.join(missing)} of the existing run are not produced for the new records")
+    table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+    return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+
+
+@dataclass
+class TermFrequencyDrift:
+    """Re-weigh already-scored pairs for the updated dataset's term frequencies, in the driver.
+
+    Adding or removing records changes every value's term frequency a little, hence the
+    term-frequency adjustment of every existing pair scored at an exact-match level. A full
+    re-run would score those pairs with the new frequencies; this applies Splink's formula
+    (``mw_tf_adj = w * (log2(u_exact) - log2(max(tf_l, tf_r, tf_minimum_u_value)))``,
+    ``match_weight = prior + sum of mw_* terms``) to the stored pairs, so the clustering
+    equals a full re-run's up to floating-point rounding.
+    """
+
+    prior: float
+    comparisons: list[tuple[str, str | None]]  # (output column, term-frequency column or None)
+    levels: dict[str, tuple[float, float, float]]  # tf column -> (log2 u of the exact level, weight, minimum u)
+    lookups: dict[str, dict]  # tf column -> value -> term frequency
+
+    @classmethod
+    def of(cls, model: TrainedModel, frequencies: dict[str, pd.DataFrame]) -> "TermFrequencyDrift":
+        settings = model.splink_model
+        prior = settings["probability_two_random_records_match"]
+        comparisons, levels = [], {}
+        for comparison in settings["comparisons"]:
+            tf_levels = [lvl for lvl in comparison["comparison_levels"] if lvl.get("tf_adjustment_column")]
+            column = tf_levels[0]["tf_adjustment_column"] if tf_levels else None
+            comparisons.append((comparison["output_column_name"], column))
+            if column:
+                level = tf_levels[0]
+                levels[column] = (math.log2(level["u_probability"]), float(level.get("tf_adjustment_weight", 1.0)),
+                                  float(level.get("tf_minimum_u_value", 0.0)))
+        lookups = {c: dict(zip(f[c].tolist(), f[f"tf_{c}"].tolist())) for c, f in frequencies.items()}
+        return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
+
+    def columns(self) -> list[str]:
+        needed = ["match_weight", "match_probability"]
+        for output, column in self.comparisons:
+            needed.append(f"mw_{output}")
+            if column:
+                needed += [f"mw_tf_adj_{output}", f"{column}_l", f"{column}_r", f"tf_{column}_l", f"tf_{column}_r"]
+        return needed
+
+    def applies_to(self, schema: pa.Schema) -> bool:
+        """Whether the pairs carry what re-weighing needs (Splink's intermediate columns, string values)."""
+        if not self.levels:
+            return False
+        names = set(schema.names)
+        return all(c in names for c in self.columns()) and all(
+            pa.types.is_string(schema.field(f"{c}_l").type) for c in self.levels
+        )
+
+    def reweigh(self, table: pa.Table) -> pa.Table:
+        """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``."""
+
+        def floats(name: str) -> np.ndarray:
+            return table[name].to_numpy(zero_copy_only=False).astype("float64")
+
+        weight = np.full(table.num_rows, self.prior)
+        columns: dict[str, np.ndarray] = {}
+        for output, column in self.comparisons:
+            weight = weight + floats(f"mw_{output}")
+            if not column:
+                continue
+            lookup = self.lookups[column]
+            sides = [pd.Series(table[f"{column}{s}"].to_pandas()).map(lookup).to_numpy(dtype="float64") for s in ("_l", "_r")]
+            log2_u, tf_weight, minimum = self.levels[column]
+            old = floats(f"mw_tf_adj_{output}")
+            exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))
+            applied = (old != 0) & ~np.isnan(old) & exists
+            with np.errstate(divide="ignore", invalid="ignore"):
+                largest = np.fmax(np.fmax(sides[0], sides[1]), minimum)
+                adjusted = np.where(applied, tf_weight * (log2_u - np.log(largest) / np.log(2.0)), old)
+            weight = weight + adjusted
+            columns[f"tf_{column}_l"], columns[f"tf_{column}_r"], columns[f"mw_tf_adj_{output}"] = sides[0], sides[1], adjusted
+        with np.errstate(over="ignore"):
+            probability = np.where(weight >= 0, 1.0 / (1.0 + np.power(2.0, -weight)), np.power(2.0, weight) / (1.0 + np.power(2.0, weight)))
+        columns["match_weight"], columns["match_probability"] = weight, probability
+        for name, values in columns.items():
+            field_ = table.schema.field(name)
+            array = pa.array(values, type=pa.float64(), from_pandas=True).cast(field_.type)
+            table = table.set_column(table.schema.get_field_index(name), field_, array)
+        return table
+
+
+# --- stable ids ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Reassignment:
+    """The re-clustered records and what happened to their clusters."""
+
+    ids: pd.DataFrame  # record_id, old_match_id (None for new records), match_id
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    splits: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> Reassignment:
+    """Cluster ``nodes`` (``record_id``, ``old_match_id``: null for new records) over ``edges`` (``id_l``, ``id_r``).
+
+    ``in_use`` holds the ids of the clusters left untouched; no new id may equal one.
+    Old ids survive by the rules in this module's docstring; the result is deterministic
+    whatever the order of the rows.
+    """
+    labelled = cluster_edges(edges)
+    components = dict(zip(labelled["record_id"].tolist(), labelled["match_id"].tolist()))
+    frame = nodes.copy()
+    frame["component"] = [components.get(r, r) for r in frame["record_id"].tolist()]
+    old = frame[frame["old_match_id"].notna()]
+    shares = old.groupby(["old_match_id", "component"]).size().rename("n").reset_index()
+    # rule 1: each old id goes to the component holding most of its surviving records
+    owners = shares.sort_values(["old_match_id", "n", "component"], ascending=[True, False, True]).drop_duplicates("old_match_id")
+    # rule 2: a component offered several old ids keeps the biggest contributor's (tie: smallest id)
+    owners = owners.sort_values(["component", "n", "old_match_id"], ascending=[True, False, True])
+    chosen = owners.drop_duplicates("component").set_index("component")["old_match_id"]
+    used = set(in_use) | set(chosen.tolist())
+    assigned: dict[Any, Any] = dict(chosen.items())
+    # rule 3: the others take their smallest record id that no other cluster uses
+    for component, members in frame.groupby("component", sort=True)["record_id"]:
+        if component in assigned:
+            continue
+        free = [r for r in sorted(members) if r not in used]
+        if not free:
+            raise MatcherError(
+                f"record(s) {', '.join(map(str, sorted(members)[:5]))} form a new cluster but every one of their ids "
+                "already names another cluster (a re-added record whose id a surviving cluster kept); run a full 'matcher match'"
+            )
+        assigned[component] = free[0]
+        used.add(free[0])
+    frame["match_id"] = frame["component"].map(assigned)
+    result = Reassignment(frame[["record_id", "old_match_id", "match_id"]].reset_index(drop=True))
+    for component, offered in owners.groupby("component", sort=True):
+        if len(offered) > 1:
+            surviving = assigned[component]
+            sizes = [[_plain(k), int(n)] for k, n in zip(offered["old_match_id"], offered["n"])]
+            tie = int(offered["n"].iloc[0]) == int(offered["n"].iloc[1])
+            members = frame[frame["component"] == component]
+            result.merges.append({
+                "surviving_id": _plain(surviving),
+                "retired_ids": [_plain(k) for k in offered["old_match_id"] if k != surviving],
+                "sizes": sizes,
+                "rule": "tie on surviving records: smallest id" if tie else "most surviving records",
+                "linked_by": sorted(_plain(r) for r in members.loc[members["old_match_id"].isna(), "record_id"]),
+            })
+    pieces = shares.groupby("old_match_id", sort=True)
+    for old_id, spread in pieces:
+        if len(spread) > 1:
+            owner = owners.set_index("old_match_id").loc[old_id, "component"]
+            result.splits.append({
+                "old_match_id": _plain(old_id),
+                "match_ids": sorted(_plain(assigned[c]) for c in spread["component"]),
+                "kept_by": _plain(assigned[owner]) if assigned[owner] == old_id else None,
+            })
+    return result
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _link_or_copy(source: str, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def rewrite_parquet_folder(
+    dataset: ds.Dataset,
+    target: Path,
+    key_columns: list[str],
+    drop: set,
+    update: Callable[[pa.Table], pa.Table] | None,
+    touched: set,
+    added: list[pa.Table],
+    *,
+    rewrite_all: bool = False,
+) -> None:
+    """Write ``target`` from ``dataset``'s part files: untouched files are hard-linked, files holding a
+    key in ``drop`` or ``touched`` (every file, with ``rewrite_all``) are rewritten (rows dropped,
+    ``update`` applied), ``added`` become new files."""
+    affected = drop | touched
+    with atomic_directory(target) as tmp:
+        for fragment in dataset.get_fragments():
+            path = fragment.path
+            name = Path(path).name
+            if not rewrite_all:
+                keys = fragment.to_table(columns=key_columns)
+                hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
+                if not hits or not any(pc.any(h).as_py() for h in hits):
+                    _link_or_copy(path, tmp / name)
+                    continue
+            table = pq.read_table(path)
+            if drop:
+                gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
+                mask = gone[0]
+                for g in gone[1:]:
+                    mask = pc.or_(mask, g)
+                table = table.filter(pc.invert(mask))
+            if update is not None:
+                table = update(table)
+            pq.write_table(table, tmp / name)
+        for i, table in enumerate(added):
+            if table.num_rows:
+                pq.write_table(table, tmp / f"part-incremental-{i:05d}-{uuid.uuid4().hex[:8]}.parquet")
+
+
+def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
+    """A function that rewrites ``match_id`` and ``match_confidence_score`` of the changed records in a table."""
+    lookup = changes.set_index("record_id")
+
+    def update(table: pa.Table) -> pa.Table:
+        keys = pa.array(lookup.index.tolist(), type=table.schema.field(key).type)
+        positions = pc.index_in(table[key], value_set=keys)
+        for column in _OUTPUT_COLUMNS:
+            target = table.schema.field(column)
+            fresh = pc.take(pa.array(lookup[column].tolist(), type=target.type), positions)
+            merged = pc.if_else(pc.is_null(positions), table[column], fresh)
+            table = table.set_column(table.schema.get_field_index(column), target, merged)
+        return table
+
+    return update
+
+
+def _confidence(best: pd.Series, threshold: float) -> pd.Series:
+    """:mod:`matcher.matching`'s ``match_confidence_score`` from each record's best pair probability."""
+    best = best.astype("float64")
+    return best.where(best >= threshold, 1.0 - best.fillna(0.0))
+
+
+def _change_rows(records: pd.DataFrame, key_type: pa.DataType) -> pa.Table:
+    def column(name: str, type_: pa.DataType) -> pa.Array:
+        return pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else _plain(v) for v in records[name]], type=type_)
+
+    return pa.table({
+        "record_id": column("record_id", key_type),
+        "change": column("change", pa.string()),
+        "old_match_id": column("old_match_id", key_type),
+        "new_match_id": column("new_match_id", key_type),
+    })
+
+
+# --- the task -------------------------------------------------------------------------------------
+
+
+def match_incremental_task(
+    config: TransformConfig,
+    existing_folder: RunFolder,
+    new_path: str,
+    output: RunFolder,
+    spark: SparkSession | None = None,
+    *,
+    delete_path: str | None = None,
+) -> dict:
+    """Match ``new_path`` (and apply ``delete_path``) against the run in ``existing_folder``; write ``output``.
+
+    ``output`` receives ``model/`` (a copy), ``matches/``, ``pairs/``, ``changes.json``,
+    ``changes/`` and ``summary.json`` (last). Returns the summary.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    if len(config.inputs) != 1:
+        raise ConfigError(f"{config.name}: match-incremental supports single-input (dedupe) configs; this one has {len(config.inputs)} inputs")
+    if output.root == existing_folder.root:
+        raise ConfigError(f"{output.root}: --output must be a new folder, not the existing run (it is read while the output is written)")
+    existing = open_existing_run(config, existing_folder)
+    key, key_type = config.primary_key, existing.key_type
+    threshold = config.threshold_match_probability
+    input_columns = [c for c in existing.matches.schema.names if c not in _OUTPUT_COLUMNS]
+
+    with _session(output, spark) as spark:
+        t = time.perf_counter()
+        new_df = read_new_records(spark, config, new_path, key_type).select(*input_columns).cache()
+        new = new_df.toPandas()
+        deleted = read_delete_list(delete_path, key, key_type) if delete_path else pd.Series([], dtype=object)
+        t = lap("read_new", t)
+
+        tf_columns = term_frequency_columns(existing.model)
+        old = existing.matches.to_table(columns=list(dict.fromkeys([key, *_OUTPUT_COLUMNS, *tf_columns]))).to_pandas()
+        known = pd.Index(old[key])
+        missing = deleted[~deleted.isin(known)]
+        if len(missing):
+            raise InputDataError(f"{delete_path}: {len(missing)} key(s) to delete are not in the existing run: {', '.join(map(str, missing[:5]))}")
+        both = deleted[deleted.isin(new[key])]
+        if len(both):
+            raise InputDataError(f"{delete_path}: key(s) {', '.join(map(str, both[:5]))} are both deleted and in {new_path}")
+        updated = new[key][new[key].isin(known)]
+        removed = set(deleted.tolist()) | set(updated.tolist())
+        remaining = old[~old[key].isin(removed)]
+        frequencies = {
+            c: term_frequencies(pd.concat([remaining[c], new[c]], ignore_index=True).rename(c)) for c in tf_columns
+        }
+        candidates = candidate_rows(existing, config, new, input_columns)
+        candidates = candidates[~candidates[key].isin(removed)]
+        t = lap("read_existing", t)
+
+        scored = score_new_records(spark, config, existing.model, candidates, new, new_df.schema, frequencies)
+        new_df.unpersist()
+        if key != "record_id":
+            scored.insert(0, "record_id_r", scored[f"{key}_r"])
+            scored.insert(0, "record_id_l", scored[f"{key}_l"])
+        new_pairs = _orient(scored)
+        t = lap("score", t)
+
+    # --- the existing pairs, re-weighed for the updated term frequencies
+    drift = TermFrequencyDrift.of(existing.model, frequencies)
+    reweigh = drift.applies_to(existing.pairs.schema)
+    pair_columns = list(dict.fromkeys(["record_id_l", "record_id_r", *(drift.columns() if reweigh else ["match_probability"])]))
+    old_pairs = existing.pairs.to_table(columns=pair_columns)
+    probability_before = old_pairs["match_probability"].to_numpy()
+    if reweigh:
+        old_pairs = drift.reweigh(old_pairs)
+    old_pairs = pd.DataFrame({
+        "record_id_l": old_pairs["record_id_l"].to_pandas(),
+        "record_id_r": old_pairs["record_id_r"].to_pandas(),
+        "match_probability": old_pairs["match_probability"].to_numpy(),
+        "flipped": (probability_before >= threshold) != (old_pairs["match_probability"].to_numpy() >= threshold),
+    })
+    old_pairs = old_pairs[~(old_pairs["record_id_l"].isin(removed) | old_pairs["record_id_r"].isin(removed))]
+    t = lap("reweigh", t)
+
+    # --- re-cluster the touched clusters in the driver
+    old_ids = old.set_index(key)["match_id"]
+    strong = new_pairs[new_pairs["match_probability"] >= threshold]
+    flipped = old_pairs[old_pairs["flipped"]]
+    linked_old = (set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])) & set(known)
+    touched_clusters = set(old_ids.reindex(list(linked_old | removed)).dropna())
+    affected = remaining[remaining["match_id"].isin(touched_clusters)]
+    nodes = pd.concat(
+        [
+            pd.DataFrame({"record_id": affected[key].to_numpy(), "old_match_id": affected["match_id"].to_numpy()}),
+            pd.DataFrame({"record_id": new[key].to_numpy(), "old_match_id": None}),
+        ],
+        ignore_index=True,
+    )
+    nodes["old_match_id"] = nodes["old_match_id"].astype(object).where(nodes["old_match_id"].notna(), None)
+    pairs_now = pd.concat([old_pairs.drop(columns="flipped"), new_pairs[["record_id_l", "record_id_r", "match_probability"]]], ignore_index=True)
+    members = set(nodes["record_id"])
+    edges = pairs_now[
+        (pairs_now["match_probability"] >= threshold) & pairs_now["record_id_l"].isin(members) & pairs_now["record_id_r"].isin(members)
+    ]
+    edges = pd.DataFrame({"id_l": edges["record_id_l"].to_numpy(), "id_r": edges["record_id_r"].to_numpy()})
+    if edges.empty:
+        edges = pd.DataFrame({"id_l": nodes["record_id"].iloc[:0], "id_r": nodes["record_id"].iloc[:0]})
+    untouched_ids = set(remaining.loc[~remaining["match_id"].isin(touched_clusters), "match_id"])
+    result = stable_match_ids(nodes, edges, untouched_ids)
+    ends = pd.concat([
+        pairs_now[["record_id_l", "match_probability"]].set_axis(["record_id", "p"], axis=1),
+        pairs_now[["record_id_r", "match_probability"]].set_axis(["record_id", "p"], axis=1),
+    ])
+    best = ends.groupby("record_id")["p"].max()
+    t = lap("cluster", t)
+
+    # --- the change log
+    final = old_ids.drop(index=list(removed)).copy()
+    reassigned = result.ids.set_index("record_id")["match_id"]
+    final = pd.concat([final[~final.index.isin(reassigned.index)], reassigned])
+    new_keys = set(new[key])
+    updated_keys = set(updated)
+    before = set(old_ids)
+    log_rows = []
+    for record, old_id, match_id in result.ids.itertuples(index=False):
+        if record in updated_keys:
+            log_rows.append((record, "updated", old_ids[record], match_id))
+        elif record in new_keys:
+            log_rows.append((record, "joined" if match_id in before else "new", None, match_id))
+        elif old_id != match_id:
+            log_rows.append((record, "moved", old_id, match_id))
+    log_rows += [(record, "deleted", old_ids[record], None) for record in deleted]
+    records = pd.DataFrame(log_rows, columns=["record_id", "change", "old_match_id", "new_match_id"], dtype=object)
+    order = {"new": 0, "joined": 1, "updated": 2, "moved": 3, "deleted": 4}
+    records = records.assign(_o=records["change"].map(order)).sort_values(["_o", "record_id"]).drop(columns="_o")
+    retired = sorted(before - set(final))
+    causes = old_ids[old_ids.index.isin(removed)]
+    for split in result.splits:
+        split["caused_by"] = sorted(_plain(r) for r in causes[causes == split["old_match_id"]].index)
+    counts = {c: int((records["change"] == c).sum()) for c in order}
+    counts.update({"merges": len(result.merges), "splits": len(result.splits), "retired_ids": len(retired)})
+    changes = {
+        "existing": str(existing_folder.root),
+        "new": str(new_path),
+        "delete": str(delete_path) if delete_path else None,
+        "counts": counts,
+        "records": [{k: _plain(v) for k, v in row.items()} for row in records.to_dict("records")],
+        "merges": result.merges,
+        "splits": result.splits,
+        "retired_ids": [_plain(r) for r in retired],
+    }
+
+    # --- write the updated run folder
+    changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
+    changed["match_confidence_score"] = _confidence(changed["record_id"].map(best), threshold).to_numpy()
+    before_rows = old.set_index(key).reindex(changed["record_id"])
+    differs = (before_rows["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
+        before_rows["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()
+    )
+    changed = changed[differs | changed["record_id"].isin(new_keys).to_numpy()]
+    existing_changed = changed[~changed["record_id"].isin(new_keys)]
+    new_rows = new.merge(changed.rename(columns={"record_id": key}), on=key, how="left")
+    if output.model.exists():
+        shutil.rmtree(output.model)
+    shutil.copytree(existing.folder.model, output.model)
+    pair_schema = existing.pairs.schema
+    new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
+    rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed,
+                           drift.reweigh if reweigh else None, set(), [new_pair_table], rewrite_all=reweigh)
+    rewrite_parquet_folder(
+        existing.matches, output.matches, [key], removed, _update_matches(key, existing_changed),
+        set(existing_changed["record_id"]), [_as_table(new_rows, existing.matches.schema, str(output.matches))],
+    )
+    with atomic_directory(output.root / CHANGES_PARQUET) as tmp:
+        pq.write_table(_change_rows(records, key_type), tmp / "records.parquet")
+    write_json(changes, output.root / CHANGES_JSON)
+    t = lap("write", t)
+    n_pairs = ds.dataset(str(output.pairs), format="parquet").count_rows()
+    summary = {
+        "config": config.name,
+        "rows_in": int(len(final)),
+        "rows_out": int(ds.dataset(str(output.matches), format="parquet").count_rows()),
+        "n_pairs": int(n_pairs),
+        "n_clusters": int(final.nunique()),
+        "threshold_match_probability": threshold,
+        "threshold_match_weight": config.threshold_match_weight,
+        "outputs": {
+            "matches": str(output.matches),
+            "pairs": str(output.pairs),
+            "model": str(output.model),
+            "changes": str(output.root / CHANGES_JSON),
+        },
+        "incremental": {"existing": str(existing_folder.root), "new_rows": int(len(new)), "candidates": int(len(candidates)),
+                        "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
+                        "term_frequency_reweighed": bool(reweigh), "pairs_across_threshold_after_reweighing": int(len(flipped)),
+                        "rows_rewritten": int(len(existing_changed)), **counts},
+        "timings_s": {**timings, "match_total": round(time.perf_counter() - started, 3)},
+    }
+    if summary["rows_out"] != summary["rows_in"]:
+        raise MatcherError(f"{output.matches}: expected {summary['rows_in']} rows, wrote {summary['rows_out']}")
+    write_json(summary, output.summary)
+    log.info(
+        "incremental: %d new rows (%d updates), %d deletes, %d pairs scored, %d records re-clustered, %d merges, %d splits",
+        len(new), len(updated), len(deleted), len(new_pairs), len(nodes), len(result.merges), len(result.splits),
+    )
+    return summary
