@@ -108,6 +108,7 @@ class GraphSpec(_Strict):
 
     endpoint: str = Field(pattern=r"^wss?://")
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    writers: int | None = Field(default=None, ge=1, le=1024)
     tls: bool | None = None
     iam_region: str | None = None
     hash_identifiers: bool = False

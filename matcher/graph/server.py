@@ -33,19 +33,16 @@ DEFAULT_PORT = 8182
 
 @dataclass(frozen=True)
 class LocalGremlinServer:
-    """The local server's files: jars, rendered config, pid file and log, all under ``state_dir``."""
+    """The local server's files: rendered config, pid file, log and saved graph under ``state_dir``; jars in ``lib``."""
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     state_dir: Path = STATE_DIR
+    lib: Path = STATE_DIR / "lib"
 
     @property
     def endpoint(self) -> str:
         return f"ws://{self.host}:{self.port}/gremlin"
-
-    @property
-    def lib(self) -> Path:
-        return self.state_dir / "lib"
 
     @property
     def pid_file(self) -> Path:
@@ -154,6 +151,21 @@ class LocalGremlinServer:
             return f"not running (no live pid in {self.pid_file})"
         state = "answering" if self.answers() else "not answering"
         return f"running (pid {pid}) at {self.endpoint}, {state}"
+
+
+def clear_graph(endpoint: str) -> None:
+    """Empty the local server's graph at once (a Groovy script: local server only, not Neptune).
+
+    ``g.V().drop()`` would do on Neptune, but TinkerTransactionGraph 3.7.3 then refuses to
+    re-create some of the dropped ids ("Conflict: element modified in another transaction").
+    """
+    from gremlin_python.driver.client import Client
+
+    client = Client(endpoint, "g")
+    try:
+        client.submit("graph.clear(); 'cleared'").all().result()
+    finally:
+        client.close()
 
 
 def _alive(pid: int) -> bool:

@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from matcher.config import GraphSpec, TransformConfig
-from matcher.errors import ConfigError, InputDataError
+from matcher.errors import ConfigError, GraphError, InputDataError
 from matcher.graph.gremlin import GremlinGraphWriter, WriteCounts, graph_totals
 from matcher.graph.model import Cluster, Record, identifier_columns
 from matcher.outputs import write_json
@@ -134,18 +134,31 @@ def cluster_from_row(row: Any) -> Cluster:
 
 
 def _write_partition(rows: Iterable[Any], spec: GraphSpec, salt: str | None) -> Iterator[dict]:
-    with GremlinGraphWriter(spec, salt=salt) as writer:
-        counts = writer.write_clusters(cluster_from_row(row) for row in rows)
+    """Write one partition's clusters; a graph error comes back as data (Spark would wrap it)."""
+    try:
+        with GremlinGraphWriter(spec, salt=salt) as writer:
+            counts = writer.write_clusters(cluster_from_row(row) for row in rows)
+    except GraphError as err:
+        yield {"error": str(err)}
+        return
     yield counts.as_dict()
 
 
 def _remove_partition(ids: Iterable[Any], spec: GraphSpec) -> Iterator[dict]:
-    with GremlinGraphWriter(spec) as writer:
-        counts = writer.remove_records([row[0] for row in ids])
+    try:
+        with GremlinGraphWriter(spec) as writer:
+            counts = writer.remove_records([row[0] for row in ids])
+    except GraphError as err:
+        yield {"error": str(err)}
+        return
     yield counts.as_dict()
 
 
 def _merge(parts: list[dict]) -> WriteCounts:
+    """The partitions' counts added up; the first partition's graph error is raised here, in the driver."""
+    errors = [part["error"] for part in parts if "error" in part]
+    if errors:
+        raise GraphError(errors[0] + (f" (and {len(errors) - 1} more partition(s) failed)" if len(errors) > 1 else ""))
     total = WriteCounts()
     for part in parts:
         total.add(WriteCounts(
@@ -198,7 +211,7 @@ def load_graph(
     spec = _spec(config)
     salt = resolve_salt(spec)
     spark = matches.sparkSession
-    partitions = partitions or spark.sparkContext.defaultParallelism
+    partitions = partitions or spec.writers or spark.sparkContext.defaultParallelism
     started = time.perf_counter()
     table = cluster_table(matches, config, pairs=pairs, customers=customers, threshold=threshold)
     table = table.repartition(partitions, "match_id")
