@@ -64,9 +64,9 @@ TASKS: dict[str, Task] = {
         lambda config, folder, args: describe(load_graph_task(config, folder)),
     ),
     "graph-server": Task(
-        "start, stop or check the local Gremlin Server (ws://127.0.0.1:8182/gremlin; first start fetches its jars)",
+        "start, stop or check the local Gremlin Server (ws://127.0.0.1:8182/gremlin); fetch (or the first start) downloads its jars",
         lambda config, folder, args: graph_server_command(args.action, port=args.port),
-        lambda parser: (parser.add_argument("action", choices=["start", "stop", "status"]),
+        lambda parser: (parser.add_argument("action", choices=["fetch", "start", "stop", "status"]),
                         parser.add_argument("--port", type=int, default=8182)),
         needs_config=False,
     ),

@@ -5,7 +5,7 @@
 ``configs/gremlin-server/`` (server YAML, graph properties, init script) into
 ``.graph-server/`` with the host, port and paths filled in, starts the JVM in
 the background, waits until it answers a Gremlin query and writes its pid to
-``.graph-server/server.pid``. ``stop`` ends that pid; ``status`` says whether it answers.
+``.graph-server/server-<port>.pid``. ``stop`` ends that pid; ``status`` says whether it answers.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class LocalGremlinServer:
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "server.pid"
+        return self.state_dir / f"server-{self.port}.pid"
 
     @property
     def log_file(self) -> Path:
@@ -148,6 +148,8 @@ class LocalGremlinServer:
     def status(self) -> str:
         pid = self.pid()
         if pid is None:
+            if self.answers(timeout_s=2.0):
+                return f"not started from {self.state_dir}, but a Gremlin server answers at {self.endpoint}"
             return f"not running (no live pid in {self.pid_file})"
         state = "answering" if self.answers() else "not answering"
         return f"running (pid {pid}) at {self.endpoint}, {state}"
@@ -191,8 +193,10 @@ def _java_env() -> dict[str, str]:
 
 
 def graph_server_command(action: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
-    """``matcher graph-server start|stop|status``: a one-line result."""
+    """``matcher graph-server fetch|start|stop|status``: a one-line result."""
     server = LocalGremlinServer(host=host, port=port)
+    if action == "fetch":
+        return f"Gremlin Server jars in {server.fetch_jars()}"
     if action == "start":
         pid = server.start()
         return f"Gremlin Server running (pid {pid}) at {server.endpoint}"
