@@ -62,3 +62,4 @@ def test_graph_server_status_needs_no_config(cli, gremlin_server):
     assert result.out.strip().endswith(f"but a Gremlin server answers at {gremlin_server.endpoint}")
     result = cli("graph-server", "status", "--port", "9")
     assert result.out.startswith("Gremlin Server not running")
+
