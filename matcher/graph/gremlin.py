@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _RETRYABLE_SERVER_ERRORS = ("ConcurrentModification", "Conflict", "TransactionException", "ReadOnlyViolation")
 _IDENTIFIER_LABELS = tuple(IDENTIFIER_EDGES)
+_IDENTIFIER_EDGE_LABELS = frozenset(IDENTIFIER_EDGES.values())
 _READ_CHUNK = 1000
 R = TypeVar("R")
 
@@ -86,15 +87,18 @@ def _cost(element: Vertex | Edge) -> int:
     return 1 + len(element.properties)
 
 
-def _vertex_row(v: Vertex, extra: dict[str, Any] | None = None) -> dict:
+def _vertex_row(v: Vertex, extra: dict[str, Any] | None = None, *, update: bool = True) -> dict:
+    """A ``mergeV`` row: search by id and label, create with the properties, and on a match set
+    them with single cardinality — unless ``update`` is False (nothing to update: the vertex is
+    new, or its properties follow from its id), which spares serializing them twice."""
     props = {**v.properties, **(extra or {})}
-    return {"s": {T.id: v.id, T.label: v.label}, "c": props,
-            "m": {k: CardinalityValue.single(x) for k, x in props.items()}}
+    on_match = {k: CardinalityValue.single(x) for k, x in props.items()} if update else {}
+    return {"s": {T.id: v.id, T.label: v.label}, "c": props, "m": on_match}
 
 
-def _edge_row(e: Edge) -> dict:
+def _edge_row(e: Edge, *, update: bool = True) -> dict:
     return {"s": {T.id: e.id, T.label: e.label, Direction.OUT: e.out_id, Direction.IN: e.in_id},
-            "c": dict(e.properties), "m": dict(e.properties)}
+            "c": dict(e.properties), "m": dict(e.properties) if update else {}}
 
 
 class GremlinGraphWriter:
@@ -175,14 +179,18 @@ class GremlinGraphWriter:
             stale.update(eid for eid in st.in_same_as if eid not in keep)
         vertices = [v for _, vs, _ in items for v in vs]
         edges = [e for _, _, es in items for e in es]
-        owners = sorted(r for r, st in state.items() if (set(st.out_edges) | st.in_same_as) & stale)
-        drops = (sorted(stale), owners, sorted(emptied))
-        first = True
-        for chunk in self._chunks(vertices, edges):
-            self._send(chunk, history, drops if first else None)
-            first = False
         self.counts.vertices.update(v.label for v in vertices)
         self.counts.edges.update(e.label for e in edges)
+        # identifier edges carry no properties: one that exists already needs no write
+        edges = [e for e in edges if not (e.label in _IDENTIFIER_EDGE_LABELS and e.out_id in state
+                                          and e.id in state[e.out_id].out_edges)]
+        owners = sorted(r for r, st in state.items() if (set(st.out_edges) | st.in_same_as) & stale)
+        drops = (sorted(stale), owners, sorted(emptied))
+        updates = {v.id for v in vertices if v.label == CUSTOMER or (v.label == RECORD and v.id in state)}
+        first = True
+        for chunk in self._chunks(vertices, edges):
+            self._send(chunk, history, drops if first else None, updates, set(state))
+            first = False
         self.counts.dropped_edges += len(stale)
         self.counts.moved_records += len(history)
 
@@ -201,7 +209,7 @@ class GremlinGraphWriter:
             yield chunk_v, chunk_e
 
     def _send(self, chunk: tuple[list[Vertex], list[Edge]], history: dict[str, str],
-              drops: tuple[list[str], list[str], list[str]] | None) -> None:
+              drops: tuple[list[str], list[str], list[str]] | None, updates: set[str], existing: set[str]) -> None:
         vertices, edges = chunk
         t = self.g.inject(0)
         if drops and drops[0]:
@@ -210,11 +218,13 @@ class GremlinGraphWriter:
             t = t.side_effect(__.V(*emptied).has_label(CUSTOMER).not_(__.in_e(MEMBER_OF)).drop())
             t = t.side_effect(__.V(*emptied).has_label(*_IDENTIFIER_LABELS).not_(__.in_e()).drop())
         if vertices:
-            rows = [_vertex_row(v, {"cluster_history": history[v.id]} if v.id in history else None) for v in vertices]
+            rows = [_vertex_row(v, {"cluster_history": history[v.id]} if v.id in history else None, update=v.id in updates)
+                    for v in vertices]
             t = t.side_effect(__.constant(rows).unfold().merge_v(__.select("s"))
                               .option(Merge.on_create, __.select("c")).option(Merge.on_match, __.select("m")))
         if edges:
-            rows = [_edge_row(e) for e in edges]
+            # an edge from a record new to the graph is new: nothing to update on a match
+            rows = [_edge_row(e, update=e.out_id in existing or e.in_id in existing) for e in edges]
             t = t.side_effect(__.constant(rows).unfold().merge_e(__.select("s"))
                               .option(Merge.on_create, __.select("c")).option(Merge.on_match, __.select("m")))
         t.iterate()
