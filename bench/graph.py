@@ -54,9 +54,8 @@ def bench_dataset(name: str, runs: Path, spark, server, *, writers: int | None, 
     spec = GraphSpec(endpoint=server.endpoint, batch_size=batch_size, writers=writers)
     config = load_config(CONFIGS[name]).model_copy(update={"graph": spec})
     threshold = json.loads((folder / "summary.json").read_text())["threshold_match_probability"]
-    matches = spark.read.parquet(str(folder / "matches")).cache()
-    pairs = spark.read.parquet(str(folder / "pairs")).cache()
-    matches.count(), pairs.count()
+    matches = spark.read.parquet(str(folder / "matches"))
+    pairs = spark.read.parquet(str(folder / "pairs"))
     clear_graph(server.endpoint)
     result: dict[str, Any] = {"records": matches.count(), "writers": writers or spark.sparkContext.defaultParallelism,
                               "batch_size": batch_size}
@@ -67,7 +66,6 @@ def bench_dataset(name: str, runs: Path, spark, server, *, writers: int | None, 
         result[phase]["load_average_1m_before"] = round(load, 2)
     result["graph"] = graph_totals(spec)
     result["graph_elements"] = sum(result["graph"]["vertices"].values()) + sum(result["graph"]["edges"].values())
-    matches.unpersist(), pairs.unpersist()
     return result
 
 
@@ -90,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from matcher.graph.server import LocalGremlinServer
     from matcher.session import get_session
 
-    spark = get_session()
+    spark = get_session(memory="2g")
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         runs = Path(args.runs) if args.runs else Path(tmp) / "runs"
         server = LocalGremlinServer(port=PORT, state_dir=Path(tmp) / "server")
