@@ -46,6 +46,33 @@ def _run_folder(name: str, runs: Path, spark) -> Path:
     return folder
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_cost(clusters, server, spec) -> dict[str, Any]:
+    """One writer in this process over collected clusters, into an empty graph: CPU seconds of
+    the client and of the server per element. The machine is shared, so wall time says little;
+    CPU time does not depend on the other load (much), and ``2 / cpu_s_per_element`` projects
+    the elements/s of two writers on an idle 2-core machine."""
+    from matcher.graph.gremlin import GremlinGraphWriter
+    from matcher.graph.server import clear_graph
+
+    clear_graph(server.endpoint)
+    client0, server0, wall0 = time.process_time(), _cpu_seconds(server.pid()), time.perf_counter()
+    with GremlinGraphWriter(spec) as writer:
+        counts = writer.write_clusters(clusters)
+    client_s, server_s = time.process_time() - client0, _cpu_seconds(server.pid()) - server0
+    wall = time.perf_counter() - wall0
+    per_element = (client_s + server_s) / counts.elements
+    return {"elements": counts.elements, "wall_s": round(wall, 3), "elements_per_s_wall": round(counts.elements / wall, 1),
+            "client_cpu_s": round(client_s, 3), "server_cpu_s": round(server_s, 3),
+            "cpu_ms_per_element": round(1000 * per_element, 4),
+            "projected_elements_per_s_2_idle_cores": round(2 / per_element, 1)}
+
+
 def bench_dataset(name: str, runs: Path, spark, server, *, writers: int | None, batch_size: int) -> dict[str, Any]:
     from matcher.config import GraphSpec, load_config
     from matcher.graph.gremlin import graph_totals
@@ -68,6 +95,10 @@ def bench_dataset(name: str, runs: Path, spark, server, *, writers: int | None, 
                                                  "write_elements_per_s", "requests", "retries")}
         result[phase]["load_average_1m_before"] = round(load, 2)
     result["graph"] = graph_totals(spec)
+    from matcher.graph.writer import cluster_from_row, cluster_table
+
+    clusters = [cluster_from_row(r) for r in cluster_table(matches, config, pairs=pairs, threshold=threshold).toLocalIterator()]
+    result["single_writer_cpu"] = cpu_cost(clusters, server, spec)
     result["graph_elements"] = sum(result["graph"]["vertices"].values()) + sum(result["graph"]["edges"].values())
     return result
 
@@ -109,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {r['records']} records -> {r['graph_elements']} graph elements, {first['elements']} upserts; "
               f"first load {first['elements_per_s']} elements/s end to end ({first['write_elements_per_s']} writing), "
               f"rerun {rerun['elements_per_s']} ({rerun['write_elements_per_s']}); "
-              f"load average {first['load_average_1m_before']}")
+              f"load average {first['load_average_1m_before']}; one writer: {r['single_writer_cpu']['cpu_ms_per_element']} "
+              f"CPU ms/element -> {r['single_writer_cpu']['projected_elements_per_s_2_idle_cores']} elements/s projected "
+              f"on 2 idle cores")
     return 0
 
 
