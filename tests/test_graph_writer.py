@@ -38,7 +38,7 @@ def make_config(endpoint: str, **graph):
                     {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "postcode"}],
         "blocking_rules": [["first_name"]],
         "training": {"deterministic_rules": [["email"]], "em_blocking_rules": [["first_name"]]},
-        # one writer: the local TinkerTransactionGraph cannot recover from write conflicts (docs/graph.md)
+        # one writer keeps these small tests free of write conflicts (and their retries); docs/graph.md
         "graph": {"endpoint": endpoint, "writers": 1, **graph},
     })
 
