@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 from matcher.config import TransformConfig, load_config
 from matcher.errors import ConfigError, InputDataError, MatcherError
+from matcher.graph.server import graph_server_command
+from matcher.graph.writer import describe, load_graph_task
 from matcher.model import TrainedModel
 from matcher.pipeline import RunFolder, evaluate_task, match_task, run_folder, run_task, train_task
 
@@ -26,12 +28,14 @@ class Task:
     """One ``matcher`` subcommand: its help, its extra options and what it runs.
 
     ``run`` receives the validated config, the run folder and the parsed arguments.
-    Every task also takes ``--config`` and ``--output``.
+    Every task also takes ``--config`` and ``--output``, unless ``needs_config`` is False
+    (then ``run`` gets ``None`` for both).
     """
 
     help: str
     run: Callable[[TransformConfig, RunFolder, argparse.Namespace], object]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    needs_config: bool = True
 
 
 def _incremental_options(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +79,17 @@ TASKS: dict[str, Task] = {
         _match_incremental,
         _incremental_options,
     ),
+    "load-graph": Task(
+        "write the identity graph of the run in OUTPUT (matches, pairs, customers) to the config's graph endpoint",
+        lambda config, folder, args: describe(load_graph_task(config, folder)),
+    ),
+    "graph-server": Task(
+        "start, stop or check the local Gremlin Server (ws://127.0.0.1:8182/gremlin); fetch (or the first start) downloads its jars",
+        lambda config, folder, args: graph_server_command(args.action, port=args.port),
+        lambda parser: (parser.add_argument("action", choices=["fetch", "start", "stop", "status"]),
+                        parser.add_argument("--port", type=int, default=8182)),
+        needs_config=False,
+    ),
 }
 
 
@@ -88,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, task in TASKS.items():
         sub = tasks.add_parser(name, help=task.help, description=task.help)
-        sub.add_argument("--config", required=True, metavar="PATH", help="transform configuration (YAML), e.g. configs/demo.yaml")
-        sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
+        if task.needs_config:
+            sub.add_argument("--config", required=True, metavar="PATH", help="transform configuration (YAML), e.g. configs/demo.yaml")
+            sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
         task.arguments(sub)
     return parser
 
@@ -121,9 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("py4j", "splink"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
     try:
-        config = load_config(args.config)
-        folder = run_folder(config, args.output)
-        result = TASKS[args.task].run(config, folder, args)
+        task = TASKS[args.task]
+        config = load_config(args.config) if task.needs_config else None
+        folder = run_folder(config, args.output) if task.needs_config else None
+        result = task.run(config, folder, args)
     except (ConfigError, InputDataError) as err:
         print(f"matcher: error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -99,6 +99,35 @@ class TrainingSpec(_Strict):
         return rules
 
 
+class GraphSpec(_Strict):
+    """Where and how the identity graph is written (see ``docs/graph.md``).
+
+    ``endpoint`` is a Gremlin WebSocket URL (``ws://127.0.0.1:8182/gremlin`` for the local
+    server, ``wss://<cluster>.neptune.amazonaws.com:8182/gremlin`` for Neptune).
+    """
+
+    endpoint: str = Field(pattern=r"^wss?://")
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    writers: int | None = Field(default=None, ge=1, le=1024)
+    tls: bool | None = None
+    iam_region: str | None = None
+    hash_identifiers: bool = False
+    salt: str | None = None
+    salt_env: str | None = None
+    same_as: bool = True
+    max_retries: int = Field(default=8, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _salt_when_hashing(self) -> "GraphSpec":
+        if self.hash_identifiers and not (self.salt or self.salt_env):
+            raise ValueError("hash_identifiers needs 'salt' or 'salt_env' (the name of an environment variable holding it)")
+        return self
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls if self.tls is not None else self.endpoint.startswith("wss://")
+
+
 class TransformConfig(_Strict):
     """A matching transform: what to read, how to compare, how to trade precision for recall."""
 
@@ -115,6 +144,7 @@ class TransformConfig(_Strict):
     truth_column: str | None = None
     output: str = "output"
     retain_columns: list[str] = Field(default_factory=list)
+    graph: GraphSpec | None = None
 
     @field_validator("inputs")
     @classmethod

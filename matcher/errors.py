@@ -17,3 +17,7 @@ class InputDataError(MatcherError):
 
 class ModelError(MatcherError):
     """A model artifact is missing, corrupt, or does not fit the configuration."""
+
+
+class GraphError(MatcherError):
+    """The graph store (Gremlin Server, Neptune) is unreachable, refuses a write, or cannot be started."""

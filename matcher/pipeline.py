@@ -166,7 +166,8 @@ def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSessio
 
 
 def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, retrain: bool = False) -> dict:
-    """Train when there is no model for this config, match, and evaluate when truth is configured."""
+    """Train when there is no model for this config, match, evaluate when truth is configured,
+    and load the identity graph when the config has a ``graph`` section."""
     started = time.perf_counter()
     try:
         fresh = TrainedModel.load(folder.model).fits(config) and not retrain
@@ -182,6 +183,10 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         summary = match_task(config, folder, spark, df=df, train_s=train_s)
         df.unpersist()
         metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+        if config.graph is not None:  # the config names a Gremlin endpoint: load the identity graph too
+            from matcher.graph.writer import load_graph_task
+
+            metrics["graph"] = load_graph_task(config, folder, spark)
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)
     return metrics

@@ -77,3 +77,15 @@ def assert_nothing_looks_complete(folder: Path) -> None:
         return
     present = sorted(p.name for p in folder.iterdir() if not p.name.startswith((".", "_")))
     assert [p for p in present if p in (*COMPLETE_MARKERS, "model")] == [], present
+
+
+@pytest.fixture(scope="session")
+def gremlin_server(tmp_path_factory):
+    """A local Gremlin Server for the graph tests on port 8183 with its own saved graph (jars from
+    .graph-server/lib, fetched on first use); started through matcher.graph.server, stopped at the end."""
+    from matcher.graph.server import LocalGremlinServer
+
+    server = LocalGremlinServer(port=8183, state_dir=tmp_path_factory.mktemp("gremlin-server"))
+    server.start()
+    yield server
+    server.stop()
