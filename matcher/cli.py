@@ -81,7 +81,10 @@ TASKS: dict[str, Task] = {
     ),
     "load-graph": Task(
         "write the identity graph of the run in OUTPUT (matches, pairs, customers) to the config's graph endpoint",
-        lambda config, folder, args: describe(load_graph_task(config, folder)),
+        lambda config, folder, args: describe(load_graph_task(config, folder, changes_only=args.changes_only)),
+        lambda parser: parser.add_argument(
+            "--changes-only", action="store_true",
+            help="OUTPUT holds a match-incremental run: write only the clusters its change log touches, drop its deleted records"),
     ),
     "graph-server": Task(
         "start, stop or check the local Gremlin Server (ws://127.0.0.1:8182/gremlin); fetch (or the first start) downloads its jars",

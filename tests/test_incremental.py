@@ -22,7 +22,7 @@ import pytest
 
 from conftest import assert_one_line_error
 from matcher.comparisons import splink_settings
-from matcher.config import config_from_dict
+from matcher.config import GraphSpec, config_from_dict
 from matcher.incremental import match_incremental_task, stable_match_ids
 from matcher.model import TrainedModel, make_linker
 from matcher.pipeline import RunFolder, match_task
@@ -288,3 +288,39 @@ def test_the_glue_style_job_runs_under_spark_submit(runs, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "match_incremental: 1 new rows, 0 deleted, 7 clusters" in completed.stdout
     assert record_changes(RunFolder(out)) == {12: ("joined", None, 7)}
+
+
+def _structure(g) -> tuple[dict, dict]:
+    """Vertex labels and edge endpoints by id: the shape of the graph, without its properties."""
+    from matcher.graph.queries import snapshot
+
+    vertices, edges = snapshot(g)
+    return ({k: v["label"] for k, v in vertices.items()},
+            {k: (e["label"], e["from"], e["to"]) for k, e in edges.items()})
+
+
+@pytest.mark.slow
+def test_applying_only_the_change_logs_gives_the_graph_of_a_full_load(spark, runs, gremlin_server):
+    from gremlin_python.process.anonymous_traversal import traversal
+
+    from matcher.graph.connection import connect
+    from matcher.graph.server import clear_graph
+    from matcher.graph.writer import load_graph_task
+
+    config = runs["config"].model_copy(update={"graph": GraphSpec(endpoint=gremlin_server.endpoint, writers=1)})
+    g = traversal().with_remote(connect(config.graph))
+    clear_graph(gremlin_server.endpoint)
+    load_graph_task(config, runs["existing"], spark)
+    for run in ("first", "second"):
+        result = load_graph_task(config, runs[run], spark, changes_only=True)
+        assert result["changes"]["records_removed"] == 1
+        applied = _structure(g)
+        clear_graph(gremlin_server.endpoint)
+        load_graph_task(config, runs[run], spark)
+        assert applied == _structure(g), run
+        member_of = [e for e in applied[1].values() if e[0] == "member_of"]
+        assert len(member_of) == len({e[1] for e in member_of}) == len(clusters_of_records(spark, runs[run]))
+
+
+def clusters_of_records(spark, folder: RunFolder) -> list:
+    return spark.read.parquet(str(folder.matches)).select("id").collect()

@@ -247,9 +247,36 @@ def _spec(config: TransformConfig) -> GraphSpec:
     return config.graph
 
 
-def load_graph_task(config: TransformConfig, folder: Any, spark: SparkSession | None = None) -> dict[str, Any]:
+CHANGES = "changes.json"
+CHANGE_RECORDS = "changes/records.parquet"
+
+
+def changed_clusters(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """From an incremental run's change log: the clusters to rewrite, and the records to drop.
+
+    A cluster is rewritten when a record joined, left or entered it (``new_match_id`` and
+    ``old_match_id`` of every changed record; an old cluster that was retired simply no
+    longer exists in the matches, and the writer removes its emptied customer).
+    """
+    touched, deleted = set(), []
+    for record in changes["records"]:
+        if record["change"] == "deleted":
+            deleted.append(str(record["record_id"]))
+        for key in ("new_match_id", "old_match_id"):
+            if record.get(key) is not None:
+                touched.add(str(record[key]))
+    return sorted(touched), deleted
+
+
+def load_graph_task(
+    config: TransformConfig, folder: Any, spark: SparkSession | None = None, *, changes_only: bool = False
+) -> dict[str, Any]:
     """``matcher load-graph``: the run in ``folder`` (matches, pairs, customers when present) into the
-    graph; writes ``folder/graph.json`` with what was sent and the graph's totals by label."""
+    graph; writes ``folder/graph.json`` with what was sent and the graph's totals by label.
+
+    With ``changes_only`` the folder must hold a ``matcher match-incremental`` run: only the
+    clusters its change log touches are written and its deleted records dropped.
+    """
     from matcher.pipeline import _session
 
     _spec(config)
@@ -257,12 +284,22 @@ def load_graph_task(config: TransformConfig, folder: Any, spark: SparkSession | 
     if not (root / "summary.json").exists():
         raise InputDataError(f"{root}: no completed match run here (summary.json missing); run 'matcher run' first")
     summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    touched: list[str] | None = None
+    removed: list[str] = []
+    if changes_only:
+        if not (root / CHANGES).exists():
+            raise InputDataError(f"{root}: no change log ({CHANGES}); --changes-only needs a 'matcher match-incremental' run")
+        touched, removed = changed_clusters(json.loads((root / CHANGES).read_text(encoding="utf-8")))
     with _session(folder, spark) as spark:
         matches = spark.read.parquet(str(root / "matches"))
+        if touched is not None:
+            matches = matches.where(F.col("match_id").cast("string").isin(touched))
         pairs = spark.read.parquet(str(root / "pairs")) if (root / "pairs").exists() else None
         customers = spark.read.parquet(str(root / CUSTOMERS)) if (root / CUSTOMERS).exists() else None
         result = load_graph(matches, config, pairs=pairs, customers=customers,
-                            threshold=summary.get("threshold_match_probability"))
+                            threshold=summary.get("threshold_match_probability"), removed_record_ids=removed)
+    if touched is not None:
+        result["changes"] = {"clusters_written": len(touched), "records_removed": len(removed)}
     result["graph"] = graph_totals(config.graph)
     write_json(result, root / "graph.json")
     return result
