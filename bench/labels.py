@@ -13,7 +13,8 @@ each further round runs ``label-set`` (around the current model's most uncertain
 labels the sets from the ground truth (a simulated labeler: label = the row's
 ``cluster``), imports them (append), retrains and matches. Cluster F1 against the
 ground truth after 0/10/30/50 sets. ``--threshold-from-labels`` also learns the
-threshold from the labels.
+threshold from the labels; each round then also reports the same scored pairs clustered
+at the ``precision_recall_tradeoff`` threshold (``at_tradeoff_threshold``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,21 @@ def _simulated_labels(path: Path, truth: str) -> None:
     rows.to_csv(path, index=False, encoding="utf-8")
 
 
+def _at_threshold(spark, config, folder, threshold: float) -> dict:
+    """Cluster F1 of the run's scored pairs clustered at another threshold."""
+    from matcher.evaluation import evaluate
+    from matcher.ingest import read_inputs
+    from matcher.matching import assign_matches
+
+    spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
+    pairs = spark.read.parquet(str(folder.pairs))
+    rows, _ = assign_matches(read_inputs(spark, config), pairs, config, threshold)
+    metrics = evaluate(rows.cache(), pairs, truth=config.truth_column, threshold=threshold, link_type=config.resolved_link_type)
+    return {"threshold_match_probability": threshold, "cluster_f1": metrics["clusters"]["f1"],
+            "cluster_precision": metrics["clusters"]["precision"], "cluster_recall": metrics["clusters"]["recall"],
+            "pairwise_f1": metrics["pairwise"]["f1"]}
+
+
 def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, set_size: int) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
     from matcher.label_tasks import import_labels_task, label_set_task
@@ -119,6 +135,9 @@ def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, set_siz
         step["train_s"] = round(time.perf_counter() - t0, 2)
         match_task(config, folder, spark)
         metrics = evaluate_task(config, folder, spark)
+        if threshold_from_labels:
+            # the same model and scored pairs, clustered at the precision_recall_tradeoff's threshold
+            step["at_tradeoff_threshold"] = _at_threshold(spark, config, folder, config.threshold_match_probability)
         info = json.loads((folder.root / "labels" / "labels.json").read_text()) if labeled else {}
         supervised = model.metadata.get("labels") or {}
         step.update(
