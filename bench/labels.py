@@ -4,8 +4,9 @@
 pair labels, MIT licence: ``data/LICENSE-splink-datasets``; ``clerical_match_score`` 1
 = match) is converted to a FindMatches labeling file (one set of two rows per pair),
 imported into a fresh run folder for ``configs/fake_1000.yaml``, and evaluated on the
-held-out sets (``labels.holdout_share`` of them, seeded split) twice: with a model
-trained without labels and with one trained from the training sets' labels.
+held-out sets (``labels.holdout_share`` of them, seeded split) three times: with a model
+trained without labels, with one whose m comes from the training sets' labels, and with
+that model plus the threshold learned from the labels.
 
 **(b) learning curve on historical_50k.** ``configs/historical_50k.yaml`` with every
 labeling set used for training (``holdout_share: 0``): round 0 trains without labels;
@@ -83,6 +84,12 @@ def fake_1000_labels(spark, workdir: Path) -> dict:
     match_task(config, folder, spark)
     out["with_labels"] = evaluate_labels_task(config, folder, spark)
     out["with_labels_s"] = round(time.perf_counter() - t, 2)
+    learned = _config(ROOT / "configs" / "fake_1000.yaml", labels={"threshold_from_labels": True})
+    t = time.perf_counter()
+    train_task(learned, folder, spark)
+    match_task(learned, folder, spark)
+    out["with_labels_and_learned_threshold"] = evaluate_labels_task(learned, folder, spark)
+    out["with_labels_and_learned_threshold_s"] = round(time.perf_counter() - t, 2)
     return out
 
 
@@ -108,15 +115,17 @@ def _at_threshold(spark, config, folder, threshold: float) -> dict:
             "pairwise_f1": metrics["pairwise"]["f1"]}
 
 
-def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, set_size: int) -> list[dict]:
+def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, enforce: bool, set_size: int) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
     from matcher.label_tasks import import_labels_task, label_set_task
     from matcher.pipeline import evaluate_task, match_task, run_folder, train_task
 
     prepare("historical_50k")
     config = _config(ROOT / "configs" / "historical_50k.yaml",
-                     labels={"holdout_share": 0.0, "threshold_from_labels": threshold_from_labels})
-    folder = run_folder(config, workdir / f"historical_50k_{'threshold' if threshold_from_labels else 'm'}")
+                     labels={"holdout_share": 0.0, "threshold_from_labels": threshold_from_labels,
+                             "enforce_in_clustering": enforce})
+    variant = "threshold" if threshold_from_labels else "enforce" if enforce else "m"
+    folder = run_folder(config, workdir / f"historical_50k_{variant}")
     curve = []
     labeled = 0
     for target in CURVE:
@@ -164,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, metavar="FILE.json")
     parser.add_argument("--parts", default="fake_1000,curve", help="comma-separated: fake_1000, curve (default both)")
     parser.add_argument("--threshold-from-labels", action="store_true", help="learning curve also learns the threshold")
+    parser.add_argument("--enforce-labels", action="store_true",
+                        help="learning curve clusters with the labels enforced (labels.enforce_in_clustering)")
     parser.add_argument("--set-size", type=int, default=10, help="records per labeling set in the curve (default 10)")
     parser.add_argument("--workdir", metavar="DIR", help="keep run folders here (default: a temporary folder, removed)")
     parser.add_argument("--memory", default="4g")
@@ -187,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["historical_50k_learning_curve"] = {
                 "set_size": args.set_size,
                 "threshold_from_labels": args.threshold_from_labels,
-                "rounds": learning_curve(spark, workdir, threshold_from_labels=args.threshold_from_labels, set_size=args.set_size),
+                "enforce_in_clustering": args.enforce_labels,
+                "rounds": learning_curve(spark, workdir, threshold_from_labels=args.threshold_from_labels,
+                                         enforce=args.enforce_labels, set_size=args.set_size),
             }
     finally:
         result["load_avg_after"] = list(os.getloadavg())

@@ -109,6 +109,7 @@ class LabelsSpec(_Strict):
     holdout_share: float = Field(default=0.25, ge=0.0, lt=1.0)
     prior_pairs: float = Field(default=10.0, ge=0.0)
     threshold_from_labels: bool = False
+    enforce_in_clustering: bool = False
 
 
 class EnforcedSpec(_Strict):

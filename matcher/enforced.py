@@ -16,8 +16,6 @@ makes the clusters respect them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -91,21 +89,32 @@ def exact_rule_links(rows: DataFrame, rules: list[list[str]]) -> DataFrame:
     return links
 
 
-def enforced_links(rows: DataFrame, config: TransformConfig) -> EnforcedLinks | None:
+def enforced_links(rows: DataFrame, config: TransformConfig, labeled: pd.DataFrame | None = None) -> EnforcedLinks | None:
     """The configured must-links (pair list + exact rules) and cannot-links; None when nothing is enforced.
 
-    ``rows`` has ``record_id`` and the exact rules' columns.
+    ``rows`` has ``record_id`` and the exact rules' columns. ``labeled`` pairs (``id_l``,
+    ``id_r`` as text, ``is_match``; used when ``labels.enforce_in_clustering`` is set)
+    add their matches as must-links and their non-matches as cannot-links.
     """
     spec = config.enforced
-    if spec is None or not (spec.must_link or spec.cannot_link or spec.exact_rules):
+    has_labels = labeled is not None and len(labeled) > 0
+    if not has_labels and (spec is None or not (spec.must_link or spec.cannot_link or spec.exact_rules)):
         return None
+    from matcher.config import EnforcedSpec
+
+    spec = spec or EnforcedSpec()
     ids = rows.select("record_id")
     empty = _typed(pd.DataFrame({"id_l": [], "id_r": []}), ids, "")
     must = _typed(_read_pairs(spec.must_link), ids, spec.must_link) if spec.must_link else empty
     cannot = _typed(_read_pairs(spec.cannot_link), ids, spec.cannot_link) if spec.cannot_link else empty
+    if has_labels:
+        typed = _typed(labeled[["id_l", "id_r"]].astype(str).reset_index(drop=True), ids, "labels")
+        is_match = labeled["is_match"].to_numpy(bool)
+        must = pd.concat([must, typed[is_match]], ignore_index=True)
+        cannot = pd.concat([cannot, typed[~is_match]], ignore_index=True)
     if spec.exact_rules:
         must = pd.concat([must, exact_rule_links(rows, spec.exact_rules).toPandas()], ignore_index=True)
     selfish = cannot[cannot["id_l"] == cannot["id_r"]]
     if len(selfish):
-        raise InputDataError(f"{Path(spec.cannot_link)}: a record cannot be cannot-linked to itself: {selfish['id_l'].iloc[0]}")
+        raise InputDataError(f"{spec.cannot_link}: a record cannot be cannot-linked to itself: {selfish['id_l'].iloc[0]}")
     return EnforcedLinks(must_link=must, cannot_link=cannot)

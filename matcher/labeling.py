@@ -1,10 +1,12 @@
 """Labeling sets: the records a labeler should look at next, in FindMatches' file format.
 
-With a trained model, each set grows around one of the model's most uncertain
-candidate pairs (match weight closest to the threshold weight): the two records, then
-their candidate neighbours, strongest link first, among pairs whose weight is at least
-the threshold minus :data:`NEIGHBOUR_MARGIN` (so a set holds the plausible members of
-the entities in doubt). Without a model, the seed pairs are spread over the blocking
+With a trained model, each set grows around a pair the model is least sure of: first
+the weakest above-threshold link of each cluster of three or more records, largest
+clusters first (where transitive clustering most likely joined two entities), then the
+candidate pairs whose match weight is closest to the threshold weight. A set holds the
+two records, then their candidate neighbours, strongest link first, among pairs whose
+weight is at least the threshold minus :data:`NEIGHBOUR_MARGIN` (so a set holds the
+plausible members of the entities in doubt). Without a model, the seed pairs are spread over the blocking
 rules in a seeded random order and sets grow through blocked neighbours in that order:
 diverse candidates for a first round of labels.
 
@@ -71,6 +73,27 @@ def _blocked_pairs(df: DataFrame, config: TransformConfig) -> DataFrame:
     )
     within_rule = F.row_number().over(Window.partitionBy("match_key").orderBy("h", "id_l", "id_r"))
     return shuffled.select("id_l", "id_r", within_rule.cast("double").alias("rank"), (-F.col("h")).cast("double").alias("strength"))
+
+
+def _bridge_seeds(pairs: DataFrame, threshold_weight: float) -> pd.DataFrame:
+    """The weakest above-threshold link of each cluster of three or more records, largest clusters first.
+
+    Over-merged clusters are the largest, and the weakest link is where two entities are
+    most likely joined: a set around it shows the labeler both sides.
+    """
+    from matcher.clustering import cluster_edges
+
+    above = pairs.where(F.col("strength") >= threshold_weight).select("id_l", "id_r", "strength").toPandas()
+    if above.empty:
+        return above[["id_l", "id_r"]]
+    members = cluster_edges(above[["id_l", "id_r"]])
+    cluster = dict(zip(members["record_id"], members["match_id"]))
+    above["cluster"] = above["id_l"].map(cluster)
+    above["size"] = above["cluster"].map(members["match_id"].value_counts())
+    big = above[above["size"] >= 3].sort_values(
+        ["size", "cluster", "strength", "id_l", "id_r"], ascending=[False, True, True, True, True], kind="stable"
+    )
+    return big.drop_duplicates("cluster")[["id_l", "id_r"]].reset_index(drop=True)
 
 
 def _build_sets(seeds: pd.DataFrame, neighbours: pd.DataFrame, sets: int, set_size: int, taken: set[str]) -> list[list[str]]:
@@ -144,6 +167,10 @@ def labeling_sets(
         raise InputDataError(f"label-set needs at least 1 set of at least 2 rows (got --sets {sets} --set-size {set_size})")
     pairs = (_model_pairs(df, config, model) if model is not None else _blocked_pairs(df, config)).cache()
     seeds = pairs.orderBy("rank", "id_l", "id_r").limit(sets * SEED_POOL + len(already_labeled)).toPandas()
+    if model is not None:
+        from matcher.supervision import threshold_match_weight
+
+        seeds = pd.concat([_bridge_seeds(pairs, threshold_match_weight(config, model)), seeds], ignore_index=True)
     seed_ids = set(seeds["id_l"]) | set(seeds["id_r"])
     wanted = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(seed_ids) or [""]}))
     near = pairs.join(F.broadcast(wanted), (pairs["id_l"] == wanted["i"]) | (pairs["id_r"] == wanted["i"]), "left_semi")

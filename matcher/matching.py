@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -80,18 +81,20 @@ def _python(value):
 
 
 def assign_matches(
-    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None
+    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None,
+    labeled: pd.DataFrame | None = None,
 ) -> tuple[DataFrame, float]:
     """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
 
     ``threshold`` (a match probability) defaults to the config's; ``config.enforced``
-    must-links and cannot-links are respected.
+    must-links and cannot-links are respected, and so are ``labeled`` pairs (matches as
+    must-links, non-matches as cannot-links) when given.
     """
     threshold = config.threshold_match_probability if threshold is None else threshold
     spark = df.sparkSession
     rows = df.withColumn(RECORD_ID, record_id(config))
     started = time.perf_counter()
-    links = enforced_links(rows, config)
+    links = enforced_links(rows, config, labeled)
     if links is None:
         members = clusters_from_pairs(pairs, threshold)
     else:
@@ -133,7 +136,9 @@ def assign_matches(
     return rows, cluster_s
 
 
-def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) -> MatchResult:
+def find_matches(
+    df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None
+) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
 
     Splink materialises the scored pairs (as Parquet in the checkpoint folder), so
@@ -143,7 +148,7 @@ def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) ->
     pairs = score_pairs(df, config, model)
     predict_s = time.perf_counter() - started
     threshold = weight_to_probability(threshold_match_weight(config, model))
-    rows, cluster_s = assign_matches(df, pairs, config, threshold)
+    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,

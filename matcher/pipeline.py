@@ -109,6 +109,16 @@ def train_task(
     return model
 
 
+def _labels_to_enforce(config: TransformConfig, folder: RunFolder):
+    """The training labels as pairs when ``labels.enforce_in_clustering`` is set, else None."""
+    if not config.labels.enforce_in_clustering:
+        return None
+    from matcher.labels import training_pairs
+
+    labeled, _, labels_hash = training_pairs(config, folder.root)
+    return labeled if labels_hash else None
+
+
 def match_task(
     config: TransformConfig,
     folder: RunFolder,
@@ -123,7 +133,7 @@ def match_task(
     with _session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
         df = _inputs(config, spark, df)
         rows_in = df.count()
-        result = find_matches(df, config, model)
+        result = find_matches(df, config, model, labeled=_labels_to_enforce(config, folder))
         write_parquet(result.pairs, folder.pairs)
         write_parquet(result.rows, folder.matches)
     written = spark.read.parquet(str(folder.matches))

@@ -137,3 +137,13 @@ def test_a_must_link_file_without_its_columns_is_rejected(spark, tmp_path):
     rows, scored = rows_and_pairs(spark)
     with pytest.raises(InputDataError, match="must.csv: column\\(s\\) id_l, id_r missing"):
         assign_matches(rows, scored, config, threshold=0.5)
+
+
+def test_labeled_pairs_can_be_enforced_as_must_and_cannot_links(spark, tmp_path):
+    config = config_from_dict({**config_dict(tmp_path), "enforced": None, "labels": {"enforce_in_clustering": True}})
+    rows, scored = rows_and_pairs(spark)
+    labeled = pd.DataFrame({"id_l": ["3", "1"], "id_r": ["4", "2"], "is_match": [False, True]})
+    out, _ = assign_matches(rows, scored, config, threshold=0.5, labeled=labeled)
+    got = {r["pk"]: r["match_id"] for r in out.collect()}
+    # 3~4 labeled different: the 3-4 edge (0.97) is cut, 4-5 stays; 1~2 labeled the same: joined
+    assert got == {1: 1, 2: 1, 3: 3, 4: 4, 5: 4, 6: 6}
