@@ -115,7 +115,9 @@ def _at_threshold(spark, config, folder, threshold: float) -> dict:
             "pairwise_f1": metrics["pairwise"]["f1"]}
 
 
-def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, enforce: bool, set_size: int) -> list[dict]:
+def learning_curve(
+    spark, workdir: Path, *, threshold_from_labels: bool, enforce: bool, set_size: int, curve: Sequence[int] = CURVE
+) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
     from matcher.label_tasks import import_labels_task, label_set_task
     from matcher.pipeline import evaluate_task, match_task, run_folder, train_task
@@ -126,9 +128,9 @@ def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, enforce
                              "enforce_in_clustering": enforce})
     variant = "threshold" if threshold_from_labels else "enforce" if enforce else "m"
     folder = run_folder(config, workdir / f"historical_50k_{variant}")
-    curve = []
+    rounds = []
     labeled = 0
-    for target in CURVE:
+    for target in curve:
         t = time.perf_counter()
         step: dict[str, Any] = {"sets": target}
         if target > labeled:
@@ -164,8 +166,8 @@ def learning_curve(spark, workdir: Path, *, threshold_from_labels: bool, enforce
             round_s=round(time.perf_counter() - t, 2),
         )
         log.info("learning curve: %d sets -> cluster F1 %.4f", target, step["cluster_f1"])
-        curve.append(step)
-    return curve
+        rounds.append(step)
+    return rounds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--enforce-labels", action="store_true",
                         help="learning curve clusters with the labels enforced (labels.enforce_in_clustering)")
     parser.add_argument("--set-size", type=int, default=10, help="records per labeling set in the curve (default 10)")
+    parser.add_argument("--curve", default=",".join(map(str, CURVE)),
+                        help="cumulative labeling sets per round (default 0,10,30,50); without 0 the first round "
+                        "starts from the model already in the workdir's run folder")
     parser.add_argument("--workdir", metavar="DIR", help="keep run folders here (default: a temporary folder, removed)")
     parser.add_argument("--memory", default="4g")
     args = parser.parse_args(argv)
@@ -200,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threshold_from_labels": args.threshold_from_labels,
                 "enforce_in_clustering": args.enforce_labels,
                 "rounds": learning_curve(spark, workdir, threshold_from_labels=args.threshold_from_labels,
-                                         enforce=args.enforce_labels, set_size=args.set_size),
+                                         enforce=args.enforce_labels, set_size=args.set_size,
+                                         curve=[int(x) for x in args.curve.split(",")]),
             }
     finally:
         result["load_avg_after"] = list(os.getloadavg())
