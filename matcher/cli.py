@@ -36,6 +36,7 @@ class Task:
     run: Callable[[TransformConfig, RunFolder, argparse.Namespace], object]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     needs_config: bool = True
+    output_help: str | None = None  # set when --output names a file, not the run folder (the task then takes --run)
 
 
 def _incremental_options(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,67 @@ def _retrain_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if OUTPUT/model fits the config")
 
 
+def _labeling_folder(config: TransformConfig, args: argparse.Namespace) -> RunFolder:
+    """The run folder of a task whose --output is a file: --run, else the config's output."""
+    return run_folder(config, args.run)
+
+
+def _run_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", metavar="DIR", help="run folder with the model and labels (default: the config's 'output')")
+
+
+def _label_set_options(parser: argparse.ArgumentParser) -> None:
+    _run_option(parser)
+    parser.add_argument("--sets", type=int, default=10, help="labeling sets to write (default 10)")
+    parser.add_argument("--set-size", type=int, default=10, help="records per set (default 10; FindMatches advises 10-20)")
+
+
+def _import_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", required=True, metavar="CSV", help="labeled FindMatches CSV (labeling_set_id, label, source columns)")
+    parser.add_argument("--replace", action="store_true", help="discard the labels imported before (default: append)")
+
+
+def _label_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, metavar="CSV", help="labeling file to label; progress is saved into it")
+
+
+def _evaluate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", action="store_true",
+                        help="score the held-out imported labels with OUTPUT/model; write OUTPUT/label_metrics.json")
+
+
+def _evaluate(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> object:
+    if not args.labels:
+        return evaluate_task(config, folder)
+    from matcher.label_tasks import evaluate_labels_task, format_label_metrics
+
+    return format_label_metrics(evaluate_labels_task(config, folder)) + f"\nmetrics: {folder.root / 'label_metrics.json'}"
+
+
+def _label_set(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.label_tasks import label_set_task
+
+    return label_set_task(config, _labeling_folder(config, args), args.output, sets=args.sets, set_size=args.set_size)
+
+
+def _import_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.label_tasks import import_labels_task
+
+    return import_labels_task(config, folder, args.labels, replace=args.replace)
+
+
+def _export_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.label_tasks import export_labels_task
+
+    return export_labels_task(config, _labeling_folder(config, args), args.output)
+
+
+def _label(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.labeler import label_file
+
+    return label_file(config, args.input)
+
+
 TASKS: dict[str, Task] = {
     "train": Task(
         "estimate the model (lambda, u by sampling, m by EM) and save it to OUTPUT/model",
@@ -66,7 +128,8 @@ TASKS: dict[str, Task] = {
     ),
     "evaluate": Task(
         "compare OUTPUT/matches and OUTPUT/pairs with the config's truth_column; write OUTPUT/metrics.json",
-        lambda config, folder, args: evaluate_task(config, folder),
+        _evaluate,
+        _evaluate_options,
     ),
     "run": Task(
         "train if OUTPUT/model is missing or was trained for another config, match, and evaluate when truth_column is set",
@@ -93,6 +156,24 @@ TASKS: dict[str, Task] = {
                         parser.add_argument("--port", type=int, default=8182)),
         needs_config=False,
     ),
+    "label-set": Task(
+        "write a FindMatches labeling file (CSV) around RUN/model's most uncertain pairs, or diverse blocked pairs without a model",
+        _label_set,
+        _label_set_options,
+        output_help="labeling file to write (CSV)",
+    ),
+    "label": Task("label a labeling file interactively in the terminal (match / non-match / skip / undo / quit)", _label, _label_options),
+    "import-labels": Task(
+        "validate a labeled FindMatches CSV and add its labels to OUTPUT/labels (append; --replace discards earlier labels)",
+        _import_labels,
+        _import_options,
+    ),
+    "export-labels": Task(
+        "write every label in RUN/labels back out as one FindMatches CSV",
+        _export_labels,
+        _run_option,
+        output_help="labeling file to write (CSV)",
+    ),
 }
 
 
@@ -108,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=task.help, description=task.help)
         if task.needs_config:
             sub.add_argument("--config", required=True, metavar="PATH", help="transform configuration (YAML), e.g. configs/demo.yaml")
-            sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
+            if task.output_help:
+                sub.add_argument("--output", required=True, metavar="CSV", help=task.output_help)
+            else:
+                sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
         task.arguments(sub)
     return parser
 

@@ -128,6 +128,31 @@ class GraphSpec(_Strict):
         return self.tls if self.tls is not None else self.endpoint.startswith("wss://")
 
 
+class LabelsSpec(_Strict):
+    """How imported labels (``matcher import-labels``) shape training and evaluation.
+
+    See ``docs/labeling.md``: a labeling set is held out for ``matcher evaluate --labels``
+    when a seeded hash of its id falls below ``holdout_share``; the other sets train.
+    """
+
+    holdout_share: float = Field(default=0.25, ge=0.0, lt=1.0)
+    prior_pairs: float = Field(default=10.0, ge=0.0)
+    threshold_from_labels: bool = False
+    enforce_in_clustering: bool = False
+
+
+class EnforcedSpec(_Strict):
+    """Matches the clustering must respect: pair lists (CSV files with ``id_l,id_r``) and exact rules.
+
+    Each exact rule is a list of columns; records whose normalised values (trimmed,
+    lower-cased) agree on every column of a rule, none null, are must-linked.
+    """
+
+    must_link: str | None = None
+    cannot_link: str | None = None
+    exact_rules: list[list[str]] = Field(default_factory=list)
+
+
 class TransformConfig(_Strict):
     """A matching transform: what to read, how to compare, how to trade precision for recall."""
 
@@ -145,6 +170,8 @@ class TransformConfig(_Strict):
     output: str = "output"
     retain_columns: list[str] = Field(default_factory=list)
     graph: GraphSpec | None = None
+    labels: LabelsSpec = Field(default_factory=LabelsSpec)
+    enforced: EnforcedSpec | None = None
 
     @field_validator("inputs")
     @classmethod
@@ -177,6 +204,13 @@ class TransformConfig(_Strict):
         clashes = sorted(reserved.intersection(named))
         if clashes:
             raise ValueError(f"column name(s) {', '.join(clashes)} are reserved for matcher's outputs; rename them")
+        if self.enforced is not None:
+            known = {*self.column_names, *self.retain_columns}
+            unknown = sorted({c for rule in self.enforced.exact_rules for c in rule} - known)
+            if unknown:
+                raise ValueError(
+                    f"enforced.exact_rules name column(s) {', '.join(unknown)} that are neither matching columns nor retain_columns"
+                )
         return self
 
     @field_validator("blocking_rules")
@@ -261,7 +295,11 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir
     if base_dir is None:
         return config
     inputs = [i.model_copy(update={"path": _resolve(i.path, base_dir)}) for i in config.inputs]
-    return config.model_copy(update={"inputs": inputs, "output": _resolve(config.output, base_dir)})
+    update: dict[str, Any] = {"inputs": inputs, "output": _resolve(config.output, base_dir)}
+    if config.enforced is not None:
+        files = {k: _resolve(v, base_dir) for k in ("must_link", "cannot_link") if (v := getattr(config.enforced, k))}
+        update["enforced"] = config.enforced.model_copy(update=files)
+    return config.model_copy(update=update)
 
 
 def _resolve(path: str, base_dir: Path) -> str:

@@ -7,7 +7,12 @@ assignment:
   pairs that tie it to its cluster (its strongest link);
 * a singleton: one minus the highest match probability among its scored pairs (how
   sure we are that none of its candidates is the same entity), or 1.0 when blocking
-  produced no candidate for it.
+  produced no candidate for it;
+* a row on an enforced must-link (pair list or exact rule, ``enforced`` in the config)
+  in a cluster of two or more: 1.0.
+
+The threshold is the config's ``precision_recall_tradeoff``, or the one learned from
+labels when ``labels.threshold_from_labels`` is set (:mod:`matcher.supervision`).
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from matcher.clustering import clusters_from_pairs
 from matcher.comparisons import SOURCE_DATASET_COLUMN
 from matcher.config import TransformConfig
+from matcher.enforced import enforced_links
 from matcher.model import TrainedModel, make_linker
+from matcher.supervision import threshold_match_weight, weight_to_probability
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +75,31 @@ def _best_probability(pairs: DataFrame) -> DataFrame:
     return ends.groupBy(RECORD_ID).agg(F.max("match_probability").alias("best_probability"))
 
 
-def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> tuple[DataFrame, float]:
-    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time."""
-    threshold = config.threshold_match_probability
-    started = time.perf_counter()
-    members = clusters_from_pairs(pairs, threshold)
-    cluster_s = time.perf_counter() - started
+def _python(value):
+    """A numpy scalar as the plain Python value Spark accepts."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def assign_matches(
+    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None,
+    labeled: pd.DataFrame | None = None,
+) -> tuple[DataFrame, float]:
+    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
+
+    ``threshold`` (a match probability) defaults to the config's; ``config.enforced``
+    must-links and cannot-links are respected, and so are ``labeled`` pairs (matches as
+    must-links, non-matches as cannot-links) when given.
+    """
+    threshold = config.threshold_match_probability if threshold is None else threshold
     spark = df.sparkSession
     rows = df.withColumn(RECORD_ID, record_id(config))
+    started = time.perf_counter()
+    links = enforced_links(rows, config, labeled)
+    if links is None:
+        members = clusters_from_pairs(pairs, threshold)
+    else:
+        members = clusters_from_pairs(pairs, threshold, must_link=links.must_link, cannot_link=links.cannot_link)
+    cluster_s = time.perf_counter() - started
     id_type = rows.schema[RECORD_ID].dataType
     schema = f"{RECORD_ID} {id_type.simpleString()}, match_id {id_type.simpleString()}"
     clusters = spark.createDataFrame(members, schema=schema) if len(members) else spark.createDataFrame([], schema)
@@ -83,12 +108,26 @@ def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> 
         F.when(F.col("best_probability") >= threshold, F.col("best_probability"))
         .otherwise(1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
     )
+    if links is not None:
+        # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
+        # a row that a cannot-link cut loose is a singleton whatever its best pair says
+        on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"])
+        sizes = members.groupby("match_id")["record_id"].transform("size")
+        alone = set(members.loc[sizes == 1, "record_id"])
+        flags = [(_python(i), i in on_must, i in alone) for i in sorted(on_must | alone)]
+        flagged = spark.createDataFrame(flags, f"{RECORD_ID} {id_type.simpleString()}, _enforced boolean, _alone boolean")
+        rows = rows.join(F.broadcast(flagged), RECORD_ID, "left")
+        confidence = (
+            F.when(F.col("_enforced"), F.lit(1.0))
+            .when(F.col("_alone"), 1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
+            .otherwise(confidence)
+        )
     rows = (
         rows.join(F.broadcast(clusters), RECORD_ID, "left")
         .join(best, RECORD_ID, "left")
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
-        .drop("best_probability")
+        .drop("best_probability", "_enforced", "_alone")
     )
     if len(config.inputs) == 1:
         rows = rows.drop(SOURCE_DATASET_COLUMN)
@@ -97,7 +136,9 @@ def assign_matches(df: DataFrame, pairs: DataFrame, config: TransformConfig) -> 
     return rows, cluster_s
 
 
-def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) -> MatchResult:
+def find_matches(
+    df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None
+) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
 
     Splink materialises the scored pairs (as Parquet in the checkpoint folder), so
@@ -106,11 +147,12 @@ def find_matches(df: DataFrame, config: TransformConfig, model: TrainedModel) ->
     started = time.perf_counter()
     pairs = score_pairs(df, config, model)
     predict_s = time.perf_counter() - started
-    rows, cluster_s = assign_matches(df, pairs, config)
+    threshold = weight_to_probability(threshold_match_weight(config, model))
+    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,
         pairs=pairs,
-        threshold_match_probability=config.threshold_match_probability,
+        threshold_match_probability=threshold,
         timings_s={"predict": predict_s, "cluster": cluster_s},
     )

@@ -32,6 +32,7 @@ from matcher.matching import find_matches
 from matcher.model import TrainedModel
 from matcher.outputs import is_remote, write_json, write_parquet
 from matcher.session import get_session
+from matcher.supervision import probability_to_weight
 from matcher.training import train
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,24 @@ def train_task(
     config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None
 ) -> TrainedModel:
     """Read the inputs (unless given), train, save the model artifact into ``folder.model``."""
+    from matcher.labels import training_pairs
+
+    labeled, _, labels_hash = training_pairs(config, folder.root)
     with _session(folder, spark) as spark:
-        model = train(_inputs(config, spark, df), config)
+        model = train(_inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash)
     model.save(folder.model)
     log.info("model saved to %s", folder.model)
     return model
+
+
+def _labels_to_enforce(config: TransformConfig, folder: RunFolder):
+    """The training labels as pairs when ``labels.enforce_in_clustering`` is set, else None."""
+    if not config.labels.enforce_in_clustering:
+        return None
+    from matcher.labels import training_pairs
+
+    labeled, _, labels_hash = training_pairs(config, folder.root)
+    return labeled if labels_hash else None
 
 
 def match_task(
@@ -119,7 +133,7 @@ def match_task(
     with _session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
         df = _inputs(config, spark, df)
         rows_in = df.count()
-        result = find_matches(df, config, model)
+        result = find_matches(df, config, model, labeled=_labels_to_enforce(config, folder))
         write_parquet(result.pairs, folder.pairs)
         write_parquet(result.rows, folder.matches)
     written = spark.read.parquet(str(folder.matches))
@@ -131,7 +145,7 @@ def match_task(
         "n_pairs": n_pairs,
         "n_clusters": written.select("match_id").distinct().count(),
         "threshold_match_probability": result.threshold_match_probability,
-        "threshold_match_weight": config.threshold_match_weight,
+        "threshold_match_weight": probability_to_weight(result.threshold_match_probability),
         "outputs": {"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
         "timings_s": {
             "train": round(train_s, 3),

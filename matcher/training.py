@@ -173,8 +173,15 @@ def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, fram
     }
 
 
-def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
-    """Estimate lambda, u and m for ``df`` (from :func:`matcher.ingest.read_inputs`)."""
+def train(
+    df: DataFrame, config: TransformConfig, *, labels: pd.DataFrame | None = None, labels_hash: str | None = None
+) -> TrainedModel:
+    """Estimate lambda, u and m for ``df`` (from :func:`matcher.ingest.read_inputs`).
+
+    With ``labels`` (labeled pairs: ``id_l``, ``id_r``, ``is_match``; see
+    :mod:`matcher.labels`), m is then re-estimated from the labeled matches with EM's
+    estimate as the prior (:mod:`matcher.supervision`); ``labels_hash`` is recorded.
+    """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
@@ -201,6 +208,14 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
     t = time.perf_counter()
     sessions = [estimate_m(linker, config, s.rule, of_set(counts, s)) for s in em_sets]
     timings["m"] = time.perf_counter() - t
+
+    supervised = None
+    if labels is not None and len(labels):
+        from matcher.supervision import learn_from_labels
+
+        t = time.perf_counter()
+        supervised = {"labels_hash": labels_hash, **learn_from_labels(df, config, linker, labels)}
+        timings["labels"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
 
     metadata = {
@@ -213,6 +228,7 @@ def train(df: DataFrame, config: TransformConfig) -> TrainedModel:
         "u_sampling": u_sampling,
         "em_sessions": sessions,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        **({"labels": supervised} if supervised else {}),
         "versions": versions(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

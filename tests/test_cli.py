@@ -17,7 +17,7 @@ TASKS = ["train", "match", "evaluate", "run"]
 TASK_OPTIONS = {
     "train": {"--config", "--output", "--help"},
     "match": {"--config", "--output", "--help"},
-    "evaluate": {"--config", "--output", "--help"},
+    "evaluate": {"--config", "--output", "--labels", "--help"},
     "run": {"--config", "--output", "--retrain", "--help"},
 }
 
