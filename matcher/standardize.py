@@ -6,7 +6,7 @@ kind        standardized value
 name        transliterated to ASCII (``anyascii``), lower case, letters and single spaces only
             (hyphens become spaces, apostrophes and dots vanish): ``"  José O'Brien-Smith"`` →
             ``"jose obrien smith"``; ``first_name_canonical`` adds the nickname's formal name
-            from the ``nicknames`` package (``bill`` → ``william``)
+            from the ``nicknames`` package (``jim`` → ``james``)
 text        as name, keeping digits (streets, cities, house numbers, units)
 date        ISO ``yyyy-MM-dd``: the first of ``date_formats`` (per source, else global) that
             parses the whole value (``pandas.to_datetime``); else null
@@ -65,19 +65,32 @@ def clean_names(values: pd.Series, keep_digits: bool = False) -> pd.Series:
 
 @lru_cache(maxsize=1)
 def nickname_table() -> dict[str, str]:
-    """Every name the ``nicknames`` package knows → its formal name.
+    """Every nickname the ``nicknames`` package knows whose formal name is unambiguous → that name.
 
-    A name's formal name is, among itself and the names it is a nickname of, the one with
-    the most nicknames (ties: alphabetical), so ``bill`` → ``william`` and ``william`` stays.
+    The package's relation is a graph (``bill`` is listed under william, robert and will;
+    ``will`` under william). A *formal* name is one that no name with more nicknames lists
+    as a nickname (``william``, ``robert``; not ``will``). A name maps to the formal name
+    it belongs to when there is exactly one (``liz`` → ``elizabeth``); a formal name and
+    an ambiguous nickname (``bill``) stay as they are, so no two people are merged on a guess.
     """
     from nicknames import NickNamer
 
     namer = NickNamer()
-    nicks = namer.nickname_lookup
+    nicks, formals_of = namer.nickname_lookup, namer.canonical_lookup
+
+    def size(name: str) -> int:
+        return len(nicks.get(name, ()))
+
+    def is_formal(name: str) -> bool:
+        return all(size(c) <= size(name) for c in formals_of.get(name, ()))
+
     table = {}
-    for name, formals in namer.canonical_lookup.items():
-        candidates = {name, *formals}
-        table[name] = min(candidates, key=lambda c: (-len(nicks.get(c, ())), c))
+    for name, formals in formals_of.items():
+        if is_formal(name):
+            continue
+        candidates = sorted(c for c in formals if is_formal(c))
+        if len(candidates) == 1:
+            table[name] = candidates[0]
     return table
 
 
@@ -205,8 +218,9 @@ def _parsed_dates(c: Column, config: TransformConfig) -> Column:
     return parsed
 
 
-def standardized(field: str, c: Column, config: TransformConfig) -> Column:
-    """The standardized value of canonical ``field`` whose raw value is ``c``."""
+def standardized(field: str, c: Column, config: TransformConfig, *, country: Column | None = None) -> Column:
+    """The standardized value of canonical ``field`` whose raw value is ``c`` (``country``: the
+    row's raw country, which sets a phone number's region when it is a two-letter code)."""
     spec: StandardizeSpec = config.standardize
     kind = CANONICAL_FIELDS[field]
     if kind == "name":
@@ -220,8 +234,8 @@ def standardized(field: str, c: Column, config: TransformConfig) -> Column:
     if kind == "email":
         return standard_email(c, spec.email_provider_rules)
     if kind == "phone":
-        country = F.upper(F.trim(F.col(raw("country"))))
-        region = F.when(country.rlike("^[A-Z]{2}$"), country).otherwise(F.lit(spec.default_region))
+        code = F.upper(F.trim(country if country is not None else F.lit(None).cast("string")))
+        region = F.when(code.rlike("^[A-Z]{2}$"), code).otherwise(F.lit(spec.default_region))
         return _phone_udf(c, region)
     if kind == "postcode":
         return standard_postcode(c)
@@ -241,7 +255,8 @@ def standardize(df: DataFrame, config: TransformConfig) -> DataFrame:
     """
     present = [f for f in CANONICAL_FIELDS if f in df.columns]
     renamed = df.select(*[F.col(c).alias(raw(c)) if c in present else F.col(c) for c in df.columns])
-    out = renamed.select("*", *[standardized(f, F.col(raw(f)), config).alias(f) for f in present])
+    country = F.col(raw("country")) if "country" in present else None
+    out = renamed.select("*", *[standardized(f, F.col(raw(f)), config, country=country).alias(f) for f in present])
     if "first_name" in present:
         formal = _formal_udf(F.col("first_name")) if config.standardize.nicknames else F.col("first_name")
         out = out.withColumn("first_name_canonical", formal)
