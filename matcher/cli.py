@@ -209,8 +209,23 @@ def _print_summary(result: dict) -> None:
         pw, cl = result["pairwise"], result["clusters"]
         lines.append(f"pairwise precision/recall/F1: {pw['precision']:.4f} / {pw['recall']:.4f} / {pw['f1']:.4f}")
         lines.append(f"cluster  precision/recall/F1: {cl['precision']:.4f} / {cl['recall']:.4f} / {cl['f1']:.4f}")
+    if "harmonization" in result:
+        lines += _harmonization_lines(result["harmonization"])
     lines += [f"{name}: {path}" for name, path in result["outputs"].items()]
     print("\n".join(lines))
+
+
+def _harmonization_lines(h: dict) -> list[str]:
+    """Per source: rows in = matched + quarantined (by rule); then the golden customers."""
+    lines = [f"harmonization: {h['rows_in']} rows from {len(h['sources'])} sources, "
+             f"{h['rows_matched']} matched, {h['rows_quarantined']} quarantined"]
+    for name, c in h["sources"].items():
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(c["quarantined_by_rule"].items()))
+        lines.append(f"  {name}: {c['rows_in']} in = {c['rows_matched']} matched + {c['rows_quarantined']} quarantined"
+                     + (f" ({rules})" if rules else ""))
+    if "customers" in h:
+        lines.append(f"golden customers: {h['customers']} ({h['customers_in_several_sources']} seen in several sources)")
+    return lines
 
 
 def _one_line(text: object) -> str:

@@ -18,6 +18,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from matcher.errors import ConfigError
+from matcher.harmonization_spec import (
+    CANONICAL_FIELDS,
+    DERIVED_FIELDS,
+    HARMONIZED_INPUT,
+    RECORD_ID,
+    GoldenSpec,
+    QualitySpec,
+    SourceSpec,
+    StandardizeSpec,
+)
 
 
 class ComparisonKind(str, Enum):
@@ -172,6 +182,61 @@ class TransformConfig(_Strict):
     graph: GraphSpec | None = None
     labels: LabelsSpec = Field(default_factory=LabelsSpec)
     enforced: EnforcedSpec | None = None
+    # multi-source harmonization (optional; see matcher.harmonization_spec)
+    sources: list[SourceSpec] | None = None
+    standardize: StandardizeSpec = Field(default_factory=StandardizeSpec)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    golden: GoldenSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_feed_one_harmonized_input(cls, data: Any) -> Any:
+        """With ``sources:``, matching sees one input: the harmonized rows keyed by ``record_id``."""
+        if isinstance(data, dict) and data.get("sources") is not None:
+            if "inputs" in data or "primary_key" in data:
+                raise ValueError("give either 'sources' (each with its primary_key) or 'inputs' + 'primary_key', not both")
+            data = {**data, "inputs": [{"name": HARMONIZED_INPUT, "path": "(sources)"}], "primary_key": RECORD_ID}
+        return data
+
+    @model_validator(mode="after")
+    def _harmonized_columns_exist(self) -> "TransformConfig":
+        if self.sources is None:
+            if self.golden is not None:
+                raise ValueError("golden: survivorship needs 'sources' (the canonical customer schema)")
+            return self
+        if not self.sources:
+            raise ValueError("sources: at least one source is required")
+        names = [s.name for s in self.sources]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"source names must be unique, repeated: {', '.join(repeated)}")
+        known = {*CANONICAL_FIELDS, *DERIVED_FIELDS, *(c for s in self.sources for c in s.columns)}
+        quality = self.quality
+        named = {
+            "columns": self.column_names,
+            "retain_columns": self.retain_columns,
+            "truth_column": [self.truth_column] if self.truth_column else [],
+            "quality.required": quality.required,
+            "quality.require_any": [f for group in quality.require_any for f in group],
+            "quality.allowed_values": list(quality.allowed_values),
+            "golden.fields": (self.golden.fields or []) if self.golden else [],
+            "golden.rules": list(self.golden.rules) if self.golden else [],
+            "golden.timestamp_column": [self.golden.timestamp_column]
+            if self.golden and "most_recent" in (self.golden.default_rule, *self.golden.rules.values())
+            else [],
+        }
+        for key, fields in named.items():
+            unknown = [f for f in fields if f not in known]
+            if unknown:
+                raise ValueError(
+                    f"{key}: {', '.join(unknown)} is neither a canonical field nor mapped by any source "
+                    f"(canonical: {', '.join(CANONICAL_FIELDS)})"
+                )
+        if self.golden:
+            unknown = [s for s in self.golden.source_priority if s not in names]
+            if unknown:
+                raise ValueError(f"golden.source_priority: unknown source(s) {', '.join(unknown)} (sources: {', '.join(names)})")
+        return self
 
     @field_validator("inputs")
     @classmethod
@@ -197,7 +262,7 @@ class TransformConfig(_Strict):
             raise ValueError(f"link_type {self.link_type!r} needs at least two inputs")
         if self.link_type == "dedupe_only" and len(self.inputs) > 1:
             raise ValueError("link_type 'dedupe_only' takes exactly one input")
-        if self.primary_key in self.column_names:
+        if self.primary_key in self.column_names and self.sources is None:
             raise ValueError(f"primary_key {self.primary_key!r} cannot also be a matching column")
         reserved = set(RESERVED_COLUMNS) | ({"record_id"} if len(self.inputs) > 1 else set())
         named = [self.primary_key, *self.column_names, *self.retain_columns, self.truth_column]
@@ -269,6 +334,8 @@ class TransformConfig(_Strict):
             include={"primary_key", "link_type", "columns", "training", "seed", "accuracy_cost_tradeoff"},
         )
         shaping["resolved_link_type"] = self.resolved_link_type
+        if self.sources is not None:  # what the harmonized rows look like shapes the model too
+            shaping["harmonization"] = self.model_dump(mode="json", include={"sources", "standardize", "quality"})
         blob = json.dumps(shaping, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -294,8 +361,11 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir
         raise ConfigError(_format_validation_error(source, err)) from None
     if base_dir is None:
         return config
-    inputs = [i.model_copy(update={"path": _resolve(i.path, base_dir)}) for i in config.inputs]
-    update: dict[str, Any] = {"inputs": inputs, "output": _resolve(config.output, base_dir)}
+    update: dict[str, Any] = {"output": _resolve(config.output, base_dir)}
+    if config.sources is not None:
+        update["sources"] = [s.model_copy(update={"path": _resolve(s.path, base_dir)}) for s in config.sources]
+    else:
+        update["inputs"] = [i.model_copy(update={"path": _resolve(i.path, base_dir)}) for i in config.inputs]
     if config.enforced is not None:
         files = {k: _resolve(v, base_dir) for k in ("must_link", "cannot_link") if (v := getattr(config.enforced, k))}
         update["enforced"] = config.enforced.model_copy(update=files)

@@ -5,6 +5,8 @@ A run folder holds::
     model/            splink_model.json + metadata.json (config hash, data size, seed, versions, timings)
     matches/          every input row + match_id + match_confidence_score (Parquet)
     pairs/            every scored candidate pair: match_probability, match_weight, mw_* per column (Parquet)
+    quarantine/       rows the quality gate rejected, with rule and reason (``sources:`` configs)
+    customers/        one golden profile per match_id with provenance (``sources:`` configs)
     summary.json      counts, threshold and timings of the match task
     metrics.json      summary + accuracy metrics (when a truth column is configured)
 
@@ -27,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from matcher.config import TransformConfig
 from matcher.errors import ConfigError, MatcherError
 from matcher.evaluation import evaluate
+from matcher.harmonize import Harmonized, harmonize, write_harmonization_outputs
 from matcher.ingest import read_inputs
 from matcher.matching import find_matches
 from matcher.model import TrainedModel
@@ -65,6 +68,14 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def customers(self) -> Path:
+        return self.root / "customers"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "_checkpoints"
 
@@ -92,7 +103,11 @@ def _session(folder: RunFolder, spark: SparkSession | None) -> Iterator[SparkSes
 
 
 def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) -> DataFrame:
-    return df if df is not None else read_inputs(spark, config).cache()
+    if df is not None:
+        return df
+    if config.sources is not None:  # ingest, standardize, quality gate (matcher.harmonize)
+        return harmonize(spark, config).rows
+    return read_inputs(spark, config).cache()
 
 
 def train_task(
@@ -126,12 +141,17 @@ def match_task(
     *,
     df: DataFrame | None = None,
     train_s: float = 0.0,
+    harmonized: Harmonized | None = None,
 ) -> dict:
-    """Score and cluster the inputs with the saved model; write matches, pairs and summary.json."""
+    """Score and cluster the inputs with the saved model; write matches, pairs and summary.json.
+
+    For a ``sources:`` config also the quarantine and the golden ``customers`` tables."""
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
     with _session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
-        df = _inputs(config, spark, df)
+        if config.sources is not None and harmonized is None:
+            harmonized = harmonize(spark, config)
+        df = harmonized.rows if harmonized is not None else _inputs(config, spark, df)
         rows_in = df.count()
         result = find_matches(df, config, model, labeled=_labels_to_enforce(config, folder))
         write_parquet(result.pairs, folder.pairs)
@@ -155,6 +175,11 @@ def match_task(
     }
     if summary["rows_out"] != rows_in:
         raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
+    if harmonized is not None:
+        summary["harmonization"] = write_harmonization_outputs(
+            harmonized, written, config, quarantine=folder.quarantine, customers=folder.customers
+        )
+        summary["outputs"].update(quarantine=str(folder.quarantine), customers=str(folder.customers))
     write_json(summary, folder.summary)
     return summary
 
@@ -188,14 +213,17 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
     except MatcherError:
         fresh = False
     with _session(folder, spark) as spark:
-        df = read_inputs(spark, config).cache()
+        harmonized = harmonize(spark, config) if config.sources is not None else None
+        df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
         train_s = 0.0
         if not fresh:
             t = time.perf_counter()
             train_task(config, folder, spark, df=df)
             train_s = time.perf_counter() - t
-        summary = match_task(config, folder, spark, df=df, train_s=train_s)
+        summary = match_task(config, folder, spark, df=df, train_s=train_s, harmonized=harmonized)
         df.unpersist()
+        if harmonized is not None:
+            harmonized.unpersist()
         metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
         if config.graph is not None:  # the config names a Gremlin endpoint: load the identity graph too
             from matcher.graph.writer import load_graph_task

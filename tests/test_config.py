@@ -170,8 +170,8 @@ def test_relative_paths_in_a_configs_folder_resolve_against_the_project_root(tmp
     assert [i.path for i in config.inputs] == [str(tmp_path / "project" / "data" / "a.csv"), "s3://bucket/b", "/abs/c"]
 
 
-def test_the_bundled_demo_config_loads_and_points_at_the_bundled_data():
-    config = load_config(REPO / "configs" / "demo.yaml")
+def test_the_single_source_example_config_loads_and_points_at_the_bundled_data():
+    config = load_config(REPO / "configs" / "fake_1000.yaml")
     assert Path(config.inputs[0].path) == REPO / "data" / "demo" / "fake_1000.csv"
     assert Path(config.inputs[0].path).exists()
 
@@ -233,8 +233,8 @@ def test_a_gated_rule_with_no_minimum_is_always_on():
     assert config_from_dict(minimal(blocking_rules=rules, accuracy_cost_tradeoff=0.0)).active_blocking_rules == [["city"]]
 
 
-def test_demo_email_rule_is_on_at_its_tradeoff_and_off_below_it():
-    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text(encoding="utf-8"))
+def test_example_email_rule_is_on_at_its_tradeoff_and_off_below_it():
+    demo = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text(encoding="utf-8"))
     on = config_from_dict(demo)
     off = config_from_dict({**demo, "accuracy_cost_tradeoff": 0.4})
     assert ["email"] in on.active_blocking_rules

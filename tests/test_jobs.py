@@ -20,7 +20,7 @@ def test_find_matches_job_runs_under_spark_submit_with_glue_arguments(tmp_path):
     out = tmp_path / "run"
     completed = subprocess.run(
         [str(bin_dir / "spark-submit"), "--driver-memory", "1g", str(REPO / "jobs" / "find_matches.py"),
-         "--JOB_NAME", "test", "--config", str(REPO / "configs" / "demo.yaml"), "--output", str(out)],
+         "--JOB_NAME", "test", "--config", str(REPO / "configs" / "fake_1000.yaml"), "--output", str(out)],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]

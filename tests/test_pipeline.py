@@ -24,7 +24,7 @@ from matcher.config import load_config
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "configs" / "demo.yaml"
+DEMO = REPO / "configs" / "fake_1000.yaml"
 DEMO_CSV = REPO / "data" / "demo" / "fake_1000.csv"
 THRESHOLD = 0.5  # the demo's precision_recall_tradeoff is 0.5
 
