@@ -7,6 +7,7 @@ A run folder holds::
     pairs/            every scored candidate pair: match_probability, match_weight, mw_* per column (Parquet)
     summary.json      counts, threshold and timings of the match task
     metrics.json      summary + accuracy metrics (when a truth column is configured)
+    report.html       metrics table and charts, self-contained (written by run and evaluate)
 
 Every folder and file is written atomically; ``summary.json`` and ``metrics.json`` come last.
 """
@@ -31,6 +32,7 @@ from matcher.ingest import read_inputs
 from matcher.matching import find_matches
 from matcher.model import TrainedModel
 from matcher.outputs import is_remote, write_json, write_parquet
+from matcher.report import write_run_report
 from matcher.session import get_session
 from matcher.training import train
 
@@ -39,9 +41,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Where one transform's outputs live."""
+    """Where one transform's outputs live (``checkpoint_dir``: Splink's scratch tables, default inside ``root``)."""
 
     root: Path
+    checkpoint_dir: str | None = None
 
     @property
     def model(self) -> Path:
@@ -64,7 +67,13 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
-    def checkpoints(self) -> Path:
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def checkpoints(self) -> Path | str:
+        if self.checkpoint_dir:
+            return self.checkpoint_dir if is_remote(self.checkpoint_dir) else Path(self.checkpoint_dir)
         return self.root / "_checkpoints"
 
 
@@ -145,8 +154,10 @@ def match_task(
     return summary
 
 
-def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> dict:
-    """Compare the written matches and pairs with the truth column; write metrics.json."""
+def evaluate_task(
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, report: bool = True
+) -> dict:
+    """Compare the written matches and pairs with the truth column; write metrics.json (and report.html)."""
     if not config.truth_column:
         raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
     if not folder.summary.exists():
@@ -161,7 +172,11 @@ def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSessio
             link_type=config.resolved_link_type,
         )
     metrics = {**summary, **accuracy}
+    if report:
+        metrics["outputs"] = {**metrics["outputs"], "report": str(folder.report)}
     write_json(metrics, folder.metrics)
+    if report:
+        write_run_report(folder, config, spark)
     return metrics
 
 
@@ -181,7 +196,9 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
             train_s = time.perf_counter() - t
         summary = match_task(config, folder, spark, df=df, train_s=train_s)
         df.unpersist()
-        metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+        metrics = evaluate_task(config, folder, spark, report=False) if config.truth_column else summary
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+    metrics["outputs"] = {**metrics["outputs"], "report": str(folder.report)}
     write_json(metrics, folder.metrics)
+    write_run_report(folder, config, spark)
     return metrics

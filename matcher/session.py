@@ -29,6 +29,16 @@ def _ensure_java_17() -> None:
             return
 
 
+def _master_given_by_launcher() -> bool:
+    """``spark-submit --master spark://...`` (or Glue) chose the master: the session must not override it."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return False
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to the launcher's JVM, whose system properties hold spark.master
+    return SparkConf().contains("spark.master")
+
+
 def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str = "matcher") -> SparkSession:
     """A local SparkSession sized to this machine.
 
@@ -38,9 +48,11 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
     _ensure_java_17()
     cores = cores or os.cpu_count() or 2
     partitions = str(2 * cores)
+    builder = SparkSession.builder
+    if not _master_given_by_launcher():
+        builder = builder.master(f"local[{cores}]")
     builder = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
+        builder.appName(app_name)
         .config("spark.driver.memory", memory)
         .config("spark.sql.shuffle.partitions", partitions)
         .config("spark.default.parallelism", partitions)

@@ -77,3 +77,16 @@ def assert_nothing_looks_complete(folder: Path) -> None:
         return
     present = sorted(p.name for p in folder.iterdir() if not p.name.startswith((".", "_")))
     assert [p for p in present if p in (*COMPLETE_MARKERS, "model")] == [], present
+
+
+@pytest.fixture(scope="session")
+def fake_1000_run(spark, tmp_path_factory):
+    """One completed ``matcher run`` of configs/fake_1000.yaml (model, matches, pairs, metrics, report),
+    shared by the tests that only read a run folder. Do not modify it; copy it first."""
+    from matcher.config import load_config
+    from matcher.pipeline import run_folder, run_task
+
+    config = load_config(REPO / "configs" / "fake_1000.yaml")
+    folder = run_folder(config, tmp_path_factory.mktemp("fake_1000_run"))
+    run_task(config, folder, spark)
+    return folder
