@@ -41,22 +41,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Where one transform's outputs live (``checkpoint_dir``: Splink's scratch tables, default inside ``root``)."""
+    """Where one transform's outputs live.
+
+    ``checkpoint_dir``: Splink's scratch tables (default ``root/_checkpoints``).
+    ``data_root``: a URI (``s3://...``) where Spark writes ``matches`` and ``pairs`` directly,
+    while the small files stay in ``root`` (used by Glue jobs, see :mod:`matcher.runtime`).
+    """
 
     root: Path
     checkpoint_dir: str | None = None
+    data_root: str | None = None
 
     @property
     def model(self) -> Path:
         return self.root / "model"
 
     @property
-    def matches(self) -> Path:
-        return self.root / "matches"
+    def matches(self) -> Path | str:
+        return f"{self.data_root.rstrip('/')}/matches" if self.data_root else self.root / "matches"
 
     @property
-    def pairs(self) -> Path:
-        return self.root / "pairs"
+    def pairs(self) -> Path | str:
+        return f"{self.data_root.rstrip('/')}/pairs" if self.data_root else self.root / "pairs"
 
     @property
     def summary(self) -> Path:

@@ -245,7 +245,7 @@ def write_run_report(folder, config, spark) -> Path:
     metrics_file = folder.metrics if folder.metrics.exists() else folder.summary
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     model = TrainedModel.load(folder.model)
-    pairs = spark.read.parquet(str(folder.pairs)) if folder.pairs.exists() else None
+    pairs = spark.read.parquet(str(folder.pairs))  # a completed match run always wrote them
     document = render_report(metrics, model.splink_model, pairs=pairs, truth=config.truth_column)
     target = Path(folder.report)
     tmp = target.with_name(f".{target.name}.tmp")

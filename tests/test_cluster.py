@@ -107,7 +107,7 @@ def test_full_run_on_a_standalone_cluster_gives_the_local_run_s_match_ids(spark,
         assert completed.returncode == 0, completed.stderr[-4000:]
         apps = master_state(ui_port)["completedapps"] + master_state(ui_port)["activeapps"]
 
-    assert [app["name"] for app in apps] == ["matcher"]
+    assert [app["name"] for app in apps] == ["run.py"]  # spark-submit names the app after the script
     for i in (1, 2):  # each worker launched an executor JVM for the application
         executor_logs = list((tmp_path / f"worker{i}").glob("app-*/*/stderr"))
         assert executor_logs, f"worker {i} ran no executor"

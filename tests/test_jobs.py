@@ -85,17 +85,22 @@ def spark_submit(script: str, *args: str, cwd: Path, options: tuple[str, ...] = 
 
 
 @pytest.mark.slow
-def test_every_job_script_runs_under_spark_submit_with_glue_arguments(tmp_path):
+def test_every_job_script_runs_under_spark_submit_with_glue_arguments_and_a_remote_run_folder(tmp_path):
     people = pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv").iloc[:300]
     people.to_csv(tmp_path / "sample.csv", index=False)
     out, scratch = tmp_path / "run", tmp_path / "scratch"
-    glue = ["--config", REPO / "configs" / "fake_1000.yaml", "--output", out, "--input", tmp_path / "sample.csv",
-            "--checkpoint-dir", scratch, "--job-bookmark-option", "job-bookmark-disable", "--TempDir", tmp_path / "glue-temp"]
+    # file:// URIs take the same path through Hadoop's FileSystem as s3:// ones on Glue
+    glue = ["--config", (REPO / "configs" / "fake_1000.yaml").as_uri(), "--output", out.as_uri(),
+            "--input", tmp_path / "sample.csv", "--checkpoint-dir", scratch.as_uri(),
+            "--job-bookmark-option", "job-bookmark-disable", "--TempDir", tmp_path / "glue-temp"]
 
     assert "t: train done" in spark_submit("train.py", "--JOB_NAME", "t", *glue, cwd=tmp_path)
     model_written = (out / "model" / "splink_model.json").stat().st_mtime_ns
     assert "t: match done: 300 rows" in spark_submit("find_matches.py", "--JOB_NAME", "t", *glue, cwd=tmp_path)
-    assert json.loads((out / "summary.json").read_text())["rows_out"] == 300
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_out"] == 300
+    assert summary["outputs"]["matches"] == f"{out.as_uri()}/matches"
+    assert summary["outputs"]["model"] == f"{out.as_uri()}/model"
     assert "t: evaluate done" in spark_submit("evaluate.py", "--JOB_NAME", "t", *glue, cwd=tmp_path)
     assert json.loads((out / "metrics.json").read_text())["clusters"]["f1"] > 0.5
     assert "t: run done: 300 rows" in spark_submit("run.py", "--JOB_NAME", "t", *glue, "--retrain", "false", cwd=tmp_path)
