@@ -178,8 +178,6 @@ def evaluate_task(
             link_type=config.resolved_link_type,
         )
     metrics = {**summary, **accuracy}
-    if report:
-        metrics["outputs"] = {**metrics["outputs"], "report": str(folder.report)}
     write_json(metrics, folder.metrics)
     if report:
         write_run_report(folder, config, spark)
@@ -204,7 +202,6 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         df.unpersist()
         metrics = evaluate_task(config, folder, spark, report=False) if config.truth_column else summary
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
-    metrics["outputs"] = {**metrics["outputs"], "report": str(folder.report)}
     write_json(metrics, folder.metrics)
     write_run_report(folder, config, spark)
     return metrics
