@@ -1,18 +1,10 @@
-"""Glue job: train if needed, find matches, evaluate when a truth column is configured.
+"""Glue job: `matcher match` (score and cluster with OUTPUT/model; write matches, pairs, summary.json).
 
-    spark-submit jobs/find_matches.py --JOB_NAME demo --config configs/demo.yaml [--output runs/demo]
+    spark-submit jobs/find_matches.py --JOB_NAME find_matches --config configs/fake_1000.yaml --output runs/fake_1000
 """
 
 import sys
 
-from matcher.config import load_config
-from matcher.pipeline import run_folder, run_task
-from matcher.runtime import job_session, resolve_options
+from matcher.runtime import run_job
 
-options = resolve_options(sys.argv, ["JOB_NAME", "config"], ["output"])
-config = load_config(options["config"])
-folder = run_folder(config, options["output"])
-folder.root.mkdir(parents=True, exist_ok=True)
-with job_session(options, checkpoint_dir=str(folder.checkpoints)) as spark:
-    metrics = run_task(config, folder, spark)
-print(f"find_matches: {metrics['rows_out']} rows, {metrics['n_clusters']} clusters -> {folder.root}")
+run_job("match", sys.argv)

@@ -9,6 +9,7 @@ A run folder holds::
     customers/        one golden profile per match_id with provenance (``sources:`` configs)
     summary.json      counts, threshold and timings of the match task
     metrics.json      summary + accuracy metrics (when a truth column is configured)
+    report.html       metrics table and charts, self-contained (written by run and evaluate)
 
 Every folder and file is written atomically; ``summary.json`` and ``metrics.json`` come last.
 """
@@ -34,6 +35,7 @@ from matcher.ingest import read_inputs
 from matcher.matching import find_matches
 from matcher.model import TrainedModel
 from matcher.outputs import is_remote, write_json, write_parquet
+from matcher.report import write_run_report
 from matcher.session import get_session
 from matcher.supervision import probability_to_weight
 from matcher.training import train
@@ -43,21 +45,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Where one transform's outputs live."""
+    """Where one transform's outputs live.
+
+    ``checkpoint_dir``: Splink's scratch tables (default ``root/_checkpoints``).
+    ``data_root``: a URI (``s3://...``) where Spark writes ``matches`` and ``pairs`` directly,
+    while the small files stay in ``root`` (used by Glue jobs, see :mod:`matcher.runtime`).
+    """
 
     root: Path
+    checkpoint_dir: str | None = None
+    data_root: str | None = None
 
     @property
     def model(self) -> Path:
         return self.root / "model"
 
     @property
-    def matches(self) -> Path:
-        return self.root / "matches"
+    def matches(self) -> Path | str:
+        return f"{self.data_root.rstrip('/')}/matches" if self.data_root else self.root / "matches"
 
     @property
-    def pairs(self) -> Path:
-        return self.root / "pairs"
+    def pairs(self) -> Path | str:
+        return f"{self.data_root.rstrip('/')}/pairs" if self.data_root else self.root / "pairs"
 
     @property
     def summary(self) -> Path:
@@ -75,8 +84,13 @@ class RunFolder:
     def customers(self) -> Path:
         return self.root / "customers"
 
+    def report(self) -> Path:
+        return self.root / "report.html"
+
     @property
-    def checkpoints(self) -> Path:
+    def checkpoints(self) -> Path | str:
+        if self.checkpoint_dir:
+            return self.checkpoint_dir if is_remote(self.checkpoint_dir) else Path(self.checkpoint_dir)
         return self.root / "_checkpoints"
 
 
@@ -184,8 +198,10 @@ def match_task(
     return summary
 
 
-def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> dict:
-    """Compare the written matches and pairs with the truth column; write metrics.json."""
+def evaluate_task(
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, report: bool = True
+) -> dict:
+    """Compare the written matches and pairs with the truth column; write metrics.json (and report.html)."""
     if not config.truth_column:
         raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
     if not folder.summary.exists():
@@ -201,6 +217,8 @@ def evaluate_task(config: TransformConfig, folder: RunFolder, spark: SparkSessio
         )
     metrics = {**summary, **accuracy}
     write_json(metrics, folder.metrics)
+    if report:
+        write_run_report(folder, config, spark)
     return metrics
 
 
@@ -224,11 +242,12 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         df.unpersist()
         if harmonized is not None:
             harmonized.unpersist()
-        metrics = evaluate_task(config, folder, spark) if config.truth_column else summary
+        metrics = evaluate_task(config, folder, spark, report=False) if config.truth_column else summary
         if config.graph is not None:  # the config names a Gremlin endpoint: load the identity graph too
             from matcher.graph.writer import load_graph_task
 
             metrics["graph"] = load_graph_task(config, folder, spark)
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)
+    write_run_report(folder, config, spark)
     return metrics

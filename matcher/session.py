@@ -29,30 +29,48 @@ def _ensure_java_17() -> None:
             return
 
 
+def _launcher_conf():
+    """The SparkConf that ``spark-submit`` (or Glue) gave this driver, or ``None`` when Python
+    started the JVM itself."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to the launcher's JVM, whose system properties hold its conf
+    return SparkConf()
+
+
 def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str = "matcher") -> SparkSession:
     """A local SparkSession sized to this machine.
 
     Shuffle partitions and default parallelism are twice the core count (Spark's 200
-    default spends most of a small job scheduling empty tasks); the UI is off.
+    default spends most of a small job scheduling empty tasks); the UI is off. Under
+    ``spark-submit`` or Glue, the launcher's master and every setting it was given
+    (``--conf``, ``--jars``) win over these.
     """
     _ensure_java_17()
     cores = cores or os.cpu_count() or 2
     partitions = str(2 * cores)
-    builder = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
-        .config("spark.driver.memory", memory)
-        .config("spark.sql.shuffle.partitions", partitions)
-        .config("spark.default.parallelism", partitions)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.adaptive.enabled", "true")
+    settings = {
+        "spark.master": f"local[{cores}]",
+        "spark.app.name": app_name,
+        "spark.driver.memory": memory,
+        "spark.sql.shuffle.partitions": partitions,
+        "spark.default.parallelism": partitions,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.adaptive.enabled": "true",
         # coalescing small shuffles into one partition leaves a core idle on the CPU-heavy comparisons
-        .config("spark.sql.adaptive.coalescePartitions.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
-        .config("spark.jars", similarity_jar())
-    )
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.jars": similarity_jar(),
+    }
+    launcher = _launcher_conf()
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        if launcher is None or not launcher.contains(key):
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -89,3 +89,16 @@ def gremlin_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_1000_run(spark, tmp_path_factory):
+    """One completed ``matcher run`` of configs/fake_1000.yaml (model, matches, pairs, metrics, report),
+    shared by the tests that only read a run folder. Do not modify it; copy it first."""
+    from matcher.config import load_config
+    from matcher.pipeline import run_folder, run_task
+
+    config = load_config(REPO / "configs" / "fake_1000.yaml")
+    folder = run_folder(config, tmp_path_factory.mktemp("fake_1000_run"))
+    run_task(config, folder, spark)
+    return folder

@@ -1,0 +1,63 @@
+"""The notebooks run top to bottom on the bundled data, and are committed without outputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO
+from test_cluster import free_port
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert [p.name for p in NOTEBOOKS] == ["explore_and_train.ipynb", "label_and_evaluate.ipynb", "query_identity_graph.ipynb"]
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), path.name
+
+
+def execute(path, monkeypatch, **env: str) -> nbformat.NotebookNode:
+    """Run a notebook in a fresh kernel from the notebooks/ folder; raise on the first failing cell."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return notebook
+
+
+def text_of(notebook) -> str:
+    chunks = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            chunks.append(output.get("text", ""))
+            chunks.extend(str(v) for v in output.get("data", {}).values())
+    return "\n".join(chunks)
+
+
+@pytest.mark.slow
+def test_explore_and_train_runs_top_to_bottom(monkeypatch):
+    notebook = execute(REPO / "notebooks" / "explore_and_train.ipynb", monkeypatch)
+    text = text_of(notebook)
+    assert "1000 rows from 1 input(s)" in text
+    assert "'clusters'" in text and "blocking_recall" in text
+
+
+@pytest.mark.slow
+def test_label_and_evaluate_runs_on_an_existing_run_folder(monkeypatch, fake_1000_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(fake_1000_run.root, folder)
+    notebook = execute(REPO / "notebooks" / "label_and_evaluate.ipynb", monkeypatch, MATCHER_RUN=str(folder))
+    assert "report.html" in text_of(notebook)
+    assert (folder / "report.html").stat().st_mtime > (fake_1000_run.report).stat().st_mtime
+
+
+def test_query_identity_graph_skips_its_queries_when_no_gremlin_server_answers(monkeypatch):
+    url = f"ws://127.0.0.1:{free_port()}/gremlin"
+    notebook = execute(REPO / "notebooks" / "query_identity_graph.ipynb", monkeypatch, GREMLIN_URL=url)
+    assert f"Gremlin server at {url}: no answer; the queries below are skipped" in text_of(notebook)
