@@ -84,6 +84,7 @@ class RunFolder:
     def customers(self) -> Path:
         return self.root / "customers"
 
+    @property
     def report(self) -> Path:
         return self.root / "report.html"
 

@@ -220,7 +220,8 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     args = parser.parse_args(_cli_arguments(task, sub, options))
     with job_session(options) as spark:
         config = override_inputs(read_job_config(spark, args.config), options["input"])
-        output = args.output or config.output
+        # a task whose --output is a file (label-set, export-labels) names its run folder with --run
+        output = (args.run if TASKS[task].output_help else args.output) or config.output
         with _run_folder_for(spark, config, output, options) as folder:
             result = TASKS[task].run(config, folder, args)
     print(f"{options['JOB_NAME']}: {task} done: {_describe(result, output)}")
@@ -307,4 +308,6 @@ def _point_outputs_at(path: Path, staged: str, output: str) -> None:
 def _describe(result: object, output: str) -> str:
     if isinstance(result, dict) and "rows_out" in result:
         return f"{result['rows_out']} rows, {result['n_clusters']} clusters -> {output}"
+    if isinstance(result, str) and result.strip():
+        return f"{'; '.join(line.strip() for line in result.strip().splitlines())} -> {output}"
     return f"-> {output}"

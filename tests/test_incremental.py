@@ -286,7 +286,7 @@ def test_the_glue_style_job_runs_under_spark_submit(runs, tmp_path):
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "match_incremental: 1 new rows, 0 deleted, 7 clusters" in completed.stdout
+    assert f"test: match-incremental done: 15 rows, 7 clusters -> {out}" in completed.stdout
     assert record_changes(RunFolder(out)) == {12: ("joined", None, 7)}
 
 

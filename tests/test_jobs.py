@@ -111,3 +111,37 @@ def test_every_job_script_runs_under_spark_submit_with_glue_arguments_and_a_remo
     assert (out / "report.html").exists()
     assert list(scratch.iterdir()) == []  # each job removed its checkpoint folder
     assert not (out / "_checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_labeling_and_graph_job_scripts_run_under_spark_submit(tmp_path, fake_1000_run, gremlin_server):
+    import shutil
+
+    import yaml
+
+    from matcher.graph.server import clear_graph
+
+    run = tmp_path / "run"
+    shutil.copytree(fake_1000_run.root, run)
+    config = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text())
+    config["inputs"][0]["path"] = str(REPO / "data" / "demo" / "fake_1000.csv")
+    config["graph"] = {"endpoint": gremlin_server.endpoint, "writers": 1}
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+
+    sets = tmp_path / "sets.csv"
+    out = spark_submit("label_set.py", "--JOB_NAME", "t", "--config", config_path, "--run", run,
+                       "--output", sets, "--sets", "2", "--set-size", "4", cwd=tmp_path)
+    assert "t: label-set done:" in out
+    labeled = pd.read_csv(sets)
+    assert list(labeled.columns[:2]) == ["labeling_set_id", "label"] and labeled["labeling_set_id"].nunique() == 2
+    labeled.assign(label="same").to_csv(sets, index=False)
+    assert "t: import-labels done:" in spark_submit(
+        "import_labels.py", "--JOB_NAME", "t", "--config", config_path, "--labels", sets, "--output", run, cwd=tmp_path)
+    assert (run / "labels").exists()
+
+    clear_graph(gremlin_server.endpoint)
+    assert "t: load-graph done:" in spark_submit("load_graph.py", "--JOB_NAME", "t", "--config", config_path, "--output", run, cwd=tmp_path)
+    graph = json.loads((run / "graph.json").read_text())
+    assert graph["graph"]["vertices"]["SourceRecord"] == 1000
+    assert graph["graph"]["edges"]["member_of"] == 1000
