@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.datasets import DATASETS, ROOT, prepare
+from matcher.logs import configure_logging
 
 log = logging.getLogger("bench")
 
@@ -207,9 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"bench: error: unknown run(s) {', '.join(unknown)} (expected: {', '.join(RUNS)})", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.INFO)
 
     from matcher.config import load_config
     from matcher.session import get_session

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.datasets import ROOT, prepare
+from matcher.logs import configure_logging
 
 log = logging.getLogger("bench.graph")
 
@@ -115,9 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink", "gremlinpython"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging("INFO")
+    logging.getLogger("gremlinpython").setLevel(logging.WARNING)
     from bench.__main__ import machine
     from matcher.graph.server import LocalGremlinServer
     from matcher.session import get_session

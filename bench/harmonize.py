@@ -35,6 +35,7 @@ from typing import Sequence
 import pandas as pd
 
 from bench.datasets import ROOT
+from matcher.logs import configure_logging
 
 log = logging.getLogger("bench.harmonize")
 
@@ -155,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--noise-scale", type=float, default=5.0)
     parser.add_argument("--prepare", action="store_true", help="only write the data files")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("splink").setLevel(logging.WARNING)
+    configure_logging("INFO")
     prepare(args.noise_scale)
     if args.prepare:
         return 0

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from bench.__main__ import _load, _warm_up, machine, source_version
 from bench.datasets import ROOT, paths, prepare
+from matcher.logs import configure_logging
 
 log = logging.getLogger("bench.incremental")
 
@@ -173,9 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="full and incremental rounds, alternating; the fastest of each is kept (default 2)")
     parser.add_argument("--no-training-run", action="store_true", help="skip the full_with_training run")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.INFO)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-incremental-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.datasets import ROOT, prepare
+from matcher.logs import configure_logging
 
 log = logging.getLogger("bench.labels")
 
@@ -184,9 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", metavar="DIR", help="keep run folders here (default: a temporary folder, removed)")
     parser.add_argument("--memory", default="4g")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.INFO)
 
     from bench.__main__ import machine, source_version
     from matcher.session import get_session

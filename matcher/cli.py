@@ -18,6 +18,7 @@ from matcher.config import TransformConfig, load_config
 from matcher.errors import ConfigError, InputDataError, MatcherError
 from matcher.graph.server import graph_server_command
 from matcher.graph.writer import describe, load_graph_task
+from matcher.logs import configure_logging
 from matcher.model import TrainedModel
 from matcher.pipeline import RunFolder, evaluate_task, match_task, run_folder, run_task, train_task
 
@@ -235,9 +236,7 @@ def _one_line(text: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    configure_logging(args.log_level)
     try:
         task = TASKS[args.task]
         config = load_config(args.config) if task.needs_config else None

@@ -24,7 +24,6 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TextIO
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 

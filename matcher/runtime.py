@@ -40,6 +40,7 @@ from pyspark.sql import SparkSession
 
 from matcher.config import TransformConfig, config_from_dict, load_config
 from matcher.errors import ConfigError
+from matcher.logs import configure_logging
 from matcher.outputs import is_remote
 from matcher.session import get_session
 
@@ -209,9 +210,7 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     from matcher.cli import TASKS
 
     argv = list(sys.argv if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.INFO)
     parser, sub = _task_parser(task)
     flags = [a.option_strings[-1][2:] for a in _task_options(sub)]
     required = ["JOB_NAME", *(a.option_strings[-1][2:] for a in _task_options(sub) if a.required)]

@@ -14,6 +14,20 @@ from matcher.session import get_session
 REPO = Path(__file__).resolve().parent.parent
 
 
+def minimal_config(**overrides) -> dict:
+    """The smallest valid configuration mapping, with top-level keys replaced by ``overrides``."""
+    data = {
+        "name": "t",
+        "inputs": [{"name": "people", "path": "people.csv", "format": "csv"}],
+        "primary_key": "pk",
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "exact"}],
+        "blocking_rules": [["city"]],
+        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
+    }
+    data.update(overrides)
+    return data
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     session = get_session(checkpoint_dir=tmp_path_factory.mktemp("checkpoints"), cores=2, memory="2g")

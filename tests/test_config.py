@@ -9,24 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import minimal_config
 from matcher.config import config_from_dict, load_config
 from matcher.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def minimal(**overrides) -> dict:
-    """The smallest valid configuration mapping, with top-level keys replaced by ``overrides``."""
-    data = {
-        "name": "t",
-        "inputs": [{"name": "people", "path": "people.csv", "format": "csv"}],
-        "primary_key": "pk",
-        "columns": [{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "exact"}],
-        "blocking_rules": [["city"]],
-        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
-    }
-    data.update(overrides)
-    return data
+
 
 
 def config_error(data) -> str:
@@ -39,7 +29,7 @@ def config_error(data) -> str:
 
 
 def test_a_minimal_config_is_valid_and_fills_in_defaults():
-    config = config_from_dict(minimal())
+    config = config_from_dict(minimal_config())
     assert config.resolved_link_type == "dedupe_only"
     assert config.precision_recall_tradeoff == 0.5
     assert config.accuracy_cost_tradeoff == 0.5
@@ -47,7 +37,7 @@ def test_a_minimal_config_is_valid_and_fills_in_defaults():
 
 
 def test_unknown_comparison_kind_names_the_key_and_the_bad_value():
-    data = minimal(columns=[{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "nmae"}])
+    data = minimal_config(columns=[{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "nmae"}])
     message = config_error(data)
     assert message.startswith("x.yaml: ")
     assert "columns.1.kind" in message
@@ -57,39 +47,39 @@ def test_unknown_comparison_kind_names_the_key_and_the_bad_value():
 
 @pytest.mark.parametrize("key", ["name", "inputs", "primary_key", "columns", "blocking_rules", "training"])
 def test_missing_required_key_is_named(key):
-    data = minimal()
+    data = minimal_config()
     del data[key]
     message = config_error(data)
     assert f"{key}: Field required" in message
 
 
 def test_missing_nested_key_is_named_with_its_path():
-    data = minimal()
+    data = minimal_config()
     del data["training"]["em_blocking_rules"]
     assert "training.em_blocking_rules: Field required" in config_error(data)
 
 
 def test_unknown_key_is_rejected_by_name():
-    assert "precision_recal_tradeoff" in config_error(minimal(precision_recal_tradeoff=0.9))
+    assert "precision_recal_tradeoff" in config_error(minimal_config(precision_recal_tradeoff=0.9))
 
 
 def test_tradeoff_outside_zero_to_one_names_the_key():
-    message = config_error(minimal(precision_recall_tradeoff=1.5))
+    message = config_error(minimal_config(precision_recall_tradeoff=1.5))
     assert "precision_recall_tradeoff: Input should be less than or equal to 1" in message
 
 
 def test_repeated_columns_are_rejected_with_their_names():
-    data = minimal(columns=[{"name": "city", "kind": "exact"}, {"name": "city", "kind": "text"}])
+    data = minimal_config(columns=[{"name": "city", "kind": "exact"}, {"name": "city", "kind": "text"}])
     assert "columns must be unique, repeated: city" in config_error(data)
 
 
 def test_repeated_input_names_are_rejected():
-    data = minimal(inputs=[{"name": "a", "path": "1.csv"}, {"name": "a", "path": "2.csv"}])
+    data = minimal_config(inputs=[{"name": "a", "path": "1.csv"}, {"name": "a", "path": "2.csv"}])
     assert "input names must be unique, repeated: a" in config_error(data)
 
 
 def test_primary_key_cannot_be_a_matching_column():
-    data = minimal(primary_key="city")
+    data = minimal_config(primary_key="city")
     assert "primary_key 'city' cannot also be a matching column" in config_error(data)
 
 
@@ -107,14 +97,14 @@ def test_a_top_level_list_is_not_a_config():
 )
 def test_link_type_inconsistent_with_inputs_is_rejected(link_type, n_inputs, expected):
     inputs = [{"name": f"in{i}", "path": f"{i}.csv"} for i in range(n_inputs)]
-    assert expected in config_error(minimal(inputs=inputs, link_type=link_type))
+    assert expected in config_error(minimal_config(inputs=inputs, link_type=link_type))
 
 
 def test_link_type_defaults_to_dedupe_for_one_input_and_link_and_dedupe_for_several():
     two = [{"name": "a", "path": "a.csv"}, {"name": "b", "path": "b.csv"}]
-    assert config_from_dict(minimal()).resolved_link_type == "dedupe_only"
-    assert config_from_dict(minimal(inputs=two)).resolved_link_type == "link_and_dedupe"
-    assert config_from_dict(minimal(inputs=two, link_type="link_only")).resolved_link_type == "link_only"
+    assert config_from_dict(minimal_config()).resolved_link_type == "dedupe_only"
+    assert config_from_dict(minimal_config(inputs=two)).resolved_link_type == "link_and_dedupe"
+    assert config_from_dict(minimal_config(inputs=two, link_type="link_only")).resolved_link_type == "link_only"
 
 
 # --- reading files -----------------------------------------------------------------------
@@ -144,7 +134,7 @@ def test_empty_config_file_is_named(tmp_path):
 
 
 def test_validation_errors_from_a_file_name_the_file(write_config):
-    path = write_config(minimal(columns=[{"name": "city", "kind": "nmae"}]))
+    path = write_config(minimal_config(columns=[{"name": "city", "kind": "nmae"}]))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value).startswith(f"{path}: columns.0.kind: unknown value 'nmae'")
@@ -154,7 +144,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     folder = tmp_path / "project" / "jobs"
     folder.mkdir(parents=True)
     path = folder / "x.yaml"
-    path.write_text(yaml.safe_dump(minimal(output="out")), encoding="utf-8")
+    path.write_text(yaml.safe_dump(minimal_config(output="out")), encoding="utf-8")
     config = load_config(path)
     assert config.inputs[0].path == str(folder / "people.csv")
     assert config.output == str(folder / "out")
@@ -165,7 +155,7 @@ def test_relative_paths_in_a_configs_folder_resolve_against_the_project_root(tmp
     folder.mkdir(parents=True)
     path = folder / "x.yaml"
     remote = [{"name": "a", "path": "data/a.csv"}, {"name": "b", "path": "s3://bucket/b"}, {"name": "c", "path": "/abs/c"}]
-    path.write_text(yaml.safe_dump(minimal(inputs=remote)), encoding="utf-8")
+    path.write_text(yaml.safe_dump(minimal_config(inputs=remote)), encoding="utf-8")
     config = load_config(path)
     assert [i.path for i in config.inputs] == [str(tmp_path / "project" / "data" / "a.csv"), "s3://bucket/b", "/abs/c"]
 
@@ -184,19 +174,19 @@ def test_the_single_source_example_config_loads_and_points_at_the_bundled_data()
     [(0.5, 0.0), (1.0, 10.0), (0.0, -10.0), (0.75, 5.0), (0.6, 2.0)],
 )
 def test_precision_recall_tradeoff_maps_to_a_match_weight_of_20_times_its_distance_from_half(tradeoff, weight):
-    config = config_from_dict(minimal(precision_recall_tradeoff=tradeoff))
+    config = config_from_dict(minimal_config(precision_recall_tradeoff=tradeoff))
     assert config.threshold_match_weight == pytest.approx(weight)
     # the probability is the logistic of the weight in base 2
     assert config.threshold_match_probability == pytest.approx(2**weight / (1 + 2**weight))
 
 
 def test_neutral_precision_recall_tradeoff_is_probability_one_half():
-    assert config_from_dict(minimal(precision_recall_tradeoff=0.5)).threshold_match_probability == 0.5
+    assert config_from_dict(minimal_config(precision_recall_tradeoff=0.5)).threshold_match_probability == 0.5
 
 
 def test_precision_recall_tradeoff_endpoints_are_about_one_in_a_thousand():
-    strict = config_from_dict(minimal(precision_recall_tradeoff=1.0)).threshold_match_probability
-    loose = config_from_dict(minimal(precision_recall_tradeoff=0.0)).threshold_match_probability
+    strict = config_from_dict(minimal_config(precision_recall_tradeoff=1.0)).threshold_match_probability
+    loose = config_from_dict(minimal_config(precision_recall_tradeoff=0.0)).threshold_match_probability
     assert strict == pytest.approx(1024 / 1025)
     assert loose == pytest.approx(1 / 1025)
     assert strict + loose == pytest.approx(1.0)  # symmetric about 0.5
@@ -204,7 +194,7 @@ def test_precision_recall_tradeoff_endpoints_are_about_one_in_a_thousand():
 
 def test_higher_precision_recall_tradeoff_never_lowers_the_threshold():
     probabilities = [
-        config_from_dict(minimal(precision_recall_tradeoff=t / 10)).threshold_match_probability for t in range(11)
+        config_from_dict(minimal_config(precision_recall_tradeoff=t / 10)).threshold_match_probability for t in range(11)
     ]
     assert probabilities == sorted(probabilities)
     assert len(set(probabilities)) == 11
@@ -212,7 +202,7 @@ def test_higher_precision_recall_tradeoff_never_lowers_the_threshold():
 
 def with_gated_rule(tradeoff: float, gate: float = 0.5) -> dict:
     rules = [["first_name"], {"rule": ["city"], "min_accuracy_cost_tradeoff": gate}, "l.city = r.city and 1=1"]
-    return minimal(blocking_rules=rules, accuracy_cost_tradeoff=tradeoff)
+    return minimal_config(blocking_rules=rules, accuracy_cost_tradeoff=tradeoff)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +220,7 @@ def test_accuracy_cost_tradeoff_switches_gated_blocking_rules_on_at_their_minimu
 
 def test_a_gated_rule_with_no_minimum_is_always_on():
     rules = [{"rule": ["city"]}]
-    assert config_from_dict(minimal(blocking_rules=rules, accuracy_cost_tradeoff=0.0)).active_blocking_rules == [["city"]]
+    assert config_from_dict(minimal_config(blocking_rules=rules, accuracy_cost_tradeoff=0.0)).active_blocking_rules == [["city"]]
 
 
 def test_example_email_rule_is_on_at_its_tradeoff_and_off_below_it():
@@ -243,10 +233,10 @@ def test_example_email_rule_is_on_at_its_tradeoff_and_off_below_it():
 
 
 def test_accuracy_cost_tradeoff_sets_u_sample_size_unless_given():
-    assert config_from_dict(minimal(accuracy_cost_tradeoff=0.0)).u_max_pairs == pytest.approx(1e5)
-    assert config_from_dict(minimal(accuracy_cost_tradeoff=0.5)).u_max_pairs == pytest.approx(1e6)
-    assert config_from_dict(minimal(accuracy_cost_tradeoff=1.0)).u_max_pairs == pytest.approx(1e7)
-    explicit = minimal()
+    assert config_from_dict(minimal_config(accuracy_cost_tradeoff=0.0)).u_max_pairs == pytest.approx(1e5)
+    assert config_from_dict(minimal_config(accuracy_cost_tradeoff=0.5)).u_max_pairs == pytest.approx(1e6)
+    assert config_from_dict(minimal_config(accuracy_cost_tradeoff=1.0)).u_max_pairs == pytest.approx(1e7)
+    explicit = minimal_config()
     explicit["training"]["u_max_pairs"] = 1234
     assert config_from_dict(explicit).u_max_pairs == 1234
 
@@ -259,48 +249,48 @@ def model_hash(data: dict) -> str:
 
 
 def test_model_hash_is_stable_for_the_same_config():
-    first = model_hash(minimal())
-    assert model_hash(minimal()) == first
+    first = model_hash(minimal_config())
+    assert model_hash(minimal_config()) == first
     assert len(first) == 16 and all(c in "0123456789abcdef" for c in first)
 
 
 def test_model_hash_does_not_depend_on_key_order_in_the_yaml(write_config):
-    data = minimal()
+    data = minimal_config()
     reordered = dict(reversed(list(data.items())))
     reordered["training"] = dict(reversed(list(data["training"].items())))
     assert load_config(write_config(data, "a.yaml")).model_hash() == load_config(write_config(reordered, "b.yaml")).model_hash()
 
 
 def test_model_hash_ignores_what_does_not_shape_the_model():
-    base = model_hash(minimal())
-    assert model_hash(minimal(name="other")) == base
-    assert model_hash(minimal(output="elsewhere")) == base
-    assert model_hash(minimal(precision_recall_tradeoff=0.9)) == base
-    assert model_hash(minimal(inputs=[{"name": "people", "path": "moved/people.csv", "format": "csv"}])) == base
+    base = model_hash(minimal_config())
+    assert model_hash(minimal_config(name="other")) == base
+    assert model_hash(minimal_config(output="elsewhere")) == base
+    assert model_hash(minimal_config(precision_recall_tradeoff=0.9)) == base
+    assert model_hash(minimal_config(inputs=[{"name": "people", "path": "moved/people.csv", "format": "csv"}])) == base
 
 
 def test_model_hash_changes_with_the_columns():
-    base = model_hash(minimal())
-    columns = minimal()["columns"]
+    base = model_hash(minimal_config())
+    columns = minimal_config()["columns"]
     changed_kind = copy.deepcopy(columns)
     changed_kind[1]["kind"] = "text"
     with_tf = copy.deepcopy(columns)
     with_tf[1]["term_frequency"] = True
     extra = [*copy.deepcopy(columns), {"name": "dob", "kind": "date"}]
-    hashes = {model_hash(minimal(columns=c)) for c in (changed_kind, with_tf, extra)}
+    hashes = {model_hash(minimal_config(columns=c)) for c in (changed_kind, with_tf, extra)}
     assert base not in hashes
     assert len(hashes) == 3
 
 
 def test_model_hash_changes_with_seed_training_and_accuracy_cost_tradeoff():
-    base = model_hash(minimal())
-    training = copy.deepcopy(minimal()["training"])
+    base = model_hash(minimal_config())
+    training = copy.deepcopy(minimal_config()["training"])
     training["em_blocking_rules"] = [["first_name"]]
     others = {
-        model_hash(minimal(seed=7)),
-        model_hash(minimal(training=training)),
-        model_hash(minimal(accuracy_cost_tradeoff=0.9)),
-        model_hash(minimal(primary_key="other_pk")),
+        model_hash(minimal_config(seed=7)),
+        model_hash(minimal_config(training=training)),
+        model_hash(minimal_config(accuracy_cost_tradeoff=0.9)),
+        model_hash(minimal_config(primary_key="other_pk")),
     }
     assert base not in others
     assert len(others) == 4
@@ -308,5 +298,5 @@ def test_model_hash_changes_with_seed_training_and_accuracy_cost_tradeoff():
 
 def test_threshold_probability_is_a_proper_probability():
     for t in (0.0, 0.3, 0.5, 0.8, 1.0):
-        p = config_from_dict(minimal(precision_recall_tradeoff=t)).threshold_match_probability
+        p = config_from_dict(minimal_config(precision_recall_tradeoff=t)).threshold_match_probability
         assert 0.0 < p < 1.0 and not math.isnan(p)

@@ -11,7 +11,7 @@ from gremlin_python.process.anonymous_traversal import traversal
 from matcher.config import config_from_dict
 from matcher.errors import GraphError
 from matcher.graph.connection import _close, connect
-from matcher.graph.model import Cluster, Record, graph_of
+from matcher.graph.model import graph_of
 from matcher.graph.server import clear_graph
 from matcher.graph.queries import cluster_history, customers_sharing_identifiers, customers_sharing_with, records_of_customer, snapshot
 from matcher.graph.writer import cluster_from_row, cluster_table, load_graph

@@ -161,7 +161,7 @@ def test_pairs_lose_the_removed_versions_and_gain_the_new_pairs(spark, runs):
 
 
 def test_a_full_rerun_finds_the_same_partition_and_ids_differ_only_by_the_survival_rule(spark, runs, cli):
-    base, config = runs["base"], runs["config"]
+    base = runs["base"]
     current = [r for r in EXISTING if r[0] not in DELETE_1 and r[0] not in {n[0] for n in NEW_1}] + NEW_1
     full_config = config_for(write_csv(base / "all1.csv", current))
     full = RunFolder(base / "full1")

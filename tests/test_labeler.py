@@ -12,18 +12,12 @@ import pandas as pd
 import yaml
 from rich.console import Console
 
+from conftest import minimal_config
 from matcher.config import config_from_dict
 from matcher.labeler import label_file, similarity
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = {
-    "name": "t",
-    "inputs": [{"name": "people", "path": "people.csv", "format": "csv"}],
-    "primary_key": "pk",
-    "columns": [{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "exact"}],
-    "blocking_rules": [["city"]],
-    "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
-}
+CONFIG = minimal_config()
 FILE = (
     "labeling_set_id,label,pk,first_name,city\n"
     "s1,,1,Ann,Leeds\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import minimal_config
 from matcher.config import config_from_dict
 from matcher.errors import InputDataError
 from matcher.labels import (
@@ -27,15 +28,7 @@ KNOWN = {str(i) for i in range(1, 21)}
 
 
 def config(**labels):
-    return config_from_dict({
-        "name": "t",
-        "inputs": [{"name": "people", "path": "people.csv", "format": "csv"}],
-        "primary_key": "pk",
-        "columns": [{"name": "first_name", "kind": "name"}, {"name": "city", "kind": "exact"}],
-        "blocking_rules": [["city"]],
-        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
-        "labels": labels,
-    })
+    return config_from_dict(minimal_config(labels=labels))
 
 
 def write(tmp_path: Path, body: str, name: str = "labels.csv", header: str = HEADER) -> Path:
