@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -29,6 +30,15 @@ def _ensure_java_17() -> None:
             return
 
 
+def _ensure_worker_python() -> None:
+    """Python workers (pandas UDFs) run this interpreter, not whatever ``python3`` is on PATH.
+
+    Without it, ``.venv/bin/matcher`` run from an un-activated shell starts workers on the
+    system Python, which lacks the project's packages.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def _launcher_conf():
     """The SparkConf that ``spark-submit`` (or Glue) gave this driver, or ``None`` when Python
     started the JVM itself."""
@@ -50,6 +60,9 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
     """
     _ensure_java_17()
     cores = cores or os.cpu_count() or 2
+    launcher = _launcher_conf()
+    if launcher is None:
+        _ensure_worker_python()
     partitions = str(2 * cores)
     settings = {
         "spark.master": f"local[{cores}]",
@@ -66,7 +79,6 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         "spark.jars": similarity_jar(),
     }
-    launcher = _launcher_conf()
     builder = SparkSession.builder
     for key, value in settings.items():
         if launcher is None or not launcher.contains(key):

@@ -27,3 +27,11 @@ def test_splinks_similarity_functions_are_registered(spark):
 def test_local_sessions_size_shuffles_to_the_machine(spark):
     assert int(spark.conf.get("spark.sql.shuffle.partitions")) == 4  # two per core on the 2-core test session
     assert spark.conf.get("spark.ui.enabled") == "false"
+
+
+def test_python_workers_run_the_driver_s_interpreter_not_python3_on_path(spark):
+    # pandas UDFs (standardization) need the project's packages: the system python3 lacks them
+    import sys
+
+    worker = spark.sparkContext.parallelize([0], 1).map(lambda _: __import__("sys").executable).first()
+    assert worker == sys.executable
