@@ -136,14 +136,21 @@ def test_queries_find_records_and_customers_sharing_a_phone_or_email(spark, conf
     assert cluster_history(g, "404") is None
 
 
-def test_hashed_identifiers_put_no_raw_value_in_the_graph(spark, gremlin_server, g):
+def test_hashed_identifiers_put_no_raw_value_in_the_graph_not_even_in_golden_profiles(spark, gremlin_server, g):
     config = make_config(gremlin_server.endpoint, hash_identifiers=True, salt="pepper")
-    load_graph(spark.createDataFrame(ROWS, MATCHES), config)
+    customers = spark.createDataFrame(
+        [(1, "ann", "a@x.com", "crm:1", "+44 7700 900001", "AB1 2CD"), (3, "bob", "b@y.com", "crm:3", None, "ab1 2cd"),
+         (4, "zed", None, None, "447700900001", "ZZ9 9ZZ")],
+        "match_id long, first_name string, email string, email__record_id string, phone string, postcode string")
+    load_graph(spark.createDataFrame(ROWS, MATCHES), config, customers=customers)
     v, e = snapshot(g)
     text = repr((v, e)).lower()
-    for raw in ("a@x.com", "b@y.com", "447700900001", "07700900002", "ab12cd", "zz99zz"):
+    for raw in ("a@x.com", "b@y.com", "447700900001", "7700 900001", "07700900002", "ab12cd", "ab1 2cd", "zz99zz", "zz9 9zz"):
         assert raw not in text
     assert counts_by_label(g)[0]["Email"] == 2
+    # the profile keeps what does not identify (names, provenance)
+    assert v["customer:1"]["properties"]["first_name"] == "ann"
+    assert v["customer:1"]["properties"]["email__record_id"] == "crm:1"
 
 
 def test_unreachable_endpoint_fails_with_one_line_after_retries(spark):

@@ -56,6 +56,16 @@ def _record_columns(matches: DataFrame, config: TransformConfig) -> tuple[str, A
     return record, source
 
 
+def _raw_identifier_fields(columns: Sequence[str], config: TransformConfig) -> set[str]:
+    """Profile columns that hold a raw identifier (an email, phone or address column, or its
+    ``raw_`` copy): left out of Customer vertices when identifiers are hashed. Provenance
+    columns (``<field>__source``, ``<field>__record_id``) stay."""
+    if config.graph is None or not config.graph.hash_identifiers:
+        return set()
+    names = {name for name, _ in identifier_columns(config)}
+    return {c for c in columns if c in names or c.removeprefix("raw_") in names}
+
+
 def cluster_table(
     matches: DataFrame,
     config: TransformConfig,
@@ -103,7 +113,8 @@ def cluster_table(
     if customers is not None:
         if "match_id" not in customers.columns:
             raise InputDataError(f"customers: column match_id missing (has: {', '.join(customers.columns)})")
-        others = [c for c in customers.columns if c != "match_id"]
+        hidden = _raw_identifier_fields(customers.columns, config)
+        others = [c for c in customers.columns if c != "match_id" and c not in hidden]
         profiles = customers.select(F.col("match_id").cast("string").alias("match_id"),
                                     F.to_json(F.struct(*others)).alias("profile"))
         table = table.join(profiles, "match_id", "left")
