@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,21 @@ def _harmonization_lines(h: dict) -> list[str]:
     return lines
 
 
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+
+
+def failure_reason(err: BaseException) -> str:
+    """An unexpected failure as ``Type: first line``. A failure inside a Spark Python worker
+    (e.g. a pandas UDF) arrives as a ``PythonException`` whose text is the worker's traceback:
+    its last ``SomeError: ...`` line is what went wrong."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if type(err).__name__ == "PythonException":
+        raised = [line for line in lines if _RAISED.match(line)]
+        if raised:
+            return f"{type(err).__name__}: {_one_line(raised[-1])}"
+    return f"{type(err).__name__}: {_one_line(lines[0])}" if lines else type(err).__name__
+
+
 def _one_line(text: object) -> str:
     """A message on one line: a header or value with a line break in it must not split the error."""
     return " ".join(str(text).split())
@@ -250,8 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as err:  # noqa: BLE001 - the CLI's promise is one line, not a trace
         log.debug("unexpected failure", exc_info=True)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"matcher: error: {type(err).__name__}: {_one_line(reason)} (rerun with --log-level DEBUG for details)", file=sys.stderr)
+        print(f"matcher: error: {failure_reason(err)} (rerun with --log-level DEBUG for details)", file=sys.stderr)
         return 1
     if isinstance(result, dict):
         _print_summary(result)

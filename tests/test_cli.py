@@ -191,3 +191,18 @@ def test_a_config_path_that_is_a_directory_fails_with_one_line(tmp_path, cli):
     assert_one_line_error(result, f"{tmp_path}: cannot read config")
     assert result.code == 2
 
+
+
+def test_a_failure_inside_a_python_worker_names_what_the_worker_raised(spark):
+    # e.g. a pandas UDF of the standardization stage: Spark's message is the worker's traceback
+    from pyspark.sql import functions as F
+
+    from matcher.cli import failure_reason
+
+    @F.udf("string")
+    def broken(value):
+        raise ValueError(f"cannot parse row {value}")
+
+    with pytest.raises(Exception) as caught:
+        spark.range(1).select(broken("id")).collect()
+    assert failure_reason(caught.value) == "PythonException: ValueError: cannot parse row 0"
