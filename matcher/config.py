@@ -151,6 +151,18 @@ class LabelsSpec(_Strict):
     enforce_in_clustering: bool = False
 
 
+class IncrementalSpec(_Strict):
+    """Where ``matcher match-incremental`` scores the new records (see ``docs/incremental.md``).
+
+    ``auto`` scores in the driver with Splink on DuckDB (:mod:`matcher.driver_scoring`) when
+    the existing candidates plus the new records number at most ``driver_max_rows``, else
+    with Splink on Spark; ``spark`` and ``duckdb`` force one engine. Both give the same scores.
+    """
+
+    scoring: Literal["auto", "spark", "duckdb"] = "auto"
+    driver_max_rows: int = Field(default=1_000_000, ge=0)
+
+
 class EnforcedSpec(_Strict):
     """Matches the clustering must respect: pair lists (CSV files with ``id_l,id_r``) and exact rules.
 
@@ -182,6 +194,7 @@ class TransformConfig(_Strict):
     graph: GraphSpec | None = None
     labels: LabelsSpec = Field(default_factory=LabelsSpec)
     enforced: EnforcedSpec | None = None
+    incremental: IncrementalSpec = Field(default_factory=IncrementalSpec)
     # multi-source harmonization (optional; see matcher.harmonization_spec)
     sources: list[SourceSpec] | None = None
     standardize: StandardizeSpec = Field(default_factory=StandardizeSpec)

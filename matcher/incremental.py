@@ -57,6 +57,7 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -72,6 +73,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 from splink import Linker, SparkAPI
 
+from matcher import driver_scoring
 from matcher.clustering import cluster_edges
 from matcher.comparisons import SOURCE_DATASET_COLUMN, comparable
 from matcher.config import ComparisonKind, InputSpec, TransformConfig
@@ -247,6 +249,52 @@ def term_frequencies(values: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({values.name: counts.index, f"tf_{values.name}": (counts / counts.sum()).to_numpy(dtype="float64")})
 
 
+def scoring_engine(config: TransformConfig, rows: int) -> str:
+    """``spark`` or ``duckdb``: where :func:`score_new_records` scores ``rows`` candidate and new records."""
+    spec = config.incremental
+    if spec.scoring != "auto":
+        return spec.scoring
+    return "duckdb" if rows <= spec.driver_max_rows else "spark"
+
+
+def _predict_between_spark(
+    spark: SparkSession,
+    config: TransformConfig,
+    model: TrainedModel,
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    schema: StructType,
+    frequencies: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """Splink's ``predict_between(left, right)`` on Spark with ``model``."""
+    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
+    # instead of writing each to the checkpoint folder as Parquet
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
+    tag = uuid.uuid4().hex[:8]
+
+    def register(frame: pd.DataFrame, name: str):
+        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
+        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    left_table = register(left, "existing_and_new")
+    right_table = register(right, "new")
+    linker = Linker(right_table, model.splink_model, log_level=None)
+    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
+    for column in linker._settings_obj._term_frequency_columns:
+        name = column.unquote().name
+        table = spark.createDataFrame(frequencies[name])
+        if name in dates:
+            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
+        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
+        linker.table_management.register_term_frequency_lookup(registered, name)
+    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+
+
 def score_new_records(
     spark: SparkSession,
     config: TransformConfig,
@@ -261,36 +309,16 @@ def score_new_records(
     One call does both: the left side is candidates + new records, the right side the
     new records; a new-new pair comes back in both orientations and a record with
     itself, so only ``l < r`` is kept among new records (what ``predict_within`` would
-    give, in one Spark job instead of two). ``frequencies`` maps each term-frequency
-    column to its table (value, ``tf_<column>``). Returns Splink's prediction columns.
+    give, in one job instead of two). The engine is :func:`scoring_engine`'s choice.
+    ``frequencies`` maps each term-frequency column to its table (value, ``tf_<column>``).
+    Returns Splink's prediction columns.
     """
     key = config.primary_key
-    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
-    # instead of writing each to the checkpoint folder as Parquet
-    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
-    tag = uuid.uuid4().hex[:8]
-
-    def register(frame: pd.DataFrame, name: str):
-        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
-        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
-
-    left = register(pd.concat([candidates, new], ignore_index=True), "existing_and_new")
-    right = register(new, "new")
-    linker = Linker(right, model.splink_model, log_level=None)
-    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
-    for column in linker._settings_obj._term_frequency_columns:
-        name = column.unquote().name
-        table = spark.createDataFrame(frequencies[name])
-        if name in dates:
-            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
-        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
-        linker.table_management.register_term_frequency_lookup(registered, name)
-    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "1")
-    try:
-        scored = linker.inference.predict_between(left, right, warning_mode="never").as_spark_dataframe().toPandas()
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+    left = pd.concat([candidates, new], ignore_index=True)
+    if scoring_engine(config, len(left)) == "duckdb":
+        scored = driver_scoring.predict_between(config, model, left, new, frequencies)
+    else:
+        scored = _predict_between_spark(spark, config, model, left, new, schema, frequencies)
     new_keys = set(new[key])
     both_new = scored[f"{key}_l"].isin(new_keys) & scored[f"{key}_r"].isin(new_keys)
     keep = ~both_new | (scored[f"{key}_l"] < scored[f"{key}_r"])
@@ -334,7 +362,7 @@ class TermFrequencyDrift:
     prior: float
     comparisons: list[tuple[str, str | None]]  # (output column, term-frequency column or None)
     levels: dict[str, tuple[float, float, float]]  # tf column -> (log2 u of the exact level, weight, minimum u)
-    lookups: dict[str, dict]  # tf column -> value -> term frequency
+    lookups: dict[str, tuple[pa.Array, np.ndarray]]  # tf column -> (values, their term frequencies)
 
     @classmethod
     def of(cls, model: TrainedModel, frequencies: dict[str, pd.DataFrame]) -> "TermFrequencyDrift":
@@ -349,7 +377,8 @@ class TermFrequencyDrift:
                 level = tf_levels[0]
                 levels[column] = (math.log2(level["u_probability"]), float(level.get("tf_adjustment_weight", 1.0)),
                                   float(level.get("tf_minimum_u_value", 0.0)))
-        lookups = {c: dict(zip(f[c].tolist(), f[f"tf_{c}"].tolist())) for c, f in frequencies.items()}
+        lookups = {c: (pa.array(f[c].astype(str).tolist(), type=pa.string()), f[f"tf_{c}"].to_numpy(dtype="float64"))
+                   for c, f in frequencies.items()}
         return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
 
     def columns(self) -> list[str]:
@@ -369,6 +398,15 @@ class TermFrequencyDrift:
             pa.types.is_string(schema.field(f"{c}_l").type) for c in self.levels
         )
 
+    def _frequency(self, column: str, values: pa.ChunkedArray) -> np.ndarray:
+        """Each value's term frequency (NaN for null or unknown values)."""
+        known, frequencies = self.lookups[column]
+        positions = pc.index_in(values.cast(pa.string()), value_set=known).to_numpy(zero_copy_only=False).astype("float64")
+        found = ~np.isnan(positions)
+        out = np.full(len(positions), np.nan)
+        out[found] = frequencies[positions[found].astype("int64")]
+        return out
+
     def reweigh(self, table: pa.Table) -> pa.Table:
         """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``."""
 
@@ -381,8 +419,7 @@ class TermFrequencyDrift:
             weight = weight + floats(f"mw_{output}")
             if not column:
                 continue
-            lookup = self.lookups[column]
-            sides = [pd.Series(table[f"{column}{s}"].to_pandas()).map(lookup).to_numpy(dtype="float64") for s in ("_l", "_r")]
+            sides = [self._frequency(column, table[f"{column}{s}"]) for s in ("_l", "_r")]
             log2_u, tf_weight, minimum = self.levels[column]
             old = floats(f"mw_tf_adj_{output}")
             exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))
@@ -492,46 +529,56 @@ def rewrite_parquet_folder(
     target: Path,
     key_columns: list[str],
     drop: set,
-    update: Callable[[pa.Table], pa.Table] | None,
+    update: Callable[[pa.Table, int], pa.Table] | None,
     touched: set,
     added: list[pa.Table],
     *,
     rewrite_all: bool = False,
 ) -> None:
     """Write ``target`` from ``dataset``'s part files: untouched files are hard-linked, files holding a
-    key in ``drop`` or ``touched`` (every file, with ``rewrite_all``) are rewritten (rows dropped,
-    ``update`` applied), ``added`` become new files."""
+    key in ``drop`` or ``touched`` (every file, with ``rewrite_all``) are rewritten (``update`` applied,
+    then the rows of ``drop`` removed), ``added`` become new files.
+
+    ``update(table, start)`` gets a part file's table and the position of its first row in
+    ``dataset.to_table()``. Part files are rewritten on one thread per core.
+    """
     affected = drop | touched
-    with atomic_directory(target) as tmp:
-        for fragment in dataset.get_fragments():
-            path = fragment.path
-            name = Path(path).name
-            if not rewrite_all:
-                keys = fragment.to_table(columns=key_columns)
-                hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
-                if not hits or not any(pc.any(h).as_py() for h in hits):
-                    _link_or_copy(path, tmp / name)
-                    continue
-            table = pq.read_table(path)
-            if drop:
-                gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
-                mask = gone[0]
-                for g in gone[1:]:
-                    mask = pc.or_(mask, g)
-                table = table.filter(pc.invert(mask))
-            if update is not None:
-                table = update(table)
-            pq.write_table(table, tmp / name)
+    fragments = list(dataset.get_fragments())
+    starts = np.cumsum([0] + [f.metadata.num_rows for f in fragments])
+
+    def rewrite(position: int, tmp: Path) -> None:
+        fragment = fragments[position]
+        path = fragment.path
+        name = Path(path).name
+        if not rewrite_all:
+            keys = fragment.to_table(columns=key_columns)
+            hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
+            if not hits or not any(pc.any(h).as_py() for h in hits):
+                _link_or_copy(path, tmp / name)
+                return
+        table = pq.read_table(path)
+        if update is not None:
+            table = update(table, int(starts[position]))
+        if drop:
+            gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
+            mask = gone[0]
+            for g in gone[1:]:
+                mask = pc.or_(mask, g)
+            table = table.filter(pc.invert(mask))
+        pq.write_table(table, tmp / name)
+
+    with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda position: rewrite(position, tmp), range(len(fragments))))
         for i, table in enumerate(added):
             if table.num_rows:
                 pq.write_table(table, tmp / f"part-incremental-{i:05d}-{uuid.uuid4().hex[:8]}.parquet")
 
 
-def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
+def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table, int], pa.Table]:
     """A function that rewrites ``match_id`` and ``match_confidence_score`` of the changed records in a table."""
     lookup = changes.set_index("record_id")
 
-    def update(table: pa.Table) -> pa.Table:
+    def update(table: pa.Table, start: int) -> pa.Table:
         keys = pa.array(lookup.index.tolist(), type=table.schema.field(key).type)
         positions = pc.index_in(table[key], value_set=keys)
         for column in _OUTPUT_COLUMNS:
@@ -539,6 +586,25 @@ def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.
             fresh = pc.take(pa.array(lookup[column].tolist(), type=target.type), positions)
             merged = pc.if_else(pc.is_null(positions), table[column], fresh)
             table = table.set_column(table.schema.get_field_index(column), target, merged)
+        return table
+
+    return update
+
+
+def _replace_in_order(columns: pa.Table) -> Callable[[pa.Table, int], pa.Table]:
+    """A function that overwrites a part file's table with its rows of ``columns``.
+
+    ``columns`` was read from the same dataset (``Dataset.to_table``), so a part file's rows are
+    ``columns[start:start + rows]``; the record ids are checked to be sure.
+    """
+
+    def update(table: pa.Table, start: int) -> pa.Table:
+        part = columns.slice(start, table.num_rows)
+        if not all(part[c].equals(table[c]) for c in ("record_id_l", "record_id_r")):
+            raise MatcherError("re-weighed pairs are out of step with the existing pairs files")
+        for name in part.column_names:
+            target = table.schema.field(name)
+            table = table.set_column(table.schema.get_field_index(name), target, part[name].cast(target.type))
         return table
 
     return update
@@ -634,15 +700,14 @@ def match_incremental_task(
     drift = TermFrequencyDrift.of(existing.model, frequencies)
     reweigh = drift.applies_to(existing.pairs.schema)
     pair_columns = list(dict.fromkeys(["record_id_l", "record_id_r", *(drift.columns() if reweigh else ["match_probability"])]))
-    old_pairs = existing.pairs.to_table(columns=pair_columns)
-    probability_before = old_pairs["match_probability"].to_numpy()
-    if reweigh:
-        old_pairs = drift.reweigh(old_pairs)
+    stored_pairs = existing.pairs.to_table(columns=pair_columns)
+    reweighed = drift.reweigh(stored_pairs) if reweigh else stored_pairs
+    probability = reweighed["match_probability"].to_numpy()
     old_pairs = pd.DataFrame({
-        "record_id_l": old_pairs["record_id_l"].to_pandas(),
-        "record_id_r": old_pairs["record_id_r"].to_pandas(),
-        "match_probability": old_pairs["match_probability"].to_numpy(),
-        "flipped": (probability_before >= threshold) != (old_pairs["match_probability"].to_numpy() >= threshold),
+        "record_id_l": reweighed["record_id_l"].to_pandas(),
+        "record_id_r": reweighed["record_id_r"].to_pandas(),
+        "match_probability": probability,
+        "flipped": (stored_pairs["match_probability"].to_numpy() >= threshold) != (probability >= threshold),
     })
     old_pairs = old_pairs[~(old_pairs["record_id_l"].isin(removed) | old_pairs["record_id_r"].isin(removed))]
     t = lap("reweigh", t)
@@ -731,7 +796,7 @@ def match_incremental_task(
     pair_schema = existing.pairs.schema
     new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
     rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed,
-                           drift.reweigh if reweigh else None, set(), [new_pair_table], rewrite_all=reweigh)
+                           _replace_in_order(reweighed) if reweigh else None, set(), [new_pair_table], rewrite_all=reweigh)
     rewrite_parquet_folder(
         existing.matches, output.matches, [key], removed, _update_matches(key, existing_changed),
         set(existing_changed["record_id"]), [_as_table(new_rows, existing.matches.schema, str(output.matches))],

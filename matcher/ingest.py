@@ -97,14 +97,17 @@ def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, b
 
 def _uniform_types(df: DataFrame, config: TransformConfig) -> DataFrame:
     """Matching columns get one type whatever the input: dates as ISO strings, numbers as
-    they are, everything else as strings (:func:`matcher.comparisons.comparable` then
+    they are (numeric columns read as text, e.g. from CSV, as doubles; unparseable → null),
+    everything else as strings (:func:`matcher.comparisons.comparable` then
     parses the dates for comparison)."""
     exprs = []
     for column in config.columns:
         c = F.col(column.name)
         if column.kind is ComparisonKind.date:
             c = F.date_format(c, "yyyy-MM-dd") if dict(df.dtypes)[column.name] in ("date", "timestamp") else c.cast("string")
-        elif column.kind is not ComparisonKind.numeric:
+        elif column.kind is ComparisonKind.numeric:
+            c = c.cast("double") if dict(df.dtypes)[column.name] == "string" else c
+        else:
             c = c.cast("string")
         exprs.append(c.alias(column.name))
     keep = [c for c in df.columns if c not in config.column_names]

@@ -106,6 +106,8 @@ def get_session(*, checkpoint_dir: str | Path | None = None, **local_options) ->
     # dates before 1582 (historical records) are written as they are, in the proleptic calendar
     for mode in ("datetimeRebaseModeInWrite", "datetimeRebaseModeInRead", "int96RebaseModeInWrite", "int96RebaseModeInRead"):
         spark.conf.set(f"spark.sql.parquet.{mode}", "CORRECTED")
+    # a date that is not yyyy-MM-dd (2020-5-1, 2020-02-30) compares as null instead of failing the job
+    spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     if checkpoint_dir is not None:
         spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
     return spark

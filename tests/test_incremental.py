@@ -174,9 +174,13 @@ def test_a_full_rerun_finds_the_same_partition_and_ids_differ_only_by_the_surviv
     assert renamed == {7: [6, 7, 12], 30: [25, 30, 31, 32, 40]}
 
 
-def test_with_term_frequencies_pairs_and_clusters_equal_a_full_rerun(spark, tmp_path):
-    """New records shift every name's frequency: existing pairs are re-weighed as a full run would score them."""
+@pytest.mark.parametrize("scoring", ["duckdb", "spark"])
+def test_with_term_frequencies_pairs_and_clusters_equal_a_full_rerun(spark, tmp_path, scoring):
+    """New records shift every name's frequency: existing pairs are re-weighed as a full run would score them.
+
+    New records are scored in the driver (DuckDB) or on Spark; either way as the full run scores them."""
     config = config_for(write_csv(tmp_path / "existing.csv", EXISTING), term_frequency=True)
+    config = config.model_copy(update={"incremental": config.incremental.model_copy(update={"scoring": scoring})})
     existing = RunFolder(tmp_path / "existing")
     hand_made_model(spark, config).save(existing.model)
     match_task(config, existing, spark)

@@ -1,0 +1,122 @@
+"""Scoring in the driver (Splink on DuckDB) gives the Spark model's scores, level for level."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from matcher.comparisons import splink_settings
+from matcher.config import config_from_dict
+from matcher.driver_scoring import duckdb_settings, predict_between
+from matcher.incremental import _predict_between_spark, scoring_engine, term_frequencies
+from matcher.ingest import read_inputs
+from matcher.model import TrainedModel
+from matcher.similarity import jaro_winkler
+
+# every comparison kind, with values where the engines' functions could disagree:
+# Jaro-Winkler transpositions, accents, characters outside the BMP, dates before 1582,
+# impossible dates, nulls, usernames of emails, postcode prefixes, numbers
+ROWS = [
+    ("1", "riothamus", "ap gwent", "1439-01-01", "ann.lee@x.com", "+441234567890", "SW1A 1AA", "leeds", 30, "a tall man"),
+    ("2", "tiothamus", "ap gwent", "1489-01-01", "ann.lee@y.org", "+441234567891", "SW1A 2BB", "leeds", 31, "a tall mna"),
+    ("3", "toni", "dupré", "2020-01-05", "annlee@x.com", "+441234567809", "SW1 3CC", "leeds", 45, None),
+    ("4", "antoinette", "dupre", "2020-5-1", None, "+44123456789", "S1 1AA", "york", None, "short"),
+    ("5", "josé", "o'neil", "2020-02-30", "jose@x.com", None, "sw1a 1aa", "york", 30, "shorter"),
+    ("6", "jose", "oneil", "0999-12-31", "jose@x.co", "+15551234567", None, None, 29, "a tall man"),
+    ("7", "zoë😀", "smith", "1999-12-31", "zoe@x.com", "+15551234576", "EC1A 1BB", "leeds", 11, "tall"),
+    ("8", "zoe😀", "smyth", "2000-01-01", "zoe@x.com", "+15551234567", "EC1A 1BB", "York", 12, "tall man"),
+    ("9", "laursnce", "bootwood", "2000-05-01", "l@x.com", "+15551234567", "EC1 9ZZ", "leeds", 30, "a man"),
+    ("10", "laurence", "boltwood", "1999-11-30 10:00", "l@x.com", "", "EC2 9ZZ", "leeds", 300, "a man"),
+]
+COLUMNS = ["pk", "first_name", "surname", "dob", "email", "phone", "postcode", "city", "age", "note"]
+
+
+@pytest.fixture(scope="module")
+def scored_both_ways(spark, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("driver_scoring")
+    path = folder / "people.csv"
+    pd.DataFrame(ROWS, columns=COLUMNS).to_csv(path, index=False)
+    config = config_from_dict({
+        "name": "parity",
+        "inputs": [{"name": "people", "path": str(path), "format": "csv"}],
+        "primary_key": "pk",
+        "columns": [
+            {"name": "first_name", "kind": "name"}, {"name": "surname", "kind": "name"}, {"name": "dob", "kind": "date"},
+            {"name": "email", "kind": "email"}, {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "postcode"},
+            {"name": "city", "kind": "exact", "term_frequency": True}, {"name": "age", "kind": "numeric"},
+            {"name": "note", "kind": "text"},
+        ],
+        "blocking_rules": ["1 = 1"],
+        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
+    })
+    settings = splink_settings(config).get_settings("spark").as_dict()
+    settings["probability_two_random_records_match"] = 0.01
+    for comparison in settings["comparisons"]:
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        for i, level in enumerate(levels):  # distinct m and u per level, so any level mix-up shows in the weight
+            level["m_probability"], level["u_probability"] = 0.9 ** i / 2, 0.5 ** (len(levels) - i) + 0.001 * i
+    model = TrainedModel(settings, {})
+    df = read_inputs(spark, config).drop("source_dataset")
+    records = df.toPandas()
+    frequencies = {c: term_frequencies(records[c]) for c in ("first_name", "surname", "email", "city")}
+    via_spark = _predict_between_spark(spark, config, model, records, records, df.schema, frequencies)
+    via_duckdb = predict_between(config, model, records, records, frequencies)
+    return config, model, via_spark, via_duckdb
+
+
+def _by_pair(scored: pd.DataFrame) -> pd.DataFrame:
+    return scored.set_index(["pk_l", "pk_r"]).sort_index()
+
+
+def test_both_engines_score_the_same_pairs_at_the_same_levels(scored_both_ways):
+    _, _, via_spark, via_duckdb = scored_both_ways
+    spark_pairs, duckdb_pairs = _by_pair(via_spark), _by_pair(via_duckdb)
+    assert len(spark_pairs) == len(ROWS) ** 2  # "1 = 1" blocks every ordered pair, a record with itself too
+    assert list(duckdb_pairs.index) == list(spark_pairs.index)
+    gammas = [c for c in spark_pairs.columns if c.startswith("gamma_")]
+    assert len(gammas) == 9
+    differences = {c: int((spark_pairs[c] != duckdb_pairs[c]).sum()) for c in gammas}
+    assert differences == dict.fromkeys(gammas, 0)
+    # the data reaches several levels of every comparison, so equal gammas say something
+    assert all(spark_pairs[c].nunique() >= 3 for c in gammas)
+
+
+def test_both_engines_give_the_same_weights_and_term_frequencies(scored_both_ways):
+    _, _, via_spark, via_duckdb = scored_both_ways
+    spark_pairs, duckdb_pairs = _by_pair(via_spark), _by_pair(via_duckdb)
+    for column in ["match_weight", "match_probability", "tf_city_l", "tf_first_name_r", "mw_tf_adj_city"]:
+        pd.testing.assert_series_equal(duckdb_pairs[column], spark_pairs[column], check_dtype=False, rtol=1e-12, atol=1e-12)
+
+
+def test_duckdb_settings_carry_the_trained_parameters_and_spark_jaro_winkler(scored_both_ways):
+    config, model, _, _ = scored_both_ways
+    settings = duckdb_settings(config, model)
+    sql = " ".join(level["sql_condition"] for c in settings["comparisons"] for level in c["comparison_levels"])
+    assert "matcher_jaro_winkler(" in sql and "jaro_winkler_similarity(" not in sql
+    fitted = [level.get("m_probability") for c in model.splink_model["comparisons"] for level in c["comparison_levels"]]
+    assert [level.get("m_probability") for c in settings["comparisons"] for level in c["comparison_levels"]] == fitted
+
+
+def test_jaro_winkler_follows_commons_text_not_duckdb():
+    # Commons Text does not round half transpositions: 8 matches, 3 half transpositions
+    assert jaro_winkler("riothamus", "tiothamus") == pytest.approx((8 / 9 + 8 / 9 + (8 - 1.5) / 8) / 3)
+    assert jaro_winkler("same", "same") == 1.0
+    assert jaro_winkler("", "abc") == 0.0
+    assert jaro_winkler("martha", "marhta") == pytest.approx(0.9611111111)
+    # a character outside the BMP is two UTF-16 units in Java
+    assert jaro_winkler("a😀", "a") == pytest.approx(jaro_winkler("axy", "a"))
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcde") for _ in range(rng.randint(1, 8))) for _ in range(200)]
+    assert all(0.0 <= jaro_winkler(a, b) <= 1.0 for a, b in zip(words, reversed(words)))
+
+
+def test_auto_scores_in_the_driver_up_to_the_configured_size(scored_both_ways):
+    config = scored_both_ways[0]
+    assert scoring_engine(config, 1_000_000) == "duckdb"
+    assert scoring_engine(config, 1_000_001) == "spark"
+    small = config.model_copy(update={"incremental": config.incremental.model_copy(update={"driver_max_rows": 10})})
+    assert scoring_engine(small, 11) == "spark"
+    forced = config.model_copy(update={"incremental": config.incremental.model_copy(update={"scoring": "spark"})})
+    assert scoring_engine(forced, 1) == "spark"
