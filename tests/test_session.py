@@ -35,3 +35,10 @@ def test_python_workers_run_the_driver_s_interpreter_not_python3_on_path(spark):
 
     worker = spark.sparkContext.parallelize([0], 1).map(lambda _: __import__("sys").executable).first()
     assert worker == sys.executable
+
+
+def test_a_date_that_is_not_iso_parses_as_null_instead_of_failing_the_job(spark):
+    row = spark.sql("SELECT to_date('2020-5-1', 'yyyy-MM-dd') AS short, to_date('2020-02-30', 'yyyy-MM-dd') AS impossible, "
+                    "to_date('2020-05-01', 'yyyy-MM-dd') AS iso").first()
+    assert row.short is None and row.impossible is None
+    assert str(row.iso) == "2020-05-01"
