@@ -68,17 +68,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 from splink import Linker, SparkAPI
 
 from matcher import driver_scoring
 from matcher.clustering import cluster_edges
-from matcher.comparisons import SOURCE_DATASET_COLUMN, comparable
+from matcher.comparisons import comparable
 from matcher.config import ComparisonKind, InputSpec, TransformConfig
 from matcher.errors import ConfigError, InputDataError, MatcherError
-from matcher.ingest import read_inputs
+from matcher.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
 from matcher.model import TrainedModel
 from matcher.outputs import atomic_directory, write_json
 from matcher.pipeline import RunFolder, _session
@@ -148,18 +150,39 @@ def _format_of(path: str, config: TransformConfig) -> str:
     return {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(suffix, config.inputs[0].format)
 
 
-def read_new_records(spark: SparkSession, config: TransformConfig, path: str, key_type: pa.DataType) -> DataFrame:
-    """The new records, validated like any input (columns, unique non-null keys), keys typed like the existing run's."""
+def read_new_records(
+    spark: SparkSession, config: TransformConfig, path: str, key_type: pa.DataType, columns: list[str]
+) -> tuple[pd.DataFrame, StructType]:
+    """The new records' ``columns``, collected to the driver in one Spark job, and their Spark schema.
+
+    Validated like any input (configured columns present, keys non-null and unique), with
+    keys typed like the existing run's.
+    """
     spec = config.inputs[0]
     fmt = _format_of(path, config)
     new_spec = InputSpec(name=spec.name, path=str(path), format=fmt, options=spec.options if fmt == spec.format else {})
-    df = read_inputs(spark, config.model_copy(update={"inputs": [new_spec]})).drop(SOURCE_DATASET_COLUMN)
+    df = read_inputs(spark, config.model_copy(update={"inputs": [new_spec]}), check_keys=False).select(*columns)
+    try:
+        new = df.toPandas()
+    except (PySparkException, Py4JJavaError) as err:  # a file that opened but whose rows do not parse
+        raise unreadable(new_spec, err) from None
     key = config.primary_key
-    if pa.types.is_integer(key_type) and dict(df.dtypes)[key] != "bigint":
-        raise InputDataError(f"{path}: primary key {key!r} must hold whole numbers, like the existing run's keys")
-    if pa.types.is_string(key_type) or pa.types.is_large_string(key_type):
-        df = df.withColumn(key, F.col(key).cast("string"))
-    return df
+    keys = new[key]
+
+    def repeated() -> list[tuple[Any, int]]:
+        counts = keys.value_counts()
+        return list(counts[counts > 1].sort_index().head(6).items())
+
+    check_key_counts(new_spec, key, len(new), int(keys.notna().sum()), int(keys.nunique()), repeated)
+    text = keys.astype(str)
+    if pa.types.is_integer(key_type):
+        if not text.str.fullmatch(WHOLE_NUMBER).all():
+            raise InputDataError(f"{path}: primary key {key!r} must hold whole numbers, like the existing run's keys")
+        new[key], key_field = text.astype("int64"), LongType()
+    else:
+        new[key], key_field = text, StringType()
+    schema = StructType([StructField(key, key_field, True) if f.name == key else f for f in df.schema])
+    return new, schema
 
 
 def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
@@ -194,6 +217,11 @@ def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
 
 
 # --- scoring ------------------------------------------------------------------------------------
+
+
+def _member(values: pa.ChunkedArray, members: set) -> pa.ChunkedArray:
+    """Whether each value is in ``members``."""
+    return pc.is_in(values, value_set=pa.array(list(members), type=values.type))
 
 
 def _isin(column: str, values: Iterable, schema: pa.Schema) -> ds.Expression:
@@ -529,56 +557,53 @@ def rewrite_parquet_folder(
     target: Path,
     key_columns: list[str],
     drop: set,
-    update: Callable[[pa.Table, int], pa.Table] | None,
+    update: Callable[[pa.Table], pa.Table] | None,
     touched: set,
     added: list[pa.Table],
-    *,
-    rewrite_all: bool = False,
 ) -> None:
     """Write ``target`` from ``dataset``'s part files: untouched files are hard-linked, files holding a
-    key in ``drop`` or ``touched`` (every file, with ``rewrite_all``) are rewritten (``update`` applied,
-    then the rows of ``drop`` removed), ``added`` become new files.
-
-    ``update(table, start)`` gets a part file's table and the position of its first row in
-    ``dataset.to_table()``. Part files are rewritten on one thread per core.
-    """
+    key in ``drop`` or ``touched`` are rewritten (rows dropped, ``update`` applied), on one thread
+    per core; ``added`` become new files."""
     affected = drop | touched
-    fragments = list(dataset.get_fragments())
-    starts = np.cumsum([0] + [f.metadata.num_rows for f in fragments])
 
-    def rewrite(position: int, tmp: Path) -> None:
-        fragment = fragments[position]
-        path = fragment.path
-        name = Path(path).name
-        if not rewrite_all:
-            keys = fragment.to_table(columns=key_columns)
-            hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
-            if not hits or not any(pc.any(h).as_py() for h in hits):
-                _link_or_copy(path, tmp / name)
-                return
-        table = pq.read_table(path)
-        if update is not None:
-            table = update(table, int(starts[position]))
+    def rewrite(fragment: ds.ParquetFileFragment, tmp: Path) -> None:
+        name = Path(fragment.path).name
+        keys = fragment.to_table(columns=key_columns)
+        hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
+        if not hits or not any(pc.any(h).as_py() for h in hits):
+            _link_or_copy(fragment.path, tmp / name)
+            return
+        table = pq.read_table(fragment.path)
         if drop:
             gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
             mask = gone[0]
             for g in gone[1:]:
                 mask = pc.or_(mask, g)
             table = table.filter(pc.invert(mask))
+        if update is not None:
+            table = update(table)
         pq.write_table(table, tmp / name)
 
     with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(lambda position: rewrite(position, tmp), range(len(fragments))))
+        list(pool.map(lambda fragment: rewrite(fragment, tmp), dataset.get_fragments()))
         for i, table in enumerate(added):
             if table.num_rows:
                 pq.write_table(table, tmp / f"part-incremental-{i:05d}-{uuid.uuid4().hex[:8]}.parquet")
 
 
-def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table, int], pa.Table]:
+def write_parquet_parts(table: pa.Table, target: Path) -> None:
+    """Write ``table`` into ``target`` as one Parquet part file per core, on one thread each."""
+    parts = os.cpu_count() or 1
+    size = -(-table.num_rows // parts) or 1
+    with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=parts) as pool:
+        list(pool.map(lambda i: pq.write_table(table.slice(i * size, size), tmp / f"part-{i:05d}.parquet"), range(parts)))
+
+
+def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
     """A function that rewrites ``match_id`` and ``match_confidence_score`` of the changed records in a table."""
     lookup = changes.set_index("record_id")
 
-    def update(table: pa.Table, start: int) -> pa.Table:
+    def update(table: pa.Table) -> pa.Table:
         keys = pa.array(lookup.index.tolist(), type=table.schema.field(key).type)
         positions = pc.index_in(table[key], value_set=keys)
         for column in _OUTPUT_COLUMNS:
@@ -586,25 +611,6 @@ def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table, int]
             fresh = pc.take(pa.array(lookup[column].tolist(), type=target.type), positions)
             merged = pc.if_else(pc.is_null(positions), table[column], fresh)
             table = table.set_column(table.schema.get_field_index(column), target, merged)
-        return table
-
-    return update
-
-
-def _replace_in_order(columns: pa.Table) -> Callable[[pa.Table, int], pa.Table]:
-    """A function that overwrites a part file's table with its rows of ``columns``.
-
-    ``columns`` was read from the same dataset (``Dataset.to_table``), so a part file's rows are
-    ``columns[start:start + rows]``; the record ids are checked to be sure.
-    """
-
-    def update(table: pa.Table, start: int) -> pa.Table:
-        part = columns.slice(start, table.num_rows)
-        if not all(part[c].equals(table[c]) for c in ("record_id_l", "record_id_r")):
-            raise MatcherError("re-weighed pairs are out of step with the existing pairs files")
-        for name in part.column_names:
-            target = table.schema.field(name)
-            table = table.set_column(table.schema.get_field_index(name), target, part[name].cast(target.type))
         return table
 
     return update
@@ -664,8 +670,7 @@ def match_incremental_task(
 
     with _session(output, spark) as spark:
         t = time.perf_counter()
-        new_df = read_new_records(spark, config, new_path, key_type).select(*input_columns).cache()
-        new = new_df.toPandas()
+        new, new_schema = read_new_records(spark, config, new_path, key_type, input_columns)
         deleted = read_delete_list(delete_path, key, key_type) if delete_path else pd.Series([], dtype=object)
         t = lap("read_new", t)
 
@@ -688,8 +693,7 @@ def match_incremental_task(
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
-        scored = score_new_records(spark, config, existing.model, candidates, new, new_df.schema, frequencies)
-        new_df.unpersist()
+        scored = score_new_records(spark, config, existing.model, candidates, new, new_schema, frequencies)
         if key != "record_id":
             scored.insert(0, "record_id_r", scored[f"{key}_r"])
             scored.insert(0, "record_id_l", scored[f"{key}_l"])
@@ -699,23 +703,21 @@ def match_incremental_task(
     # --- the existing pairs, re-weighed for the updated term frequencies
     drift = TermFrequencyDrift.of(existing.model, frequencies)
     reweigh = drift.applies_to(existing.pairs.schema)
-    pair_columns = list(dict.fromkeys(["record_id_l", "record_id_r", *(drift.columns() if reweigh else ["match_probability"])]))
-    stored_pairs = existing.pairs.to_table(columns=pair_columns)
+    # with re-weighing every stored pair gets a new score and is rewritten: read them whole, once
+    stored_pairs = existing.pairs.to_table(columns=None if reweigh else ["record_id_l", "record_id_r", "match_probability"])
+    probability_before = stored_pairs["match_probability"].to_numpy()
     reweighed = drift.reweigh(stored_pairs) if reweigh else stored_pairs
-    probability = reweighed["match_probability"].to_numpy()
-    old_pairs = pd.DataFrame({
-        "record_id_l": reweighed["record_id_l"].to_pandas(),
-        "record_id_r": reweighed["record_id_r"].to_pandas(),
-        "match_probability": probability,
-        "flipped": (stored_pairs["match_probability"].to_numpy() >= threshold) != (probability >= threshold),
-    })
-    old_pairs = old_pairs[~(old_pairs["record_id_l"].isin(removed) | old_pairs["record_id_r"].isin(removed))]
+    flipped = (probability_before >= threshold) != (reweighed["match_probability"].to_numpy() >= threshold)
+    if removed:
+        kept = pc.invert(pc.or_(_member(reweighed["record_id_l"], removed), _member(reweighed["record_id_r"], removed)))
+        reweighed, flipped = reweighed.filter(kept), flipped[kept.to_numpy()]
+    old_pairs = reweighed.select(["record_id_l", "record_id_r", "match_probability"])
     t = lap("reweigh", t)
 
     # --- re-cluster the touched clusters in the driver
     old_ids = old.set_index(key)["match_id"]
     strong = new_pairs[new_pairs["match_probability"] >= threshold]
-    flipped = old_pairs[old_pairs["flipped"]]
+    flipped = old_pairs.filter(pa.array(flipped)).to_pandas()
     linked_old = (set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])) & set(known)
     touched_clusters = set(old_ids.reindex(list(linked_old | removed)).dropna())
     affected = remaining[remaining["match_id"].isin(touched_clusters)]
@@ -727,21 +729,24 @@ def match_incremental_task(
         ignore_index=True,
     )
     nodes["old_match_id"] = nodes["old_match_id"].astype(object).where(nodes["old_match_id"].notna(), None)
-    pairs_now = pd.concat([old_pairs.drop(columns="flipped"), new_pairs[["record_id_l", "record_id_r", "match_probability"]]], ignore_index=True)
+    new_scores = pa.Table.from_pandas(new_pairs[old_pairs.column_names], preserve_index=False).cast(old_pairs.schema)
+    pairs_now = pa.concat_tables([old_pairs, new_scores])
     members = set(nodes["record_id"])
-    edges = pairs_now[
-        (pairs_now["match_probability"] >= threshold) & pairs_now["record_id_l"].isin(members) & pairs_now["record_id_r"].isin(members)
-    ]
-    edges = pd.DataFrame({"id_l": edges["record_id_l"].to_numpy(), "id_r": edges["record_id_r"].to_numpy()})
+    edges = pairs_now.filter(pc.and_(
+        pc.greater_equal(pairs_now["match_probability"], threshold),
+        pc.and_(_member(pairs_now["record_id_l"], members), _member(pairs_now["record_id_r"], members)),
+    ))
+    edges = pd.DataFrame({"id_l": edges["record_id_l"].to_pandas(), "id_r": edges["record_id_r"].to_pandas()})
     if edges.empty:
         edges = pd.DataFrame({"id_l": nodes["record_id"].iloc[:0], "id_r": nodes["record_id"].iloc[:0]})
     untouched_ids = set(remaining.loc[~remaining["match_id"].isin(touched_clusters), "match_id"])
     result = stable_match_ids(nodes, edges, untouched_ids)
-    ends = pd.concat([
-        pairs_now[["record_id_l", "match_probability"]].set_axis(["record_id", "p"], axis=1),
-        pairs_now[["record_id_r", "match_probability"]].set_axis(["record_id", "p"], axis=1),
-    ])
-    best = ends.groupby("record_id")["p"].max()
+    ends = pa.table({
+        "record_id": pa.chunked_array(pairs_now["record_id_l"].chunks + pairs_now["record_id_r"].chunks),
+        "p": pa.chunked_array(pairs_now["match_probability"].chunks * 2),
+    })
+    strongest = ends.group_by("record_id").aggregate([("p", "max")])
+    best = pd.Series(strongest["p_max"].to_numpy(), index=strongest["record_id"].to_pandas())
     t = lap("cluster", t)
 
     # --- the change log
@@ -795,8 +800,10 @@ def match_incremental_task(
     shutil.copytree(existing.folder.model, output.model)
     pair_schema = existing.pairs.schema
     new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
-    rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed,
-                           _replace_in_order(reweighed) if reweigh else None, set(), [new_pair_table], rewrite_all=reweigh)
+    if reweigh:
+        write_parquet_parts(pa.concat_tables([reweighed, new_pair_table.cast(reweighed.schema)]), output.pairs)
+    else:
+        rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
     rewrite_parquet_folder(
         existing.matches, output.matches, [key], removed, _update_matches(key, existing_changed),
         set(existing_changed["record_id"]), [_as_table(new_rows, existing.matches.schema, str(output.matches))],

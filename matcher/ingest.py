@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from functools import reduce
+from typing import Any, Callable
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _EXAMPLES = 5
 # no leading zeros: "007" and "7" are different keys and must stay different after the cast
-_WHOLE_NUMBER = r"^(0|-?[1-9][0-9]{0,17})$"
+WHOLE_NUMBER = r"^(0|-?[1-9][0-9]{0,17})$"
 
 
 def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
@@ -36,13 +37,14 @@ def read_input(spark: SparkSession, spec: InputSpec) -> DataFrame:
         df = spark.read.format(spec.format).options(**options).load(spec.path)
         df.schema  # noqa: B018 - forces Spark to open the file now
     except (PySparkException, Py4JJavaError) as err:
-        raise _unreadable(spec, err) from None
+        raise unreadable(spec, err) from None
     if not df.columns:
         raise InputDataError(f"{spec.path}: input {spec.name!r} is empty (no header, no columns)")
     return df
 
 
-def _unreadable(spec: InputSpec, err: Exception) -> InputDataError:
+def unreadable(spec: InputSpec, err: Exception) -> InputDataError:
+    """The one-line error for an input that opened but whose rows do not parse."""
     return InputDataError(f"{spec.path}: cannot read input {spec.name!r} as {spec.format} ({_reason(err)})")
 
 
@@ -67,31 +69,39 @@ def _require_columns(df: DataFrame, spec: InputSpec, wanted: list[str]) -> None:
         )
 
 
-def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, bool]:
-    """Row count of a valid input and whether every key is a whole number.
+def check_key_counts(spec: InputSpec, key: str, rows: int, keys: int, distinct: int,
+                     repeated: Callable[[], list[tuple[Any, int]]]) -> None:
+    """Raise on an empty input, null keys or repeated keys.
 
-    Raises on an empty input, null keys or repeated keys.
+    ``keys`` counts the non-null keys, ``distinct`` the distinct ones; ``repeated()`` gives
+    up to six repeated keys with their counts, smallest key first (only called when needed).
     """
+    if rows == 0:
+        raise InputDataError(f"{spec.path}: input {spec.name!r} has no rows")
+    if keys < rows:
+        raise InputDataError(f"{spec.path}: primary key {key!r} is null in {rows - keys} row(s)")
+    if distinct < rows:
+        examples = repeated()
+        shown = ", ".join(f"{value!s} (x{count})" for value, count in examples[:_EXAMPLES])
+        raise InputDataError(
+            f"{spec.path}: primary key {key!r} repeats: {shown}{' ...' if len(examples) > _EXAMPLES else ''}"
+        )
+
+
+def _check_primary_key(df: DataFrame, spec: InputSpec, key: str) -> tuple[int, bool]:
+    """Row count of a valid input and whether every key is a whole number (see :func:`check_key_counts`)."""
     stats = df.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(key).alias("keys"),
         F.countDistinct(key).alias("distinct"),
-        F.count(F.when(F.col(key).cast("string").rlike(_WHOLE_NUMBER), 1)).alias("numeric"),
+        F.count(F.when(F.col(key).cast("string").rlike(WHOLE_NUMBER), 1)).alias("numeric"),
     ).first()
-    if stats["rows"] == 0:
-        raise InputDataError(f"{spec.path}: input {spec.name!r} has no rows")
-    if stats["keys"] < stats["rows"]:
-        raise InputDataError(
-            f"{spec.path}: primary key {key!r} is null in {stats['rows'] - stats['keys']} row(s)"
-        )
-    if stats["distinct"] < stats["rows"]:
-        repeated = (
-            df.groupBy(key).count().where("count > 1").orderBy(key).limit(_EXAMPLES + 1).collect()
-        )
-        shown = ", ".join(f"{r[key]!s} (x{r['count']})" for r in repeated[:_EXAMPLES])
-        raise InputDataError(
-            f"{spec.path}: primary key {key!r} repeats: {shown}{' ...' if len(repeated) > _EXAMPLES else ''}"
-        )
+
+    def repeated() -> list[tuple[Any, int]]:
+        rows = df.groupBy(key).count().where("count > 1").orderBy(key).limit(_EXAMPLES + 1).collect()
+        return [(r[key], r["count"]) for r in rows]
+
+    check_key_counts(spec, key, stats["rows"], stats["keys"], stats["distinct"], repeated)
     return int(stats["rows"]), stats["numeric"] == stats["rows"]
 
 
@@ -121,7 +131,7 @@ def _rule_columns(config: TransformConfig) -> list[str]:
     return [column for rule in rules if isinstance(rule, list) for column in rule]
 
 
-def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
+def read_inputs(spark: SparkSession, config: TransformConfig, *, check_keys: bool = True) -> DataFrame:
     """All inputs, validated and stacked, with a ``source_dataset`` column naming each row's input.
 
     A primary key whose values are all whole numbers is read as a number (so the
@@ -130,6 +140,9 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
 
     Only the primary key, the matching columns, the columns that column-list rules block
     on, the truth column and ``retain_columns`` are kept.
+
+    ``check_keys=False`` skips the Spark job that validates and types the primary key: for a
+    caller that collects the rows and checks them itself (:func:`check_key_counts`).
     """
     wanted = [config.primary_key, *config.column_names, *config.retain_columns, *_rule_columns(config)]
     if config.truth_column:
@@ -140,15 +153,16 @@ def read_inputs(spark: SparkSession, config: TransformConfig) -> DataFrame:
         df = read_input(spark, spec)
         _require_columns(df, spec, wanted)
         df = df.select(*wanted)
-        try:
-            rows, numeric = _check_primary_key(df, spec, config.primary_key)
-        except (PySparkException, Py4JJavaError) as err:  # a file that opened but whose rows do not parse
-            raise _unreadable(spec, err) from None
-        log.info("input %s: %d rows", spec.name, rows)
-        key = F.col(config.primary_key)
-        # whole-number keys (often read from CSV as text) order as numbers; several inputs share a string key
-        key = key.cast("string") if len(config.inputs) > 1 else key.cast("long") if numeric else key
-        df = df.withColumn(config.primary_key, key)
+        if check_keys:
+            try:
+                rows, numeric = _check_primary_key(df, spec, config.primary_key)
+            except (PySparkException, Py4JJavaError) as err:  # a file that opened but whose rows do not parse
+                raise unreadable(spec, err) from None
+            log.info("input %s: %d rows", spec.name, rows)
+            key = F.col(config.primary_key)
+            # whole-number keys (often read from CSV as text) order as numbers; several inputs share a string key
+            key = key.cast("string") if len(config.inputs) > 1 else key.cast("long") if numeric else key
+            df = df.withColumn(config.primary_key, key)
         frames.append(df.withColumn(SOURCE_DATASET_COLUMN, F.lit(spec.name)))
     stacked = reduce(lambda a, b: a.unionByName(b), frames)
     return _uniform_types(stacked, config)

@@ -240,6 +240,25 @@ def test_new_records_missing_a_configured_column_are_refused(runs, cli, write_co
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("rows", "fragments"),
+    [
+        ([(50, "zed", "z50"), (50, "zed", "z51"), (51, "yo", "y51")], ["primary key 'id' repeats", "50 (x2)"]),
+        ([(None, "zed", "z50"), (51, "yo", "y51")], ["primary key 'id' is null in 1 row(s)"]),
+        ([("x50", "zed", "z50")], ["primary key 'id' must hold whole numbers"]),
+        ([], ["has no rows"]),
+    ],
+    ids=["repeated", "null", "not-a-number", "empty"],
+)
+def test_new_records_with_bad_keys_are_refused(runs, cli, write_config, tmp_path, rows, fragments):
+    new = write_csv(tmp_path / "new.csv", rows)
+    config = write_config(runs["config"].model_dump(mode="json"))
+    result = cli("match-incremental", "--config", config, "--existing", runs["existing"].root, "--new", new, "--output", tmp_path / "out")
+    assert_one_line_error(result, str(new), *fragments)
+    assert result.code == 2
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
 def test_an_existing_folder_without_a_model_is_refused(runs, cli, write_config, tmp_path):
     (tmp_path / "empty").mkdir()
     new = write_csv(tmp_path / "new.csv", NEW_1)
