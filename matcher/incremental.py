@@ -467,6 +467,36 @@ class TermFrequencyDrift:
         return table
 
 
+@dataclass
+class StoredPairs:
+    """The existing run's pairs as a full re-run would score them now."""
+
+    table: pa.Table  # without the removed records' pairs; every column when re-weighed, else ids and probability
+    flipped: np.ndarray  # per row: whether re-weighing moved the pair across the threshold
+    reweighed: bool
+    seconds: float
+
+
+def stored_pairs_now(existing: ExistingRun, frequencies: dict[str, pd.DataFrame], threshold: float, removed: set) -> StoredPairs:
+    """The existing pairs minus the ``removed`` records', re-weighed for ``frequencies`` (:class:`TermFrequencyDrift`).
+
+    With re-weighing every stored pair gets a new score and is rewritten, so the pairs are read
+    whole, once; without it only the ids and probabilities.
+    """
+    started = time.perf_counter()
+    drift = TermFrequencyDrift.of(existing.model, frequencies)
+    reweigh = drift.applies_to(existing.pairs.schema)
+    table = existing.pairs.to_table(columns=None if reweigh else ["record_id_l", "record_id_r", "match_probability"])
+    probability_before = table["match_probability"].to_numpy()
+    if reweigh:
+        table = drift.reweigh(table)
+    flipped = (probability_before >= threshold) != (table["match_probability"].to_numpy() >= threshold)
+    if removed:
+        kept = pc.invert(pc.or_(_member(table["record_id_l"], removed), _member(table["record_id_r"], removed)))
+        table, flipped = table.filter(kept), flipped[kept.to_numpy()]
+    return StoredPairs(table, flipped, reweigh, round(time.perf_counter() - started, 3))
+
+
 # --- stable ids ----------------------------------------------------------------------------------
 
 
@@ -693,31 +723,24 @@ def match_incremental_task(
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
-        scored = score_new_records(spark, config, existing.model, candidates, new, new_schema, frequencies)
-        if key != "record_id":
-            scored.insert(0, "record_id_r", scored[f"{key}_r"])
-            scored.insert(0, "record_id_l", scored[f"{key}_l"])
-        new_pairs = _orient(scored)
-        t = lap("score", t)
-
-    # --- the existing pairs, re-weighed for the updated term frequencies
-    drift = TermFrequencyDrift.of(existing.model, frequencies)
-    reweigh = drift.applies_to(existing.pairs.schema)
-    # with re-weighing every stored pair gets a new score and is rewritten: read them whole, once
-    stored_pairs = existing.pairs.to_table(columns=None if reweigh else ["record_id_l", "record_id_r", "match_probability"])
-    probability_before = stored_pairs["match_probability"].to_numpy()
-    reweighed = drift.reweigh(stored_pairs) if reweigh else stored_pairs
-    flipped = (probability_before >= threshold) != (reweighed["match_probability"].to_numpy() >= threshold)
-    if removed:
-        kept = pc.invert(pc.or_(_member(reweighed["record_id_l"], removed), _member(reweighed["record_id_r"], removed)))
-        reweighed, flipped = reweighed.filter(kept), flipped[kept.to_numpy()]
-    old_pairs = reweighed.select(["record_id_l", "record_id_r", "match_probability"])
-    t = lap("reweigh", t)
+        # re-weighing the stored pairs (Arrow, numpy) and scoring (DuckDB or Spark) run side by side
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(stored_pairs_now, existing, frequencies, threshold, removed)
+            scored = score_new_records(spark, config, existing.model, candidates, new, new_schema, frequencies)
+            if key != "record_id":
+                scored.insert(0, "record_id_r", scored[f"{key}_r"])
+                scored.insert(0, "record_id_l", scored[f"{key}_l"])
+            new_pairs = _orient(scored)
+            t = lap("score", t)
+            stored = pending.result()
+        timings["reweigh"] = stored.seconds
+        t = lap("reweigh_wait", t)
+        reweighed, old_pairs = stored.table, stored.table.select(["record_id_l", "record_id_r", "match_probability"])
 
     # --- re-cluster the touched clusters in the driver
     old_ids = old.set_index(key)["match_id"]
     strong = new_pairs[new_pairs["match_probability"] >= threshold]
-    flipped = old_pairs.filter(pa.array(flipped)).to_pandas()
+    flipped = old_pairs.filter(pa.array(stored.flipped)).to_pandas()
     linked_old = (set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])) & set(known)
     touched_clusters = set(old_ids.reindex(list(linked_old | removed)).dropna())
     affected = remaining[remaining["match_id"].isin(touched_clusters)]
@@ -800,7 +823,7 @@ def match_incremental_task(
     shutil.copytree(existing.folder.model, output.model)
     pair_schema = existing.pairs.schema
     new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
-    if reweigh:
+    if stored.reweighed:
         write_parquet_parts(pa.concat_tables([reweighed, new_pair_table.cast(reweighed.schema)]), output.pairs)
     else:
         rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
@@ -829,7 +852,7 @@ def match_incremental_task(
         },
         "incremental": {"existing": str(existing_folder.root), "new_rows": int(len(new)), "candidates": int(len(candidates)),
                         "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
-                        "term_frequency_reweighed": bool(reweigh), "pairs_across_threshold_after_reweighing": int(len(flipped)),
+                        "term_frequency_reweighed": stored.reweighed, "pairs_across_threshold_after_reweighing": int(len(flipped)),
                         "rows_rewritten": int(len(existing_changed)), **counts},
         "timings_s": {**timings, "match_total": round(time.perf_counter() - started, 3)},
     }
