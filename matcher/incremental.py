@@ -7,7 +7,10 @@ scored, with Splink's ``predict_between`` (new against existing and, in the same
 new among themselves), with the existing run's trained model and term frequencies of
 the updated dataset; the existing pairs are re-weighed for those frequencies in the driver
 (:class:`TermFrequencyDrift`), as a full re-run would score them. Only the clusters that
-new, removed or re-weighed pairs touch are re-clustered, in the driver.
+new, removed or re-weighed pairs touch are re-clustered, in the driver. The steps live in
+:mod:`matcher.incremental_scoring`, :mod:`matcher.term_frequency_drift`,
+:mod:`matcher.stable_ids` and :mod:`matcher.parquet_parts`; this module reads, wires and
+writes the change log.
 
 **Updates and deletes.** A new record whose primary key already exists is a new version:
 the old version is removed (with its scored pairs) and the new one scored like any new
@@ -52,15 +55,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -71,19 +71,18 @@ import pyarrow.parquet as pq
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
-from splink import Linker, SparkAPI
 
-from matcher import driver_scoring
-from matcher.clustering import cluster_edges
-from matcher.comparisons import comparable
-from matcher.config import ComparisonKind, InputSpec, TransformConfig
+from matcher.config import InputSpec, TransformConfig
 from matcher.errors import ConfigError, InputDataError, MatcherError
+from matcher.incremental_scoring import candidate_rows, score_new_records
 from matcher.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
 from matcher.model import TrainedModel
 from matcher.outputs import atomic_directory, write_json
+from matcher.parquet_parts import rewrite_parquet_folder, write_parquet_parts
 from matcher.pipeline import RunFolder, _session
+from matcher.stable_ids import plain, stable_match_ids
+from matcher.term_frequency_drift import TermFrequencyDrift, term_frequencies, term_frequency_columns
 
 log = logging.getLogger(__name__)
 
@@ -216,155 +215,12 @@ def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
     return keys.reset_index(drop=True)
 
 
-# --- scoring ------------------------------------------------------------------------------------
+# --- pairs ------------------------------------------------------------------------------------
 
 
 def _member(values: pa.ChunkedArray, members: set) -> pa.ChunkedArray:
     """Whether each value is in ``members``."""
     return pc.is_in(values, value_set=pa.array(list(members), type=values.type))
-
-
-def _isin(column: str, values: Iterable, schema: pa.Schema) -> ds.Expression:
-    return pc.field(column).isin(pa.array(list(values), type=schema.field(column).type))
-
-
-def candidate_rows(existing: ExistingRun, config: TransformConfig, new: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Existing records that share a blocking key with a new record (all of them when a rule is SQL).
-
-    Column-list rules are applied exactly (a tuple semi-join); a raw SQL rule cannot be
-    pre-filtered here, so then Splink blocks against every existing record.
-    """
-    rules = config.active_blocking_rules
-    if not all(isinstance(r, list) for r in rules):
-        return existing.matches.to_table(columns=columns).to_pandas()
-    schema = existing.matches.schema
-    expression = None
-    for rule in rules:
-        keys = new[rule].dropna()
-        if keys.empty:
-            continue
-        term = None
-        for column in rule:
-            part = _isin(column, keys[column].unique(), schema)
-            term = part if term is None else term & part
-        expression = term if expression is None else expression | term
-    if expression is None:
-        return pa.schema([schema.field(c) for c in columns]).empty_table().to_pandas()
-    rows = existing.matches.to_table(columns=columns, filter=expression).to_pandas()
-    keep = np.zeros(len(rows), dtype=bool)
-    for rule in rules:
-        keys = new[rule].dropna().drop_duplicates()
-        if keys.empty:
-            continue
-        flagged = rows[rule].merge(keys.assign(_hit=True), on=rule, how="left")["_hit"].notna().to_numpy()
-        keep |= flagged
-    return rows[keep].reset_index(drop=True)
-
-
-def term_frequency_columns(model: TrainedModel) -> list[str]:
-    """The columns whose exact-match level the model adjusts for term frequency."""
-    found = [
-        level.get("tf_adjustment_column")
-        for comparison in model.splink_model.get("comparisons", [])
-        for level in comparison.get("comparison_levels", [])
-    ]
-    return list(dict.fromkeys(c for c in found if c))
-
-
-def term_frequencies(values: pd.Series) -> pd.DataFrame:
-    """Each non-null value's share of the non-null values (what Splink's ``tf_`` columns hold)."""
-    counts = values.dropna().value_counts()
-    return pd.DataFrame({values.name: counts.index, f"tf_{values.name}": (counts / counts.sum()).to_numpy(dtype="float64")})
-
-
-def scoring_engine(config: TransformConfig, rows: int) -> str:
-    """``spark`` or ``duckdb``: where :func:`score_new_records` scores ``rows`` candidate and new records."""
-    spec = config.incremental
-    if spec.scoring != "auto":
-        return spec.scoring
-    return "duckdb" if rows <= spec.driver_max_rows else "spark"
-
-
-def _predict_between_spark(
-    spark: SparkSession,
-    config: TransformConfig,
-    model: TrainedModel,
-    left: pd.DataFrame,
-    right: pd.DataFrame,
-    schema: StructType,
-    frequencies: dict[str, pd.DataFrame],
-) -> pd.DataFrame:
-    """Splink's ``predict_between(left, right)`` on Spark with ``model``."""
-    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
-    # instead of writing each to the checkpoint folder as Parquet
-    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
-    tag = uuid.uuid4().hex[:8]
-
-    def register(frame: pd.DataFrame, name: str):
-        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
-        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
-
-    left_table = register(left, "existing_and_new")
-    right_table = register(right, "new")
-    linker = Linker(right_table, model.splink_model, log_level=None)
-    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
-    for column in linker._settings_obj._term_frequency_columns:
-        name = column.unquote().name
-        table = spark.createDataFrame(frequencies[name])
-        if name in dates:
-            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
-        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
-        linker.table_management.register_term_frequency_lookup(registered, name)
-    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "1")
-    try:
-        return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
-
-
-def score_new_records(
-    spark: SparkSession,
-    config: TransformConfig,
-    model: TrainedModel,
-    candidates: pd.DataFrame,
-    new: pd.DataFrame,
-    schema: StructType,
-    frequencies: dict[str, pd.DataFrame],
-) -> pd.DataFrame:
-    """Score the new records against the existing candidates and among themselves with Splink's ``predict_between``.
-
-    One call does both: the left side is candidates + new records, the right side the
-    new records; a new-new pair comes back in both orientations and a record with
-    itself, so only ``l < r`` is kept among new records (what ``predict_within`` would
-    give, in one job instead of two). The engine is :func:`scoring_engine`'s choice.
-    ``frequencies`` maps each term-frequency column to its table (value, ``tf_<column>``).
-    Returns Splink's prediction columns.
-    """
-    key = config.primary_key
-    left = pd.concat([candidates, new], ignore_index=True)
-    if scoring_engine(config, len(left)) == "duckdb":
-        scored = driver_scoring.predict_between(config, model, left, new, frequencies)
-    else:
-        scored = _predict_between_spark(spark, config, model, left, new, schema, frequencies)
-    new_keys = set(new[key])
-    both_new = scored[f"{key}_l"].isin(new_keys) & scored[f"{key}_r"].isin(new_keys)
-    keep = ~both_new | (scored[f"{key}_l"] < scored[f"{key}_r"])
-    return scored[keep].reset_index(drop=True)
-
-
-def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Swap the ``_l``/``_r`` columns of the pairs whose left record id is the larger, as a full run orders them."""
-    swap = (pairs["record_id_l"] > pairs["record_id_r"]).to_numpy()
-    if not swap.any():
-        return pairs
-    pairs = pairs.copy()
-    for name in [c for c in pairs.columns if c.endswith("_l") and f"{c[:-2]}_r" in pairs.columns]:
-        other = f"{name[:-2]}_r"
-        left, right = pairs[name].copy(), pairs[other].copy()
-        pairs.loc[swap, name] = right[swap]
-        pairs.loc[swap, other] = left[swap]
-    return pairs
 
 
 def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
@@ -373,98 +229,6 @@ def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
         raise MatcherError(f"{what}: column(s) {', '.join(missing)} of the existing run are not produced for the new records")
     table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
     return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
-
-
-@dataclass
-class TermFrequencyDrift:
-    """Re-weigh already-scored pairs for the updated dataset's term frequencies, in the driver.
-
-    Adding or removing records changes every value's term frequency a little, hence the
-    term-frequency adjustment of every existing pair scored at an exact-match level. A full
-    re-run would score those pairs with the new frequencies; this applies Splink's formula
-    (``mw_tf_adj = w * (log2(u_exact) - log2(max(tf_l, tf_r, tf_minimum_u_value)))``,
-    ``match_weight = prior + sum of mw_* terms``) to the stored pairs, so the clustering
-    equals a full re-run's up to floating-point rounding.
-    """
-
-    prior: float
-    comparisons: list[tuple[str, str | None]]  # (output column, term-frequency column or None)
-    levels: dict[str, tuple[float, float, float]]  # tf column -> (log2 u of the exact level, weight, minimum u)
-    lookups: dict[str, tuple[pa.Array, np.ndarray]]  # tf column -> (values, their term frequencies)
-
-    @classmethod
-    def of(cls, model: TrainedModel, frequencies: dict[str, pd.DataFrame]) -> "TermFrequencyDrift":
-        settings = model.splink_model
-        prior = settings["probability_two_random_records_match"]
-        comparisons, levels = [], {}
-        for comparison in settings["comparisons"]:
-            tf_levels = [lvl for lvl in comparison["comparison_levels"] if lvl.get("tf_adjustment_column")]
-            column = tf_levels[0]["tf_adjustment_column"] if tf_levels else None
-            comparisons.append((comparison["output_column_name"], column))
-            if column:
-                level = tf_levels[0]
-                levels[column] = (math.log2(level["u_probability"]), float(level.get("tf_adjustment_weight", 1.0)),
-                                  float(level.get("tf_minimum_u_value", 0.0)))
-        lookups = {c: (pa.array(f[c].astype(str).tolist(), type=pa.string()), f[f"tf_{c}"].to_numpy(dtype="float64"))
-                   for c, f in frequencies.items()}
-        return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
-
-    def columns(self) -> list[str]:
-        needed = ["match_weight", "match_probability"]
-        for output, column in self.comparisons:
-            needed.append(f"mw_{output}")
-            if column:
-                needed += [f"mw_tf_adj_{output}", f"{column}_l", f"{column}_r", f"tf_{column}_l", f"tf_{column}_r"]
-        return needed
-
-    def applies_to(self, schema: pa.Schema) -> bool:
-        """Whether the pairs carry what re-weighing needs (Splink's intermediate columns, string values)."""
-        if not self.levels:
-            return False
-        names = set(schema.names)
-        return all(c in names for c in self.columns()) and all(
-            pa.types.is_string(schema.field(f"{c}_l").type) for c in self.levels
-        )
-
-    def _frequency(self, column: str, values: pa.ChunkedArray) -> np.ndarray:
-        """Each value's term frequency (NaN for null or unknown values)."""
-        known, frequencies = self.lookups[column]
-        positions = pc.index_in(values.cast(pa.string()), value_set=known).to_numpy(zero_copy_only=False).astype("float64")
-        found = ~np.isnan(positions)
-        out = np.full(len(positions), np.nan)
-        out[found] = frequencies[positions[found].astype("int64")]
-        return out
-
-    def reweigh(self, table: pa.Table) -> pa.Table:
-        """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``."""
-
-        def floats(name: str) -> np.ndarray:
-            return table[name].to_numpy(zero_copy_only=False).astype("float64")
-
-        weight = np.full(table.num_rows, self.prior)
-        columns: dict[str, np.ndarray] = {}
-        for output, column in self.comparisons:
-            weight = weight + floats(f"mw_{output}")
-            if not column:
-                continue
-            sides = [self._frequency(column, table[f"{column}{s}"]) for s in ("_l", "_r")]
-            log2_u, tf_weight, minimum = self.levels[column]
-            old = floats(f"mw_tf_adj_{output}")
-            exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))
-            applied = (old != 0) & ~np.isnan(old) & exists
-            with np.errstate(divide="ignore", invalid="ignore"):
-                largest = np.fmax(np.fmax(sides[0], sides[1]), minimum)
-                adjusted = np.where(applied, tf_weight * (log2_u - np.log(largest) / np.log(2.0)), old)
-            weight = weight + adjusted
-            columns[f"tf_{column}_l"], columns[f"tf_{column}_r"], columns[f"mw_tf_adj_{output}"] = sides[0], sides[1], adjusted
-        with np.errstate(over="ignore"):
-            probability = np.where(weight >= 0, 1.0 / (1.0 + np.power(2.0, -weight)), np.power(2.0, weight) / (1.0 + np.power(2.0, weight)))
-        columns["match_weight"], columns["match_probability"] = weight, probability
-        for name, values in columns.items():
-            field_ = table.schema.field(name)
-            array = pa.array(values, type=pa.float64(), from_pandas=True).cast(field_.type)
-            table = table.set_column(table.schema.get_field_index(name), field_, array)
-        return table
 
 
 @dataclass
@@ -497,136 +261,7 @@ def stored_pairs_now(existing: ExistingRun, frequencies: dict[str, pd.DataFrame]
     return StoredPairs(table, flipped, reweigh, round(time.perf_counter() - started, 3))
 
 
-# --- stable ids ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Reassignment:
-    """The re-clustered records and what happened to their clusters."""
-
-    ids: pd.DataFrame  # record_id, old_match_id (None for new records), match_id
-    merges: list[dict[str, Any]] = field(default_factory=list)
-    splits: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> Reassignment:
-    """Cluster ``nodes`` (``record_id``, ``old_match_id``: null for new records) over ``edges`` (``id_l``, ``id_r``).
-
-    ``in_use`` holds the ids of the clusters left untouched; no new id may equal one.
-    Old ids survive by the rules in this module's docstring; the result is deterministic
-    whatever the order of the rows.
-    """
-    labelled = cluster_edges(edges)
-    components = dict(zip(labelled["record_id"].tolist(), labelled["match_id"].tolist()))
-    frame = nodes.copy()
-    frame["component"] = [components.get(r, r) for r in frame["record_id"].tolist()]
-    old = frame[frame["old_match_id"].notna()]
-    shares = old.groupby(["old_match_id", "component"]).size().rename("n").reset_index()
-    # rule 1: each old id goes to the component holding most of its surviving records
-    owners = shares.sort_values(["old_match_id", "n", "component"], ascending=[True, False, True]).drop_duplicates("old_match_id")
-    # rule 2: a component offered several old ids keeps the biggest contributor's (tie: smallest id)
-    owners = owners.sort_values(["component", "n", "old_match_id"], ascending=[True, False, True])
-    chosen = owners.drop_duplicates("component").set_index("component")["old_match_id"]
-    used = set(in_use) | set(chosen.tolist())
-    assigned: dict[Any, Any] = dict(chosen.items())
-    # rule 3: the others take their smallest record id that no other cluster uses
-    for component, members in frame.groupby("component", sort=True)["record_id"]:
-        if component in assigned:
-            continue
-        free = [r for r in sorted(members) if r not in used]
-        if not free:
-            raise MatcherError(
-                f"record(s) {', '.join(map(str, sorted(members)[:5]))} form a new cluster but every one of their ids "
-                "already names another cluster (a re-added record whose id a surviving cluster kept); run a full 'matcher match'"
-            )
-        assigned[component] = free[0]
-        used.add(free[0])
-    frame["match_id"] = frame["component"].map(assigned)
-    result = Reassignment(frame[["record_id", "old_match_id", "match_id"]].reset_index(drop=True))
-    for component, offered in owners.groupby("component", sort=True):
-        if len(offered) > 1:
-            surviving = assigned[component]
-            sizes = [[_plain(k), int(n)] for k, n in zip(offered["old_match_id"], offered["n"])]
-            tie = int(offered["n"].iloc[0]) == int(offered["n"].iloc[1])
-            members = frame[frame["component"] == component]
-            result.merges.append({
-                "surviving_id": _plain(surviving),
-                "retired_ids": [_plain(k) for k in offered["old_match_id"] if k != surviving],
-                "sizes": sizes,
-                "rule": "tie on surviving records: smallest id" if tie else "most surviving records",
-                "linked_by": sorted(_plain(r) for r in members.loc[members["old_match_id"].isna(), "record_id"]),
-            })
-    pieces = shares.groupby("old_match_id", sort=True)
-    for old_id, spread in pieces:
-        if len(spread) > 1:
-            owner = owners.set_index("old_match_id").loc[old_id, "component"]
-            result.splits.append({
-                "old_match_id": _plain(old_id),
-                "match_ids": sorted(_plain(assigned[c]) for c in spread["component"]),
-                "kept_by": _plain(assigned[owner]) if assigned[owner] == old_id else None,
-            })
-    return result
-
-
 # --- writing ------------------------------------------------------------------------------------
-
-
-def _link_or_copy(source: str, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def rewrite_parquet_folder(
-    dataset: ds.Dataset,
-    target: Path,
-    key_columns: list[str],
-    drop: set,
-    update: Callable[[pa.Table], pa.Table] | None,
-    touched: set,
-    added: list[pa.Table],
-) -> None:
-    """Write ``target`` from ``dataset``'s part files: untouched files are hard-linked, files holding a
-    key in ``drop`` or ``touched`` are rewritten (rows dropped, ``update`` applied), on one thread
-    per core; ``added`` become new files."""
-    affected = drop | touched
-
-    def rewrite(fragment: ds.ParquetFileFragment, tmp: Path) -> None:
-        name = Path(fragment.path).name
-        keys = fragment.to_table(columns=key_columns)
-        hits = [pc.is_in(keys[c], value_set=pa.array(list(affected), type=keys.schema.field(c).type)) for c in key_columns] if affected else []
-        if not hits or not any(pc.any(h).as_py() for h in hits):
-            _link_or_copy(fragment.path, tmp / name)
-            return
-        table = pq.read_table(fragment.path)
-        if drop:
-            gone = [pc.is_in(table[c], value_set=pa.array(list(drop), type=table.schema.field(c).type)) for c in key_columns]
-            mask = gone[0]
-            for g in gone[1:]:
-                mask = pc.or_(mask, g)
-            table = table.filter(pc.invert(mask))
-        if update is not None:
-            table = update(table)
-        pq.write_table(table, tmp / name)
-
-    with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(lambda fragment: rewrite(fragment, tmp), dataset.get_fragments()))
-        for i, table in enumerate(added):
-            if table.num_rows:
-                pq.write_table(table, tmp / f"part-incremental-{i:05d}-{uuid.uuid4().hex[:8]}.parquet")
-
-
-def write_parquet_parts(table: pa.Table, target: Path) -> None:
-    """Write ``table`` into ``target`` as one Parquet part file per core, on one thread each."""
-    parts = os.cpu_count() or 1
-    size = -(-table.num_rows // parts) or 1
-    with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=parts) as pool:
-        list(pool.map(lambda i: pq.write_table(table.slice(i * size, size), tmp / f"part-{i:05d}.parquet"), range(parts)))
 
 
 def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
@@ -654,7 +289,7 @@ def _confidence(best: pd.Series, threshold: float) -> pd.Series:
 
 def _change_rows(records: pd.DataFrame, key_type: pa.DataType) -> pa.Table:
     def column(name: str, type_: pa.DataType) -> pa.Array:
-        return pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else _plain(v) for v in records[name]], type=type_)
+        return pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else plain(v) for v in records[name]], type=type_)
 
     return pa.table({
         "record_id": column("record_id", key_type),
@@ -719,18 +354,14 @@ def match_incremental_task(
         frequencies = {
             c: term_frequencies(pd.concat([remaining[c], new[c]], ignore_index=True).rename(c)) for c in tf_columns
         }
-        candidates = candidate_rows(existing, config, new, input_columns)
+        candidates = candidate_rows(existing.matches, config, new, input_columns)
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
         # re-weighing the stored pairs (Arrow, numpy) and scoring (DuckDB or Spark) run side by side
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(stored_pairs_now, existing, frequencies, threshold, removed)
-            scored = score_new_records(spark, config, existing.model, candidates, new, new_schema, frequencies)
-            if key != "record_id":
-                scored.insert(0, "record_id_r", scored[f"{key}_r"])
-                scored.insert(0, "record_id_l", scored[f"{key}_l"])
-            new_pairs = _orient(scored)
+            new_pairs = score_new_records(spark, config, existing.model, candidates, new, new_schema, frequencies)
             t = lap("score", t)
             stored = pending.result()
         timings["reweigh"] = stored.seconds
@@ -794,7 +425,7 @@ def match_incremental_task(
     retired = sorted(before - set(final))
     causes = old_ids[old_ids.index.isin(removed)]
     for split in result.splits:
-        split["caused_by"] = sorted(_plain(r) for r in causes[causes == split["old_match_id"]].index)
+        split["caused_by"] = sorted(plain(r) for r in causes[causes == split["old_match_id"]].index)
     counts = {c: int((records["change"] == c).sum()) for c in order}
     counts.update({"merges": len(result.merges), "splits": len(result.splits), "retired_ids": len(retired)})
     changes = {
@@ -802,10 +433,10 @@ def match_incremental_task(
         "new": str(new_path),
         "delete": str(delete_path) if delete_path else None,
         "counts": counts,
-        "records": [{k: _plain(v) for k, v in row.items()} for row in records.to_dict("records")],
+        "records": [{k: plain(v) for k, v in row.items()} for row in records.to_dict("records")],
         "merges": result.merges,
         "splits": result.splits,
-        "retired_ids": [_plain(r) for r in retired],
+        "retired_ids": [plain(r) for r in retired],
     }
 
     # --- write the updated run folder

@@ -10,7 +10,8 @@ import pytest
 from matcher.comparisons import splink_settings
 from matcher.config import config_from_dict
 from matcher.driver_scoring import duckdb_settings, predict_between
-from matcher.incremental import _predict_between_spark, scoring_engine, term_frequencies
+from matcher.incremental_scoring import predict_between_spark, scoring_engine
+from matcher.term_frequency_drift import term_frequencies
 from matcher.ingest import read_inputs
 from matcher.model import TrainedModel
 from matcher.similarity import jaro_winkler
@@ -61,7 +62,7 @@ def scored_both_ways(spark, tmp_path_factory):
     df = read_inputs(spark, config).drop("source_dataset")
     records = df.toPandas()
     frequencies = {c: term_frequencies(records[c]) for c in ("first_name", "surname", "email", "city")}
-    via_spark = _predict_between_spark(spark, config, model, records, records, df.schema, frequencies)
+    via_spark = predict_between_spark(spark, config, model, records, records, df.schema, frequencies)
     via_duckdb = predict_between(config, model, records, records, frequencies)
     return config, model, via_spark, via_duckdb
 

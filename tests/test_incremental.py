@@ -23,7 +23,8 @@ import pytest
 from conftest import assert_one_line_error
 from matcher.comparisons import splink_settings
 from matcher.config import GraphSpec, config_from_dict
-from matcher.incremental import match_incremental_task, stable_match_ids
+from matcher.incremental import match_incremental_task
+from matcher.stable_ids import stable_match_ids
 from matcher.model import TrainedModel, make_linker
 from matcher.pipeline import RunFolder, match_task
 from matcher.ingest import read_inputs
