@@ -43,15 +43,24 @@ class Task:
 
 def _incremental_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--existing", required=True, metavar="DIR", help="the completed run folder to build on (model/, matches/, pairs/, summary.json)")
-    parser.add_argument("--new", required=True, metavar="PATH", help="new records, and new versions of existing primary keys (CSV, Parquet or JSON)")
+    parser.add_argument(
+        "--new", required=True, action="append", metavar="PATH",
+        help="new records, and new versions of existing primary keys (CSV, Parquet or JSON); for a config with "
+             "sources: SOURCE=PATH, repeated or comma-separated, one per source with new rows")
     parser.add_argument("--delete", metavar="PATH", help="primary keys to delete (CSV with a header, or Parquet, with the primary key column)")
 
 
 def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
-    from matcher.incremental import match_incremental_task
+    from matcher.incremental import match_incremental_task, new_source_paths
 
     existing = RunFolder(Path(args.existing).resolve())
-    return match_incremental_task(config, existing, args.new, folder, delete_path=args.delete)
+    if config.sources is not None:
+        new = new_source_paths(config, args.new)
+    elif len(args.new) == 1:
+        new = args.new[0]
+    else:
+        raise ConfigError(f"--new given {len(args.new)} times; a config without sources takes one file")
+    return match_incremental_task(config, existing, new, folder, delete_path=args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:

@@ -60,7 +60,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -71,14 +71,18 @@ import pyarrow.parquet as pq
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from matcher.config import InputSpec, TransformConfig
 from matcher.errors import ConfigError, InputDataError, MatcherError
+from matcher.golden import golden_records
+from matcher.harmonization_spec import RECORD_ID
+from matcher.harmonize import Harmonized, harmonization_summary, harmonize
 from matcher.incremental_scoring import candidate_rows, score_new_records
 from matcher.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
 from matcher.model import TrainedModel
-from matcher.outputs import atomic_directory, write_json
+from matcher.outputs import atomic_directory, write_json, write_parquet
 from matcher.parquet_parts import rewrite_parquet_folder, write_parquet_parts
 from matcher.pipeline import RunFolder, _session
 from matcher.stable_ids import plain, stable_match_ids
@@ -302,16 +306,70 @@ def _change_rows(records: pd.DataFrame, key_type: pa.DataType) -> pa.Table:
 # --- the task -------------------------------------------------------------------------------------
 
 
+def new_source_paths(config: TransformConfig, values: Iterable[str]) -> dict[str, str]:
+    """``SOURCE=PATH`` values (each may hold several, comma-separated) as {source: path}, for a ``sources:`` config."""
+    names = [s.name for s in config.sources or []]
+    paths: dict[str, str] = {}
+    for item in (part.strip() for value in values for part in value.split(",") if part.strip()):
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--new {item!r}: a config with sources needs SOURCE=PATH (sources: {', '.join(names)})")
+        if name not in names:
+            raise ConfigError(f"--new {item!r}: no source {name!r} in the config (sources: {', '.join(names)})")
+        if name in paths:
+            raise ConfigError(f"--new: source {name!r} given twice")
+        paths[name] = path
+    if not paths:
+        raise ConfigError("--new: no SOURCE=PATH given")
+    return paths
+
+
+def harmonize_new_records(spark: SparkSession, config: TransformConfig, paths: Mapping[str, str]) -> Harmonized:
+    """The sources named in ``paths``, read from those paths, standardized and split by the quality gate."""
+    sources = [s.model_copy(update={"path": paths[s.name]}) for s in config.sources or [] if s.name in paths]
+    return harmonize(spark, config.model_copy(update={"sources": sources}))
+
+
+def _update_harmonization_outputs(
+    spark: SparkSession, config: TransformConfig, existing: RunFolder, output: RunFolder,
+    harmonized: Harmonized, records: pd.DataFrame, retired: list,
+) -> dict:
+    """Quarantine: the existing rows plus the new ones. Customers: profiles of every cluster the
+    change log touches rebuilt from the updated matches, the others linked. Returns the summary."""
+    if existing.quarantine.is_dir():
+        stored = ds.dataset(str(existing.quarantine))
+        quarantined = harmonized.quarantined.toPandas().reindex(columns=stored.schema.names)  # other sources' columns: null
+        added = [_as_table(quarantined, stored.schema, str(output.quarantine))] if len(quarantined) else []
+        rewrite_parquet_folder(stored, output.quarantine, [RECORD_ID], set(), None, set(), added)
+    else:
+        write_parquet(harmonized.quarantined, output.quarantine)
+    touched = (set(records["old_match_id"].dropna()) | set(records["new_match_id"].dropna()) | set(retired))
+    matched = spark.read.parquet(str(output.matches))
+    staging = output.root / ".customers-touched"
+    write_parquet(golden_records(matched.where(F.col("match_id").isin([plain(t) for t in touched])), config), staging)
+    try:
+        customers = ds.dataset(str(existing.customers))
+        fresh = pq.read_table(str(staging)).cast(customers.schema)
+        rewrite_parquet_folder(customers, output.customers, ["match_id"], touched, None, set(), [fresh])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
+
+
 def match_incremental_task(
     config: TransformConfig,
     existing_folder: RunFolder,
-    new_path: str,
+    new_path: str | Mapping[str, str],
     output: RunFolder,
     spark: SparkSession | None = None,
     *,
     delete_path: str | None = None,
 ) -> dict:
     """Match ``new_path`` (and apply ``delete_path``) against the run in ``existing_folder``; write ``output``.
+
+    For a ``sources:`` config ``new_path`` maps source names to their new files (see
+    :func:`new_source_paths`); the new rows are harmonized like a full run's and the
+    ``quarantine`` and ``customers`` tables are updated too.
 
     ``output`` receives ``model/`` (a copy), ``matches/``, ``pairs/``, ``changes.json``,
     ``changes/`` and ``summary.json`` (last). Returns the summary.
@@ -325,7 +383,9 @@ def match_incremental_task(
         return now
 
     if len(config.inputs) != 1:
-        raise ConfigError(f"{config.name}: match-incremental supports single-input (dedupe) configs; this one has {len(config.inputs)} inputs")
+        raise ConfigError(f"{config.name}: match-incremental supports single-input (dedupe) and sources: configs; this one has {len(config.inputs)} inputs")
+    if (config.sources is not None) != isinstance(new_path, Mapping):
+        raise ConfigError(f"{config.name}: --new takes SOURCE=PATH for a config with sources, a path otherwise")
     if output.root == existing_folder.root:
         raise ConfigError(f"{output.root}: --output must be a new folder, not the existing run (it is read while the output is written)")
     existing = open_existing_run(config, existing_folder)
@@ -335,7 +395,16 @@ def match_incremental_task(
 
     with _session(output, spark) as spark:
         t = time.perf_counter()
-        new, new_schema = read_new_records(spark, config, new_path, key_type, input_columns)
+        harmonized = None
+        if isinstance(new_path, Mapping):
+            harmonized = harmonize_new_records(spark, config, new_path)
+            # pass-through columns of sources without new rows are null for the new rows
+            new_df = harmonized.rows.select(*(
+                c if c in harmonized.rows.columns else F.lit(None).cast("string").alias(c) for c in input_columns
+            ))
+            new, new_schema = new_df.toPandas(), new_df.schema
+        else:
+            new, new_schema = read_new_records(spark, config, new_path, key_type, input_columns)
         deleted = read_delete_list(delete_path, key, key_type) if delete_path else pd.Series([], dtype=object)
         t = lap("read_new", t)
 
@@ -455,7 +524,7 @@ def match_incremental_task(
     pair_schema = existing.pairs.schema
     new_pair_table = _as_table(new_pairs, pair_schema, str(output.pairs))
     if stored.reweighed:
-        write_parquet_parts(pa.concat_tables([reweighed, new_pair_table.cast(reweighed.schema)]), output.pairs)
+        write_parquet_parts(pa.concat_tables([reweighed, new_pair_table.cast(reweighed.schema)]), output.pairs, existing.pairs)
     else:
         rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
     rewrite_parquet_folder(
@@ -489,6 +558,12 @@ def match_incremental_task(
     }
     if summary["rows_out"] != summary["rows_in"]:
         raise MatcherError(f"{output.matches}: expected {summary['rows_in']} rows, wrote {summary['rows_out']}")
+    if harmonized is not None:
+        summary["harmonization"] = _update_harmonization_outputs(spark, config, existing.folder, output, harmonized, records, retired)
+        summary["outputs"].update(quarantine=str(output.quarantine), customers=str(output.customers))
+        harmonized.unpersist()
+        summary["timings_s"]["harmonization_outputs"] = round(time.perf_counter() - t, 3)
+        summary["timings_s"]["match_total"] = round(time.perf_counter() - started, 3)
     write_json(summary, output.summary)
     log.info(
         "incremental: %d new rows (%d updates), %d deletes, %d pairs scored, %d records re-clustered, %d merges, %d splits",

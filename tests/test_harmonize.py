@@ -86,3 +86,75 @@ def test_run_prints_the_harmonization_summary(demo):
     assert "harmonization: 1293 rows from 3 sources" in out
     assert "  crm: 450 in = " in out
     assert "golden customers: " in out
+
+
+# --- match-incremental on the multi-source demo ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_incremental(spark, demo, tmp_path_factory) -> dict:
+    """Day two for the demo: a CRM duplicate of C10000, a new version of C10001, a shop row the
+    quality gate rejects (no last name), and shop:S-00001 deleted."""
+    import csv
+
+    from matcher.incremental import match_incremental_task
+    from matcher.pipeline import RunFolder
+
+    folder = tmp_path_factory.mktemp("demo_day_two")
+    with (REPO / "data" / "demo" / "crm.csv").open(encoding="utf-8", newline="") as f:
+        crm = {row["customer_no"]: row for row in csv.DictReader(f)}
+    duplicate = {**crm["C10000"], "customer_no": "C99990", "last_modified": "2026-11-27 08:00:00"}
+    moved = {**crm["C10001"], "email_address": "roger.new@example.net", "last_modified": "2026-11-27 08:00:00"}
+    with (folder / "crm.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(duplicate))
+        writer.writeheader()
+        writer.writerows([duplicate, moved])
+    (folder / "shop.jsonl").write_text(json.dumps(
+        {"id": "S-99999", "first": "Ann", "last": None, "dob": "1990-01-01", "mail": "ann@example.com", "mobile": None,
+         "ship_zip": "98402", "ship_city": "TACOMA", "ship_state": "wa", "updated": "2026-11-27T08:00:00", "person_id": "P9999"}
+    ) + "\n", encoding="utf-8")
+    (folder / "delete.csv").write_text("record_id\nshop:S-00001\n", encoding="utf-8")
+    output = RunFolder(folder / "run")
+    summary = match_incremental_task(
+        load_config(DEMO), RunFolder(demo["folder"]), {"crm": str(folder / "crm.csv"), "shop": str(folder / "shop.jsonl")},
+        output, spark, delete_path=str(folder / "delete.csv"))
+    changes = json.loads((output.root / "changes.json").read_text(encoding="utf-8"))
+    return {"output": output, "summary": summary, "changes": {r["record_id"]: r for r in changes["records"]}}
+
+
+def _match_id(spark, folder: Path, record_id: str):
+    return spark.read.parquet(str(folder / "matches")).where(F.col("record_id") == record_id).first()["match_id"]
+
+
+def test_incremental_new_rows_are_harmonized_and_matched_like_a_full_run(spark, demo, demo_incremental):
+    changes = demo_incremental["changes"]
+    assert changes["crm:C99990"]["change"] == "joined"
+    assert changes["crm:C99990"]["new_match_id"] == _match_id(spark, demo["folder"], "crm:C10000")
+    assert changes["crm:C10001"]["change"] == "updated"
+    assert changes["shop:S-00001"]["change"] == "deleted"
+    assert "shop:S-99999" not in changes  # quarantined, not matched
+
+
+def test_incremental_rows_reconcile_per_source_and_the_rejected_row_is_quarantined(spark, demo, demo_incremental):
+    h = demo_incremental["summary"]["harmonization"]
+    assert {name: (s["rows_in"], s["rows_matched"], s["rows_quarantined"]) for name, s in h["sources"].items()} == {
+        "crm": (2, 2, 0), "shop": (1, 0, 1)}
+    before = spark.read.parquet(str(demo["folder"] / "quarantine"))
+    after = spark.read.parquet(str(demo_incremental["output"].quarantine))
+    assert after.count() == before.count() + 1
+    row = after.where(F.col("record_id") == "shop:S-99999").first()
+    assert "last_name" in row["rule"] + row["reason"]
+
+
+def test_incremental_customers_are_rebuilt_for_touched_clusters_only(spark, demo, demo_incremental):
+    output = demo_incremental["output"]
+    customers = spark.read.parquet(str(output.customers))
+    matches = spark.read.parquet(str(output.matches))
+    assert customers.count() == matches.select("match_id").distinct().count()
+    joined = customers.where(F.col("match_id") == demo_incremental["changes"]["crm:C99990"]["new_match_id"]).first()
+    assert "crm:C99990" in joined["record_ids"]
+    assert customers.where(F.array_contains("record_ids", "shop:S-00001")).count() == 0
+    # a customer no change touched is the existing row, unchanged
+    touched = {v for r in demo_incremental["changes"].values() for v in (r["old_match_id"], r["new_match_id"]) if v}
+    before = spark.read.parquet(str(demo["folder"] / "customers")).where(~F.col("match_id").isin(list(touched)))
+    assert before.exceptAll(customers).count() == 0
