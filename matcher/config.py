@@ -349,6 +349,8 @@ class TransformConfig(_Strict):
         shaping["resolved_link_type"] = self.resolved_link_type
         if self.sources is not None:  # what the harmonized rows look like shapes the model too
             shaping["harmonization"] = self.model_dump(mode="json", include={"sources", "standardize", "quality"})
+            for source in shaping["harmonization"]["sources"]:  # where a source lives does not shape the model
+                source.pop("path", None)
         blob = json.dumps(shaping, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

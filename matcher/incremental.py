@@ -28,7 +28,8 @@ components:
    that contributed most records to it (tie: the smallest id); the others are
    **retired** and listed as a merge;
 3. a component that receives no old id (only new records, or the smaller piece of a
-   split) takes the full run's rule: its smallest record id that no other cluster uses.
+   split) takes the full run's rule: its smallest record id that no other cluster uses
+   (when all are taken: ``<smallest>~2`` for text ids, the largest id in use + 1 for numbers).
 
 A full run names every cluster by its smallest record id, so the two runs produce the
 same partition of records; an id differs only where rule 1–2 kept an older id: a

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from matcher.clustering import cluster_edges
-from matcher.errors import MatcherError
 
 
 @dataclass
@@ -23,6 +22,18 @@ class Reassignment:
 
 def plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _unused_id(smallest: Any, used: set) -> Any:
+    """An id for a cluster whose every member id names another cluster (e.g. an updated record that
+    named its old cluster, which kept the id): ``<smallest>~2`` (``~3``, ... if taken) for text ids,
+    one more than the largest id in use for whole-number ids."""
+    if isinstance(smallest, (int, np.integer)):
+        return max(int(x) for x in used if isinstance(x, (int, np.integer))) + 1
+    n = 2
+    while f"{smallest}~{n}" in used:
+        n += 1
+    return f"{smallest}~{n}"
 
 
 def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> Reassignment:
@@ -50,13 +61,8 @@ def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> R
         if component in assigned:
             continue
         free = [r for r in sorted(members) if r not in used]
-        if not free:
-            raise MatcherError(
-                f"record(s) {', '.join(map(str, sorted(members)[:5]))} form a new cluster but every one of their ids "
-                "already names another cluster (a re-added record whose id a surviving cluster kept); run a full 'matcher match'"
-            )
-        assigned[component] = free[0]
-        used.add(free[0])
+        assigned[component] = free[0] if free else _unused_id(sorted(members)[0], used)
+        used.add(assigned[component])
     frame["match_id"] = frame["component"].map(assigned)
     result = Reassignment(frame[["record_id", "old_match_id", "match_id"]].reset_index(drop=True))
     for component, offered in owners.groupby("component", sort=True):

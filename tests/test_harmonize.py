@@ -158,3 +158,43 @@ def test_incremental_customers_are_rebuilt_for_touched_clusters_only(spark, demo
     touched = {v for r in demo_incremental["changes"].values() for v in (r["old_match_id"], r["new_match_id"]) if v}
     before = spark.read.parquet(str(demo["folder"] / "customers")).where(~F.col("match_id").isin(list(touched)))
     assert before.exceptAll(customers).count() == 0
+
+
+def test_incremental_on_the_bundled_day_two_groups_records_like_a_full_run(spark, demo, tmp_path):
+    """data/demo/day2 (new CRM and shop rows, CRM updates, shop deletes) matched incrementally and
+    in a full run over day one + day two with the same model: the same records, grouped alike."""
+    import shutil
+
+    import pandas as pd
+
+    from matcher.incremental import match_incremental_task
+    from matcher.pipeline import RunFolder, match_task
+
+    day1, day2 = REPO / "data" / "demo", REPO / "data" / "demo" / "day2"
+    config = load_config(DEMO)
+    incremental = RunFolder(tmp_path / "incremental")
+    match_incremental_task(config, RunFolder(demo["folder"]), {"crm": str(day2 / "crm.csv"), "shop": str(day2 / "shop.jsonl")},
+                           incremental, spark, delete_path=str(day2 / "delete.csv"))
+
+    crm = pd.concat([pd.read_csv(day1 / "crm.csv", dtype=str), pd.read_csv(day2 / "crm.csv", dtype=str)])
+    crm.drop_duplicates("customer_no", keep="last").to_csv(tmp_path / "crm.csv", index=False)
+    deleted = {r.removeprefix("shop:") for r in pd.read_csv(day2 / "delete.csv")["record_id"]}
+    shop = [line for f in (day1 / "shop.jsonl", day2 / "shop.jsonl") for line in f.read_text(encoding="utf-8").splitlines()
+            if json.loads(line)["id"] not in deleted]
+    (tmp_path / "shop.jsonl").write_text("\n".join(shop) + "\n", encoding="utf-8")
+    paths = {"crm": str(tmp_path / "crm.csv"), "shop": str(tmp_path / "shop.jsonl")}
+    full_config = config.model_copy(update={"sources": [s.model_copy(update={"path": paths.get(s.name, s.path)}) for s in config.sources]})
+    full = RunFolder(tmp_path / "full")
+    shutil.copytree(demo["folder"] / "model", full.model)
+    match_task(full_config, full, spark)
+
+    def partition(folder: RunFolder) -> set[frozenset]:
+        rows = spark.read.parquet(str(folder.matches)).select("record_id", "match_id").collect()
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault(r["match_id"], set()).add(r["record_id"])
+        return {frozenset(g) for g in groups.values()}
+
+    assert partition(incremental) == partition(full)
+    assert spark.read.parquet(str(incremental.quarantine)).count() == spark.read.parquet(str(full.quarantine)).count()
+    assert spark.read.parquet(str(incremental.customers)).count() == spark.read.parquet(str(full.customers)).count()

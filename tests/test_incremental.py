@@ -229,6 +229,21 @@ def test_stable_ids_do_not_depend_on_row_order():
     assert ids[0] == ids[1] == {4: 3, 3: 3, 2: 1, 1: 1, 9: 1}
 
 
+@pytest.mark.parametrize(
+    ("ids", "in_use", "expected"),
+    [(["a", "b", "c"], {"z"}, {"a": "a~2", "b": "a", "c": "a"}), ([1, 2, 3], {10}, {1: 11, 2: 1, 3: 1})],
+    ids=["text", "whole-number"],
+)
+def test_an_updated_record_that_named_its_cluster_gets_an_unused_id_when_it_leaves(ids, in_use, expected):
+    """The new version of record a/1 no longer links to b, c; their cluster keeps the old id a/1 (rule 1),
+    so the record alone takes a/1 + '~2' (text ids) or one more than the largest id in use."""
+    first, second, third = ids
+    nodes = pd.DataFrame({"record_id": [first, second, third], "old_match_id": [None, first, first]})
+    edges = pd.DataFrame({"id_l": [second], "id_r": [third]})
+    result = stable_match_ids(nodes, edges, in_use)
+    assert dict(zip(result.ids["record_id"], result.ids["match_id"])) == expected
+
+
 # --- bad input: one line naming what is wrong -------------------------------------------------
 
 

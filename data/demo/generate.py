@@ -1,6 +1,7 @@
 """Generate the bundled multi-source demo: the same simulated people in three systems.
 
     python data/demo/generate.py          # rewrites data/demo/{crm.csv,shop.jsonl,loyalty.parquet}
+                                          # and the next day's delta, data/demo/day2/
 
 People (names, dates of birth, street addresses) are drawn with a fixed seed from the
 ``pseudopeople`` package's bundled sample population (BSD-3-Clause, simulated, no real
@@ -21,6 +22,13 @@ loyalty   loyalty.      ``member_id`` (integer), UPPER-CASE names, nicknames, ac
 
 Every system also has typos, blanks, and a few rows the quality gate must reject (an
 unreadable date, no contact detail at all).
+
+``day2/`` is the next day, for ``matcher match-incremental`` (its own seed, so the files above
+do not change): ``crm.csv`` holds 31 people who were not in the CRM yet (most of them are
+customers of the shop or the loyalty programme; like any CRM row, some carry an unreadable
+date) and new versions of 5 CRM records (new email address and phone); ``shop.jsonl`` 10 new
+registrations;
+``delete.csv`` 3 shop record ids (``record_id``, ``shop:<id>``) to remove.
 """
 
 from __future__ import annotations
@@ -156,14 +164,39 @@ def loyalty(rng: random.Random, base: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def day_two(base: pd.DataFrame, day_one_crm: pd.DataFrame, day_one_shop: list[dict]) -> None:
+    """The next day's delta in ``day2/`` (see the module docstring)."""
+    rng = random.Random(SEED + 100)
+    folder = HERE / "day2"
+    folder.mkdir(exist_ok=True)
+    newcomers = base[~base["person_id"].isin(day_one_crm["person_id"])].sample(n=41, random_state=SEED + 101)
+    joined = crm(rng, newcomers)  # takes 75 % of them: 31 rows
+    joined["customer_no"] = [f"C{20000 + n}" for n in range(len(joined))]
+    updates = day_one_crm[day_one_crm["email_address"].notna()].sample(n=5, random_state=SEED + 102).copy()
+    updates["email_address"] = [e.replace("@", ".new@") for e in updates["email_address"]]
+    updates["phone_number"] = [f"(206) 555-{rng.randrange(10000):04d}" for _ in range(len(updates))]
+    updates["last_modified"] = "2025-01-02 09:00:00"
+    pd.concat([joined, updates]).to_csv(folder / "crm.csv", index=False)
+    in_shop = {r["person_id"] for r in day_one_shop}
+    shoppers = base[~base["person_id"].isin(in_shop)].sample(n=15, random_state=SEED + 103)
+    with open(folder / "shop.jsonl", "w", encoding="utf-8") as f:
+        for n, record in enumerate(shop(rng, shoppers)[:10]):
+            f.write(json.dumps({**record, "id": f"S-{90000 + n:05d}"}, ensure_ascii=False) + "\n")
+    gone = rng.sample([r["id"] for r in day_one_shop], 3)
+    pd.DataFrame({"record_id": [f"shop:{i}" for i in sorted(gone)]}).to_csv(folder / "delete.csv", index=False)
+
+
 def main() -> None:
     rng = random.Random(SEED)
     base = people(rng)
-    crm(rng, base).to_csv(HERE / "crm.csv", index=False)
+    day_one_crm = crm(rng, base)
+    day_one_crm.to_csv(HERE / "crm.csv", index=False)
+    day_one_shop = shop(rng, base)
     with open(HERE / "shop.jsonl", "w", encoding="utf-8") as f:
-        for record in shop(rng, base):
+        for record in day_one_shop:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     loyalty(rng, base).to_parquet(HERE / "loyalty.parquet", index=False)
+    day_two(base, day_one_crm, day_one_shop)
 
 
 if __name__ == "__main__":
