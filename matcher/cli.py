@@ -220,6 +220,10 @@ def _print_summary(result: dict) -> None:
         pw, cl = result["pairwise"], result["clusters"]
         lines.append(f"pairwise precision/recall/F1: {pw['precision']:.4f} / {pw['recall']:.4f} / {pw['f1']:.4f}")
         lines.append(f"cluster  precision/recall/F1: {cl['precision']:.4f} / {cl['recall']:.4f} / {cl['f1']:.4f}")
+    if "incremental" in result:
+        c = result["incremental"]
+        lines.append(f"changes: {c['new']} new, {c['joined']} joined, {c['updated']} updated, {c['moved']} moved, "
+                     f"{c['deleted']} deleted; {c['merges']} merges, {c['splits']} splits, {c['retired_ids']} ids retired")
     if "harmonization" in result:
         lines += _harmonization_lines(result["harmonization"])
     lines += [f"{name}: {path}" for name, path in result["outputs"].items()]

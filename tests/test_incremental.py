@@ -244,6 +244,17 @@ def test_an_updated_record_that_named_its_cluster_gets_an_unused_id_when_it_leav
     assert dict(zip(result.ids["record_id"], result.ids["match_id"])) == expected
 
 
+def test_the_cli_prints_what_changed(runs, cli, write_config, tmp_path):
+    config = write_config(runs["config"].model_dump(mode="json"))
+    new = write_csv(tmp_path / "new.csv", NEW_2)
+    result = cli("match-incremental", "--config", config, "--existing", runs["existing"].root, "--new", new, "--output", tmp_path / "out")
+    assert result.code == 0
+    changes = json.loads((tmp_path / "out" / "changes.json").read_text(encoding="utf-8"))["counts"]
+    assert (f"changes: {changes['new']} new, {changes['joined']} joined, {changes['updated']} updated, "
+            f"{changes['moved']} moved, {changes['deleted']} deleted;") in result.out
+    assert changes["joined"] == 2  # on the existing run, 13 joins ann's cluster and 17 gus's
+
+
 # --- bad input: one line naming what is wrong -------------------------------------------------
 
 
