@@ -9,12 +9,13 @@ and one SparkSession:
 2. ``full``: :func:`matcher.pipeline.match_task` on 100% of the records with that same
    trained model — a full re-match, the strict comparison (no training);
 3. ``incremental``: :func:`matcher.incremental.match_incremental_task` with the existing
-   run and the 1% new records;
+   run and the 1% new records (scored in the driver by Splink on DuckDB, the default);
+   ``incremental_spark_scoring``: the same with ``incremental.scoring: spark``;
 4. ``full_with_training`` (unless ``--no-training-run``): train on 100% and match, what
    a user without incremental matching would otherwise run.
 
 Each timed run reports its wall clock from start to the written run folder
-(``match_total`` of its summary). ``full`` and ``incremental`` run ``--rounds`` times,
+(``match_total`` of its summary). ``full`` and both incremental runs run ``--rounds`` times,
 alternating, and keep their fastest round. ``same_clustering`` compares the partition of
 records of ``full`` and ``incremental`` (ids may differ, as :mod:`matcher.incremental`
 explains); ``id_differences`` counts the clusters named differently.
@@ -103,7 +104,10 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
     setup_s = time.perf_counter() - started
     log.info("existing run (train + match on %d rows) in %.1f s", sizes["existing"], setup_s)
 
-    runs: dict[str, dict[str, Any]] = {"full": {"wall_s_rounds": []}, "incremental": {"wall_s_rounds": []}}
+    runs: dict[str, dict[str, Any]] = {name: {"wall_s_rounds": []} for name in ("full", "incremental", "incremental_spark_scoring")}
+    # the same incremental run with the new records scored by Splink on Spark instead of in the driver
+    config_spark_scoring = config_all.model_copy(
+        update={"incremental": config_all.incremental.model_copy(update={"scoring": "spark"})})
     for round_number in range(1, rounds + 1):
         full = RunFolder(workdir / f"full-{round_number}")
         shutil.rmtree(full.root, ignore_errors=True)
@@ -116,6 +120,11 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
         load = _load()
         summary = match_incremental_task(config_all, existing, str(new_path), incremental, spark)
         _keep_best(runs["incremental"], summary, load, incremental.root)
+        spark_scoring = RunFolder(workdir / f"incremental-spark-scoring-{round_number}")
+        shutil.rmtree(spark_scoring.root, ignore_errors=True)
+        load = _load()
+        summary = match_incremental_task(config_spark_scoring, existing, str(new_path), spark_scoring, spark)
+        _keep_best(runs["incremental_spark_scoring"], summary, load, spark_scoring.root)
         log.info("round %d: full %.1f s, incremental %.1f s", round_number,
                  runs["full"]["wall_s_rounds"][-1], runs["incremental"]["wall_s_rounds"][-1])
     if training_run:
@@ -128,8 +137,11 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
             "load_avg_before": load, "load_avg_after": _load(),
         }
     key = config_all.primary_key
-    comparison = compare_partitions(partition(Path(runs["full"].pop("folder")) / "matches", key),
-                                    partition(Path(runs["incremental"].pop("folder")) / "matches", key))
+    full_partition = partition(Path(runs["full"].pop("folder")) / "matches", key)
+    comparison = compare_partitions(full_partition, partition(Path(runs["incremental"].pop("folder")) / "matches", key))
+    spark_scoring_comparison = compare_partitions(
+        full_partition, partition(Path(runs["incremental_spark_scoring"].pop("folder")) / "matches", key))
+    runs["incremental_spark_scoring"]["same_clustering"] = spark_scoring_comparison["same_clustering"]
     full_s, incremental_s = runs["full"]["wall_s"], runs["incremental"]["wall_s"]
     report = {
         "dataset": DATASET,
@@ -142,6 +154,7 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
         "runs": runs,
         **comparison,
         "incremental_over_full": round(incremental_s / full_s, 4),
+        "incremental_spark_scoring_over_full": round(runs["incremental_spark_scoring"]["wall_s"] / full_s, 4),
         "incremental_over_full_with_training": (
             round(incremental_s / runs["full_with_training"]["wall_s"], 4) if "full_with_training" in runs else None
         ),
