@@ -9,12 +9,17 @@ name       exact, Jaro-Winkler > 0.92 / 0.88 / 0.70, else
 date       exact, Levenshtein <= 1, within 1 month / 1 year / 10 years, else
            (ISO ``yyyy-MM-dd`` strings, parsed once per record by :func:`comparable`;
            unparseable dates count as null)
+birth_date as ``date``, plus a level for month and day swapped (same year) after exact:
+           ``1990-04-07`` vs ``1990-07-04``, how a form filled in ``dd/mm`` instead of
+           ``mm/dd`` (or the reverse) reads
 email      exact, exact username, Jaro-Winkler on username, else
 phone      exact, Levenshtein <= 1 / 2, else
 postcode   exact, sector, district, area (UK-style prefixes), else
 exact      exact, else
 numeric    exact, absolute difference <= 1 / 10, else
 text       exact, Jaro-Winkler > 0.90 / 0.70, else
+initial    first letters equal, else (a middle name against a middle initial:
+           ``nancy`` vs ``n``); no term-frequency adjustment
 =========  =================================================================
 Every comparison has a null level first. ``term_frequency: true`` adjusts the exact
 level for how common the value is; ``name`` and ``email`` comparisons always do (Splink's
@@ -29,10 +34,10 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from splink import SettingsCreator, block_on
+from splink import ColumnExpression, SettingsCreator, block_on
 from splink.internals.comparison_creator import ComparisonCreator
 
-from matcher.config import BlockingRule, ColumnSpec, ComparisonKind, TransformConfig
+from matcher.config import DATE_KINDS, BlockingRule, ColumnSpec, ComparisonKind, TransformConfig
 
 SOURCE_DATASET_COLUMN = "source_dataset"
 
@@ -51,15 +56,46 @@ def _numeric(col: str) -> ComparisonCreator:
     )
 
 
+def _date(col: str) -> ComparisonCreator:
+    return cl.DateOfBirthComparison(col, input_is_string=False)
+
+
+def _birth_date(col: str) -> ComparisonCreator:
+    """``date``'s levels with "month and day swapped, same year" inserted after exact."""
+    null, exact, *rest = _date(col).create_comparison_levels()
+    swapped = cll.CustomLevel(
+        f"month(`{col}_l`) = dayofmonth(`{col}_r`) AND dayofmonth(`{col}_l`) = month(`{col}_r`) "
+        f"AND year(`{col}_l`) = year(`{col}_r`)",
+        label_for_charts="Month and day swapped",
+        base_dialect_str="spark",
+    )
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[null, exact, swapped, *rest],
+        comparison_description=f"{col}: exact, month and day swapped, Levenshtein <= 1, within 1 month / 1 year / 10 years",
+    )
+
+
+def _initial(col: str) -> ComparisonCreator:
+    first_letter = ColumnExpression(col).substr(1, 1)
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[cll.NullLevel(first_letter), cll.ExactMatchLevel(first_letter), cll.ElseLevel()],
+        comparison_description=f"{col}: first letters equal",
+    )
+
+
 _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.name: cl.NameComparison,
-    ComparisonKind.date: lambda c: cl.DateOfBirthComparison(c, input_is_string=False),
+    ComparisonKind.date: _date,
+    ComparisonKind.birth_date: _birth_date,
     ComparisonKind.email: cl.EmailComparison,
     ComparisonKind.phone: lambda c: cl.LevenshteinAtThresholds(c, [1, 2]),
     ComparisonKind.postcode: cl.PostcodeComparison,
     ComparisonKind.exact: cl.ExactMatch,
     ComparisonKind.numeric: _numeric,
     ComparisonKind.text: lambda c: cl.JaroWinklerAtThresholds(c, [0.9, 0.7]),
+    ComparisonKind.initial: _initial,
 }
 
 
@@ -69,7 +105,7 @@ def comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
     Parsing once here, instead of in every comparison level of every pair, is most of
     what a date comparison costs.
     """
-    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
+    dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
     return df.select(*(F.to_date(c, "yyyy-MM-dd").alias(c) if c in dates else F.col(c) for c in df.columns))
 
 

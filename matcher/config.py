@@ -23,6 +23,7 @@ from matcher.harmonization_spec import (
     DERIVED_FIELDS,
     HARMONIZED_INPUT,
     RECORD_ID,
+    SOURCE_SYSTEM,
     GoldenSpec,
     QualitySpec,
     SourceSpec,
@@ -35,12 +36,18 @@ class ComparisonKind(str, Enum):
 
     name = "name"
     date = "date"
+    birth_date = "birth_date"
     email = "email"
     phone = "phone"
     postcode = "postcode"
     exact = "exact"
     numeric = "numeric"
     text = "text"
+    initial = "initial"
+
+
+DATE_KINDS = frozenset({ComparisonKind.date, ComparisonKind.birth_date})
+"""Kinds whose values are dates (ISO ``yyyy-MM-dd`` strings, parsed once per record for comparison)."""
 
 
 class _Strict(BaseModel):
@@ -62,6 +69,12 @@ class ColumnSpec(_Strict):
     name: str
     kind: ComparisonKind
     term_frequency: bool = False
+
+    @model_validator(mode="after")
+    def _term_frequency_needs_a_whole_value(self) -> "ColumnSpec":
+        if self.term_frequency and self.kind is ComparisonKind.initial:
+            raise ValueError(f"{self.name}: term_frequency is not available for kind 'initial' (it compares first letters)")
+        return self
 
 
 BlockingRule = Union[list[str], str]
@@ -239,7 +252,8 @@ class TransformConfig(_Strict):
             else [],
         }
         for key, fields in named.items():
-            unknown = [f for f in fields if f not in known]
+            # a pair from one source can be compared with one from another (matching on source_system)
+            unknown = [f for f in fields if f not in known and not (key == "columns" and f == SOURCE_SYSTEM)]
             if unknown:
                 raise ValueError(
                     f"{key}: {', '.join(unknown)} is neither a canonical field nor mapped by any source "

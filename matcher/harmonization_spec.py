@@ -90,6 +90,12 @@ class StandardizeSpec(_Strict):
     )
     email_provider_rules: bool = True
     nicknames: bool = True
+    placeholder_names: bool = False
+    """First and last names that stand for no name (``mom``, ``baby``, ``unknown``, a lone
+    initial: :data:`matcher.standardize.PLACEHOLDER_NAMES`) become null."""
+    date_ocr_repair: bool = False
+    """A date that no format reads is read again with look-alike characters as digits
+    (``O`` → 0, ``|`` → 1, ``S`` → 5, ...): scanned or OCR-ed forms."""
 
 
 class QualitySpec(_Strict):

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from matcher.comparisons import SOURCE_DATASET_COLUMN
-from matcher.config import ComparisonKind, InputSpec, TransformConfig
+from matcher.config import DATE_KINDS, ComparisonKind, InputSpec, TransformConfig
 from matcher.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _uniform_types(df: DataFrame, config: TransformConfig) -> DataFrame:
     exprs = []
     for column in config.columns:
         c = F.col(column.name)
-        if column.kind is ComparisonKind.date:
+        if column.kind in DATE_KINDS:
             c = F.date_format(c, "yyyy-MM-dd") if dict(df.dtypes)[column.name] in ("date", "timestamp") else c.cast("string")
         elif column.kind is ComparisonKind.numeric:
             c = c.cast("double") if dict(df.dtypes)[column.name] == "string" else c

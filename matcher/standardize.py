@@ -6,10 +6,14 @@ kind        standardized value
 name        transliterated to ASCII (``anyascii``), lower case, letters and single spaces only
             (hyphens become spaces, apostrophes and dots vanish): ``"  José O'Brien-Smith"`` →
             ``"jose obrien smith"``; ``first_name_canonical`` adds the nickname's formal name
-            from the ``nicknames`` package (``jim`` → ``james``)
+            from the ``nicknames`` package (``jim`` → ``james``); with ``placeholder_names``
+            a first or last name in :data:`PLACEHOLDER_NAMES` (``mom``, ``unknown``, ``j``)
+            becomes null
 text        as name, keeping digits (streets, cities, house numbers, units)
 date        ISO ``yyyy-MM-dd``: the first of ``date_formats`` (per source, else global) that
-            parses the whole value (``pandas.to_datetime``); else null
+            parses the whole value (``pandas.to_datetime``); with ``date_ocr_repair`` a value
+            none parses is tried again with OCR look-alikes read as digits (``O1/|5/199S``
+            → ``01/15/1995``); else null
 timestamp   a Spark timestamp, by ``timestamp_formats``; else null
 email       trimmed, lower case, must look like ``local@domain.tld``; with
             ``email_provider_rules`` Gmail addresses lose dots and ``+tags`` in the local part
@@ -56,6 +60,35 @@ def _letters_only(value: str, keep_digits: bool) -> str | None:
     text = anyascii(value).lower().replace("-", " ")
     kept = "".join(ch for ch in text if ch.isalpha() or ch == " " or (keep_digits and ch.isdigit()))
     return " ".join(kept.split()) or None
+
+
+PLACEHOLDER_NAMES: frozenset[str] = frozenset({
+    # no name given
+    "unknown", "unk", "none", "na", "n a", "no name", "no first name", "no last name", "not known", "dont know",
+    "declined", "refused", "refuse", "anonymous", "anon", "apellido", "last name", "first name",
+    # a role in the household instead of a name (and census shorthand: hh = householder,
+    # hhm = household member, coh/doh/soh/moh/goh/loh = child/daughter/son/mother/... of householder)
+    "mom", "mother", "dad", "father", "parent", "son", "son of", "daughter", "daughter of", "dau", "child",
+    "child f", "child m", "female child", "male child", "kid", "baby", "boy", "girl", "minor", "brother", "sister",
+    "wife", "husband", "grandchild", "grandson", "granddaughter", "nephew", "niece", "friend", "hijo", "hija",
+    "nino", "nina", "adult", "adult male", "adult female", "male", "female", "man", "woman", "lady", "gent",
+    "gentleman", "gentlemen", "mr", "mrs", "ms", "miss", "senor", "senora", "person", "resident", "respondent",
+    "respondant", "resp", "occupant", "owner", "inmate", "householder", "household", "house", "home", "casa",
+    "de casa", "de la casa", "lady of house", "lady of the house", "man of the house", "of the house",
+    "of house", "the house", "lady of", "lady of the", "lady in the", "man of", "man of the", "man in the",
+    "gentleman of", "gentelman", "oldest", "youngest", "one", "two", "three", "four",
+    "hh", "hhm", "coh", "doh", "soh", "moh", "goh", "loh", "ref",
+    # a lone initial
+    *"abcdefghijklmnopqrstuvwxyz",
+})
+"""Cleaned first or last names that stand for no name: what people write on forms when the
+name is unknown, refused or replaced by a role (placeholder names found on US census returns)."""
+
+OCR_DIGITS = str.maketrans({
+    "O": "0", "o": "0", "D": "0", "Q": "0", "|": "1", "l": "1", "I": "1", "i": "1", "!": "1",
+    "Z": "2", "z": "2", "S": "5", "s": "5", "G": "6", "b": "6", "T": "7", "B": "8", "g": "9", "q": "9",
+})
+"""Characters that optical character recognition (or a hurried typist) writes for digits."""
 
 
 def clean_names(values: pd.Series, keep_digits: bool = False) -> pd.Series:
@@ -107,15 +140,25 @@ def formal_first_names(values: pd.Series) -> pd.Series:
     return values.map(formal)
 
 
-def parse_dates(values: pd.Series, formats: list[str]) -> pd.Series:
-    """Each value parsed by the first format that matches it whole; NaT when none does."""
+def without_placeholders(values: pd.Series) -> pd.Series:
+    """Cleaned names with :data:`PLACEHOLDER_NAMES` (``mom``, ``unknown``, ``j``) made null."""
+    return values.where(~values.isin(PLACEHOLDER_NAMES), None)
+
+
+def parse_dates(values: pd.Series, formats: list[str], ocr_repair: bool = False) -> pd.Series:
+    """Each value parsed by the first format that matches it whole; NaT when none does.
+
+    With ``ocr_repair``, values no format reads are tried once more with the characters of
+    :data:`OCR_DIGITS` read as digits (``O1/|5/199S`` → ``01/15/1995``).
+    """
     text = values.astype("string").str.strip()
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    for fmt in formats:
-        todo = parsed.isna() & text.notna()
-        if not todo.any():
-            break
-        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce", exact=True)
+    for attempt in (text, text.str.translate(OCR_DIGITS)) if ocr_repair else (text,):
+        for fmt in formats:
+            todo = parsed.isna() & attempt.notna()
+            if not todo.any():
+                break
+            parsed[todo] = pd.to_datetime(attempt[todo], format=fmt, errors="coerce", exact=True)
     return parsed
 
 
@@ -160,10 +203,15 @@ def _phone_udf(values: pd.Series, regions: pd.Series) -> pd.Series:
     return e164_phones(values, regions)
 
 
-def _date_udf(formats: list[str]):
+@F.pandas_udf(T.StringType())
+def _placeholders_udf(values: pd.Series) -> pd.Series:
+    return without_placeholders(values)
+
+
+def _date_udf(formats: list[str], ocr_repair: bool = False):
     @F.pandas_udf(T.DateType())
     def parse(values: pd.Series) -> pd.Series:
-        return parse_dates(values, formats).dt.date
+        return parse_dates(values, formats, ocr_repair).dt.date
 
     return parse
 
@@ -207,14 +255,16 @@ def _date_formats(config: TransformConfig) -> dict[str, list[str]]:
 def _parsed_dates(c: Column, config: TransformConfig) -> Column:
     """Dates parsed with each source's own formats (a source may write ``dd/MM`` where another writes ``MM/dd``)."""
     by_source = _date_formats(config)
+    repair = config.standardize.date_ocr_repair
     distinct = {tuple(f) for f in by_source.values()} or {tuple(config.standardize.date_formats)}
     if len(distinct) == 1:
-        return _date_udf(list(next(iter(distinct))))(c)
+        return _date_udf(list(next(iter(distinct))), repair)(c)
     parsed = None
     for formats in distinct:
         names = [s for s, f in by_source.items() if tuple(f) == formats]
         branch = F.col(SOURCE_SYSTEM).isin(names)
-        parsed = (F.when(branch, _date_udf(list(formats))(c)) if parsed is None else parsed.when(branch, _date_udf(list(formats))(c)))
+        one = _date_udf(list(formats), repair)(c)
+        parsed = F.when(branch, one) if parsed is None else parsed.when(branch, one)
     return parsed
 
 
@@ -251,12 +301,17 @@ def standardize(df: DataFrame, config: TransformConfig) -> DataFrame:
 
     The raw value of each field moves to ``raw_<field>``; the field itself holds the
     standardized value; ``first_name_canonical`` is added (equal to ``first_name`` when
-    ``standardize.nicknames`` is off).
+    ``standardize.nicknames`` is off). With ``standardize.placeholder_names``, placeholder
+    first and last names are null in the standardized columns (the raw ones keep them).
     """
     present = [f for f in CANONICAL_FIELDS if f in df.columns]
     renamed = df.select(*[F.col(c).alias(raw(c)) if c in present else F.col(c) for c in df.columns])
     country = F.col(raw("country")) if "country" in present else None
     out = renamed.select("*", *[standardized(f, F.col(raw(f)), config, country=country).alias(f) for f in present])
+    if config.standardize.placeholder_names:
+        for f in ("first_name", "last_name"):
+            if f in present:
+                out = out.withColumn(f, _placeholders_udf(F.col(f)))
     if "first_name" in present:
         formal = _formal_udf(F.col("first_name")) if config.standardize.nicknames else F.col("first_name")
         out = out.withColumn("first_name_canonical", formal)

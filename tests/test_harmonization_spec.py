@@ -56,6 +56,20 @@ def test_unknown_fields_rules_and_sources_are_named(overrides, fragment):
     assert fragment in str(err.value)
 
 
+def test_source_system_can_be_a_matching_column_but_not_a_profile_field():
+    config = config_from_dict(data(columns=[{"name": "last_name", "kind": "name"}, {"name": "source_system", "kind": "exact"}]))
+    assert config.column_names == ["last_name", "source_system"]
+    with pytest.raises(ConfigError, match="golden.fields: source_system is neither"):
+        config_from_dict(data(golden={"fields": ["source_system"]}))
+
+
+def test_the_noisy_form_options_are_off_unless_asked_for():
+    assert not config_from_dict(data()).standardize.placeholder_names
+    assert not config_from_dict(data()).standardize.date_ocr_repair
+    on = config_from_dict(data(standardize={"placeholder_names": True, "date_ocr_repair": True})).standardize
+    assert on.placeholder_names and on.date_ocr_repair
+
+
 def test_repeated_source_names_and_reserved_targets_are_refused():
     crm = data()["sources"][0]
     with pytest.raises(ConfigError, match="source names must be unique, repeated: crm"):

@@ -17,6 +17,7 @@ from matcher.standardize import (
     standard_email,
     standard_postcode,
     standardize,
+    without_placeholders,
 )
 
 
@@ -53,6 +54,19 @@ def test_dates_parse_by_the_first_format_that_reads_the_whole_value():
                       ["%Y-%m-%d", "%Y%m%d", "%m/%d/%Y"])
     assert [None if pd.isna(d) else d.date().isoformat() for d in got] == [
         "1994-05-06", "1994-05-06", "1994-05-06", None, None, None, None]
+
+
+def test_dates_written_with_ocr_lookalikes_parse_only_when_repair_is_on():
+    values = pd.Series(["O1/|5/199S", "12/O4/2OZO", "l2/3l/1990", "05/06/1994", "ab/cd/efgh", None])
+    as_text = lambda got: [None if pd.isna(d) else d.date().isoformat() for d in got]  # noqa: E731
+    assert as_text(parse_dates(values, ["%m/%d/%Y"])) == [None, None, None, "1994-05-06", None, None]
+    assert as_text(parse_dates(values, ["%m/%d/%Y"], ocr_repair=True)) == [
+        "1995-01-15", "2020-12-04", "1990-12-31", "1994-05-06", None, None]
+
+
+def test_placeholder_names_and_lone_initials_become_null():
+    got = without_placeholders(pd.Series(["mom", "son of", "unknown", "j", "jo", "mary", None]))
+    assert got.tolist() == [None, None, None, None, "jo", "mary", None]
 
 
 def test_phones_become_e164_in_their_region_and_impossible_ones_become_null():
@@ -104,3 +118,19 @@ def test_timestamps_parse_to_spark_timestamps(spark):
                                  "source_system string, updated_at string")
     got = [r.updated_at for r in standardize(rows, config).collect()]
     assert got == [dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5), None]
+
+
+def test_placeholder_first_and_last_names_are_null_only_when_configured(spark):
+    rows = spark.createDataFrame([("a", "MOM", "Smith"), ("a", "Mary", "Unknown"), ("a", "J", "Doe")],
+                                 "source_system string, first_name string, last_name string")
+    plain = harmonized_config(columns=[{"name": "first_name", "kind": "name"}])
+    config = harmonized_config(columns=[{"name": "first_name", "kind": "name"}], standardize={"placeholder_names": True})
+    columns = ["raw_first_name", "first_name", "first_name_canonical", "raw_last_name", "last_name"]
+    got = standardize(rows, config).select(*columns)
+    expected = spark.createDataFrame(
+        [("MOM", None, None, "Smith", "smith"), ("Mary", "mary", "mary", "Unknown", None), ("J", None, None, "Doe", "doe")],
+        got.schema,
+    )
+    assert_df_equality(got, expected, ignore_nullable=True)
+    untouched = [r.first_name for r in standardize(rows, plain).collect()]
+    assert untouched == ["mom", "mary", "j"]
