@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker
 
 from matcher.comparisons import splink_settings
-from matcher.config import ComparisonKind, TransformConfig
+from matcher.config import DATE_KINDS, TransformConfig
 from matcher.errors import MatcherError
 from matcher.model import TrainedModel
 from matcher.similarity import jaro_winkler_arrow
@@ -70,7 +70,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
 def _comparable(frame: pd.DataFrame, config: TransformConfig) -> pa.Table:
     """``frame`` as Arrow, date columns parsed from ISO strings (null when unparseable), like Spark's ``to_date``."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    for column in (c.name for c in config.columns if c.kind is ComparisonKind.date and c.name in table.column_names):
+    for column in (c.name for c in config.columns if c.kind in DATE_KINDS and c.name in table.column_names):
         values = table[column]
         if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
             continue

@@ -22,7 +22,7 @@ from splink import Linker, SparkAPI
 
 from matcher import driver_scoring
 from matcher.comparisons import comparable
-from matcher.config import ComparisonKind, TransformConfig
+from matcher.config import DATE_KINDS, TransformConfig
 from matcher.model import TrainedModel
 
 
@@ -93,7 +93,7 @@ def predict_between_spark(
     left_table = register(left, "existing_and_new")
     right_table = register(right, "new")
     linker = Linker(right_table, model.splink_model, log_level=None)
-    dates = {c.name for c in config.columns if c.kind is ComparisonKind.date}
+    dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
     for column in linker._settings_obj._term_frequency_columns:
         name = column.unquote().name
         table = spark.createDataFrame(frequencies[name])
