@@ -50,6 +50,12 @@ def _incremental_options(parser: argparse.ArgumentParser) -> None:
 def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
     from matcher.incremental import match_incremental_task
 
+    if config.clustering.method != "connected_components":
+        # incremental re-clustering joins components; it would silently undo average link's splits
+        raise ConfigError(
+            f"{config.name}: match-incremental re-clusters with connected components; "
+            f"clustering.method {config.clustering.method!r} needs a full 'matcher match'"
+        )
     existing = RunFolder(Path(args.existing).resolve())
     return match_incremental_task(config, existing, args.new, folder, delete_path=args.delete)
 
