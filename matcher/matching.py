@@ -123,7 +123,7 @@ def assign_matches(
     best = _best_probability(pairs)
     if average_link:
         # a row's strongest link inside its cluster: its best pair may lead to a cluster it was kept out of
-        confidence = F.when(F.col("_strongest").isNotNull(), F.col("_strongest")).otherwise(
+        confidence = F.when(F.col("_strongest").isNotNull() & ~F.isnan("_strongest"), F.col("_strongest")).otherwise(
             1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0))
         )
     else:
