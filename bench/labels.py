@@ -8,14 +8,17 @@ held-out sets (``labels.holdout_share`` of them, seeded split) three times: with
 trained without labels, with one whose m comes from the training sets' labels, and with
 that model plus the threshold learned from the labels.
 
-**(b) learning curve on historical_50k.** ``configs/historical_50k.yaml`` with every
-labeling set used for training (``holdout_share: 0``): round 0 trains without labels;
+**(b) learning curve on historical_50k.** ``configs/historical_50k_wide.yaml`` (wide
+blocking, average-link clustering; ``--config`` for another) with every labeling set used
+for training (``holdout_share: 0``): round 0 trains without labels;
 each further round runs ``label-set`` (around the current model's most uncertain pairs),
 labels the sets from the ground truth (a simulated labeler: label = the row's
 ``cluster``), imports them (append), retrains and matches. Cluster F1 against the
 ground truth after 0/10/30/50 sets. ``--threshold-from-labels`` also learns the
 threshold from the labels; each round then also reports the same scored pairs clustered
 at the ``precision_recall_tradeoff`` threshold (``at_tradeoff_threshold``).
+``--clustering-from-labels`` learns average link's ``clustering.min_mean_weight`` from the
+labels (``labels.clustering_from_labels``); each round reports the clustering used.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from matcher.logs import configure_logging
 log = logging.getLogger("bench.labels")
 
 CURVE = (0, 10, 30, 50)
+CURVE_CONFIG = ROOT / "configs" / "historical_50k_wide.yaml"
 
 
 def _config(path: Path, **updates: Any):
@@ -117,17 +121,19 @@ def _at_threshold(spark, config, folder, threshold: float) -> dict:
 
 
 def learning_curve(
-    spark, workdir: Path, *, threshold_from_labels: bool, enforce: bool, set_size: int, curve: Sequence[int] = CURVE
+    spark, workdir: Path, *, threshold_from_labels: bool, enforce: bool, set_size: int, curve: Sequence[int] = CURVE,
+    clustering_from_labels: bool = False, config_path: Path = CURVE_CONFIG,
 ) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
     from matcher.label_tasks import import_labels_task, label_set_task
     from matcher.pipeline import evaluate_task, match_task, run_folder, train_task
 
     prepare("historical_50k")
-    config = _config(ROOT / "configs" / "historical_50k.yaml",
+    config = _config(config_path,
                      labels={"holdout_share": 0.0, "threshold_from_labels": threshold_from_labels,
-                             "enforce_in_clustering": enforce})
+                             "enforce_in_clustering": enforce, "clustering_from_labels": clustering_from_labels})
     variant = "threshold" if threshold_from_labels else "enforce" if enforce else "m"
+    variant += "_clustering" if clustering_from_labels else ""
     folder = run_folder(config, workdir / f"historical_50k_{variant}")
     rounds = []
     labeled = 0
@@ -160,6 +166,7 @@ def learning_curve(
             auprc=metrics["pairwise"]["auprc"],
             blocking_recall=metrics["blocking_recall"],
             threshold_match_probability=metrics["threshold_match_probability"],
+            clustering=metrics.get("clustering"),
             labeled_rows=info.get("rows", 0),
             labeled_pairs=info.get("pairs", 0),
             labeled_match_pairs=info.get("match_pairs", 0),
@@ -178,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold-from-labels", action="store_true", help="learning curve also learns the threshold")
     parser.add_argument("--enforce-labels", action="store_true",
                         help="learning curve clusters with the labels enforced (labels.enforce_in_clustering)")
+    parser.add_argument("--clustering-from-labels", action="store_true",
+                        help="learning curve learns average link's min_mean_weight from the labels (labels.clustering_from_labels)")
+    parser.add_argument("--config", type=Path, default=CURVE_CONFIG,
+                        help="historical_50k config of the learning curve (default configs/historical_50k_wide.yaml)")
     parser.add_argument("--set-size", type=int, default=10, help="records per labeling set in the curve (default 10)")
     parser.add_argument("--curve", default=",".join(map(str, CURVE)),
                         help="cumulative labeling sets per round (default 0,10,30,50); without 0 the first round "
@@ -203,8 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "set_size": args.set_size,
                 "threshold_from_labels": args.threshold_from_labels,
                 "enforce_in_clustering": args.enforce_labels,
+                "clustering_from_labels": args.clustering_from_labels,
+                "config": str(args.config),
                 "rounds": learning_curve(spark, workdir, threshold_from_labels=args.threshold_from_labels,
                                          enforce=args.enforce_labels, set_size=args.set_size,
+                                         clustering_from_labels=args.clustering_from_labels, config_path=args.config,
                                          curve=[int(x) for x in args.curve.split(",")]),
             }
     finally:

@@ -162,6 +162,22 @@ class LabelsSpec(_Strict):
     prior_pairs: float = Field(default=10.0, ge=0.0)
     threshold_from_labels: bool = False
     enforce_in_clustering: bool = False
+    clustering_from_labels: bool = False
+
+
+class ClusteringSpec(_Strict):
+    """How the above-threshold pairs become clusters (see :mod:`matcher.clustering`).
+
+    ``connected_components`` (the default) joins every pair at or above the threshold,
+    so one wrong link chains two entities together. ``average_link`` merges clusters
+    along those links, strongest first, only while the mean match weight over every
+    pair of records between the two clusters reaches ``min_mean_weight``; a pair that
+    blocking never scored counts as ``unscored_pair_weight``.
+    """
+
+    method: Literal["connected_components", "average_link"] = "connected_components"
+    min_mean_weight: float = Field(default=0.0, ge=-50.0, le=50.0)
+    unscored_pair_weight: float = Field(default=0.0, ge=-50.0, le=50.0)
 
 
 class IncrementalSpec(_Strict):
@@ -207,6 +223,7 @@ class TransformConfig(_Strict):
     graph: GraphSpec | None = None
     labels: LabelsSpec = Field(default_factory=LabelsSpec)
     enforced: EnforcedSpec | None = None
+    clustering: ClusteringSpec = Field(default_factory=ClusteringSpec)
     incremental: IncrementalSpec = Field(default_factory=IncrementalSpec)
     # multi-source harmonization (optional; see matcher.harmonization_spec)
     sources: list[SourceSpec] | None = None
@@ -303,6 +320,15 @@ class TransformConfig(_Strict):
                 raise ValueError(
                     f"enforced.exact_rules name column(s) {', '.join(unknown)} that are neither matching columns nor retain_columns"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _clustering_from_labels_needs_average_link(self) -> "TransformConfig":
+        if self.labels.clustering_from_labels and self.clustering.method != "average_link":
+            raise ValueError(
+                "labels.clustering_from_labels learns clustering.min_mean_weight, which only "
+                f"clustering.method 'average_link' uses (got {self.clustering.method!r})"
+            )
         return self
 
     @field_validator("blocking_rules")

@@ -385,6 +385,12 @@ def match_incremental_task(
 
     if len(config.inputs) != 1:
         raise ConfigError(f"{config.name}: match-incremental supports single-input (dedupe) and sources: configs; this one has {len(config.inputs)} inputs")
+    if config.clustering.method != "connected_components":
+        # incremental re-clustering joins components; it would silently undo average link's splits
+        raise ConfigError(
+            f"{config.name}: match-incremental re-clusters with connected components; "
+            f"clustering.method {config.clustering.method!r} needs a full 'matcher match'"
+        )
     if (config.sources is not None) != isinstance(new_path, Mapping):
         raise ConfigError(f"{config.name}: --new takes SOURCE=PATH for a config with sources, a path otherwise")
     if output.root == existing_folder.root:

@@ -25,12 +25,12 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from matcher.clustering import clusters_from_pairs
+from matcher.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.comparisons import SOURCE_DATASET_COLUMN
-from matcher.config import TransformConfig
-from matcher.enforced import enforced_links
+from matcher.config import ClusteringSpec, TransformConfig
+from matcher.enforced import EnforcedLinks, enforced_links
 from matcher.model import TrainedModel, make_linker
-from matcher.supervision import threshold_match_weight, weight_to_probability
+from matcher.supervision import f_beta_beta, min_mean_weight_from_labels, threshold_match_weight, weight_to_probability
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class MatchResult:
     pairs: DataFrame
     threshold_match_probability: float
     timings_s: dict[str, float] = field(default_factory=dict)
+    clustering: dict = field(default_factory=dict)
 
 
 def _best_probability(pairs: DataFrame) -> DataFrame:
@@ -80,38 +81,60 @@ def _python(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _members(pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None) -> pd.DataFrame:
+    """``record_id``, ``match_id`` (and ``strongest`` for average link) of the records the clustering placed."""
+    must = links.must_link if links is not None else None
+    cannot = links.cannot_link if links is not None else None
+    if spec.method == "average_link":
+        return cluster_by_average_link(
+            component_pairs(pairs, threshold, must), min_mean_weight=spec.min_mean_weight,
+            unscored_pair_weight=spec.unscored_pair_weight, must_link=must, cannot_link=cannot,
+        )
+    if links is None:
+        return clusters_from_pairs(pairs, threshold)
+    return clusters_from_pairs(pairs, threshold, must_link=must, cannot_link=cannot)
+
+
 def assign_matches(
     df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None,
-    labeled: pd.DataFrame | None = None,
+    labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None,
 ) -> tuple[DataFrame, float]:
     """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
 
-    ``threshold`` (a match probability) defaults to the config's; ``config.enforced``
-    must-links and cannot-links are respected, and so are ``labeled`` pairs (matches as
-    must-links, non-matches as cannot-links) when given.
+    ``threshold`` (a match probability) defaults to the config's, ``clustering`` to
+    ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
+    and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
+    when given.
     """
     threshold = config.threshold_match_probability if threshold is None else threshold
+    spec = clustering or config.clustering
     spark = df.sparkSession
     rows = df.withColumn(RECORD_ID, record_id(config))
     started = time.perf_counter()
     links = enforced_links(rows, config, labeled)
-    if links is None:
-        members = clusters_from_pairs(pairs, threshold)
-    else:
-        members = clusters_from_pairs(pairs, threshold, must_link=links.must_link, cannot_link=links.cannot_link)
+    members = _members(pairs, threshold, spec, links)
     cluster_s = time.perf_counter() - started
     id_type = rows.schema[RECORD_ID].dataType
+    average_link = "strongest" in members.columns
     schema = f"{RECORD_ID} {id_type.simpleString()}, match_id {id_type.simpleString()}"
+    if average_link:
+        schema += ", _strongest double"
     clusters = spark.createDataFrame(members, schema=schema) if len(members) else spark.createDataFrame([], schema)
     best = _best_probability(pairs)
-    confidence = (
-        F.when(F.col("best_probability") >= threshold, F.col("best_probability"))
-        .otherwise(1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
-    )
-    if links is not None:
+    if average_link:
+        # a row's strongest link inside its cluster: its best pair may lead to a cluster it was kept out of
+        confidence = F.when(F.col("_strongest").isNotNull() & ~F.isnan("_strongest"), F.col("_strongest")).otherwise(
+            1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0))
+        )
+    else:
+        confidence = (
+            F.when(F.col("best_probability") >= threshold, F.col("best_probability"))
+            .otherwise(1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
+        )
+    if links is not None or average_link:
         # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
-        # a row that a cannot-link cut loose is a singleton whatever its best pair says
-        on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"])
+        # a row that a cannot-link (or average link) kept alone is a singleton whatever its best pair says
+        on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
         sizes = members.groupby("match_id")["record_id"].transform("size")
         alone = set(members.loc[sizes == 1, "record_id"])
         flags = [(_python(i), i in on_must, i in alone) for i in sorted(on_must | alone)]
@@ -127,7 +150,7 @@ def assign_matches(
         .join(best, RECORD_ID, "left")
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
-        .drop("best_probability", "_enforced", "_alone")
+        .drop("best_probability", "_enforced", "_alone", "_strongest")
     )
     if len(config.inputs) == 1:
         rows = rows.drop(SOURCE_DATASET_COLUMN)
@@ -136,23 +159,47 @@ def assign_matches(
     return rows, cluster_s
 
 
+def _clustering(
+    pairs: DataFrame, config: TransformConfig, threshold: float, calibration: pd.DataFrame | None
+) -> tuple[ClusteringSpec, dict]:
+    """The clustering to use and what describes it; ``min_mean_weight`` learned from ``calibration`` labels when configured."""
+    spec = config.clustering
+    facts: dict = {"method": spec.method}
+    if spec.method != "average_link":
+        return spec, facts
+    if config.labels.clustering_from_labels and calibration is not None and len(calibration):
+        learned, label_facts = min_mean_weight_from_labels(
+            component_pairs(pairs, threshold), calibration, spec, f_beta_beta(config.precision_recall_tradeoff)
+        )
+        spec = spec.model_copy(update={"min_mean_weight": learned})
+        facts["from_labels"] = label_facts
+    facts.update(min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight)
+    return spec, facts
+
+
 def find_matches(
-    df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None
+    df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
+    calibration: pd.DataFrame | None = None,
 ) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
 
-    Splink materialises the scored pairs (as Parquet in the checkpoint folder), so
-    clustering and the outputs read them without scoring twice.
+    ``labeled`` pairs are enforced (see :func:`assign_matches`); ``calibration`` pairs
+    (training labels: ``id_l``, ``id_r`` as text, ``is_match``) choose
+    ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set. Splink
+    materialises the scored pairs (as Parquet in the checkpoint folder), so clustering
+    and the outputs read them without scoring twice.
     """
     started = time.perf_counter()
     pairs = score_pairs(df, config, model)
     predict_s = time.perf_counter() - started
     threshold = weight_to_probability(threshold_match_weight(config, model))
-    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled)
+    clustering, facts = _clustering(pairs, config, threshold, calibration)
+    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,
         pairs=pairs,
         threshold_match_probability=threshold,
-        timings_s={"predict": predict_s, "cluster": cluster_s},
+        timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
+        clustering=facts,
     )

@@ -139,9 +139,9 @@ def train_task(
     return model
 
 
-def _labels_to_enforce(config: TransformConfig, folder: RunFolder):
-    """The training labels as pairs when ``labels.enforce_in_clustering`` is set, else None."""
-    if not config.labels.enforce_in_clustering:
+def _training_labels(config: TransformConfig, folder: RunFolder):
+    """The training labels as pairs when clustering uses them (enforced or to learn from), else None."""
+    if not (config.labels.enforce_in_clustering or config.labels.clustering_from_labels):
         return None
     from matcher.labels import training_pairs
 
@@ -168,7 +168,11 @@ def match_task(
             harmonized = harmonize(spark, config)
         df = harmonized.rows if harmonized is not None else _inputs(config, spark, df)
         rows_in = df.count()
-        result = find_matches(df, config, model, labeled=_labels_to_enforce(config, folder))
+        labeled = _training_labels(config, folder)
+        result = find_matches(
+            df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
+            calibration=labeled if config.labels.clustering_from_labels else None,
+        )
         write_parquet(result.pairs, folder.pairs)
         write_parquet(result.rows, folder.matches)
     written = spark.read.parquet(str(folder.matches))
@@ -181,6 +185,7 @@ def match_task(
         "n_clusters": written.select("match_id").distinct().count(),
         "threshold_match_probability": result.threshold_match_probability,
         "threshold_match_weight": probability_to_weight(result.threshold_match_probability),
+        "clustering": result.clustering,
         "outputs": {"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
         "timings_s": {
             "train": round(train_s, 3),

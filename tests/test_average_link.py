@@ -1,0 +1,134 @@
+"""clustering.method average_link: merges that the pairs between two clusters must support, learned from labels."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from matcher.clustering import cluster_by_average_link, component_pairs
+from matcher.config import ClusteringSpec, config_from_dict
+from matcher.errors import ConfigError, InputDataError
+from matcher.matching import assign_matches
+from matcher.supervision import min_mean_weight_from_labels
+from tests.conftest import assert_one_line_error, minimal_config
+
+
+def scored(*rows, threshold: float = 4.0) -> pd.DataFrame:
+    """Edges (id_l, id_r, match weight); links are the pairs at or above ``threshold``."""
+    edges = pd.DataFrame(rows, columns=["id_l", "id_r", "weight"]).astype({"weight": float})
+    return edges.assign(probability=1 / (1 + 2 ** -edges["weight"]), link=edges["weight"] >= threshold)
+
+
+def clusters(result: pd.DataFrame) -> list[set]:
+    """The clusters as sets of ids, in order of their match_id; checks match_id is the smallest member."""
+    out = []
+    for match_id, group in result.groupby("match_id"):
+        assert match_id == group["record_id"].min()
+        out.append(set(group["record_id"]))
+    return out
+
+
+# two triangles of strong links (1-2-3 and 4-5-6) joined by one weak link 3~4; the pairs across
+# the bridge that blocking scored say "different" (-10)
+CHAIN = scored(
+    (1, 2, 12), (2, 3, 11), (1, 3, 10),
+    (4, 5, 12), (5, 6, 11), (4, 6, 10),
+    (3, 4, 5), (2, 4, -10), (3, 5, -10),
+)
+
+
+def test_a_bridge_the_pairs_across_it_contradict_does_not_merge_two_clusters():
+    assert clusters(cluster_by_average_link(CHAIN, min_mean_weight=0.0)) == [{1, 2, 3}, {4, 5, 6}]
+
+
+def test_unscored_pairs_count_with_their_configured_weight():
+    # only 3~4 (weight 5) is scored between {1,2} + 3 and 4: mean over 3 pairs is (5 + 2u) / 3
+    edges = scored((1, 2, 12), (2, 3, 11), (1, 3, 10), (3, 4, 5))
+    assert clusters(cluster_by_average_link(edges, min_mean_weight=0.0, unscored_pair_weight=0.0)) == [{1, 2, 3, 4}]
+    assert clusters(cluster_by_average_link(edges, min_mean_weight=0.0, unscored_pair_weight=-3.0)) == [{1, 2, 3}, {4}]
+
+
+def test_with_a_low_enough_mean_it_is_the_connected_components():
+    assert clusters(cluster_by_average_link(CHAIN, min_mean_weight=-50.0)) == [{1, 2, 3, 4, 5, 6}]
+
+
+def test_pairs_below_the_threshold_are_evidence_but_never_links():
+    edges = scored((1, 2, 3.9), (2, 3, 9))
+    assert clusters(cluster_by_average_link(edges, min_mean_weight=-50.0)) == [{1}, {2, 3}]
+
+
+def test_strongest_is_the_best_link_inside_the_cluster_not_the_best_pair():
+    result = cluster_by_average_link(CHAIN, min_mean_weight=0.0).set_index("record_id")["strongest"]
+    # 4's best pair overall is 4~5 (12); its link to 3 (5) was refused
+    assert result[4] == pytest.approx(1 / (1 + 2 ** -12))
+    assert result[3] == pytest.approx(1 / (1 + 2 ** -11))
+
+
+def test_results_do_not_depend_on_row_order_or_id_type():
+    shuffled = CHAIN.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    as_text = CHAIN.assign(id_l=CHAIN["id_l"].map("r{}".format), id_r=CHAIN["id_r"].map("r{}".format))
+    assert clusters(cluster_by_average_link(shuffled, min_mean_weight=0.0)) == [{1, 2, 3}, {4, 5, 6}]
+    assert clusters(cluster_by_average_link(as_text, min_mean_weight=0.0)) == [{"r1", "r2", "r3"}, {"r4", "r5", "r6"}]
+
+
+def test_must_links_merge_unconditionally_and_cannot_links_block_merges():
+    must = pd.DataFrame({"id_l": [3], "id_r": [5]})
+    cannot = pd.DataFrame({"id_l": [1], "id_r": [2]})
+    result = cluster_by_average_link(CHAIN, min_mean_weight=0.0, must_link=must, cannot_link=cannot)
+    # 1-2 (12) is refused; 4 joins {3, 5} (mean of 5 and 12), 2 joins them (11, -10 and an
+    # unscored 0: mean 1/3), 6 follows; 1 would now share a cluster with 2, so it stays alone
+    assert clusters(result) == [{1}, {2, 3, 4, 5, 6}]
+
+
+def test_must_links_joining_a_cannot_link_pair_are_a_contradiction():
+    must = pd.DataFrame({"id_l": [1, 2], "id_r": [2, 3]})
+    cannot = pd.DataFrame({"id_l": [3], "id_r": [1]})
+    with pytest.raises(InputDataError, match="contradict.*cannot-link pair (1~3|3~1)"):
+        cluster_by_average_link(CHAIN, min_mean_weight=0.0, must_link=must, cannot_link=cannot)
+
+
+def test_no_edges_gives_no_rows():
+    result = cluster_by_average_link(scored(), min_mean_weight=0.0)
+    assert result.empty and list(result.columns) == ["record_id", "match_id", "strongest"]
+
+
+def test_the_mean_weight_is_learned_from_labeled_pairs():
+    labels = pd.DataFrame({"id_l": ["1", "3", "4"], "id_r": ["2", "4", "6"], "is_match": [True, False, True]})
+    spec = ClusteringSpec(method="average_link", min_mean_weight=-40.0)
+    learned, facts = min_mean_weight_from_labels(CHAIN, labels, spec, beta=1.0, candidates=(-50.0, 0.0, 11.0))
+    # -50 joins 3~4 (a labeled non-match), 11 keeps 6 out of {4, 5} (mean 10.5): 0 is the only perfect fit
+    assert learned == 0.0
+    assert facts["f_beta"] == {"-50.0": 0.8, "0.0": 1.0, "11.0": 0.6667}
+
+
+def test_learning_from_labels_needs_average_link():
+    data = minimal_config(labels={"clustering_from_labels": True})
+    with pytest.raises(ConfigError, match="clustering_from_labels .*average_link"):
+        config_from_dict(data, source="x.yaml")
+    with pytest.raises(ConfigError, match="clustering.method: unknown value|clustering.method: Input should be"):
+        config_from_dict(minimal_config(clustering={"method": "single_link"}), source="x.yaml")
+
+
+def test_assign_matches_with_average_link_on_spark(spark, tmp_path):
+    config = config_from_dict(minimal_config(clustering={"method": "average_link"}))
+    rows = spark.createDataFrame([(i, "x", "c") for i in range(1, 8)], "pk bigint, first_name string, city string")
+    weights = [(int(a), int(b), float(w)) for a, b, w in CHAIN[["id_l", "id_r", "weight"]].itertuples(index=False)]
+    pairs = spark.createDataFrame(
+        [(a, b, w, 1 / (1 + 2 ** -w)) for a, b, w in weights],
+        "record_id_l bigint, record_id_r bigint, match_weight double, match_probability double",
+    )
+    threshold = 1 / (1 + 2 ** -4.0)
+    inside = component_pairs(pairs, threshold)
+    assert len(inside) == len(CHAIN)  # one component: every scored pair counts
+    out, _ = assign_matches(rows, pairs, config, threshold=threshold)
+    got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
+    assert {k: v[0] for k, v in got.items()} == {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 4, 7: 7}
+    assert got[4][1] == pytest.approx(1 / (1 + 2 ** -12))  # strongest link inside its cluster
+    assert got[7][1] == 1.0  # no candidate pair at all
+
+
+def test_match_incremental_refuses_average_link_instead_of_silently_chaining(cli, write_config, tmp_path):
+    config = write_config(minimal_config(clustering={"method": "average_link"}))
+    result = cli("match-incremental", "--config", config, "--existing", tmp_path / "run", "--new", tmp_path / "new.csv",
+                 "--output", tmp_path / "out")
+    assert_one_line_error(result, "match-incremental re-clusters with connected components", "'average_link'")
