@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -69,6 +70,16 @@ def cli(spark, capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def cluster_sets(result: pd.DataFrame) -> list[set]:
+    """The clusters of ``result`` (``record_id``, ``match_id``) as sets of ids, in order of their
+    match_id; checks that each match_id is its cluster's smallest member."""
+    out = []
+    for match_id, group in result.groupby("match_id"):
+        assert match_id == group["record_id"].min()
+        out.append(set(group["record_id"]))
+    return out
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> str:

@@ -10,22 +10,13 @@ from matcher.config import ClusteringSpec, config_from_dict
 from matcher.errors import ConfigError, InputDataError
 from matcher.matching import assign_matches
 from matcher.supervision import min_mean_weight_from_labels
-from tests.conftest import assert_one_line_error, minimal_config
+from conftest import assert_one_line_error, cluster_sets as clusters, minimal_config
 
 
 def scored(*rows, threshold: float = 4.0) -> pd.DataFrame:
     """Edges (id_l, id_r, match weight); links are the pairs at or above ``threshold``."""
     edges = pd.DataFrame(rows, columns=["id_l", "id_r", "weight"]).astype({"weight": float})
     return edges.assign(probability=1 / (1 + 2 ** -edges["weight"]), link=edges["weight"] >= threshold)
-
-
-def clusters(result: pd.DataFrame) -> list[set]:
-    """The clusters as sets of ids, in order of their match_id; checks match_id is the smallest member."""
-    out = []
-    for match_id, group in result.groupby("match_id"):
-        assert match_id == group["record_id"].min()
-        out.append(set(group["record_id"]))
-    return out
 
 
 # two triangles of strong links (1-2-3 and 4-5-6) joined by one weak link 3~4; the pairs across

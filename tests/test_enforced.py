@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from conftest import cluster_sets as clusters
 from matcher.clustering import cluster_edges, cluster_with_constraints
 from matcher.config import config_from_dict
 from matcher.errors import ConfigError, InputDataError
@@ -17,15 +18,6 @@ def edges(*triples) -> pd.DataFrame:
 
 def pairs(*tuples) -> pd.DataFrame:
     return pd.DataFrame(list(tuples), columns=["id_l", "id_r"]) if tuples else pd.DataFrame({"id_l": [], "id_r": []})
-
-
-def clusters(result: pd.DataFrame) -> list[set]:
-    """The clusters as sets of ids, in order of their match_id; checks match_id is the smallest member."""
-    out = []
-    for match_id, group in result.groupby("match_id"):
-        assert match_id == group["record_id"].min()
-        out.append(set(group["record_id"]))
-    return out
 
 
 def test_without_a_cannot_link_in_one_component_clusters_are_the_connected_components():
