@@ -346,6 +346,9 @@ def _update_harmonization_outputs(
         write_parquet(harmonized.quarantined, output.quarantine)
     touched = (set(records["old_match_id"].dropna()) | set(records["new_match_id"].dropna()) | set(retired))
     matched = spark.read.parquet(str(output.matches))
+    if not existing.customers.is_dir():  # an existing run without profiles: build them all
+        write_parquet(golden_records(matched, config), output.customers)
+        return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
     staging = output.root / ".customers-touched"
     write_parquet(golden_records(matched.where(F.col("match_id").isin([plain(t) for t in touched])), config), staging)
     try:
