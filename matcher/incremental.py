@@ -175,7 +175,7 @@ def read_new_records(
 
     def repeated() -> list[tuple[Any, int]]:
         counts = keys.value_counts()
-        return list(counts[counts > 1].sort_index().head(6).items())
+        return list(counts[counts > 1].sort_index().items())
 
     check_key_counts(new_spec, key, len(new), int(keys.notna().sum()), int(keys.nunique()), repeated)
     text = keys.astype(str)

@@ -74,7 +74,8 @@ def check_key_counts(spec: InputSpec, key: str, rows: int, keys: int, distinct: 
     """Raise on an empty input, null keys or repeated keys.
 
     ``keys`` counts the non-null keys, ``distinct`` the distinct ones; ``repeated()`` gives
-    up to six repeated keys with their counts, smallest key first (only called when needed).
+    the repeated keys with their counts, smallest key first (only called when needed; the
+    first six are enough).
     """
     if rows == 0:
         raise InputDataError(f"{spec.path}: input {spec.name!r} has no rows")
