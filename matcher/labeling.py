@@ -25,13 +25,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from matcher.candidates import SAMPLE_BUCKETS, Candidates
 from matcher.comparisons import SOURCE_DATASET_COLUMN
 from matcher.config import TransformConfig
 from matcher.errors import InputDataError
 from matcher.ingest import read_input
 from matcher.labels import LABEL, LABELING_SET_ID
 from matcher.model import TrainedModel, make_linker
-from matcher.patterns import SAMPLE_BUCKETS
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ SEED_POOL = 20
 """Seed pairs collected per requested set (most are skipped once their records are taken)."""
 
 
-def _model_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel) -> DataFrame:
+def _model_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
     """Scored candidate pairs: ``id_l``, ``id_r`` (text), ``rank`` (uncertainty, lower first), ``strength``."""
     from matcher.matching import score_pairs
     from matcher.supervision import threshold_match_weight
 
     threshold = threshold_match_weight(config, model)
-    pairs = score_pairs(df, config, model)
+    pairs = score_pairs(df, config, model, candidates)
     return pairs.select(
         F.col("record_id_l").cast("string").alias("id_l"),
         F.col("record_id_r").cast("string").alias("id_r"),
@@ -165,7 +165,8 @@ def labeling_sets(
     """
     if sets < 1 or set_size < 2:
         raise InputDataError(f"label-set needs at least 1 set of at least 2 rows (got --sets {sets} --set-size {set_size})")
-    pairs = (_model_pairs(df, config, model) if model is not None else _blocked_pairs(df, config)).cache()
+    candidates = Candidates()
+    pairs = (_model_pairs(df, config, model, candidates) if model is not None else _blocked_pairs(df, config)).cache()
     seeds = pairs.orderBy("rank", "id_l", "id_r").limit(sets * SEED_POOL + len(already_labeled)).toPandas()
     if model is not None:
         from matcher.supervision import threshold_match_weight
@@ -179,6 +180,7 @@ def labeling_sets(
     wider = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(second | seed_ids) or [""]}))
     neighbours = pairs.join(F.broadcast(wider), (pairs["id_l"] == wider["i"]) | (pairs["id_r"] == wider["i"]), "left_semi").toPandas()
     pairs.unpersist()
+    candidates.release()
     built = _build_sets(seeds, neighbours, sets, set_size, set(already_labeled))
     if not built:
         raise InputDataError(f"{config.name}: no candidate pairs left to label (every candidate record is labeled already)")

@@ -25,6 +25,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from matcher.candidates import Candidates, score
 from matcher.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.comparisons import SOURCE_DATASET_COLUMN
 from matcher.config import ClusteringSpec, TransformConfig
@@ -45,13 +46,15 @@ def record_id(config: TransformConfig, suffix: str = "") -> Column:
     return F.concat_ws(":", F.col(f"{SOURCE_DATASET_COLUMN}{suffix}"), key.cast("string"))
 
 
-def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel) -> DataFrame:
+def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
     """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``.
 
     ``record_id_l`` and ``record_id_r`` name the two records (see :func:`record_id`).
+    The pairs are compared once, in ``candidates`` (reused when training compared them
+    already), and the result is lazy: each action re-applies the weights to the kept vectors.
     """
     linker = make_linker(df, config, model)
-    predictions = linker.inference.predict().as_spark_dataframe()
+    predictions = score(candidates.get(linker), linker)
     if config.primary_key == RECORD_ID:
         return predictions
     ids = [record_id(config, side).alias(f"{RECORD_ID}{side}") for side in ("_l", "_r")]
@@ -67,6 +70,12 @@ class MatchResult:
     threshold_match_probability: float
     timings_s: dict[str, float] = field(default_factory=dict)
     clustering: dict = field(default_factory=dict)
+    candidates: Candidates | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Free the compared candidate pairs ``pairs`` is computed from; call it once they are written."""
+        if self.candidates is not None:
+            self.candidates.release()
 
 
 def _best_probability(pairs: DataFrame) -> DataFrame:
@@ -179,18 +188,20 @@ def _clustering(
 
 def find_matches(
     df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
-    calibration: pd.DataFrame | None = None,
+    calibration: pd.DataFrame | None = None, candidates: Candidates | None = None,
 ) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.ingest.read_inputs`) with ``model``.
 
     ``labeled`` pairs are enforced (see :func:`assign_matches`); ``calibration`` pairs
     (training labels: ``id_l``, ``id_r`` as text, ``is_match``) choose
-    ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set. Splink
-    materialises the scored pairs (as Parquet in the checkpoint folder), so clustering
-    and the outputs read them without scoring twice.
+    ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set.
+    ``candidates`` holds the pairs training compared in this run; the result keeps it
+    (or a new one), so call :meth:`MatchResult.release` after writing the outputs.
     """
     started = time.perf_counter()
-    pairs = score_pairs(df, config, model)
+    candidates = candidates or Candidates()
+    # scored once and kept: clustering, the confidence scores and the written pairs all read them
+    pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
     predict_s = time.perf_counter() - started
     threshold = weight_to_probability(threshold_match_weight(config, model))
     clustering, facts = _clustering(pairs, config, threshold, calibration)
@@ -202,4 +213,5 @@ def find_matches(
         threshold_match_probability=threshold,
         timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
         clustering=facts,
+        candidates=candidates,
     )

@@ -8,17 +8,12 @@ them and groups by the levels, so that what reaches the driver is a small table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from splink import Linker
-from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
 from splink.internals.pipeline import CTEPipeline
-from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
 
-SAMPLE_BUCKETS = 1_000_000
-"""Hash buckets used to draw seeded samples of rows or pairs."""
+from matcher.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, run_pipeline
 
 SKIPPED = -2
 """Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
@@ -32,47 +27,32 @@ def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
     return f"CASE WHEN {pair_hash} < {int(fraction * SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
 
 
-@dataclass(frozen=True)
-class PairSet:
-    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if None)."""
-
-    name: str
-    rule: BlockingRule
-    sample_sql: str | None = None
-
-
 def pattern_counts(
-    linker: Linker, pair_sets: list[PairSet], *, fractions: list[float] | None = None, seed: int = 0
+    linker: Linker, pair_sets: list[PairSet], *, fractions: list[float] | None = None, seed: int = 0,
+    inputs: JoinInputs | None = None,
 ) -> pd.DataFrame:
     """Count the pairs of each set per distinct comparison vector, all sets in one Spark job.
 
     Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
     (one per comparison) evaluate comparison k on a seeded share of the pairs only;
-    elsewhere its value is :data:`SKIPPED`.
+    elsewhere its value is :data:`SKIPPED`. ``inputs`` are the cached records to join
+    (computed, and released again, when not given).
     """
     settings = linker._settings_obj
     info = settings.column_info_settings
-    pipeline = CTEPipeline()
-    enqueue_df_concat_with_tf(linker, pipeline)
-    # One join per set straight to the compared columns (Splink's predict materialises id
-    # pairs deduplicated across rules, then joins back twice; a single rule needs neither).
-    where = _sql_gen_where_condition(settings._link_type, info.unique_id_input_columns)
+    own_inputs = inputs is None
+    inputs = inputs or JoinInputs.of(linker)
     columns = ", ".join(settings._columns_to_select_for_blocking)
     partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
     selects = []
-    for i, pair_set in enumerate(pair_sets):
-        source = "__splink__df_concat_with_tf"
-        if pair_set.sample_sql:
-            # a sample is small: spread it so its cross join uses every core
-            pipeline.enqueue_sql(
-                f"select /*+ REPARTITION({partitions}) */ * from {source} where {pair_set.sample_sql}",
-                f"__matcher__sample_{i}",
-            )
-            source = f"__matcher__sample_{i}"
+    for pair_set in pair_sets:
+        # one join per set straight to the compared columns; a sample is cross joined on its own
+        sides = inputs.sampled(pair_set.sample_sql, partitions) if pair_set.sample_sql else (inputs.left, inputs.right)
         selects.append(
             f"select '{pair_set.name}' as pair_set, {columns} "
-            f"from {source} as l inner join {source} as r on ({pair_set.rule.blocking_rule_sql}) {where}"
+            f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}"
         )
+    pipeline = CTEPipeline()
     pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs")
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
     pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {SAMPLE_BUCKETS})"
@@ -85,9 +65,9 @@ def pattern_counts(
         f"group by {', '.join(keys)}",
         "__matcher__pattern_counts",
     )
-    counts = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
-    frame = counts.as_pandas_dataframe()
-    counts.drop_table_from_database_and_remove_from_cache()
+    frame = run_pipeline(linker, pipeline).toPandas()
+    if own_inputs:
+        inputs.release()
     # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
     return frame.sort_values(keys, ignore_index=True)
 

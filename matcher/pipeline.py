@@ -27,6 +27,7 @@ from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 
+from matcher.candidates import Candidates
 from matcher.config import TransformConfig
 from matcher.errors import ConfigError, MatcherError
 from matcher.evaluation import evaluate
@@ -126,14 +127,20 @@ def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) 
 
 
 def train_task(
-    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None,
+    candidates: Candidates | None = None,
 ) -> TrainedModel:
-    """Read the inputs (unless given), train, save the model artifact into ``folder.model``."""
+    """Read the inputs (unless given), train, save the model artifact into ``folder.model``.
+
+    ``candidates`` keeps the compared candidate pairs for a match in the same run."""
     from matcher.labels import training_pairs
 
     labeled, _, labels_hash = training_pairs(config, folder.root)
     with _session(folder, spark) as spark:
-        model = train(_inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash)
+        model = train(
+            _inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash,
+            candidates=candidates,
+        )
     model.save(folder.model)
     log.info("model saved to %s", folder.model)
     return model
@@ -157,6 +164,7 @@ def match_task(
     df: DataFrame | None = None,
     train_s: float = 0.0,
     harmonized: Harmonized | None = None,
+    candidates: Candidates | None = None,
 ) -> dict:
     """Score and cluster the inputs with the saved model; write matches, pairs and summary.json.
 
@@ -171,10 +179,13 @@ def match_task(
         labeled = _training_labels(config, folder)
         result = find_matches(
             df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
-            calibration=labeled if config.labels.clustering_from_labels else None,
+            calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
         )
-        write_parquet(result.pairs, folder.pairs)
-        write_parquet(result.rows, folder.matches)
+        try:
+            write_parquet(result.pairs, folder.pairs)
+            write_parquet(result.rows, folder.matches)
+        finally:
+            result.release()
     written = spark.read.parquet(str(folder.matches))
     n_pairs = spark.read.parquet(str(folder.pairs)).count()
     summary = {
@@ -240,11 +251,17 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         harmonized = harmonize(spark, config) if config.sources is not None else None
         df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
         train_s = 0.0
-        if not fresh:
-            t = time.perf_counter()
-            train_task(config, folder, spark, df=df)
-            train_s = time.perf_counter() - t
-        summary = match_task(config, folder, spark, df=df, train_s=train_s, harmonized=harmonized)
+        candidates = Candidates()  # training compares the candidate pairs once; matching scores them
+        try:
+            if not fresh:
+                t = time.perf_counter()
+                train_task(config, folder, spark, df=df, candidates=candidates)
+                train_s = time.perf_counter() - t
+            summary = match_task(
+                config, folder, spark, df=df, train_s=train_s, harmonized=harmonized, candidates=candidates
+            )
+        finally:
+            candidates.release()
         df.unpersist()
         if harmonized is not None:
             harmonized.unpersist()

@@ -30,7 +30,8 @@ from matcher.config import TransformConfig
 from matcher.em import expectation_maximisation
 from matcher.errors import InputDataError
 from matcher.model import TrainedModel, make_linker, versions
-from matcher.patterns import SAMPLE_BUCKETS, PairSet, gammas, level_counts, of_set, pattern_counts
+from matcher.candidates import SAMPLE_BUCKETS, Candidates, JoinInputs, PairSet, count_flagged_patterns
+from matcher.patterns import gammas, level_counts, pattern_counts
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,23 @@ class USampler:
         return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * SAMPLE_BUCKETS))}"
 
 
-def estimate_u(linker: Linker, config: TransformConfig, sampler: USampler, probe: pd.DataFrame) -> dict:
+def estimate_lambda(linker: Linker, config: TransformConfig, observed: int, total_pairs: float) -> None:
+    """Lambda as Splink estimates it: the pairs the deterministic rules find, divided by
+    their assumed recall, as a share of all possible pairs."""
+    recall = config.training.deterministic_recall
+    if observed > total_pairs * recall:
+        raise InputDataError(
+            f"{config.name}: training.deterministic_rules find {observed} of {total_pairs:.0f} possible pairs, "
+            f"more than training.deterministic_recall {recall} allows; raise it to at least {observed / total_pairs:.2f}"
+        )
+    if observed == 0:
+        log.warning("training.deterministic_rules found no pairs: the model will expect no matches")
+    linker._settings_obj._probability_two_random_records_match = observed / recall / total_pairs
+
+
+def estimate_u(
+    linker: Linker, config: TransformConfig, sampler: USampler, probe: pd.DataFrame, inputs: JoinInputs | None = None
+) -> dict:
     """Estimate u from the comparison vectors of randomly sampled pairs.
 
     Like Splink, a comparison stops needing pairs once each of its levels has been seen
@@ -103,7 +120,7 @@ def estimate_u(linker: Linker, config: TransformConfig, sampler: USampler, probe
     if probe_pairs > 0:
         full_pairs = sampler.total_pairs * sampler.proportion**2
         fractions = thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
-    frame = pattern_counts(linker, [sampler.full], fractions=fractions, seed=config.seed)
+    frame = pattern_counts(linker, [sampler.full], fractions=fractions, seed=config.seed, inputs=inputs)
     pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
@@ -174,40 +191,47 @@ def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, fram
 
 
 def train(
-    df: DataFrame, config: TransformConfig, *, labels: pd.DataFrame | None = None, labels_hash: str | None = None
+    df: DataFrame, config: TransformConfig, *, labels: pd.DataFrame | None = None, labels_hash: str | None = None,
+    candidates: Candidates | None = None,
 ) -> TrainedModel:
     """Estimate lambda, u and m for ``df`` (from :func:`matcher.ingest.read_inputs`).
 
     With ``labels`` (labeled pairs: ``id_l``, ``id_r``, ``is_match``; see
     :mod:`matcher.labels`), m is then re-estimated from the labeled matches with EM's
     estimate as the prior (:mod:`matcher.supervision`); ``labels_hash`` is recorded.
+    ``candidates`` keeps the compared candidate pairs for scoring in the same run.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
     sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
     linker = make_linker(df, config)
+    own = candidates is None
+    candidates = candidates or Candidates()
 
-    t = time.perf_counter()
-    linker.training.estimate_probability_two_random_records_match(
-        [blocking_rule(r) for r in config.training.deterministic_rules], recall=config.training.deterministic_recall
-    )
-    timings["lambda"] = time.perf_counter() - t
-
-    # one Spark job counts the pairs of every EM session and the u probe; one more the u sample
+    # one Spark job compares every candidate pair once and counts the patterns of each
+    # training set: the deterministic rules, the EM sessions, the u probe
     t = time.perf_counter()
     sampler = USampler(linker, config, sizes)
+    deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
     em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
-    counts = pattern_counts(linker, [sampler.probe, *em_sets], seed=config.seed)
+    vectors = candidates.get(linker, [*deterministic, *em_sets, sampler.probe])
+    counts = count_flagged_patterns(vectors, linker._settings_obj)
     timings["count_patterns"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    u_sampling = estimate_u(linker, config, sampler, of_set(counts, sampler.probe))
+    estimate_lambda(linker, config, counts.pairs_in_any(deterministic), sampler.total_pairs)
+    timings["lambda"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    u_sampling = estimate_u(linker, config, sampler, counts.of_set(sampler.probe), vectors.inputs)
     timings["u"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sessions = [estimate_m(linker, config, s.rule, of_set(counts, s)) for s in em_sets]
+    sessions = [estimate_m(linker, config, s.rule, counts.of_set(s)) for s in em_sets]
     timings["m"] = time.perf_counter() - t
+    if own:
+        candidates.release()
 
     supervised = None
     if labels is not None and len(labels):

@@ -1,0 +1,126 @@
+"""Candidate vectors computed once give what Splink computes step by step: the same scored
+pairs as ``linker.inference.predict()``, the same lambda, and per-set pattern counts equal to
+counting each set on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+from splink.internals.blocking import BlockingRule
+
+from matcher.candidates import Candidates, PairSet, count_flagged_patterns, score
+from matcher.comparisons import blocking_rule
+from matcher.config import config_from_dict, load_config
+from matcher.ingest import read_inputs
+from matcher.model import TrainedModel, make_linker
+from matcher.patterns import pattern_counts
+from matcher.training import USampler, _rule, estimate_lambda
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dedupe():
+    return load_config(REPO / "configs" / "fake_1000.yaml")
+
+
+@pytest.fixture(scope="module")
+def link_only(tmp_path_factory):
+    """fake_1000 split in two inputs, linked across them only."""
+    folder = tmp_path_factory.mktemp("link_only")
+    rows = pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv", dtype=str)
+    rows.iloc[::2].to_parquet(folder / "b.parquet")
+    rows.iloc[1::2].to_parquet(folder / "a.parquet")
+    data = load_config(REPO / "configs" / "fake_1000.yaml").model_dump(mode="json", exclude_none=True)
+    data.update(
+        name="fake_1000_link",
+        inputs=[{"name": "zeta", "path": str(folder / "b.parquet")}, {"name": "alpha", "path": str(folder / "a.parquet")}],
+        link_type="link_only",
+    )
+    data.pop("output", None)
+    return config_from_dict(data)
+
+
+def _trained(spark, config) -> TrainedModel:
+    """A model with Splink's own (non-default) parameters, so the scores exercise every weight."""
+    linker = make_linker(read_inputs(spark, config), config)
+    linker.training.estimate_probability_two_random_records_match(
+        [blocking_rule(r) for r in config.training.deterministic_rules], recall=config.training.deterministic_recall
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=20_000, seed=1)
+    return TrainedModel(linker.misc.save_model_to_json(), {})
+
+
+def _ids(frame, id_columns):
+    return frame.select(*id_columns, "match_key", F.round("match_weight", 9).alias("match_weight"))
+
+
+@pytest.mark.parametrize("which", ["dedupe", "link_only"])
+def test_scores_equal_splinks_predict(spark, request, which):
+    config = request.getfixturevalue(which)
+    df = read_inputs(spark, config)
+    linker = make_linker(df, config, _trained(spark, config))
+    expected = linker.inference.predict().as_spark_dataframe()
+    candidates = Candidates()
+    try:
+        ours = score(candidates.get(linker), linker)
+        id_columns = [c for c in expected.columns if c.startswith("unique_id") or c.startswith("source_dataset")]
+        assert sorted(ours.columns) == sorted(expected.columns)
+        got = _ids(ours, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
+        want = _ids(expected, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
+        assert len(want) > 1000
+        pd.testing.assert_frame_equal(got, want)
+    finally:
+        candidates.release()
+
+
+@pytest.mark.parametrize("which", ["dedupe", "link_only"])
+def test_flagged_counts_equal_counting_each_set_alone(spark, request, which):
+    config = request.getfixturevalue(which)
+    df = read_inputs(spark, config)
+    linker = make_linker(df, config)
+    sizes = [df.where(F.col("source_dataset") == i.name).count() for i in config.inputs]
+    sampler = USampler(linker, config, sizes)
+    sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
+    # a rule no prediction rule covers: its pairs come from a branch of their own
+    sets.append(PairSet("city", BlockingRule("l.city = r.city", "spark")))
+    candidates = Candidates()
+    try:
+        vectors = candidates.get(linker, [*sets, sampler.probe])
+        counts = count_flagged_patterns(vectors, linker._settings_obj)
+        alone = pattern_counts(linker, [*sets, sampler.probe], seed=config.seed)
+        for pair_set in [*sets, sampler.probe]:
+            want = alone[alone["pair_set"] == pair_set.name].reset_index(drop=True)
+            got = counts.of_set(pair_set).reset_index(drop=True)
+            assert int(want["pattern_count"].sum()) > 0
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        # the scored pairs are still only the prediction rules' pairs
+        predicted = score(vectors, linker).count()
+        assert predicted == linker.inference.predict().as_spark_dataframe().count()
+    finally:
+        candidates.release()
+
+
+@pytest.mark.parametrize("which", ["dedupe", "link_only"])
+def test_lambda_equals_splinks(spark, request, which):
+    config = request.getfixturevalue(which)
+    df = read_inputs(spark, config)
+    splink_linker = make_linker(df, config)
+    splink_linker.training.estimate_probability_two_random_records_match(
+        [blocking_rule(r) for r in config.training.deterministic_rules], recall=config.training.deterministic_recall
+    )
+    linker = make_linker(df, config)
+    sizes = [df.where(F.col("source_dataset") == i.name).count() for i in config.inputs]
+    deterministic = [PairSet(f"d{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
+    candidates = Candidates()
+    try:
+        counts = count_flagged_patterns(candidates.get(linker, deterministic), linker._settings_obj)
+        estimate_lambda(linker, config, counts.pairs_in_any(deterministic), USampler(linker, config, sizes).total_pairs)
+    finally:
+        candidates.release()
+    assert linker._settings_obj._probability_two_random_records_match == pytest.approx(
+        splink_linker._settings_obj._probability_two_random_records_match, rel=1e-12
+    )
