@@ -185,8 +185,9 @@ def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateV
         "__splink__df_comparison_vectors",
     )
     # kept in the executors' memory (spilling to disk) with the plan cut, so every later query
-    # over the vectors plans in milliseconds instead of re-analysing the comparison SQL
-    frame = run_pipeline(linker, pipeline).localCheckpoint(eager=True)
+    # over the vectors plans in milliseconds instead of re-analysing the comparison SQL; one
+    # partition per core instead of several per rule keeps the later jobs and files few
+    frame = run_pipeline(linker, pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
     return CandidateVectors(frame, tuple(pair_sets), inputs)
 
 

@@ -52,12 +52,14 @@ def pattern_counts(
             f"select '{pair_set.name}' as pair_set, {columns} "
             f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}"
         )
-    pipeline = CTEPipeline()
-    pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs")
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
     pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {SAMPLE_BUCKETS})"
+    pipeline = CTEPipeline()
+    pipeline.enqueue_sql("\nunion all\n".join(selects), "__matcher__pairs_unhashed")
+    # hashed once per pair here, not once per thinned comparison
+    pipeline.enqueue_sql(f"select *, {pair_hash} as __pair_hash from __matcher__pairs_unhashed", "__matcher__pairs")
     fractions = fractions or [1.0] * len(settings.comparisons)
-    vectors = ", ".join(_gamma_sql(cc, f, pair_hash) for cc, f in zip(settings.comparisons, fractions))
+    vectors = ", ".join(_gamma_sql(cc, f, "__pair_hash") for cc, f in zip(settings.comparisons, fractions))
     pipeline.enqueue_sql(f"select pair_set, {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
     keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
     pipeline.enqueue_sql(
