@@ -23,7 +23,7 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from splink import Linker
+from splink import Linker, SparkAPI
 from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
 from splink.internals.comparison_vector_values import compute_comparison_vector_values_sql
 from splink.internals.pipeline import CTEPipeline
@@ -47,9 +47,8 @@ class PairSet:
     sample_sql: str | None = None
 
 
-def run_pipeline(linker: Linker, pipeline: CTEPipeline) -> DataFrame:
+def run_pipeline(db_api: SparkAPI, pipeline: CTEPipeline) -> DataFrame:
     """The pipeline's SQL as a lazy Spark DataFrame (Splink's dialect fixes applied, nothing materialised)."""
-    db_api = linker._db_api
     return db_api.spark.sql(db_api._setup_for_execute_sql(pipeline.generate_cte_pipeline_sql(), pipeline.output_table_name))
 
 
@@ -79,7 +78,7 @@ class JoinInputs:
         spark: SparkSession = linker._db_api.spark
         pipeline = CTEPipeline()
         enqueue_df_concat_with_tf(linker, pipeline)
-        concat = run_pipeline(linker, pipeline).persist(StorageLevel.MEMORY_AND_DISK)
+        concat = run_pipeline(linker._db_api, pipeline).persist(StorageLevel.MEMORY_AND_DISK)
         name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
         concat.createOrReplaceTempView(name)
         tables = sorted(linker._input_tables_dict.values(), key=lambda t: t.templated_name)
@@ -165,6 +164,7 @@ class CandidateVectors:
     frame: DataFrame
     pair_sets: tuple[PairSet, ...]
     inputs: JoinInputs = field(repr=False)
+    db_api: SparkAPI = field(repr=False)
 
     def release(self) -> None:
         self.frame.unpersist()
@@ -187,8 +187,8 @@ def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateV
     # kept in the executors' memory (spilling to disk) with the plan cut, so every later query
     # over the vectors plans in milliseconds instead of re-analysing the comparison SQL; one
     # partition per core instead of several per rule keeps the later jobs and files few
-    frame = run_pipeline(linker, pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
-    return CandidateVectors(frame, tuple(pair_sets), inputs)
+    frame = run_pipeline(linker._db_api, pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
+    return CandidateVectors(frame, tuple(pair_sets), inputs, linker._db_api)
 
 
 @dataclass(frozen=True)
@@ -228,15 +228,15 @@ def count_flagged_patterns(vectors: CandidateVectors, settings: Settings) -> Fla
     return FlaggedCounts(frame, gamma_columns)
 
 
-def score(vectors: CandidateVectors, linker: Linker) -> DataFrame:
+def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
     """Splink's predictions (``match_weight``, ``match_probability``, ``mw_*`` ...) of the
-    prediction candidates, computed with the trained parameters of ``linker``."""
+    prediction candidates, computed with the trained parameters in ``settings``."""
     name = f"__matcher_vectors_{uuid.uuid4().hex[:8]}"
     vectors.frame.where(F.col(PREDICT)).drop(PREDICT, *(flag(s) for s in vectors.pair_sets)).createOrReplaceTempView(name)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(f"select * from {name}", "__splink__df_comparison_vectors")
-    pipeline.enqueue_list_of_sqls(predict_from_comparison_vectors_sqls_using_settings(linker._settings_obj))
-    return run_pipeline(linker, pipeline)
+    pipeline.enqueue_list_of_sqls(predict_from_comparison_vectors_sqls_using_settings(settings))
+    return run_pipeline(vectors.db_api, pipeline)
 
 
 class Candidates:
@@ -248,6 +248,11 @@ class Candidates:
 
     def __init__(self) -> None:
         self._vectors: CandidateVectors | None = None
+
+    @property
+    def vectors(self) -> CandidateVectors | None:
+        """The vectors computed so far in this run, if any."""
+        return self._vectors
 
     def get(self, linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateVectors:
         if self._vectors is None or not {s.name for s in pair_sets} <= {s.name for s in self._vectors.pair_sets}:

@@ -53,8 +53,9 @@ def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, can
     The pairs are compared once, in ``candidates`` (reused when training compared them
     already), and the result is lazy: each action re-applies the weights to the kept vectors.
     """
-    linker = make_linker(df, config, model)
-    predictions = score(candidates.get(linker), linker)
+    # comparison vectors do not depend on the parameters: a run that trained has them already
+    vectors = candidates.vectors or candidates.get(make_linker(df, config))
+    predictions = score(vectors, model.settings())
     if config.primary_key == RECORD_ID:
         return predictions
     ids = [record_id(config, side).alias(f"{RECORD_ID}{side}") for side in ("_l", "_r")]

@@ -11,7 +11,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from splink import Linker, SparkAPI
+from splink import Linker, SettingsCreator, SparkAPI
+from splink.internals.settings import Settings
 
 from matcher.comparisons import SOURCE_DATASET_COLUMN, comparable, splink_settings
 from matcher.config import TransformConfig
@@ -63,6 +64,10 @@ class TrainedModel:
                 f"this config hashes to {config.model_hash()}; retrain with 'matcher train'"
             )
         return model
+
+    def settings(self) -> Settings:
+        """The trained Splink settings object (m, u, lambda, comparisons) for the Spark dialect."""
+        return SettingsCreator.from_path_or_dict(self.splink_model).get_settings("spark")
 
     def fits(self, config: TransformConfig) -> bool:
         return self.metadata.get("config_hash") == config.model_hash()

@@ -67,7 +67,7 @@ def pattern_counts(
         f"group by {', '.join(keys)}",
         "__matcher__pattern_counts",
     )
-    frame = run_pipeline(linker, pipeline).toPandas()
+    frame = run_pipeline(linker._db_api, pipeline).toPandas()
     if own_inputs:
         inputs.release()
     # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from matcher.candidates import Candidates
 from matcher.config import TransformConfig
@@ -188,12 +189,13 @@ def match_task(
             result.release()
     written = spark.read.parquet(str(folder.matches))
     n_pairs = spark.read.parquet(str(folder.pairs)).count()
+    rows_out, n_clusters = written.agg(F.count(F.lit(1)), F.countDistinct("match_id")).first()
     summary = {
         "config": config.name,
         "rows_in": rows_in,
-        "rows_out": written.count(),
+        "rows_out": rows_out,
         "n_pairs": n_pairs,
-        "n_clusters": written.select("match_id").distinct().count(),
+        "n_clusters": n_clusters,
         "threshold_match_probability": result.threshold_match_probability,
         "threshold_match_weight": probability_to_weight(result.threshold_match_probability),
         "clustering": result.clustering,
