@@ -20,16 +20,16 @@ import uuid
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
 from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
-from splink.internals.comparison_vector_values import compute_comparison_vector_values_sql
 from splink.internals.pipeline import CTEPipeline
 from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
 from splink.internals.settings import Settings
 from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
+
+from matcher.level_sql import gamma_sql
 
 SAMPLE_BUCKETS = 1_000_000
 """Hash buckets used to draw seeded samples of rows or pairs."""
@@ -78,7 +78,8 @@ class JoinInputs:
         spark: SparkSession = linker._db_api.spark
         pipeline = CTEPipeline()
         enqueue_df_concat_with_tf(linker, pipeline)
-        concat = run_pipeline(linker._db_api, pipeline).persist(StorageLevel.MEMORY_AND_DISK)
+        # computed now, in one job, so the many joins that read it do not each compute it
+        concat = run_pipeline(linker._db_api, pipeline).localCheckpoint(eager=True)
         name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
         concat.createOrReplaceTempView(name)
         tables = sorted(linker._input_tables_dict.values(), key=lambda t: t.templated_name)
@@ -179,11 +180,18 @@ def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateV
     inputs = JoinInputs.of(linker)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, list(pair_sets), partitions), "__splink__df_blocked")
-    extra = [PREDICT, *(flag(s) for s in pair_sets)]
-    pipeline.enqueue_sql(
-        compute_comparison_vector_values_sql([*settings._columns_to_select_for_comparison_vector_values, *extra]),
-        "__splink__df_comparison_vectors",
-    )
+    columns = list(settings._columns_to_select_for_comparison_vector_values)
+    shared = []
+    for k, cc in enumerate(settings.comparisons):
+        gamma = gamma_sql(cc, f"__shared_{k}")
+        shared += gamma.shared
+        columns[columns.index(cc._case_statement)] = f"{gamma.case} as {cc._gamma_column_name}"
+    blocked = "__splink__df_blocked"
+    if shared:
+        pipeline.enqueue_sql(f"select *, {', '.join(shared)} from {blocked}", "__matcher__blocked_shared")
+        blocked = "__matcher__blocked_shared"
+    columns += [PREDICT, *(flag(s) for s in pair_sets)]
+    pipeline.enqueue_sql(f"select {', '.join(columns)} from {blocked}", "__splink__df_comparison_vectors")
     # kept in the executors' memory (spilling to disk) with the plan cut, so every later query
     # over the vectors plans in milliseconds instead of re-analysing the comparison SQL; one
     # partition per core instead of several per rule keeps the later jobs and files few

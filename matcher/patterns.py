@@ -14,17 +14,10 @@ from splink import Linker
 from splink.internals.pipeline import CTEPipeline
 
 from matcher.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, run_pipeline
+from matcher.level_sql import gamma_sql
 
 SKIPPED = -2
 """Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
-
-
-def _gamma_sql(cc, fraction: float, pair_hash: str) -> str:
-    """Splink's CASE for one comparison, evaluated only on a ``fraction`` of the pairs."""
-    case = "CASE\n" + "\n".join(cl._when_then_comparison_vector_value_sql for cl in cc.comparison_levels) + "\nEND"
-    if fraction >= 1.0:
-        return f"{case} as {cc._gamma_column_name}"
-    return f"CASE WHEN {pair_hash} < {int(fraction * SAMPLE_BUCKETS)} THEN {case} ELSE {SKIPPED} END as {cc._gamma_column_name}"
 
 
 def pattern_counts(
@@ -59,8 +52,17 @@ def pattern_counts(
     # hashed once per pair here, not once per thinned comparison
     pipeline.enqueue_sql(f"select *, {pair_hash} as __pair_hash from __matcher__pairs_unhashed", "__matcher__pairs")
     fractions = fractions or [1.0] * len(settings.comparisons)
-    vectors = ", ".join(_gamma_sql(cc, f, "__pair_hash") for cc, f in zip(settings.comparisons, fractions))
-    pipeline.enqueue_sql(f"select pair_set, {vectors} from __matcher__pairs", "__matcher__comparison_vectors")
+    shared, vectors = [], []
+    for k, (cc, fraction) in enumerate(zip(settings.comparisons, fractions)):
+        evaluate = f"__pair_hash < {int(fraction * SAMPLE_BUCKETS)}" if fraction < 1.0 else None
+        gamma = gamma_sql(cc, f"__shared_{k}", evaluate)
+        shared += gamma.shared
+        case = gamma.case if evaluate is None else f"CASE WHEN {evaluate} THEN {gamma.case} ELSE {SKIPPED} END"
+        vectors.append(f"{case} as {cc._gamma_column_name}")
+    pipeline.enqueue_sql(f"select *{''.join(', ' + s for s in shared)} from __matcher__pairs", "__matcher__pairs_shared")
+    pipeline.enqueue_sql(
+        f"select pair_set, {', '.join(vectors)} from __matcher__pairs_shared", "__matcher__comparison_vectors"
+    )
     keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
     pipeline.enqueue_sql(
         f"select {', '.join(keys)}, count(*) as pattern_count from __matcher__comparison_vectors "

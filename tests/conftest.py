@@ -29,6 +29,43 @@ def minimal_config(**overrides) -> dict:
     return data
 
 
+# every comparison kind, with values where the engines' functions could disagree:
+# Jaro-Winkler transpositions, accents, characters outside the BMP, dates before 1582,
+# impossible dates, nulls, usernames of emails, postcode prefixes, numbers
+HARD_ROWS = [
+    ("1", "riothamus", "ap gwent", "1439-01-01", "ann.lee@x.com", "+441234567890", "SW1A 1AA", "leeds", 30, "a tall man", "2001-03-04", "J"),
+    ("2", "tiothamus", "ap gwent", "1489-01-01", "ann.lee@y.org", "+441234567891", "SW1A 2BB", "leeds", 31, "a tall mna", "2001-04-03", "james"),
+    ("3", "toni", "dupré", "2020-01-05", "annlee@x.com", "+441234567809", "SW1 3CC", "leeds", 45, None, "2001-04-03", "J."),
+    ("4", "antoinette", "dupre", "2020-5-1", None, "+44123456789", "S1 1AA", "york", None, "short", "1999-12-31", None),
+    ("5", "josé", "o'neil", "2020-02-30", "jose@x.com", None, "sw1a 1aa", "york", 30, "shorter", "2001-4-3", "k"),
+    ("6", "jose", "oneil", "0999-12-31", "jose@x.co", "+15551234567", None, None, 29, "a tall man", None, "K"),
+    ("7", "zoë😀", "smith", "1999-12-31", "zoe@x.com", "+15551234576", "EC1A 1BB", "leeds", 11, "tall", "1931-12-11", "é"),
+    ("8", "zoe😀", "smyth", "2000-01-01", "zoe@x.com", "+15551234567", "EC1A 1BB", "York", 12, "tall man", "1931-11-12", "e"),
+    ("9", "laursnce", "bootwood", "2000-05-01", "l@x.com", "+15551234567", "EC1 9ZZ", "leeds", 30, "a man", "2001-03-04", ""),
+    ("10", "laurence", "boltwood", "1999-11-30 10:00", "l@x.com", "", "EC2 9ZZ", "leeds", 300, "a man", "0999-01-02", "jo"),
+]
+HARD_COLUMNS = ["pk", "first_name", "surname", "dob", "email", "phone", "postcode", "city", "age", "note", "born", "middle"]
+
+
+
+
+def every_kind_config(path) -> dict:
+    """A config comparing every column of :data:`HARD_ROWS` (a CSV at ``path``) with its kind; every pair is a candidate."""
+    return {
+        "name": "parity",
+        "inputs": [{"name": "people", "path": str(path), "format": "csv"}],
+        "primary_key": "pk",
+        "columns": [
+            {"name": "first_name", "kind": "name"}, {"name": "surname", "kind": "name"}, {"name": "dob", "kind": "date"},
+            {"name": "email", "kind": "email"}, {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "postcode"},
+            {"name": "city", "kind": "exact", "term_frequency": True}, {"name": "age", "kind": "numeric"},
+            {"name": "note", "kind": "text"}, {"name": "born", "kind": "birth_date"}, {"name": "middle", "kind": "initial"},
+        ],
+        "blocking_rules": ["1 = 1"],
+        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
+    }
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     session = get_session(checkpoint_dir=tmp_path_factory.mktemp("checkpoints"), cores=2, memory="2g")

@@ -11,10 +11,12 @@ import pytest
 from pyspark.sql import functions as F
 from splink.internals.blocking import BlockingRule
 
+from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
 from matcher.candidates import Candidates, PairSet, count_flagged_patterns, score
 from matcher.comparisons import blocking_rule
 from matcher.config import config_from_dict, load_config
 from matcher.ingest import read_inputs
+from matcher.level_sql import gamma_sql
 from matcher.model import TrainedModel, make_linker
 from matcher.patterns import pattern_counts
 from matcher.training import USampler, _rule, estimate_lambda
@@ -125,3 +127,27 @@ def test_lambda_equals_splinks(spark, request, which):
     assert linker._settings_obj._probability_two_random_records_match == pytest.approx(
         splink_linker._settings_obj._probability_two_random_records_match, rel=1e-12
     )
+
+
+def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
+    """Every comparison kind on hard values: the vectors (similarity calls computed once per
+    pair) give the levels of Splink's own CASE, pair by pair."""
+    path = tmp_path / "people.csv"
+    pd.DataFrame(HARD_ROWS, columns=HARD_COLUMNS).to_csv(path, index=False)
+    config = config_from_dict(every_kind_config(path))
+    linker = make_linker(read_inputs(spark, config), config)
+    settings = linker._settings_obj
+    assert sum(len(gamma_sql(cc, "x").shared) for cc in settings.comparisons) >= 5  # the rewrite is exercised
+    gammas = [cc._gamma_column_name for cc in settings.comparisons]
+    keys = ["pk_l", "pk_r"]
+    want = (
+        linker.inference.predict().as_spark_dataframe().select(*keys, *gammas).toPandas()
+        .sort_values(keys, ignore_index=True)
+    )
+    candidates = Candidates()
+    try:
+        got = candidates.get(linker).frame.select(*keys, *gammas).toPandas().sort_values(keys, ignore_index=True)
+    finally:
+        candidates.release()
+    assert len(want) == len(HARD_ROWS) * (len(HARD_ROWS) - 1) // 2
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

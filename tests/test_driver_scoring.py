@@ -15,43 +15,14 @@ from matcher.term_frequency_drift import term_frequencies
 from matcher.ingest import read_inputs
 from matcher.model import TrainedModel
 from matcher.similarity import jaro_winkler
-
-# every comparison kind, with values where the engines' functions could disagree:
-# Jaro-Winkler transpositions, accents, characters outside the BMP, dates before 1582,
-# impossible dates, nulls, usernames of emails, postcode prefixes, numbers
-ROWS = [
-    ("1", "riothamus", "ap gwent", "1439-01-01", "ann.lee@x.com", "+441234567890", "SW1A 1AA", "leeds", 30, "a tall man", "2001-03-04", "J"),
-    ("2", "tiothamus", "ap gwent", "1489-01-01", "ann.lee@y.org", "+441234567891", "SW1A 2BB", "leeds", 31, "a tall mna", "2001-04-03", "james"),
-    ("3", "toni", "dupré", "2020-01-05", "annlee@x.com", "+441234567809", "SW1 3CC", "leeds", 45, None, "2001-04-03", "J."),
-    ("4", "antoinette", "dupre", "2020-5-1", None, "+44123456789", "S1 1AA", "york", None, "short", "1999-12-31", None),
-    ("5", "josé", "o'neil", "2020-02-30", "jose@x.com", None, "sw1a 1aa", "york", 30, "shorter", "2001-4-3", "k"),
-    ("6", "jose", "oneil", "0999-12-31", "jose@x.co", "+15551234567", None, None, 29, "a tall man", None, "K"),
-    ("7", "zoë😀", "smith", "1999-12-31", "zoe@x.com", "+15551234576", "EC1A 1BB", "leeds", 11, "tall", "1931-12-11", "é"),
-    ("8", "zoe😀", "smyth", "2000-01-01", "zoe@x.com", "+15551234567", "EC1A 1BB", "York", 12, "tall man", "1931-11-12", "e"),
-    ("9", "laursnce", "bootwood", "2000-05-01", "l@x.com", "+15551234567", "EC1 9ZZ", "leeds", 30, "a man", "2001-03-04", ""),
-    ("10", "laurence", "boltwood", "1999-11-30 10:00", "l@x.com", "", "EC2 9ZZ", "leeds", 300, "a man", "0999-01-02", "jo"),
-]
-COLUMNS = ["pk", "first_name", "surname", "dob", "email", "phone", "postcode", "city", "age", "note", "born", "middle"]
-
+from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
 
 @pytest.fixture(scope="module")
 def scored_both_ways(spark, tmp_path_factory):
     folder = tmp_path_factory.mktemp("driver_scoring")
     path = folder / "people.csv"
-    pd.DataFrame(ROWS, columns=COLUMNS).to_csv(path, index=False)
-    config = config_from_dict({
-        "name": "parity",
-        "inputs": [{"name": "people", "path": str(path), "format": "csv"}],
-        "primary_key": "pk",
-        "columns": [
-            {"name": "first_name", "kind": "name"}, {"name": "surname", "kind": "name"}, {"name": "dob", "kind": "date"},
-            {"name": "email", "kind": "email"}, {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "postcode"},
-            {"name": "city", "kind": "exact", "term_frequency": True}, {"name": "age", "kind": "numeric"},
-            {"name": "note", "kind": "text"}, {"name": "born", "kind": "birth_date"}, {"name": "middle", "kind": "initial"},
-        ],
-        "blocking_rules": ["1 = 1"],
-        "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["city"]]},
-    })
+    pd.DataFrame(HARD_ROWS, columns=HARD_COLUMNS).to_csv(path, index=False)
+    config = config_from_dict(every_kind_config(path))
     settings = splink_settings(config).get_settings("spark").as_dict()
     settings["probability_two_random_records_match"] = 0.01
     for comparison in settings["comparisons"]:
@@ -74,7 +45,7 @@ def _by_pair(scored: pd.DataFrame) -> pd.DataFrame:
 def test_both_engines_score_the_same_pairs_at_the_same_levels(scored_both_ways):
     _, _, via_spark, via_duckdb = scored_both_ways
     spark_pairs, duckdb_pairs = _by_pair(via_spark), _by_pair(via_duckdb)
-    assert len(spark_pairs) == len(ROWS) ** 2  # "1 = 1" blocks every ordered pair, a record with itself too
+    assert len(spark_pairs) == len(HARD_ROWS) ** 2  # "1 = 1" blocks every ordered pair, a record with itself too
     assert list(duckdb_pairs.index) == list(spark_pairs.index)
     gammas = [c for c in spark_pairs.columns if c.startswith("gamma_")]
     assert len(gammas) == 11

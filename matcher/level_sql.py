@@ -1,0 +1,73 @@
+"""A comparison's level CASE with the similarity calls that several levels repeat computed once.
+
+Splink writes one level per threshold (``jaro_winkler(a, b) >= 0.92``, ``>= 0.88``,
+``>= 0.7``), so a pair that fails them all evaluates the same similarity once per level;
+on Spark that is a JVM UDF call each time. :func:`gamma_sql` rewrites the CASE so that
+each such call is a column computed once per pair, and only where the original CASE
+would have evaluated it, so the levels (and any error a call could raise) are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+
+@dataclass(frozen=True)
+class GammaSql:
+    """``shared``: SQL column definitions to compute first; ``case``: the level CASE that reads them."""
+
+    shared: list[str]
+    case: str
+
+
+def _shares_a_call(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Func) and not isinstance(node, (exp.Connector, exp.Not, exp.Predicate)) and bool(
+        node.find(exp.Column)
+    )
+
+
+def gamma_sql(cc, name_prefix: str, evaluate_sql: str | None = None) -> GammaSql:
+    """Comparison ``cc``'s level CASE; shared columns are named ``<name_prefix>_<n>``.
+
+    A call is shared when two or more levels use it and the levels before its first use
+    hold no such call themselves (the guard re-tests them). Where ``evaluate_sql`` (SQL)
+    is false, nothing is computed: the caller's CASE does not read the levels there.
+    """
+    levels = cc.comparison_levels
+    trees = [None if cl._is_else_level else sqlglot.parse_one(cl.sql_condition, read="spark") for cl in levels]
+    used_in: dict[str, set[int]] = {}
+    for i, tree in enumerate(trees):
+        for node in tree.find_all(exp.Func) if tree is not None else ():
+            if _shares_a_call(node):
+                used_in.setdefault(node.sql(dialect="spark"), set()).add(i)
+    costly_before = [any(_shares_a_call(n) for n in tree.find_all(exp.Func)) if tree else False for tree in trees]
+    names = {
+        sql: f"{name_prefix}_{n}"
+        for n, sql in enumerate(sql for sql, used in used_in.items() if len(used) > 1 and not any(costly_before[: min(used)]))
+    }
+    replaced: dict[str, int] = {}
+
+    def share(node: exp.Expression, level: int) -> exp.Expression:
+        sql = node.sql(dialect="spark") if _shares_a_call(node) else None
+        if sql in names:
+            replaced[sql] = min(replaced.get(sql, level), level)
+            return exp.column(names[sql])
+        return node
+
+    clauses = []
+    for i, (cl, tree) in enumerate(zip(levels, trees)):
+        if tree is None:
+            clauses.append(f"ELSE {cl.comparison_vector_value}")
+        else:
+            rewritten = any(i in used_in[sql] for sql in names)
+            condition = tree.transform(lambda node, i=i: share(node, i)).sql(dialect="spark") if rewritten else cl.sql_condition
+            clauses.append(f"WHEN {condition} THEN {cl.comparison_vector_value}")
+    shared = []
+    for sql, first in replaced.items():
+        guard = [f"NOT coalesce(({cl.sql_condition}), false)" for cl in levels[:first]]
+        guard = [evaluate_sql] + guard if evaluate_sql else guard
+        shared.append(f"CASE WHEN {' AND '.join(guard) or 'true'} THEN {sql} END as {names[sql]}")
+    return GammaSql(shared, "CASE " + " ".join(clauses) + " END")
