@@ -2,16 +2,19 @@
 
 A comparison vector (one level per comparison, plus the term frequencies scoring
 needs) does not depend on the model's parameters. So one Spark job blocks the records
-with the prediction rules *and* with the rules training needs (the EM sessions, the
-deterministic rules behind lambda) and the u probe's row sample, evaluates Splink's
-comparison SQL once per distinct pair, and keeps the vectors in memory. Training counts
-patterns from them (:func:`count_flagged_patterns`); scoring applies the trained weights
-to them (:func:`score`). Stock Splink evaluates the comparisons of most of these pairs
-two or three times, in separate Spark jobs, and writes each step to Parquet.
+with the prediction rules (and draws the u probe's small row sample), evaluates
+Splink's comparison SQL once per distinct pair, and keeps the vectors in memory.
+Training counts patterns from them (:func:`count_flagged_patterns`); scoring applies
+the trained weights to them (:func:`score`). Stock Splink evaluates the comparisons of
+most of these pairs two or three times, in separate Spark jobs, and writes each step to
+Parquet.
 
-Each training pair set becomes a boolean column (:func:`flag`) that says whether a
-pair belongs to it; :data:`PREDICT` says whether a prediction rule found it. A pair
-that several rules find is one row with several flags.
+Each training pair set (an EM session's or a deterministic rule's pairs) becomes a
+boolean column (:func:`flag`) that says whether a candidate pair belongs to it;
+:data:`PREDICT` says whether a prediction rule found it. A pair that several rules find
+is one row with several flags. The pairs a training rule finds beyond the prediction
+rules (often many: EM may block on a single date) are only counted, never kept
+(:func:`outside_predictions`, counted in the u sample's job).
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ PREDICT = "__predict"
 
 @dataclass(frozen=True)
 class PairSet:
-    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if None)."""
+    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if
+    None), except the pairs any rule in ``exclude`` finds."""
 
     name: str
     rule: BlockingRule
     sample_sql: str | None = None
+    exclude: tuple[BlockingRule, ...] = ()
 
 
 def run_pipeline(db_api: SparkAPI, pipeline: CTEPipeline) -> DataFrame:
@@ -107,7 +112,7 @@ class JoinInputs:
         self.concat.unpersist()
 
 
-def _any(rules: list[BlockingRule]) -> str:
+def any_rule(rules: list[BlockingRule]) -> str:
     """SQL true when any of ``rules`` finds the pair (null-safe, as Splink's exclusions)."""
     return " OR ".join(f"coalesce(({r.blocking_rule_sql}), false)" for r in rules) or "false"
 
@@ -115,17 +120,18 @@ def _any(rules: list[BlockingRule]) -> str:
 def blocked_pairs_sql(
     linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
 ) -> str:
-    """One ``union all`` of every distinct pair the prediction rules or ``pair_sets`` find.
+    """One ``union all`` of every distinct pair the prediction rules find, plus the sampled sets.
 
     Prediction rules come first, each excluding the pairs of the rules before it (their
-    ``match_key`` is the rule's position, as in Splink). A blocking set then adds only
-    the pairs no earlier rule found. A sampled set (``sample_sql``) is drawn on its own
-    and its rows carry no other flag, so that its counts stay a random sample.
+    ``match_key`` is the rule's position, as in Splink); every such pair carries the flag
+    of each blocking set (``sample_sql`` None) its rule finds. The pairs a blocking set
+    finds beyond the prediction rules are not kept here: :func:`outside_predictions`
+    names them, for counting. A sampled set is drawn on its own and its rows carry no
+    other flag, so that its counts stay a random sample.
     """
     settings = linker._settings_obj
     columns = ", ".join(settings._columns_to_select_for_blocking)
     predict_rules = settings._blocking_rules_to_generate_predictions
-    blocking_sets = [s for s in pair_sets if s.sample_sql is None]
 
     def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
         values = [
@@ -142,20 +148,29 @@ def blocked_pairs_sql(
 
     sides = (inputs.left, inputs.right)
     selects = [
-        select(f"'{i}'", True, sides, rule.blocking_rule_sql, f"{inputs.where} AND NOT ({_any(predict_rules[:i])})")
+        select(f"'{i}'", True, sides, rule.blocking_rule_sql, f"{inputs.where} AND NOT ({any_rule(predict_rules[:i])})")
         for i, rule in enumerate(predict_rules)
     ]
-    seen = [*predict_rules]
-    for pair_set in blocking_sets:
-        if pair_set.rule.blocking_rule_sql not in {r.blocking_rule_sql for r in seen}:
-            where = f"{inputs.where} AND NOT ({_any(seen)})"
-            selects.append(select("cast(null as string)", False, sides, pair_set.rule.blocking_rule_sql, where))
-        seen.append(pair_set.rule)
     for pair_set in pair_sets:
         if pair_set.sample_sql is not None:
             sample = inputs.sampled(pair_set.sample_sql, partitions)
             selects.append(select("cast(null as string)", False, sample, pair_set.rule.blocking_rule_sql, inputs.where, pair_set))
     return "\nunion all\n".join(selects)
+
+
+def outside_predictions(settings: Settings, pair_sets: list[PairSet], *, cumulative: bool = False) -> list[PairSet]:
+    """The pairs of each blocking set that no prediction rule finds (the rest of the set is
+    flagged on the candidate vectors); ``cumulative`` also leaves out the earlier sets' pairs.
+
+    A set whose rule is a prediction rule has no such pairs and is left out.
+    """
+    predict_rules = settings._blocking_rules_to_generate_predictions
+    covered = {r.blocking_rule_sql for r in predict_rules}
+    return [
+        PairSet(s.name, s.rule, exclude=(*predict_rules, *(p.rule for p in pair_sets[:i] if cumulative)))
+        for i, s in enumerate(pair_sets)
+        if s.rule.blocking_rule_sql not in covered
+    ]
 
 
 @dataclass
@@ -251,7 +266,8 @@ class Candidates:
     """The candidate vectors of one input, shared by training and scoring within one run.
 
     Training asks first, with the pair sets it counts; scoring then reuses the same
-    vectors. Whoever creates it calls :meth:`release` once the scored pairs are written.
+    vectors. Whoever creates it releases it (``with Candidates() as c:`` or :meth:`release`)
+    once the scored pairs are written.
     """
 
     def __init__(self) -> None:
@@ -267,6 +283,12 @@ class Candidates:
             self.release()
             self._vectors = compute_vectors(linker, pair_sets)
         return self._vectors
+
+    def __enter__(self) -> "Candidates":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def release(self) -> None:
         if self._vectors is not None:

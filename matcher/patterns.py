@@ -13,7 +13,7 @@ import pandas as pd
 from splink import Linker
 from splink.internals.pipeline import CTEPipeline
 
-from matcher.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, run_pipeline
+from matcher.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, any_rule, run_pipeline
 from matcher.level_sql import gamma_sql
 
 SKIPPED = -2
@@ -27,8 +27,8 @@ def pattern_counts(
     """Count the pairs of each set per distinct comparison vector, all sets in one Spark job.
 
     Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
-    (one per comparison) evaluate comparison k on a seeded share of the pairs only;
-    elsewhere its value is :data:`SKIPPED`. ``inputs`` are the cached records to join
+    (one per comparison) evaluate comparison k on a seeded share of the sampled sets'
+    pairs only (elsewhere its value is :data:`SKIPPED`); blocking sets are evaluated whole. ``inputs`` are the cached records to join
     (computed, and released again, when not given).
     """
     settings = linker._settings_obj
@@ -41,9 +41,10 @@ def pattern_counts(
     for pair_set in pair_sets:
         # one join per set straight to the compared columns; a sample is cross joined on its own
         sides = inputs.sampled(pair_set.sample_sql, partitions) if pair_set.sample_sql else (inputs.left, inputs.right)
+        exclude = f" AND NOT ({any_rule(list(pair_set.exclude))})" if pair_set.exclude else ""
         selects.append(
             f"select '{pair_set.name}' as pair_set, {columns} "
-            f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}"
+            f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}{exclude}"
         )
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
     pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {SAMPLE_BUCKETS})"
@@ -53,8 +54,10 @@ def pattern_counts(
     pipeline.enqueue_sql(f"select *, {pair_hash} as __pair_hash from __matcher__pairs_unhashed", "__matcher__pairs")
     fractions = fractions or [1.0] * len(settings.comparisons)
     shared, vectors = [], []
+    sampled = ", ".join(f"'{s.name}'" for s in pair_sets if s.sample_sql is not None)
     for k, (cc, fraction) in enumerate(zip(settings.comparisons, fractions)):
-        evaluate = f"__pair_hash < {int(fraction * SAMPLE_BUCKETS)}" if fraction < 1.0 else None
+        thinned = fraction < 1.0 and sampled
+        evaluate = f"(pair_set NOT IN ({sampled}) OR __pair_hash < {int(fraction * SAMPLE_BUCKETS)})" if thinned else None
         gamma = gamma_sql(cc, f"__shared_{k}", evaluate)
         shared += gamma.shared
         case = gamma.case if evaluate is None else f"CASE WHEN {evaluate} THEN {gamma.case} ELSE {SKIPPED} END"
@@ -79,6 +82,13 @@ def pattern_counts(
 def of_set(frame: pd.DataFrame, pair_set: PairSet) -> pd.DataFrame:
     """The rows of a :func:`pattern_counts` frame that belong to ``pair_set``."""
     return frame[frame["pair_set"] == pair_set.name]
+
+
+def add_counts(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Pattern counts of the same set from several parts, summed per pattern (sorted, so float sums are reproducible)."""
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in frame.columns if c != "pattern_count"]
+    return frame.groupby(keys, as_index=False)["pattern_count"].sum().sort_values(keys, ignore_index=True)
 
 
 def gammas(settings, frame: pd.DataFrame) -> np.ndarray:

@@ -253,8 +253,7 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         harmonized = harmonize(spark, config) if config.sources is not None else None
         df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
         train_s = 0.0
-        candidates = Candidates()  # training compares the candidate pairs once; matching scores them
-        try:
+        with Candidates() as candidates:  # training compares the candidate pairs once; matching scores them
             if not fresh:
                 t = time.perf_counter()
                 train_task(config, folder, spark, df=df, candidates=candidates)
@@ -262,8 +261,6 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
             summary = match_task(
                 config, folder, spark, df=df, train_s=train_s, harmonized=harmonized, candidates=candidates
             )
-        finally:
-            candidates.release()
         df.unpersist()
         if harmonized is not None:
             harmonized.unpersist()

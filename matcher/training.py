@@ -30,8 +30,8 @@ from matcher.config import TransformConfig
 from matcher.em import expectation_maximisation
 from matcher.errors import InputDataError
 from matcher.model import TrainedModel, make_linker, versions
-from matcher.candidates import SAMPLE_BUCKETS, Candidates, JoinInputs, PairSet, count_flagged_patterns
-from matcher.patterns import gammas, level_counts, pattern_counts
+from matcher.candidates import SAMPLE_BUCKETS, Candidates, PairSet, count_flagged_patterns, outside_predictions
+from matcher.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +103,27 @@ def estimate_lambda(linker: Linker, config: TransformConfig, observed: int, tota
     linker._settings_obj._probability_two_random_records_match = observed / recall / total_pairs
 
 
-def estimate_u(
-    linker: Linker, config: TransformConfig, sampler: USampler, probe: pd.DataFrame, inputs: JoinInputs | None = None
-) -> dict:
-    """Estimate u from the comparison vectors of randomly sampled pairs.
+def u_fractions(linker: Linker, sampler: USampler, probe: pd.DataFrame) -> list[float]:
+    """The share of the u sample's pairs each comparison needs (:func:`thinning_fractions`).
 
     Like Splink, a comparison stops needing pairs once each of its levels has been seen
     ``U_MIN_COUNT_PER_LEVEL`` times; here the ``probe`` counts say how common each level
-    is, and the full sample evaluates each comparison on just the share of pairs it
-    needs (one Spark job, not one per comparison and chunk). A level never seen gets
-    u = 1 / pairs (an upper bound).
+    is, so the full sample is one Spark job, not one per comparison and chunk.
     """
     settings = linker._settings_obj
     probe_pairs = int(probe["pattern_count"].sum())
-    fractions = [1.0] * len(settings.comparisons)
-    if probe_pairs > 0:
-        full_pairs = sampler.total_pairs * sampler.proportion**2
-        fractions = thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
-    frame = pattern_counts(linker, [sampler.full], fractions=fractions, seed=config.seed, inputs=inputs)
+    if probe_pairs == 0:
+        return [1.0] * len(settings.comparisons)
+    full_pairs = sampler.total_pairs * sampler.proportion**2
+    return thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
+
+
+def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fractions: list[float], probe_pairs: int) -> dict:
+    """Set u from the pattern counts of the randomly sampled pairs.
+
+    A level never seen gets u = 1 / pairs (an upper bound).
+    """
+    settings = linker._settings_obj
     pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
@@ -209,26 +212,34 @@ def train(
     own = candidates is None
     candidates = candidates or Candidates()
 
-    # one Spark job compares every candidate pair once and counts the patterns of each
-    # training set: the deterministic rules, the EM sessions, the u probe
+    # job 1 compares every candidate pair once and counts the patterns of the training sets
+    # among them (deterministic rules, EM sessions) and of the u probe
     t = time.perf_counter()
+    settings = linker._settings_obj
     sampler = USampler(linker, config, sizes)
     deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
     em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
     vectors = candidates.get(linker, [*deterministic, *em_sets, sampler.probe])
-    counts = count_flagged_patterns(vectors, linker._settings_obj)
+    counts = count_flagged_patterns(vectors, settings)
     timings["count_patterns"] = time.perf_counter() - t
 
+    # job 2 counts the u sample and the training sets' pairs that no prediction rule finds
     t = time.perf_counter()
-    estimate_lambda(linker, config, counts.pairs_in_any(deterministic), sampler.total_pairs)
-    timings["lambda"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    u_sampling = estimate_u(linker, config, sampler, counts.of_set(sampler.probe), vectors.inputs)
+    probe = counts.of_set(sampler.probe)
+    fractions = u_fractions(linker, sampler, probe)
+    outside = [*outside_predictions(settings, deterministic, cumulative=True), *outside_predictions(settings, em_sets)]
+    rest = pattern_counts(linker, [sampler.full, *outside], fractions=fractions, seed=config.seed, inputs=vectors.inputs)
     timings["u"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sessions = [estimate_m(linker, config, s.rule, counts.of_set(s)) for s in em_sets]
+    beyond_candidates = rest.loc[rest["pair_set"].isin([d.name for d in deterministic]), "pattern_count"]
+    observed = counts.pairs_in_any(deterministic) + int(beyond_candidates.sum())
+    estimate_lambda(linker, config, observed, sampler.total_pairs)
+    timings["lambda"] = time.perf_counter() - t
+    u_sampling = estimate_u(linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()))
+
+    t = time.perf_counter()
+    sessions = [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s))) for s in em_sets]
     timings["m"] = time.perf_counter() - t
     if own:
         candidates.release()

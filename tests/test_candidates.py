@@ -12,14 +12,14 @@ from pyspark.sql import functions as F
 from splink.internals.blocking import BlockingRule
 
 from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
-from matcher.candidates import Candidates, PairSet, count_flagged_patterns, score
+from matcher.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
 from matcher.comparisons import blocking_rule
 from matcher.config import config_from_dict, load_config
 from matcher.ingest import read_inputs
 from matcher.level_sql import gamma_sql
 from matcher.model import TrainedModel, make_linker
-from matcher.patterns import pattern_counts
-from matcher.training import USampler, _rule, estimate_lambda
+from matcher.patterns import add_counts, of_set, pattern_counts
+from matcher.training import USampler, _rule, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,6 +56,13 @@ def _trained(spark, config) -> TrainedModel:
     return TrainedModel(linker.misc.save_model_to_json(), {})
 
 
+def _untrained(spark, config):
+    """The inputs, an untrained linker over them, and the row count of each input."""
+    df = read_inputs(spark, config)
+    sizes = [df.where(F.col("source_dataset") == i.name).count() for i in config.inputs]
+    return df, make_linker(df, config), sizes
+
+
 def _ids(frame, id_columns):
     return frame.select(*id_columns, "match_key", F.round("match_weight", 9).alias("match_weight"))
 
@@ -66,8 +73,7 @@ def test_scores_equal_splinks_predict(spark, request, which):
     df = read_inputs(spark, config)
     model = _trained(spark, config)
     expected = make_linker(df, config, model).inference.predict().as_spark_dataframe()
-    candidates = Candidates()
-    try:
+    with Candidates() as candidates:
         # as matching does: vectors from an untrained linker, weights from the saved model
         ours = score(candidates.get(make_linker(df, config)), model.settings())
         id_columns = [c for c in expected.columns if c.startswith("unique_id") or c.startswith("source_dataset")]
@@ -76,55 +82,42 @@ def test_scores_equal_splinks_predict(spark, request, which):
         want = _ids(expected, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
         assert len(want) > 1000
         pd.testing.assert_frame_equal(got, want)
-    finally:
-        candidates.release()
 
 
 @pytest.mark.parametrize("which", ["dedupe", "link_only"])
-def test_flagged_counts_equal_counting_each_set_alone(spark, request, which):
+def test_flagged_counts_and_the_pairs_outside_them_equal_counting_each_set_alone(spark, request, which):
     config = request.getfixturevalue(which)
-    df = read_inputs(spark, config)
-    linker = make_linker(df, config)
-    sizes = [df.where(F.col("source_dataset") == i.name).count() for i in config.inputs]
+    _, linker, sizes = _untrained(spark, config)
+    settings = linker._settings_obj
     sampler = USampler(linker, config, sizes)
     sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
-    # a rule no prediction rule covers: its pairs come from a branch of their own
+    # a rule no prediction rule covers: most of its pairs lie outside the candidates
     sets.append(PairSet("city", BlockingRule("l.city = r.city", "spark")))
-    candidates = Candidates()
-    try:
+    with Candidates() as candidates:
         vectors = candidates.get(linker, [*sets, sampler.probe])
-        counts = count_flagged_patterns(vectors, linker._settings_obj)
+        counts = count_flagged_patterns(vectors, settings)
+        outside = pattern_counts(linker, outside_predictions(settings, sets), seed=config.seed)
         alone = pattern_counts(linker, [*sets, sampler.probe], seed=config.seed)
         for pair_set in [*sets, sampler.probe]:
-            want = alone[alone["pair_set"] == pair_set.name].reset_index(drop=True)
-            got = counts.of_set(pair_set).reset_index(drop=True)
+            want = of_set(alone, pair_set).reset_index(drop=True)
+            got = add_counts(counts.of_set(pair_set), of_set(outside, pair_set)).reset_index(drop=True)
             assert int(want["pattern_count"].sum()) > 0
             pd.testing.assert_frame_equal(got, want, check_dtype=False)
-        # the scored pairs are still only the prediction rules' pairs
-        predicted = score(vectors, linker._settings_obj).count()
-        assert predicted == linker.inference.predict().as_spark_dataframe().count()
-    finally:
-        candidates.release()
+        assert int(of_set(outside, sets[-1])["pattern_count"].sum()) > 0
+        # the candidates are the prediction rules' pairs only
+        assert score(vectors, settings).count() == linker.inference.predict().as_spark_dataframe().count()
 
 
 @pytest.mark.parametrize("which", ["dedupe", "link_only"])
-def test_lambda_equals_splinks(spark, request, which):
+def test_trained_lambda_equals_splinks(spark, request, which):
     config = request.getfixturevalue(which)
     df = read_inputs(spark, config)
     splink_linker = make_linker(df, config)
     splink_linker.training.estimate_probability_two_random_records_match(
         [blocking_rule(r) for r in config.training.deterministic_rules], recall=config.training.deterministic_recall
     )
-    linker = make_linker(df, config)
-    sizes = [df.where(F.col("source_dataset") == i.name).count() for i in config.inputs]
-    deterministic = [PairSet(f"d{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
-    candidates = Candidates()
-    try:
-        counts = count_flagged_patterns(candidates.get(linker, deterministic), linker._settings_obj)
-        estimate_lambda(linker, config, counts.pairs_in_any(deterministic), USampler(linker, config, sizes).total_pairs)
-    finally:
-        candidates.release()
-    assert linker._settings_obj._probability_two_random_records_match == pytest.approx(
+    model = train(df, config)
+    assert model.splink_model["probability_two_random_records_match"] == pytest.approx(
         splink_linker._settings_obj._probability_two_random_records_match, rel=1e-12
     )
 
@@ -144,10 +137,7 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
         linker.inference.predict().as_spark_dataframe().select(*keys, *gammas).toPandas()
         .sort_values(keys, ignore_index=True)
     )
-    candidates = Candidates()
-    try:
+    with Candidates() as candidates:
         got = candidates.get(linker).frame.select(*keys, *gammas).toPandas().sort_values(keys, ignore_index=True)
-    finally:
-        candidates.release()
     assert len(want) == len(HARD_ROWS) * (len(HARD_ROWS) - 1) // 2
     pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -77,13 +77,23 @@ def test_a_row_sample_restricts_both_sides_of_the_pairs(linker):
     assert as_counter(of_set(pattern_counts(linker, [sample]), sample)) == expected
 
 
-def test_a_zero_fraction_skips_a_comparison_on_every_pair(linker):
+def test_a_zero_fraction_skips_a_comparison_on_every_sampled_pair_only(linker):
+    sampled = PairSet("sampled", BlockingRule("1=1", "spark"), sample_sql="id > 0")
     everything = PairSet("all", BlockingRule("1=1", "spark"))
-    counts = of_set(pattern_counts(linker, [everything], fractions=[1.0, 0.0]), everything)
-    assert set(counts["gamma_colour"]) == {SKIPPED}
-    city_levels = level_counts(linker._settings_obj, counts)[0]
+    counts = pattern_counts(linker, [sampled, everything], fractions=[1.0, 0.0])
+    thinned = of_set(counts, sampled)
+    assert set(thinned["gamma_colour"]) == {SKIPPED}
+    city_levels = level_counts(linker._settings_obj, thinned)[0]
     hand = by_hand()
     assert city_levels == {level: float(sum(n for (c, _), n in hand.items() if c == level)) for level in (1, 0)}
+    # a blocking set in the same job is evaluated whole
+    assert as_counter(of_set(counts, everything)) == hand
+
+
+def test_excluded_rules_leave_their_pairs_out(linker):
+    outside_city = PairSet("rest", BlockingRule("1=1", "spark"), exclude=(BlockingRule("l.city = r.city", "spark"),))
+    expected = by_hand(lambda l, r: not (l["city"] is not None and l["city"] == r["city"]))
+    assert as_counter(of_set(pattern_counts(linker, [outside_city]), outside_city)) == expected
 
 
 def test_thinning_evaluates_only_the_share_each_comparison_needs():
