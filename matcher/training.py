@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _DIALECT = "spark"
 U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
 U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
-U_PROBE_SAFETY = 2.0  # evaluate twice the share the probe says is needed
+U_PROBE_SAFETY = 1.25  # evaluate a quarter more than the share the probe says is needed
 
 
 def _rule(rule: RuleSpec) -> BlockingRule:

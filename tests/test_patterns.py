@@ -13,7 +13,7 @@ from matcher.config import config_from_dict
 from matcher.ingest import read_inputs
 from matcher.model import make_linker
 from matcher.patterns import SKIPPED, PairSet, level_counts, of_set, pattern_counts
-from matcher.training import thinning_fractions
+from matcher.training import U_PROBE_SAFETY, thinning_fractions
 
 ROWS = pd.DataFrame(
     {
@@ -99,7 +99,7 @@ def test_excluded_rules_leave_their_pairs_out(linker):
 def test_thinning_evaluates_only_the_share_each_comparison_needs():
     probe = [{1: 10.0, 0: 990.0}, {1: 1.0, 0: 999.0}, {1: 0.0, 0: 1000.0}]
     fractions = thinning_fractions(probe, probe_pairs=1000, full_pairs=100_000, min_count=100)
-    # level 1 of comparison 0 is expected 1,000 times in the full sample: a fifth is enough (with 2x safety)
-    assert fractions[0] == pytest.approx(0.2)
+    # level 1 of comparison 0 is expected 1,000 times in the full sample: a tenth is enough (plus the safety margin)
+    assert fractions[0] == pytest.approx(0.1 * U_PROBE_SAFETY)
     # expected only 100 times: needs everything; never seen in the probe: needs everything
     assert fractions[1:] == [1.0, 1.0]
