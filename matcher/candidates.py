@@ -57,6 +57,20 @@ def run_pipeline(db_api: SparkAPI, pipeline: CTEPipeline) -> DataFrame:
     return db_api.spark.sql(db_api._setup_for_execute_sql(pipeline.generate_cte_pipeline_sql(), pipeline.output_table_name))
 
 
+def free_checkpoint(frame: DataFrame) -> None:
+    """Drop the blocks of a local checkpoint now (``unpersist()`` does not reach them; Spark
+    would free them only once the JVM garbage-collects the plan)."""
+    plan = frame._jdf.queryExecution().logical()
+    if plan.nodeName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
+def _drop_views(spark: SparkSession, views: list[str]) -> None:
+    for view in views:
+        spark.catalog.dropTempView(view)
+    views.clear()
+
+
 def flag(pair_set: PairSet) -> str:
     """The boolean column saying whether a pair belongs to ``pair_set``."""
     return f"__in_{pair_set.name}"
@@ -70,6 +84,7 @@ class JoinInputs:
     right: str
     where: str
     concat: DataFrame
+    views: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(cls, linker: Linker) -> "JoinInputs":
@@ -94,9 +109,9 @@ class JoinInputs:
             for table in tables:
                 sides.append(f"{name}_{len(sides)}")
                 spark.sql(f"select * from {name} where {source.name} = '{table.dataset_display_name}'").createOrReplaceTempView(sides[-1])
-            return cls(sides[0], sides[1], " where 1=1 ", concat)
+            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides])
         ids = settings.column_info_settings.unique_id_input_columns
-        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat)
+        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat, [name])
 
     def sampled(self, sample_sql: str, partitions: str) -> tuple[str, str]:
         """The two sides restricted to the rows ``sample_sql`` keeps, spread over ``partitions``
@@ -106,10 +121,13 @@ class JoinInputs:
         for side in (self.left, self.right):
             names.append(f"{side}_sample_{uuid.uuid4().hex[:6]}")
             spark.sql(f"select /*+ REPARTITION({partitions}) */ * from {side} where {sample_sql}").createOrReplaceTempView(names[-1])
+        self.views.extend(names)
         return names[0], names[1]
 
     def release(self) -> None:
-        self.concat.unpersist()
+        """Drop the temporary views (they would keep the records alive) and the cached records."""
+        _drop_views(self.concat.sparkSession, self.views)
+        free_checkpoint(self.concat)
 
 
 def any_rule(rules: list[BlockingRule]) -> str:
@@ -175,15 +193,17 @@ def outside_predictions(settings: Settings, pair_sets: list[PairSet], *, cumulat
 
 @dataclass
 class CandidateVectors:
-    """The comparison vectors of every candidate pair (persisted), and the sets flagged on them."""
+    """The comparison vectors of every candidate pair (a local checkpoint), and the sets flagged on them."""
 
     frame: DataFrame
     pair_sets: tuple[PairSet, ...]
     inputs: JoinInputs = field(repr=False)
     db_api: SparkAPI = field(repr=False)
+    views: list[str] = field(default_factory=list, repr=False)
 
     def release(self) -> None:
-        self.frame.unpersist()
+        _drop_views(self.frame.sparkSession, self.views)
+        free_checkpoint(self.frame)
         self.inputs.release()
 
 
@@ -236,8 +256,7 @@ class FlaggedCounts:
 
 
 def count_flagged_patterns(vectors: CandidateVectors, settings: Settings) -> FlaggedCounts:
-    """Count the flagged pairs per flag combination and pattern: one Spark job, which also
-    computes (and persists) the vectors when nothing has yet."""
+    """Count the flagged pairs per flag combination and pattern: one small Spark job over the kept vectors."""
     gamma_columns = tuple(cc._gamma_column_name for cc in settings.comparisons)
     flags = [flag(s) for s in vectors.pair_sets]
     if not flags:
@@ -256,6 +275,7 @@ def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
     prediction candidates, computed with the trained parameters in ``settings``."""
     name = f"__matcher_vectors_{uuid.uuid4().hex[:8]}"
     vectors.frame.where(F.col(PREDICT)).drop(PREDICT, *(flag(s) for s in vectors.pair_sets)).createOrReplaceTempView(name)
+    vectors.views.append(name)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(f"select * from {name}", "__splink__df_comparison_vectors")
     pipeline.enqueue_list_of_sqls(predict_from_comparison_vectors_sqls_using_settings(settings))

@@ -25,7 +25,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from matcher.candidates import Candidates, score
+from matcher.candidates import Candidates, free_checkpoint, score
 from matcher.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.comparisons import SOURCE_DATASET_COLUMN
 from matcher.config import ClusteringSpec, TransformConfig
@@ -74,7 +74,8 @@ class MatchResult:
     candidates: Candidates | None = field(default=None, repr=False)
 
     def release(self) -> None:
-        """Free the compared candidate pairs ``pairs`` is computed from; call it once they are written."""
+        """Free the scored pairs and the candidate pairs they come from; call it once they are written."""
+        free_checkpoint(self.pairs)
         if self.candidates is not None:
             self.candidates.release()
 

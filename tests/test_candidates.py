@@ -141,3 +141,22 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
         got = candidates.get(linker).frame.select(*keys, *gammas).toPandas().sort_values(keys, ignore_index=True)
     assert len(want) == len(HARD_ROWS) * (len(HARD_ROWS) - 1) // 2
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_releasing_frees_the_kept_pairs_and_their_views(spark, dedupe):
+    _, linker, sizes = _untrained(spark, dedupe)
+    probe = USampler(linker, dedupe, sizes).probe
+    with Candidates() as candidates:  # first use materialises the linker's cached term-frequency tables
+        score(candidates.get(linker, [probe]), linker._settings_obj).count()
+
+    def kept() -> tuple[int, set[str]]:
+        views = {t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__matcher_")}
+        return spark.sparkContext._jsc.sc().getPersistentRDDs().size(), views
+
+    before = kept()
+    with Candidates() as candidates:
+        vectors = candidates.get(linker, [probe])
+        score(vectors, linker._settings_obj).count()
+        during = kept()
+    assert during[0] > before[0] and during[1] > before[1]
+    assert kept() == before
