@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -209,40 +210,37 @@ def train(
     sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
     sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
     linker = make_linker(df, config)
-    own = candidates is None
-    candidates = candidates or Candidates()
+    # without a run's shared candidates, compare them here and release them when done
+    with Candidates() if candidates is None else nullcontext(candidates) as candidates:
+        # job 1 compares every candidate pair once and counts the patterns of the training sets
+        # among them (deterministic rules, EM sessions) and of the u probe
+        t = time.perf_counter()
+        settings = linker._settings_obj
+        sampler = USampler(linker, config, sizes)
+        deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
+        em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
+        vectors = candidates.get(linker, [*deterministic, *em_sets, sampler.probe])
+        counts = count_flagged_patterns(vectors, settings)
+        timings["count_patterns"] = time.perf_counter() - t
 
-    # job 1 compares every candidate pair once and counts the patterns of the training sets
-    # among them (deterministic rules, EM sessions) and of the u probe
-    t = time.perf_counter()
-    settings = linker._settings_obj
-    sampler = USampler(linker, config, sizes)
-    deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
-    em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
-    vectors = candidates.get(linker, [*deterministic, *em_sets, sampler.probe])
-    counts = count_flagged_patterns(vectors, settings)
-    timings["count_patterns"] = time.perf_counter() - t
+        # job 2 counts the u sample and the training sets' pairs that no prediction rule finds
+        t = time.perf_counter()
+        probe = counts.of_set(sampler.probe)
+        fractions = u_fractions(linker, sampler, probe)
+        outside = [*outside_predictions(settings, deterministic, cumulative=True), *outside_predictions(settings, em_sets)]
+        rest = pattern_counts(linker, [sampler.full, *outside], fractions=fractions, seed=config.seed, inputs=vectors.inputs)
+        timings["u"] = time.perf_counter() - t
 
-    # job 2 counts the u sample and the training sets' pairs that no prediction rule finds
-    t = time.perf_counter()
-    probe = counts.of_set(sampler.probe)
-    fractions = u_fractions(linker, sampler, probe)
-    outside = [*outside_predictions(settings, deterministic, cumulative=True), *outside_predictions(settings, em_sets)]
-    rest = pattern_counts(linker, [sampler.full, *outside], fractions=fractions, seed=config.seed, inputs=vectors.inputs)
-    timings["u"] = time.perf_counter() - t
+        t = time.perf_counter()
+        beyond_candidates = rest.loc[rest["pair_set"].isin([d.name for d in deterministic]), "pattern_count"]
+        observed = counts.pairs_in_any(deterministic) + int(beyond_candidates.sum())
+        estimate_lambda(linker, config, observed, sampler.total_pairs)
+        timings["lambda"] = time.perf_counter() - t
+        u_sampling = estimate_u(linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()))
 
-    t = time.perf_counter()
-    beyond_candidates = rest.loc[rest["pair_set"].isin([d.name for d in deterministic]), "pattern_count"]
-    observed = counts.pairs_in_any(deterministic) + int(beyond_candidates.sum())
-    estimate_lambda(linker, config, observed, sampler.total_pairs)
-    timings["lambda"] = time.perf_counter() - t
-    u_sampling = estimate_u(linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()))
-
-    t = time.perf_counter()
-    sessions = [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s))) for s in em_sets]
-    timings["m"] = time.perf_counter() - t
-    if own:
-        candidates.release()
+        t = time.perf_counter()
+        sessions = [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s))) for s in em_sets]
+        timings["m"] = time.perf_counter() - t
 
     supervised = None
     if labels is not None and len(labels):
