@@ -165,22 +165,21 @@ def labeling_sets(
     """
     if sets < 1 or set_size < 2:
         raise InputDataError(f"label-set needs at least 1 set of at least 2 rows (got --sets {sets} --set-size {set_size})")
-    candidates = Candidates()
-    pairs = (_model_pairs(df, config, model, candidates) if model is not None else _blocked_pairs(df, config)).cache()
-    seeds = pairs.orderBy("rank", "id_l", "id_r").limit(sets * SEED_POOL + len(already_labeled)).toPandas()
-    if model is not None:
-        from matcher.supervision import threshold_match_weight
+    with Candidates() as candidates:  # the model's scored pairs come from them
+        pairs = (_model_pairs(df, config, model, candidates) if model is not None else _blocked_pairs(df, config)).cache()
+        seeds = pairs.orderBy("rank", "id_l", "id_r").limit(sets * SEED_POOL + len(already_labeled)).toPandas()
+        if model is not None:
+            from matcher.supervision import threshold_match_weight
 
-        seeds = pd.concat([_bridge_seeds(pairs, threshold_match_weight(config, model)), seeds], ignore_index=True)
-    seed_ids = set(seeds["id_l"]) | set(seeds["id_r"])
-    wanted = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(seed_ids) or [""]}))
-    near = pairs.join(F.broadcast(wanted), (pairs["id_l"] == wanted["i"]) | (pairs["id_r"] == wanted["i"]), "left_semi")
-    # neighbours of neighbours let a set grow past the seed's own links
-    second = set(near.select("id_l").toPandas()["id_l"]) | set(near.select("id_r").toPandas()["id_r"])
-    wider = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(second | seed_ids) or [""]}))
-    neighbours = pairs.join(F.broadcast(wider), (pairs["id_l"] == wider["i"]) | (pairs["id_r"] == wider["i"]), "left_semi").toPandas()
-    pairs.unpersist()
-    candidates.release()
+            seeds = pd.concat([_bridge_seeds(pairs, threshold_match_weight(config, model)), seeds], ignore_index=True)
+        seed_ids = set(seeds["id_l"]) | set(seeds["id_r"])
+        wanted = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(seed_ids) or [""]}))
+        near = pairs.join(F.broadcast(wanted), (pairs["id_l"] == wanted["i"]) | (pairs["id_r"] == wanted["i"]), "left_semi")
+        # neighbours of neighbours let a set grow past the seed's own links
+        second = set(near.select("id_l").toPandas()["id_l"]) | set(near.select("id_r").toPandas()["id_r"])
+        wider = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(second | seed_ids) or [""]}))
+        neighbours = pairs.join(F.broadcast(wider), (pairs["id_l"] == wider["i"]) | (pairs["id_r"] == wider["i"]), "left_semi").toPandas()
+        pairs.unpersist()
     built = _build_sets(seeds, neighbours, sets, set_size, set(already_labeled))
     if not built:
         raise InputDataError(f"{config.name}: no candidate pairs left to label (every candidate record is labeled already)")

@@ -28,8 +28,8 @@ def pattern_counts(
 
     Returns one row per (``pair_set``, pattern) with ``pattern_count``. ``fractions``
     (one per comparison) evaluate comparison k on a seeded share of the sampled sets'
-    pairs only (elsewhere its value is :data:`SKIPPED`); blocking sets are evaluated whole. ``inputs`` are the cached records to join
-    (computed, and released again, when not given).
+    pairs only (elsewhere its value is :data:`SKIPPED`); blocking sets are evaluated whole.
+    ``inputs`` are the cached records to join (computed, and released again, when not given).
     """
     settings = linker._settings_obj
     info = settings.column_info_settings
