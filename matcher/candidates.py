@@ -2,8 +2,10 @@
 
 A comparison vector (one level per comparison, plus the term frequencies scoring
 needs) does not depend on the model's parameters. So one Spark job blocks the records
-with the prediction rules (and draws the u probe's small row sample), evaluates
-Splink's comparison SQL once per distinct pair, and keeps the vectors in memory.
+with the prediction rules (and draws the u probe's small row sample) into pairs of ids,
+joins the two records to each pair, evaluates Splink's comparison SQL once per distinct
+pair, and keeps the vectors in memory. Comparing after the union of the rules' joins,
+not in each of them, keeps the generated code (and its planning) one comparison wide.
 Training counts patterns from them (:func:`count_flagged_patterns`); scoring applies
 the trained weights to them (:func:`score`). Stock Splink evaluates the comparisons of
 most of these pairs two or three times, in separate Spark jobs, and writes each step to
@@ -65,6 +67,20 @@ def free_checkpoint(frame: DataFrame) -> None:
         plan.rdd().unpersist(False)
 
 
+def _broadcastable(checkpoint: DataFrame) -> bool:
+    """Whether a local checkpoint takes no more memory than Spark's ``autoBroadcastJoinThreshold``.
+
+    Spark cannot know (it estimates a checkpoint's size from the plan that computed it),
+    so joins against it would otherwise shuffle both sides before adaptive execution
+    turns them into broadcasts.
+    """
+    spark = checkpoint.sparkSession
+    threshold = int(spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold())
+    rdd = checkpoint._jdf.queryExecution().logical().rdd().id()
+    stored = next((i.memSize() + i.diskSize() for i in spark.sparkContext._jsc.sc().getRDDStorageInfo() if i.id() == rdd), None)
+    return stored is not None and 0 <= stored <= threshold
+
+
 def _drop_views(spark: SparkSession, views: list[str]) -> None:
     for view in views:
         spark.catalog.dropTempView(view)
@@ -85,6 +101,7 @@ class JoinInputs:
     where: str
     concat: DataFrame
     views: list[str] = field(default_factory=list, repr=False)
+    broadcast: bool = False
 
     @classmethod
     def of(cls, linker: Linker) -> "JoinInputs":
@@ -109,9 +126,13 @@ class JoinInputs:
             for table in tables:
                 sides.append(f"{name}_{len(sides)}")
                 spark.sql(f"select * from {name} where {source.name} = '{table.dataset_display_name}'").createOrReplaceTempView(sides[-1])
-            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides])
+            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides], _broadcastable(concat))
         ids = settings.column_info_settings.unique_id_input_columns
-        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat, [name])
+        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat, [name], _broadcastable(concat))
+
+    def hint(self, *aliases: str) -> str:
+        """A ``BROADCAST`` hint for the joined sides ``aliases`` when the records are small enough."""
+        return f"/*+ BROADCAST({', '.join(aliases)}) */ " if self.broadcast else ""
 
     def sampled(self, sample_sql: str, partitions: str) -> tuple[str, str]:
         """The two sides restricted to the rows ``sample_sql`` keeps, spread over ``partitions``
@@ -138,7 +159,8 @@ def any_rule(rules: list[BlockingRule]) -> str:
 def blocked_pairs_sql(
     linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
 ) -> str:
-    """One ``union all`` of every distinct pair the prediction rules find, plus the sampled sets.
+    """One ``union all`` of the unique ids of every distinct pair the prediction rules find,
+    plus the sampled sets (:func:`with_records_sql` then joins the records to them).
 
     Prediction rules come first, each excluding the pairs of the rules before it (their
     ``match_key`` is the rule's position, as in Splink); every such pair carries the flag
@@ -148,7 +170,8 @@ def blocked_pairs_sql(
     other flag, so that its counts stay a random sample.
     """
     settings = linker._settings_obj
-    columns = ", ".join(settings._columns_to_select_for_blocking)
+    ids = settings.column_info_settings.unique_id_input_columns
+    columns = ", ".join(name for column in ids for name in column.l_r_names_as_l_r)
     predict_rules = settings._blocking_rules_to_generate_predictions
 
     def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
@@ -160,7 +183,7 @@ def blocked_pairs_sql(
         ]
         flag_sql = "".join(f", {v} as {flag(s)}" for v, s in zip(values, pair_sets))
         return (
-            f"select {columns}, {match_key} as match_key, {str(predict).lower()} as {PREDICT}{flag_sql} "
+            f"select {inputs.hint('r')}{columns}, {match_key} as match_key, {str(predict).lower()} as {PREDICT}{flag_sql} "
             f"from {source[0]} as l inner join {source[1]} as r on ({on}) {where}"
         )
 
@@ -174,6 +197,19 @@ def blocked_pairs_sql(
             sample = inputs.sampled(pair_set.sample_sql, partitions)
             selects.append(select("cast(null as string)", False, sample, pair_set.rule.blocking_rule_sql, inputs.where, pair_set))
     return "\nunion all\n".join(selects)
+
+
+def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str]) -> str:
+    """The pairs in table ``pair_ids`` (unique ids ``*_l``, ``*_r`` and the ``carried`` columns)
+    joined to both records: the columns Splink's comparison SQL reads, as Splink selects them."""
+    ids = settings.column_info_settings.unique_id_input_columns
+    on_l = " AND ".join(f"p.{c.name_l} = l.{c.name}" for c in ids)
+    on_r = " AND ".join(f"p.{c.name_r} = r.{c.name}" for c in ids)
+    columns = [*settings._columns_to_select_for_blocking, *(f"p.{c}" for c in carried)]
+    return (
+        f"select {inputs.hint('l', 'r')}{', '.join(columns)} from {pair_ids} as p "
+        f"inner join {inputs.left} as l on {on_l} inner join {inputs.right} as r on {on_r}"
+    )
 
 
 def outside_predictions(settings: Settings, pair_sets: list[PairSet], *, cumulative: bool = False) -> list[PairSet]:
@@ -214,7 +250,9 @@ def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateV
     partitions = spark.conf.get("spark.sql.shuffle.partitions")
     inputs = JoinInputs.of(linker)
     pipeline = CTEPipeline()
-    pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, list(pair_sets), partitions), "__splink__df_blocked")
+    pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, list(pair_sets), partitions), "__matcher__pair_ids")
+    carried = ["match_key", PREDICT, *(flag(s) for s in pair_sets)]
+    pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried), "__splink__df_blocked")
     columns = list(settings._columns_to_select_for_comparison_vector_values)
     shared = []
     for k, cc in enumerate(settings.comparisons):

@@ -43,7 +43,7 @@ def pattern_counts(
         sides = inputs.sampled(pair_set.sample_sql, partitions) if pair_set.sample_sql else (inputs.left, inputs.right)
         exclude = f" AND NOT ({any_rule(list(pair_set.exclude))})" if pair_set.exclude else ""
         selects.append(
-            f"select '{pair_set.name}' as pair_set, {columns} "
+            f"select {inputs.hint('r')}'{pair_set.name}' as pair_set, {columns} "
             f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}{exclude}"
         )
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]

@@ -54,7 +54,9 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
     """A local SparkSession sized to this machine.
 
     Shuffle partitions and default parallelism are twice the core count (Spark's 200
-    default spends most of a small job scheduling empty tasks); the UI is off. Under
+    default spends most of a small job scheduling empty tasks); the UI is off; the cache of
+    generated code holds what several runs compile, so that later runs in the same JVM (a
+    notebook, incremental matches) reuse the compiled comparisons. Under
     ``spark-submit`` or Glue, the launcher's master and every setting it was given
     (``--conf``, ``--jars``) win over these.
     """
@@ -76,6 +78,10 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         # coalescing small shuffles into one partition leaves a core idle on the CPU-heavy comparisons
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # one run compiles about 190 classes (comparisons, u sample, scoring, evaluation); with
+        # Spark's default of 100 the next run in this JVM compiles them all again, and the JIT
+        # then recompiles the comparison loops (about a second of a core each)
+        "spark.sql.codegen.cache.maxEntries": "1000",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         "spark.jars": similarity_jar(),
     }

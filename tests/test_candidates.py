@@ -67,15 +67,29 @@ def _ids(frame, id_columns):
     return frame.select(*id_columns, "match_key", F.round("match_weight", 9).alias("match_weight"))
 
 
+@pytest.fixture
+def broadcast_threshold(spark):
+    """Sets ``spark.sql.autoBroadcastJoinThreshold`` for one test."""
+    key = "spark.sql.autoBroadcastJoinThreshold"
+    before = spark.conf.get(key)
+    yield lambda value: spark.conf.set(key, value)
+    spark.conf.set(key, before)
+
+
+@pytest.mark.parametrize("joins", ["broadcast", "shuffled"])
 @pytest.mark.parametrize("which", ["dedupe", "link_only"])
-def test_scores_equal_splinks_predict(spark, request, which):
+def test_scores_equal_splinks_predict(spark, request, broadcast_threshold, which, joins):
     config = request.getfixturevalue(which)
     df = read_inputs(spark, config)
     model = _trained(spark, config)
     expected = make_linker(df, config, model).inference.predict().as_spark_dataframe()
+    # small records are broadcast to every join; larger ones (as on Glue) are shuffled
+    broadcast_threshold("10MB" if joins == "broadcast" else "-1")
     with Candidates() as candidates:
         # as matching does: vectors from an untrained linker, weights from the saved model
-        ours = score(candidates.get(make_linker(df, config)), model.settings())
+        vectors = candidates.get(make_linker(df, config))
+        assert vectors.inputs.broadcast == (joins == "broadcast")
+        ours = score(vectors, model.settings())
         id_columns = [c for c in expected.columns if c.startswith("unique_id") or c.startswith("source_dataset")]
         assert sorted(ours.columns) == sorted(expected.columns)
         got = _ids(ours, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
