@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from matcher.candidates import Candidates
@@ -34,7 +34,7 @@ from matcher.errors import ConfigError, MatcherError
 from matcher.evaluation import evaluate
 from matcher.harmonize import Harmonized, harmonize, write_harmonization_outputs
 from matcher.ingest import read_inputs
-from matcher.matching import find_matches
+from matcher.matching import find_matches, record_id
 from matcher.model import TrainedModel
 from matcher.outputs import is_remote, write_json, write_parquet
 from matcher.report import write_run_report
@@ -182,14 +182,18 @@ def match_task(
             df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
             calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
         )
+        # counted as they are written: a cluster is named after its smallest record id, so it
+        # has exactly one row whose match_id is its own id
+        pairs_written, rows_written = Observation(), Observation()
         try:
-            write_parquet(result.pairs, folder.pairs)
-            write_parquet(result.rows, folder.matches)
+            write_parquet(result.pairs.observe(pairs_written, F.count(F.lit(1)).alias("pairs")), folder.pairs)
+            own_id = F.col("match_id") == record_id(config)
+            rows = result.rows.observe(rows_written, F.count(F.lit(1)).alias("rows"), F.count(F.when(own_id, 1)).alias("clusters"))
+            write_parquet(rows, folder.matches)
         finally:
             result.release()
-    written = spark.read.parquet(str(folder.matches))
-    n_pairs = spark.read.parquet(str(folder.pairs)).count()
-    rows_out, n_clusters = written.agg(F.count(F.lit(1)), F.countDistinct("match_id")).first()
+    n_pairs = pairs_written.get["pairs"]
+    rows_out, n_clusters = rows_written.get["rows"], rows_written.get["clusters"]
     summary = {
         "config": config.name,
         "rows_in": rows_in,
@@ -210,7 +214,8 @@ def match_task(
         raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
     if harmonized is not None:
         summary["harmonization"] = write_harmonization_outputs(
-            harmonized, written, config, quarantine=folder.quarantine, customers=folder.customers
+            harmonized, spark.read.parquet(str(folder.matches)), config, quarantine=folder.quarantine,
+            customers=folder.customers,
         )
         summary["outputs"].update(quarantine=str(folder.quarantine), customers=str(folder.customers))
     write_json(summary, folder.summary)
