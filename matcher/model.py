@@ -98,7 +98,12 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
 
 
 def _register_term_frequencies(linker: Linker, df: DataFrame, db_api: SparkAPI, tag: str) -> None:
-    """Give the linker in-memory term-frequency tables (Splink would write one Parquet table per column)."""
+    """Give the linker lazy term-frequency tables (Splink would write one Parquet table per column).
+
+    They are not cached: the candidate records (:class:`matcher.candidates.JoinInputs`)
+    join them once and keep the result, and a cache here would outlive the run in a
+    long-lived session (nothing could tell when the linker is done with it).
+    """
     for column in linker._settings_obj._term_frequency_columns:
         column = column.unquote()
         name = column.name
@@ -107,7 +112,6 @@ def _register_term_frequencies(linker: Linker, df: DataFrame, db_api: SparkAPI, 
         table = (
             values.groupBy(name).agg(F.count(F.lit(1)).alias("n"))
             .select(name, (F.col("n") / total).cast("double").alias(column.tf_name))
-            .cache()
         )
         registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
         linker.table_management.register_term_frequency_lookup(registered, name)

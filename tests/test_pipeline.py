@@ -34,12 +34,30 @@ def matcher(*args) -> None:
     assert code == 0, f"matcher {' '.join(map(str, args))} exited {code}"
 
 
+def _persistent_rdds(spark) -> int:
+    return spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+
+
 @pytest.fixture(scope="module")
-def demo_run(spark, tmp_path_factory) -> Path:
-    """``matcher run`` on the demo: trains, matches and evaluates."""
+def demo_run_cached(spark, tmp_path_factory) -> tuple[Path, int, int]:
+    """``matcher run`` on the demo (trains, matches and evaluates), and the session's
+    persistent RDDs before and after it."""
     folder = tmp_path_factory.mktemp("demo_run")
+    before = _persistent_rdds(spark)
     matcher("run", "--config", DEMO, "--output", folder)
-    return folder
+    return folder, before, _persistent_rdds(spark)
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_run_cached) -> Path:
+    return demo_run_cached[0]
+
+
+def test_run_leaves_nothing_cached_in_the_session(demo_run_cached):
+    # a notebook or Glue session runs many matches: inputs, term frequencies, candidate
+    # vectors and scored pairs must all be released
+    _, before, after = demo_run_cached
+    assert after == before
 
 
 @pytest.fixture(scope="module")
