@@ -109,6 +109,11 @@ def cli(spark, capsys):
     return run
 
 
+def persistent_rdds(spark) -> int:
+    """How many RDDs the session keeps (cached or checkpointed locally)."""
+    return spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+
+
 def cluster_sets(result: pd.DataFrame) -> list[set]:
     """The clusters of ``result`` (``record_id``, ``match_id``) as sets of ids, in order of their
     match_id; checks that each match_id is its cluster's smallest member."""

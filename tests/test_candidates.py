@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 from splink.internals.blocking import BlockingRule
 
-from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
+from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config, persistent_rdds
 from matcher.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
 from matcher.comparisons import blocking_rule
 from matcher.config import config_from_dict, load_config
@@ -160,12 +160,10 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
 def test_releasing_frees_the_kept_pairs_and_their_views(spark, dedupe):
     _, linker, sizes = _untrained(spark, dedupe)
     probe = USampler(linker, dedupe, sizes).probe
-    with Candidates() as candidates:  # first use materialises the linker's cached term-frequency tables
-        score(candidates.get(linker, [probe]), linker._settings_obj).count()
 
     def kept() -> tuple[int, set[str]]:
         views = {t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__matcher_")}
-        return spark.sparkContext._jsc.sc().getPersistentRDDs().size(), views
+        return persistent_rdds(spark), views
 
     before = kept()
     with Candidates() as candidates:

@@ -17,7 +17,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, persistent_rdds
 from matcher.cli import main
 from matcher.config import load_config
 
@@ -34,18 +34,14 @@ def matcher(*args) -> None:
     assert code == 0, f"matcher {' '.join(map(str, args))} exited {code}"
 
 
-def _persistent_rdds(spark) -> int:
-    return spark.sparkContext._jsc.sc().getPersistentRDDs().size()
-
-
 @pytest.fixture(scope="module")
 def demo_run_cached(spark, tmp_path_factory) -> tuple[Path, int, int]:
     """``matcher run`` on the demo (trains, matches and evaluates), and the session's
     persistent RDDs before and after it."""
     folder = tmp_path_factory.mktemp("demo_run")
-    before = _persistent_rdds(spark)
+    before = persistent_rdds(spark)
     matcher("run", "--config", DEMO, "--output", folder)
-    return folder, before, _persistent_rdds(spark)
+    return folder, before, persistent_rdds(spark)
 
 
 @pytest.fixture(scope="module")
