@@ -10,7 +10,7 @@ In one process and one SparkSession it runs, on the same data and the same model
 Each run is timed from reading the input files to having clusters, training included
 (for ``ours_spark`` that also covers writing the matches and pairs as Parquet; its
 evaluation is not timed). A small untimed Spark job over the inputs runs first so no
-run pays the JVM's warm-up alone. Accuracy comes from :mod:`matcher.evaluation` for all
+run pays the JVM's warm-up alone. Accuracy comes from :mod:`matcher.evaluation.metrics` for all
 three. The JSON written to ``--out`` holds the machine, every run's time and metrics,
 ``speedup_vs_stock`` (stock Spark time / ours) and ``ratio_vs_duckdb`` (ours / DuckDB).
 """
@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,64 +29,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.datasets import DATASETS, ROOT, prepare
-from matcher.logs import configure_logging
+from bench.environment import load_average, machine, source_version, warm_up
+from matcher.runtime.logs import configure_logging
 
 log = logging.getLogger("bench")
 
 RUNS = ("ours_spark", "splink_spark_stock", "splink_duckdb")
 
 
-def machine(spark) -> dict[str, Any]:
-    """Cores, memory and versions of what the benchmark ran on."""
-    import duckdb
-    import pyspark
-    import splink
-
-    memory_gb = None
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemTotal:"):
-                    memory_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.version"),
-        "spark": pyspark.__version__,
-        "spark_master": spark.sparkContext.master,
-        "spark_shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
-        "splink": splink.__version__,
-        "duckdb": duckdb.__version__,
-    }
-
-
-def source_version() -> dict[str, Any]:
-    """The git commit of the checkout, and whether ``matcher/`` or ``configs/`` had uncommitted edits."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "matcher", "configs"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def _load() -> list[float] | None:
-    """1/5/15-minute load averages: other work on the machine shows up here."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _flatten(metrics: dict) -> dict[str, Any]:
-    """The headline figures of :func:`matcher.evaluation.evaluate`'s output, plus the details."""
+    """The headline figures of :func:`matcher.evaluation.metrics.evaluate`'s output, plus the details."""
     pw, cl = metrics["pairwise"], metrics["clusters"]
     return {
         "pairwise_precision": pw["precision"],
@@ -106,7 +56,8 @@ def _flatten(metrics: dict) -> dict[str, Any]:
 
 
 def run_ours(spark, config, workdir: Path) -> dict[str, Any]:
-    from matcher.pipeline import run_folder, run_task
+    from matcher.pipeline import run_task
+    from matcher.runtime.run_folder import run_folder
 
     folder = run_folder(config, workdir / "ours_spark")
     started = time.perf_counter()
@@ -129,9 +80,8 @@ def run_ours(spark, config, workdir: Path) -> dict[str, Any]:
 
 
 def run_stock(name: str, spark, config, workdir: Path) -> dict[str, Any]:
-    from matcher.evaluation import evaluate
-
     from bench import stock
+    from matcher.evaluation.metrics import evaluate
 
     if name == "splink_spark_stock":
         checkpoints = workdir / "splink_spark_stock" / "_checkpoints"
@@ -161,16 +111,9 @@ def run_stock(name: str, spark, config, workdir: Path) -> dict[str, Any]:
     return result
 
 
-def _warm_up(spark, config) -> None:
-    from bench.stock import read_spark_inputs
-
-    for df in read_spark_inputs(spark, config):
-        df.groupBy(config.primary_key).count().count()
-
-
 def _timed_run(name: str, spark, config, workdir: Path) -> dict[str, Any]:
     """One run with the machine's load around it; a failure is recorded, not raised."""
-    load_before = _load()
+    load_before = load_average()
     log.info("%s: starting (load average %s)", name, load_before)
     try:
         result = run_ours(spark, config, workdir) if name == "ours_spark" else run_stock(name, spark, config, workdir)
@@ -178,7 +121,7 @@ def _timed_run(name: str, spark, config, workdir: Path) -> dict[str, Any]:
         log.error("%s failed: %s", name, err)
         result = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
     result["load_avg_before"] = load_before
-    result["load_avg_after"] = _load()
+    result["load_avg_after"] = load_average()
     return result
 
 
@@ -210,15 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(logging.INFO)
 
-    from matcher.config import load_config
-    from matcher.session import get_session
+    from matcher.config.transform import load_config
+    from matcher.runtime.session import get_session
 
     prepare(args.dataset)
     config = load_config(args.config or ROOT / "configs" / f"{args.dataset}.yaml")
     spark = get_session(memory=args.memory)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"bench-{args.dataset}-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    _warm_up(spark, config)
+    warm_up(spark, config)
 
     results: dict[str, Any] = {}
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.datasets import ROOT, prepare
-from matcher.logs import configure_logging
+from matcher.runtime.logs import configure_logging
 
 log = logging.getLogger("bench.graph")
 
@@ -34,8 +34,9 @@ TARGET_ELEMENTS_PER_S = 5000
 
 
 def _run_folder(name: str, runs: Path, spark) -> Path:
-    from matcher.config import load_config
-    from matcher.pipeline import run_folder, run_task
+    from matcher.config.transform import load_config
+    from matcher.pipeline import run_task
+    from matcher.runtime.run_folder import run_folder
 
     folder = runs / name
     if not (folder / "summary.json").exists():
@@ -75,7 +76,7 @@ def cpu_cost(clusters, server, spec) -> dict[str, Any]:
 
 
 def bench_dataset(name: str, runs: Path, spark, server, *, writers: int | None, batch_size: int) -> dict[str, Any]:
-    from matcher.config import GraphSpec, load_config
+    from matcher.config.transform import GraphSpec, load_config
     from matcher.graph.gremlin import graph_totals
     from matcher.graph.server import clear_graph
     from matcher.graph.writer import load_graph
@@ -118,9 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("INFO")
     logging.getLogger("gremlinpython").setLevel(logging.WARNING)
-    from bench.__main__ import machine
+    from bench.environment import machine
     from matcher.graph.server import LocalGremlinServer
-    from matcher.session import get_session
+    from matcher.runtime.session import get_session
 
     spark = get_session(memory="2g")
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:

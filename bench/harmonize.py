@@ -35,7 +35,7 @@ from typing import Sequence
 import pandas as pd
 
 from bench.datasets import ROOT
-from matcher.logs import configure_logging
+from matcher.runtime.logs import configure_logging
 
 log = logging.getLogger("bench.harmonize")
 
@@ -122,8 +122,9 @@ def per_source_pair(spark, folder: Path, truth: str, threshold: float) -> dict[s
 
 
 def run_scenario(spark, name: str, config_path: Path) -> dict:
-    from matcher.config import load_config
-    from matcher.pipeline import RunFolder, run_task
+    from matcher.config.transform import load_config
+    from matcher.pipeline import run_task
+    from matcher.runtime.run_folder import RunFolder
 
     config = load_config(config_path)
     folder = RunFolder(Path(tempfile.mkdtemp(prefix=f"bench-{name}-")))
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare(args.noise_scale)
     if args.prepare:
         return 0
-    from matcher.session import get_session
+    from matcher.runtime.session import get_session
 
     spark = get_session(checkpoint_dir=tempfile.mkdtemp(prefix="bench-checkpoints-"))
     results = {"noise_scale": args.noise_scale, "cores": spark.sparkContext.defaultParallelism, "scenarios": {}}

@@ -8,7 +8,7 @@ and one SparkSession:
    (reused when ``--workdir`` already holds it: ``existing_run_reused``);
 2. ``full``: :func:`matcher.pipeline.match_task` on 100% of the records with that same
    trained model — a full re-match, the strict comparison (no training);
-3. ``incremental``: :func:`matcher.incremental.match_incremental_task` with the existing
+3. ``incremental``: :func:`matcher.incremental.task.match_incremental_task` with the existing
    run and the 1% new records (scored in the driver by Splink on DuckDB, the default);
    ``incremental_spark_scoring``: the same with ``incremental.scoring: spark``;
 4. ``full_with_training`` (unless ``--no-training-run``): train on 100% and match, what
@@ -17,7 +17,7 @@ and one SparkSession:
 Each timed run reports its wall clock from start to the written run folder
 (``match_total`` of its summary). ``full`` and both incremental runs run ``--rounds`` times,
 alternating, and keep their fastest round. ``same_clustering`` compares the partition of
-records of ``full`` and ``incremental`` (ids may differ, as :mod:`matcher.incremental`
+records of ``full`` and ``incremental`` (ids may differ, as :mod:`matcher.incremental.task`
 explains); ``id_differences`` counts the clusters named differently.
 """
 
@@ -39,9 +39,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.__main__ import _load, _warm_up, machine, source_version
 from bench.datasets import ROOT, paths, prepare
-from matcher.logs import configure_logging
+from bench.environment import load_average, machine, source_version, warm_up
+from matcher.runtime.logs import configure_logging
 
 log = logging.getLogger("bench.incremental")
 
@@ -83,17 +83,18 @@ def _with_input(config, path: Path):
 
 
 def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: bool) -> dict[str, Any]:
-    from matcher.config import load_config
-    from matcher.incremental import match_incremental_task
-    from matcher.pipeline import RunFolder, match_task, run_task, train_task
-    from matcher.session import get_session
+    from matcher.config.transform import load_config
+    from matcher.incremental.task import match_incremental_task
+    from matcher.pipeline import match_task, run_task, train_task
+    from matcher.runtime.run_folder import RunFolder
+    from matcher.runtime.session import get_session
 
     prepare(DATASET)
     config_all = load_config(ROOT / "configs" / f"{DATASET}.yaml")
     existing_path, new_path, sizes = split(paths(DATASET)[0], workdir)
     config_existing = _with_input(config_all, existing_path)
     spark = get_session(memory=memory)
-    _warm_up(spark, config_all)
+    warm_up(spark, config_all)
 
     existing = RunFolder(workdir / "existing")
     started = time.perf_counter()
@@ -112,29 +113,29 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
         full = RunFolder(workdir / f"full-{round_number}")
         shutil.rmtree(full.root, ignore_errors=True)
         shutil.copytree(existing.model, full.model)
-        load = _load()
+        load = load_average()
         summary = match_task(config_all, full, spark)
         _keep_best(runs["full"], summary, load, full.root)
         incremental = RunFolder(workdir / f"incremental-{round_number}")
         shutil.rmtree(incremental.root, ignore_errors=True)
-        load = _load()
+        load = load_average()
         summary = match_incremental_task(config_all, existing, str(new_path), incremental, spark)
         _keep_best(runs["incremental"], summary, load, incremental.root)
         spark_scoring = RunFolder(workdir / f"incremental-spark-scoring-{round_number}")
         shutil.rmtree(spark_scoring.root, ignore_errors=True)
-        load = _load()
+        load = load_average()
         summary = match_incremental_task(config_spark_scoring, existing, str(new_path), spark_scoring, spark)
         _keep_best(runs["incremental_spark_scoring"], summary, load, spark_scoring.root)
         log.info("round %d: full %.1f s, incremental %.1f s", round_number,
                  runs["full"]["wall_s_rounds"][-1], runs["incremental"]["wall_s_rounds"][-1])
     if training_run:
         folder = RunFolder(workdir / "full_with_training")
-        load = _load()
+        load = load_average()
         metrics = run_task(config_all, folder, spark, retrain=True)
         t = metrics["timings_s"]
         runs["full_with_training"] = {
             "wall_s": round(t["train"] + t["match_total"], 3), "timings_s": t, "n_clusters": metrics["n_clusters"],
-            "load_avg_before": load, "load_avg_after": _load(),
+            "load_avg_before": load, "load_avg_after": load_average(),
         }
     key = config_all.primary_key
     full_partition = partition(Path(runs["full"].pop("folder")) / "matches", key)
@@ -173,7 +174,7 @@ def _keep_best(slot: dict[str, Any], summary: dict, load_before, folder: Path) -
         slot.clear()
         slot.update({
             "wall_s": wall, "wall_s_rounds": rounds, "timings_s": summary["timings_s"], "n_clusters": summary["n_clusters"],
-            "n_pairs": summary["n_pairs"], "load_avg_before": load_before, "load_avg_after": _load(), "folder": str(folder),
+            "n_pairs": summary["n_pairs"], "load_avg_before": load_before, "load_avg_after": load_average(), "folder": str(folder),
         })
         if "incremental" in summary:
             slot["incremental"] = summary["incremental"]

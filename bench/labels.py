@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.datasets import ROOT, prepare
-from matcher.logs import configure_logging
+from matcher.runtime.logs import configure_logging
 
 log = logging.getLogger("bench.labels")
 
@@ -45,7 +45,7 @@ CURVE_CONFIG = ROOT / "configs" / "historical_50k_wide.yaml"
 
 
 def _config(path: Path, **updates: Any):
-    from matcher.config import config_from_dict, load_config
+    from matcher.config.transform import config_from_dict, load_config
 
     base = load_config(path)
     data = base.model_dump(mode="json", exclude_none=True)
@@ -56,9 +56,10 @@ def _config(path: Path, **updates: Any):
 
 def fake_1000_labels(spark, workdir: Path) -> dict:
     """Convert, import, train without and with labels, evaluate on the held-out labels."""
-    from matcher.label_tasks import evaluate_labels_task, import_labels_task
-    from matcher.labels import sets_from_pair_labels, write_labeling_file
-    from matcher.pipeline import match_task, run_folder, train_task
+    from matcher.labels.files import sets_from_pair_labels, write_labeling_file
+    from matcher.labels.tasks import evaluate_labels_task, import_labels_task
+    from matcher.pipeline import match_task, train_task
+    from matcher.runtime.run_folder import run_folder
 
     config = _config(ROOT / "configs" / "fake_1000.yaml")
     folder = run_folder(config, workdir / "fake_1000")
@@ -107,9 +108,9 @@ def _simulated_labels(path: Path, truth: str) -> None:
 
 def _at_threshold(spark, config, folder, threshold: float) -> dict:
     """Cluster F1 of the run's scored pairs clustered at another threshold."""
-    from matcher.evaluation import evaluate
-    from matcher.ingest import read_inputs
-    from matcher.matching import assign_matches
+    from matcher.evaluation.metrics import evaluate
+    from matcher.harmonize.ingest import read_inputs
+    from matcher.matching.matches import assign_matches
 
     spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
     pairs = spark.read.parquet(str(folder.pairs))
@@ -125,8 +126,9 @@ def learning_curve(
     clustering_from_labels: bool = False, config_path: Path = CURVE_CONFIG,
 ) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
-    from matcher.label_tasks import import_labels_task, label_set_task
-    from matcher.pipeline import evaluate_task, match_task, run_folder, train_task
+    from matcher.labels.tasks import import_labels_task, label_set_task
+    from matcher.pipeline import evaluate_task, match_task, train_task
+    from matcher.runtime.run_folder import run_folder
 
     prepare("historical_50k")
     config = _config(config_path,
@@ -198,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(logging.INFO)
 
-    from bench.__main__ import machine, source_version
-    from matcher.session import get_session
+    from bench.environment import machine, source_version
+    from matcher.runtime.session import get_session
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-labels-"))
     workdir.mkdir(parents=True, exist_ok=True)

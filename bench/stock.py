@@ -1,6 +1,6 @@
 """Reference runners: stock Splink 5 on Spark and on DuckDB, with the model spec of a config.
 
-Both build the same untrained model as ``matcher`` (``matcher.comparisons.splink_settings``)
+Both build the same untrained model as ``matcher`` (``matcher.model.comparisons.splink_settings``)
 and train it with the config's rules, the way Splink's documentation shows::
 
     db_api = SparkAPI(spark_session=spark)          # or DuckDBAPI()
@@ -13,7 +13,7 @@ and train it with the config's rules, the way Splink's documentation shows::
 
 Each runner is timed from reading the input files to having clusters, and returns the
 scored pairs and the clustered rows as Spark DataFrames shaped for
-:func:`matcher.evaluation.evaluate` (``match_probability``, ``match_weight``,
+:func:`matcher.evaluation.metrics.evaluate` (``match_probability``, ``match_weight``,
 ``<truth>_l``/``<truth>_r`` and ``mw_*`` on pairs; ``match_id``, the truth column and
 ``source_dataset`` on rows). Converting DuckDB's results for evaluation is not timed.
 """
@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import DuckDBAPI, Linker, SparkAPI
 
-from matcher.comparisons import SOURCE_DATASET_COLUMN, blocking_rule, comparable, splink_settings
-from matcher.config import ComparisonKind, TransformConfig
+from matcher.config.transform import ComparisonKind, TransformConfig
+from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule, comparable, splink_settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def read_pandas_inputs(config: TransformConfig) -> list[pd.DataFrame]:
         df = readers[spec.format](spec.path)[wanted_columns(config)]
         for c in _string_columns(config):
             df[c] = df[c].astype("string").astype(object).where(df[c].notna(), None)
-        for c in config.columns:  # the model spec compares parsed dates (matcher.comparisons.comparable)
+        for c in config.columns:  # the model spec compares parsed dates (matcher.model.comparisons.comparable)
             if c.kind is ComparisonKind.date:
                 df[c.name] = [_iso_date(v) for v in df[c.name]]
         frames.append(df)

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from matcher.config import TransformConfig, load_config
-from matcher.errors import ConfigError, InputDataError, MatcherError
+from matcher.config.transform import TransformConfig, load_config
 from matcher.graph.server import graph_server_command
 from matcher.graph.writer import describe, load_graph_task
-from matcher.logs import configure_logging
-from matcher.model import TrainedModel
-from matcher.pipeline import RunFolder, evaluate_task, match_task, run_folder, run_task, train_task
+from matcher.model.artifact import TrainedModel
+from matcher.pipeline import evaluate_task, match_task, run_task, train_task
+from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
+from matcher.runtime.logs import configure_logging
+from matcher.runtime.run_folder import RunFolder, run_folder
 
 log = logging.getLogger("matcher")
 
@@ -51,7 +52,7 @@ def _incremental_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
-    from matcher.incremental import match_incremental_task, new_source_paths
+    from matcher.incremental.task import match_incremental_task, new_source_paths
 
     existing = RunFolder(Path(args.existing).resolve())
     if config.sources is not None:
@@ -99,31 +100,31 @@ def _evaluate_options(parser: argparse.ArgumentParser) -> None:
 def _evaluate(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> object:
     if not args.labels:
         return evaluate_task(config, folder)
-    from matcher.label_tasks import evaluate_labels_task, format_label_metrics
+    from matcher.labels.tasks import evaluate_labels_task, format_label_metrics
 
     return format_label_metrics(evaluate_labels_task(config, folder)) + f"\nmetrics: {folder.root / 'label_metrics.json'}"
 
 
 def _label_set(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
-    from matcher.label_tasks import label_set_task
+    from matcher.labels.tasks import label_set_task
 
     return label_set_task(config, _labeling_folder(config, args), args.output, sets=args.sets, set_size=args.set_size)
 
 
 def _import_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
-    from matcher.label_tasks import import_labels_task
+    from matcher.labels.tasks import import_labels_task
 
     return import_labels_task(config, folder, args.labels, replace=args.replace)
 
 
 def _export_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
-    from matcher.label_tasks import export_labels_task
+    from matcher.labels.tasks import export_labels_task
 
     return export_labels_task(config, _labeling_folder(config, args), args.output)
 
 
 def _label(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
-    from matcher.labeler import label_file
+    from matcher.labels.labeler import label_file
 
     return label_file(config, args.input)
 

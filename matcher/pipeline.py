@@ -18,111 +18,33 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from matcher.candidates import Candidates
-from matcher.config import TransformConfig
-from matcher.errors import ConfigError, MatcherError
-from matcher.evaluation import evaluate
-from matcher.harmonize import Harmonized, harmonize, write_harmonization_outputs
-from matcher.ingest import read_inputs
-from matcher.matching import find_matches, record_id
-from matcher.model import TrainedModel
-from matcher.outputs import is_remote, write_json, write_parquet
-from matcher.report import write_run_report
-from matcher.session import get_session
-from matcher.supervision import probability_to_weight
-from matcher.training import train
+from matcher.blocking.candidates import Candidates
+from matcher.config.transform import TransformConfig
+from matcher.evaluation.metrics import evaluate
+from matcher.evaluation.report import write_run_report
+from matcher.harmonize.harmonization import Harmonized, harmonize, write_harmonization_outputs
+from matcher.harmonize.ingest import read_inputs
+from matcher.matching.matches import find_matches
+from matcher.model.artifact import TrainedModel
+from matcher.model.comparisons import record_id
+from matcher.runtime.errors import ConfigError, MatcherError
+from matcher.runtime.outputs import write_json, write_parquet
+from matcher.runtime.run_folder import RunFolder, task_session
+from matcher.training.supervision import probability_to_weight
+from matcher.training.trainer import train
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    """Where one transform's outputs live.
-
-    ``checkpoint_dir``: Splink's scratch tables (default ``root/_checkpoints``).
-    ``data_root``: a URI (``s3://...``) where Spark writes ``matches`` and ``pairs`` directly,
-    while the small files stay in ``root`` (used by Glue jobs, see :mod:`matcher.runtime`).
-    """
-
-    root: Path
-    checkpoint_dir: str | None = None
-    data_root: str | None = None
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def matches(self) -> Path | str:
-        return f"{self.data_root.rstrip('/')}/matches" if self.data_root else self.root / "matches"
-
-    @property
-    def pairs(self) -> Path | str:
-        return f"{self.data_root.rstrip('/')}/pairs" if self.data_root else self.root / "pairs"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
-
-    @property
-    def customers(self) -> Path:
-        return self.root / "customers"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.html"
-
-    @property
-    def checkpoints(self) -> Path | str:
-        if self.checkpoint_dir:
-            return self.checkpoint_dir if is_remote(self.checkpoint_dir) else Path(self.checkpoint_dir)
-        return self.root / "_checkpoints"
-
-
-def run_folder(config: TransformConfig, output: str | Path | None = None) -> RunFolder:
-    root = output or config.output
-    if is_remote(root):
-        raise ConfigError(f"output {root}: remote run folders are not supported yet; use a local path")
-    return RunFolder(Path(root).resolve())
-
-
-@contextmanager
-def _session(folder: RunFolder, spark: SparkSession | None) -> Iterator[SparkSession]:
-    """The session for one task, with Splink's intermediate tables checkpointed inside the
-    run folder and removed when the task ends, whether or not it succeeded."""
-    folder.root.mkdir(parents=True, exist_ok=True)
-    try:
-        if spark is None:
-            spark = get_session(checkpoint_dir=folder.checkpoints)
-        else:
-            spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
-        yield spark
-    finally:
-        shutil.rmtree(folder.checkpoints, ignore_errors=True)
 
 
 def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) -> DataFrame:
     if df is not None:
         return df
-    if config.sources is not None:  # ingest, standardize, quality gate (matcher.harmonize)
+    if config.sources is not None:  # ingest, standardize, quality gate (matcher.harmonize.harmonization)
         return harmonize(spark, config).rows
     return read_inputs(spark, config).cache()
 
@@ -134,10 +56,10 @@ def train_task(
     """Read the inputs (unless given), train, save the model artifact into ``folder.model``.
 
     ``candidates`` keeps the compared candidate pairs for a match in the same run."""
-    from matcher.labels import training_pairs
+    from matcher.labels.files import training_pairs
 
     labeled, _, labels_hash = training_pairs(config, folder.root)
-    with _session(folder, spark) as spark:
+    with task_session(folder, spark) as spark:
         model = train(
             _inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash,
             candidates=candidates,
@@ -151,7 +73,7 @@ def _training_labels(config: TransformConfig, folder: RunFolder):
     """The training labels as pairs when clustering uses them (enforced or to learn from), else None."""
     if not (config.labels.enforce_in_clustering or config.labels.clustering_from_labels):
         return None
-    from matcher.labels import training_pairs
+    from matcher.labels.files import training_pairs
 
     labeled, _, labels_hash = training_pairs(config, folder.root)
     return labeled if labels_hash else None
@@ -172,7 +94,7 @@ def match_task(
     For a ``sources:`` config also the quarantine and the golden ``customers`` tables."""
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
-    with _session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
+    with task_session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
         if config.sources is not None and harmonized is None:
             harmonized = harmonize(spark, config)
         df = harmonized.rows if harmonized is not None else _inputs(config, spark, df)
@@ -231,7 +153,7 @@ def evaluate_task(
     if not folder.summary.exists():
         raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
     summary = json.loads(folder.summary.read_text(encoding="utf-8"))
-    with _session(folder, spark) as spark:
+    with task_session(folder, spark) as spark:
         accuracy = evaluate(
             spark.read.parquet(str(folder.matches)),
             spark.read.parquet(str(folder.pairs)),
@@ -254,7 +176,7 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
         fresh = TrainedModel.load(folder.model).fits(config) and not retrain
     except MatcherError:
         fresh = False
-    with _session(folder, spark) as spark:
+    with task_session(folder, spark) as spark:
         harmonized = harmonize(spark, config) if config.sources is not None else None
         df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
         train_s = 0.0

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from matcher.cli import main
-from matcher.session import get_session
+from matcher.runtime.session import get_session
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,8 +162,9 @@ def gremlin_server(tmp_path_factory):
 def fake_1000_run(spark, tmp_path_factory):
     """One completed ``matcher run`` of configs/fake_1000.yaml (model, matches, pairs, metrics, report),
     shared by the tests that only read a run folder. Do not modify it; copy it first."""
-    from matcher.config import load_config
-    from matcher.pipeline import run_folder, run_task
+    from matcher.config.transform import load_config
+    from matcher.pipeline import run_task
+    from matcher.runtime.run_folder import run_folder
 
     config = load_config(REPO / "configs" / "fake_1000.yaml")
     folder = run_folder(config, tmp_path_factory.mktemp("fake_1000_run"))

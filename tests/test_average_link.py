@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import assert_one_line_error, minimal_config
+from conftest import cluster_sets as clusters
 
-from matcher.clustering import cluster_by_average_link, component_pairs
-from matcher.config import ClusteringSpec, config_from_dict
-from matcher.errors import ConfigError, InputDataError
-from matcher.matching import assign_matches
-from matcher.supervision import min_mean_weight_from_labels
-from conftest import assert_one_line_error, cluster_sets as clusters, minimal_config
+from matcher.config.transform import ClusteringSpec, config_from_dict
+from matcher.matching.clustering import cluster_by_average_link, component_pairs
+from matcher.matching.matches import assign_matches
+from matcher.runtime.errors import ConfigError, InputDataError
+from matcher.training.supervision import min_mean_weight_from_labels
 
 
 def scored(*rows, threshold: float = 4.0) -> pd.DataFrame:

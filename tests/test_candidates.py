@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config, persistent_rdds
 from pyspark.sql import functions as F
 from splink.internals.blocking import BlockingRule
 
-from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config, persistent_rdds
-from matcher.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
-from matcher.comparisons import blocking_rule
-from matcher.config import config_from_dict, load_config
-from matcher.ingest import read_inputs
-from matcher.level_sql import gamma_sql
-from matcher.model import TrainedModel, make_linker
-from matcher.patterns import add_counts, of_set, pattern_counts
-from matcher.training import USampler, _rule, train
+from matcher.blocking.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
+from matcher.config.transform import config_from_dict, load_config
+from matcher.harmonize.ingest import read_inputs
+from matcher.model.artifact import TrainedModel, make_linker
+from matcher.model.comparisons import blocking_rule
+from matcher.model.level_sql import gamma_sql
+from matcher.training.patterns import add_counts, of_set, pattern_counts
+from matcher.training.trainer import USampler, _rule, train
 
 REPO = Path(__file__).resolve().parent.parent
 

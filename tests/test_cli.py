@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_nothing_looks_complete, assert_one_line_error
+
 from matcher.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,9 +17,9 @@ from pathlib import Path
 import pyspark
 import pytest
 from chispa import assert_df_equality
-
 from conftest import REPO
-from matcher.session import similarity_jar
+
+from matcher.runtime.session import similarity_jar
 
 SPARK_HOME = Path(pyspark.__file__).parent
 

@@ -1,11 +1,11 @@
-"""matcher.clustering: connected components with match_id = the smallest record id."""
+"""matcher.matching.clustering: connected components with match_id = the smallest record id."""
 
 from __future__ import annotations
 
 import pandas as pd
 from pandas.testing import assert_frame_equal
 
-from matcher.clustering import cluster_edges, clusters_from_pairs
+from matcher.matching.clustering import cluster_edges, clusters_from_pairs
 
 
 def components(edges: pd.DataFrame) -> dict:

@@ -1,12 +1,12 @@
-"""matcher.comparisons: the comparison levels each column kind gets, evaluated by Spark on real pairs."""
+"""matcher.model.comparisons: the comparison levels each column kind gets, evaluated by Spark on real pairs."""
 
 from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
 
-from matcher.comparisons import comparable, comparison_for
-from matcher.config import ColumnSpec, ComparisonKind, config_from_dict
+from matcher.config.transform import ColumnSpec, ComparisonKind, config_from_dict
+from matcher.model.comparisons import comparable, comparison_for
 from tests.conftest import minimal_config
 
 

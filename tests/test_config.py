@@ -1,4 +1,4 @@
-"""matcher.config: validation messages that name the key, tradeoff mappings, the model hash."""
+"""matcher.config.transform: validation messages that name the key, tradeoff mappings, the model hash."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import minimal_config
-from matcher.config import config_from_dict, load_config
-from matcher.errors import ConfigError
+
+from matcher.config.transform import config_from_dict, load_config
+from matcher.runtime.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

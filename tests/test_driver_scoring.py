@@ -6,16 +6,17 @@ import random
 
 import pandas as pd
 import pytest
-
-from matcher.comparisons import splink_settings
-from matcher.config import config_from_dict
-from matcher.driver_scoring import duckdb_settings, predict_between
-from matcher.incremental_scoring import predict_between_spark, scoring_engine
-from matcher.term_frequency_drift import term_frequencies
-from matcher.ingest import read_inputs
-from matcher.model import TrainedModel
-from matcher.similarity import jaro_winkler
 from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
+
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.ingest import read_inputs
+from matcher.incremental.scoring import predict_between_spark, scoring_engine
+from matcher.incremental.term_frequency_drift import term_frequencies
+from matcher.matching.driver_scoring import duckdb_settings, predict_between
+from matcher.model.artifact import TrainedModel
+from matcher.model.comparisons import splink_settings
+from matcher.model.similarity import jaro_winkler
+
 
 @pytest.fixture(scope="module")
 def scored_both_ways(spark, tmp_path_factory):

@@ -1,4 +1,4 @@
-"""matcher.em: Fellegi-Sunter EM with u fixed, on comparison-vector pattern counts."""
+"""matcher.training.em: Fellegi-Sunter EM with u fixed, on comparison-vector pattern counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from matcher.em import expectation_maximisation, log2_bayes_factors, match_probabilities
+from matcher.training.em import expectation_maximisation, log2_bayes_factors, match_probabilities
 
 # Three comparisons; levels as Splink numbers them (higher = closer agreement).
 TRUE_M = [{2: 0.80, 1: 0.15, 0: 0.05}, {1: 0.90, 0: 0.10}, {2: 0.60, 1: 0.30, 0: 0.10}]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import cluster_sets as clusters
-from matcher.clustering import cluster_edges, cluster_with_constraints
-from matcher.config import config_from_dict
-from matcher.errors import ConfigError, InputDataError
-from matcher.matching import assign_matches
+
+from matcher.config.transform import config_from_dict
+from matcher.matching.clustering import cluster_edges, cluster_with_constraints
+from matcher.matching.matches import assign_matches
+from matcher.runtime.errors import ConfigError, InputDataError
 
 
 def edges(*triples) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""matcher.evaluation: pair counting, cluster and pairwise metrics, average precision.
+"""matcher.evaluation.metrics: pair counting, cluster and pairwise metrics, average precision.
 
 Every expected number below is counted by hand from the rows in the test.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from matcher.evaluation import (
+from matcher.evaluation.metrics import (
     average_precision,
     cluster_metrics,
     column_importances,

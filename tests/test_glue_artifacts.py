@@ -10,7 +10,6 @@ import sys
 import zipfile
 
 import pytest
-
 from conftest import REPO
 
 
@@ -33,7 +32,7 @@ def test_build_produces_the_wheel_without_pyspark_the_splink_jar_and_the_job_scr
             if not name.endswith("RECORD"):
                 digest = base64.urlsafe_b64encode(hashlib.sha256(archive.read(name)).digest()).rstrip(b"=").decode()
                 assert hashes[name] == f"sha256={digest}", name
-    assert "matcher/runtime.py" in names and "matcher/report.py" in names
+    assert "matcher/glue_job.py" in names and "matcher/evaluation/report.py" in names
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert "Requires-Dist: splink==5.0.0" in requirements
     assert not [r for r in requirements if "pyspark" in r]

@@ -1,4 +1,4 @@
-"""matcher.golden: one profile per match_id, each field chosen by its survivorship rule, with provenance."""
+"""matcher.harmonize.golden: one profile per match_id, each field chosen by its survivorship rule, with provenance."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from matcher.config import config_from_dict
-from matcher.golden import golden_records
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.golden import golden_records
 
 ROWS = [
     # match_id, record_id, source_system, first_name, email, phone, updated_at
@@ -68,7 +68,7 @@ def test_one_profile_per_match_id_lists_its_records_and_sources(spark):
 
 
 def test_golden_without_sources_is_refused():
-    from matcher.errors import ConfigError
+    from matcher.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match="golden: survivorship needs 'sources'"):
         config_from_dict({

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 
 from gremlin_python.process.anonymous_traversal import traversal
+from test_graph_writer import MATCHES, PAIR_ROWS, PAIRS, ROWS, make_config
 
 from matcher.graph.bulk_csv import export_bulk_csv, read_bulk_csv
 from matcher.graph.connection import connect
 from matcher.graph.queries import snapshot
 from matcher.graph.server import clear_graph
 from matcher.graph.writer import cluster_table, load_graph
-from test_graph_writer import MATCHES, PAIR_ROWS, PAIRS, ROWS, make_config
 
 
 def test_bulk_csv_and_gremlin_writer_produce_the_same_graph(spark, gremlin_server, tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import yaml
-from gremlin_python.process.anonymous_traversal import traversal
-
 from conftest import assert_one_line_error
+from gremlin_python.process.anonymous_traversal import traversal
+from test_graph_writer import MATCHES, PAIR_ROWS, PAIRS, ROWS, make_config
+
 from matcher.graph.connection import connect
 from matcher.graph.queries import snapshot
 from matcher.graph.server import clear_graph
-from test_graph_writer import MATCHES, PAIR_ROWS, PAIRS, ROWS, make_config
 
 
 def write_run(spark, folder, *, customers: bool) -> None:

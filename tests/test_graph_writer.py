@@ -8,13 +8,19 @@ import time
 import pytest
 from gremlin_python.process.anonymous_traversal import traversal
 
-from matcher.config import config_from_dict
-from matcher.errors import GraphError
+from matcher.config.transform import config_from_dict
 from matcher.graph.connection import _close, connect
 from matcher.graph.model import graph_of
+from matcher.graph.queries import (
+    cluster_history,
+    customers_sharing_identifiers,
+    customers_sharing_with,
+    records_of_customer,
+    snapshot,
+)
 from matcher.graph.server import clear_graph
-from matcher.graph.queries import cluster_history, customers_sharing_identifiers, customers_sharing_with, records_of_customer, snapshot
 from matcher.graph.writer import cluster_from_row, cluster_table, load_graph
+from matcher.runtime.errors import GraphError
 
 MATCHES = "unique_id long, email string, phone string, postcode string, first_name string, match_id long, match_confidence_score double"
 PAIRS = "record_id_l long, record_id_r long, match_probability double"

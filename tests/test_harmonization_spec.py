@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from matcher.config import config_from_dict
-from matcher.errors import ConfigError
+from matcher.config.transform import config_from_dict
+from matcher.runtime.errors import ConfigError
 
 
 def data(**overrides) -> dict:

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from pyspark.sql import functions as F
 
-from conftest import REPO
-from matcher.config import load_config
+from matcher.config.transform import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,10 @@ DEMO = REPO / "configs" / "demo.yaml"
 
 @pytest.fixture(scope="module")
 def demo(spark, tmp_path_factory) -> dict:
-    from matcher.cli import main
     import contextlib
     import io
+
+    from matcher.cli import main
 
     folder = tmp_path_factory.mktemp("harmonized_demo")
     out = io.StringIO()
@@ -97,8 +98,8 @@ def demo_incremental(spark, demo, tmp_path_factory) -> dict:
     quality gate rejects (no last name), and shop:S-00001 deleted."""
     import csv
 
-    from matcher.incremental import match_incremental_task
-    from matcher.pipeline import RunFolder
+    from matcher.incremental.task import match_incremental_task
+    from matcher.runtime.run_folder import RunFolder
 
     folder = tmp_path_factory.mktemp("demo_day_two")
     with (REPO / "data" / "demo" / "crm.csv").open(encoding="utf-8", newline="") as f:
@@ -167,8 +168,9 @@ def test_incremental_on_the_bundled_day_two_groups_records_like_a_full_run(spark
 
     import pandas as pd
 
-    from matcher.incremental import match_incremental_task
-    from matcher.pipeline import RunFolder, match_task
+    from matcher.incremental.task import match_incremental_task
+    from matcher.pipeline import match_task
+    from matcher.runtime.run_folder import RunFolder
 
     day1, day2 = REPO / "data" / "demo", REPO / "data" / "demo" / "day2"
     config = load_config(DEMO)

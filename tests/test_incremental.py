@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error
-from matcher.comparisons import splink_settings
-from matcher.config import GraphSpec, config_from_dict
-from matcher.incremental import match_incremental_task
-from matcher.stable_ids import stable_match_ids
-from matcher.model import TrainedModel, make_linker
-from matcher.pipeline import RunFolder, match_task
-from matcher.ingest import read_inputs
+
+from matcher.config.transform import GraphSpec, config_from_dict
+from matcher.harmonize.ingest import read_inputs
+from matcher.incremental.task import match_incremental_task
+from matcher.matching.stable_ids import stable_match_ids
+from matcher.model.artifact import TrainedModel, make_linker
+from matcher.model.comparisons import splink_settings
+from matcher.pipeline import match_task
+from matcher.runtime.run_folder import RunFolder
 
 COLUMNS = ["id", "name", "email"]
 EXISTING = [
@@ -321,7 +322,6 @@ def test_the_glue_style_job_runs_under_spark_submit(runs, tmp_path):
     import sys
 
     import yaml
-
     from conftest import REPO
 
     config = tmp_path / "config.yaml"

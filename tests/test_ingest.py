@@ -1,4 +1,4 @@
-"""matcher.ingest: reading inputs, and refusing bad ones with one line that names the fault.
+"""matcher.harmonize.ingest: reading inputs, and refusing bad ones with one line that names the fault.
 
 The refusals are checked through the CLI (exit code, one stderr line, nothing in the
 run folder that looks complete) and the accepted shapes by calling ``read_inputs``.
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from conftest import assert_nothing_looks_complete, assert_one_line_error
 from pyspark.sql import types as T
 
-from conftest import assert_nothing_looks_complete, assert_one_line_error
-from matcher.comparisons import SOURCE_DATASET_COLUMN
-from matcher.config import config_from_dict
-from matcher.errors import InputDataError
-from matcher.ingest import read_inputs
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.ingest import read_inputs
+from matcher.model.comparisons import SOURCE_DATASET_COLUMN
+from matcher.runtime.errors import InputDataError
 
 GOOD_CSV = "pk,first_name,city,cluster\n1,ann,leeds,a\n2,anne,leeds,a\n3,bob,york,b\n"
 

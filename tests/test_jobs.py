@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REPO
-from matcher.config import load_config
-from matcher.errors import ConfigError
-from matcher.runtime import _cli_arguments, _task_parser, local_resolved_options, override_inputs, resolve_options
+
+from matcher.config.transform import load_config
+from matcher.glue_job import _cli_arguments, _task_parser, local_resolved_options, override_inputs, resolve_options
+from matcher.runtime.errors import ConfigError
 
 GLUE_ARGV = [
     "script.py", "--JOB_NAME", "nightly", "--config", "c.yaml", "--checkpoint-dir", "s3://bucket/tmp",

@@ -1,4 +1,4 @@
-"""matcher.labeler: the terminal labeler, driven through its input stream and through stdin."""
+"""matcher.labels.labeler: the terminal labeler, driven through its input stream and through stdin."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from conftest import minimal_config
 from rich.console import Console
 
-from conftest import minimal_config
-from matcher.config import config_from_dict
-from matcher.labeler import label_file, similarity
+from matcher.config.transform import config_from_dict
+from matcher.labels.labeler import label_file, similarity
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = minimal_config()

@@ -1,4 +1,4 @@
-"""matcher.labels: FindMatches labeling files in and out, validation, pairs, the label store, the split."""
+"""matcher.labels.files: FindMatches labeling files in and out, validation, pairs, the label store, the split."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import minimal_config
-from matcher.config import config_from_dict
-from matcher.errors import InputDataError
-from matcher.labels import (
+
+from matcher.config.transform import config_from_dict
+from matcher.labels.files import (
     LabelStore,
     export_labels,
     held_out,
     import_labels,
+    labeled_rows,
     pairs_from_sets,
     read_labeling_file,
-    labeled_rows,
     sets_from_pair_labels,
     training_pairs,
 )
+from matcher.runtime.errors import InputDataError
 
 HEADER = "labeling_set_id,label,pk,first_name,city\n"
 KNOWN = {str(i) for i in range(1, 21)}
@@ -97,7 +97,7 @@ def test_a_record_twice_in_one_set_is_rejected(tmp_path):
 
 def test_sets_over_fifty_rows_are_accepted_with_a_warning(tmp_path, caplog):
     body = "".join(f"big,A,{i},n{i},c\n" for i in range(51))
-    with caplog.at_level(logging.WARNING, logger="matcher.labels"):
+    with caplog.at_level(logging.WARNING, logger="matcher.labels.files"):
         rows = read_labeling_file(write(tmp_path, body), config())
     assert len(rows) == 51
     assert "1 labeling set(s) have more than 50 rows" in caplog.text and "big" in caplog.text

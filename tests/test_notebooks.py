@@ -6,9 +6,8 @@ import shutil
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import REPO
+from nbclient import NotebookClient
 from test_cluster import free_port
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from splink.internals.blocking import BlockingRule
 
-from matcher.config import config_from_dict
-from matcher.ingest import read_inputs
-from matcher.model import make_linker
-from matcher.patterns import SKIPPED, PairSet, level_counts, of_set, pattern_counts
-from matcher.training import U_PROBE_SAFETY, thinning_fractions
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.ingest import read_inputs
+from matcher.model.artifact import make_linker
+from matcher.training.patterns import SKIPPED, PairSet, level_counts, of_set, pattern_counts
+from matcher.training.trainer import U_PROBE_SAFETY, thinning_fractions
 
 ROWS = pd.DataFrame(
     {

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from conftest import assert_one_line_error, persistent_rdds
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conftest import assert_one_line_error, persistent_rdds
 from matcher.cli import main
-from matcher.config import load_config
+from matcher.config.transform import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""matcher.sources + matcher.quality: bad sources fail with one line; bad rows are quarantined with a reason.
+"""matcher.harmonize.sources + matcher.harmonize.quality: bad sources fail with one line; bad rows are quarantined with a reason.
 
 Nothing is dropped: every test that quarantines also checks that the rows reconcile.
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import assert_nothing_looks_complete, assert_one_line_error
 from pyspark.sql import functions as F
 
-from conftest import assert_nothing_looks_complete, assert_one_line_error
-from matcher.config import config_from_dict
-from matcher.errors import MatcherError
-from matcher.harmonize import harmonize
-from matcher.quality import reconcile
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.harmonization import harmonize
+from matcher.harmonize.quality import reconcile
+from matcher.runtime.errors import MatcherError
 
 HEADER = "id,fn,ln,birth,tel\n"
 

@@ -9,9 +9,9 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from conftest import REPO
-from matcher.report import precision_recall_points
+
+from matcher.evaluation.report import precision_recall_points
 
 
 def _specs(document: str) -> dict:

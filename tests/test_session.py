@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from matcher.session import similarity_jar
+from matcher.runtime.session import similarity_jar
 
 
 def test_dates_before_the_gregorian_switch_round_trip_through_parquet(spark, tmp_path):

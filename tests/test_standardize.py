@@ -1,4 +1,4 @@
-"""matcher.standardize: raw values become comparable ones, and the raw values stay beside them."""
+"""matcher.harmonize.standardize: raw values become comparable ones, and the raw values stay beside them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from matcher.config import config_from_dict
-from matcher.standardize import (
+from matcher.config.transform import config_from_dict
+from matcher.harmonize.standardize import (
     clean_names,
     e164_phones,
     formal_first_names,

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 
 from matcher.graph.model import cluster_elements
 from matcher.graph.writer import cluster_from_row
-from matcher.outputs import atomic_directory
+from matcher.runtime.outputs import atomic_directory
 
 _TYPES = {bool: "Bool", int: "Long", float: "Double", str: "String"}
 _RANK = {"Bool": 0, "Long": 1, "Double": 2, "String": 3}

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from gremlin_python.driver.driver_remote_connection import DriverRemoteConnection
 from gremlin_python.process.anonymous_traversal import traversal
 
-from matcher.config import GraphSpec
-from matcher.errors import GraphError
+from matcher.config.transform import GraphSpec
+from matcher.runtime.errors import GraphError
 
 log = logging.getLogger(__name__)
 

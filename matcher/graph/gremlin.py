@@ -29,12 +29,20 @@ from gremlin_python.process.anonymous_traversal import traversal
 from gremlin_python.process.graph_traversal import __
 from gremlin_python.process.traversal import CardinalityValue, Direction, Merge, T
 
-from matcher.config import GraphSpec
-from matcher.errors import GraphError
+from matcher.config.transform import GraphSpec
 from matcher.graph.connection import GraphConnectionError, _close, _first_line, connect
 from matcher.graph.model import (
-    CUSTOMER, IDENTIFIER_EDGES, MEMBER_OF, RECORD, SAME_AS, Cluster, Edge, Vertex, cluster_elements,
+    CUSTOMER,
+    IDENTIFIER_EDGES,
+    MEMBER_OF,
+    RECORD,
+    SAME_AS,
+    Cluster,
+    Edge,
+    Vertex,
+    cluster_elements,
 )
+from matcher.runtime.errors import GraphError
 
 log = logging.getLogger(__name__)
 

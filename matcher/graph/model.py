@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from matcher.config import ComparisonKind, TransformConfig
+from matcher.config.transform import ComparisonKind, TransformConfig
 
 CUSTOMER, RECORD = "Customer", "SourceRecord"
 MEMBER_OF, SAME_AS = "member_of", "same_as"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from matcher.errors import GraphError
+from matcher.runtime.errors import GraphError
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _alive(pid: int) -> bool:
 
 def _java_env() -> dict[str, str]:
     """The environment with JAVA_HOME pointing at a JDK 17 when none is set (as for Spark)."""
-    from matcher.session import _ensure_java_17
+    from matcher.runtime.session import _ensure_java_17
 
     _ensure_java_17()
     return dict(os.environ)

@@ -26,11 +26,11 @@ from typing import Any, Iterable, Iterator, Sequence
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from matcher.config import GraphSpec, TransformConfig
-from matcher.errors import ConfigError, GraphError, InputDataError
+from matcher.config.transform import GraphSpec, TransformConfig
 from matcher.graph.gremlin import GremlinGraphWriter, WriteCounts, graph_totals
 from matcher.graph.model import Cluster, Record, identifier_columns
-from matcher.outputs import write_json
+from matcher.runtime.errors import ConfigError, GraphError, InputDataError
+from matcher.runtime.outputs import write_json
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def load_graph_task(
     With ``changes_only`` the folder must hold a ``matcher match-incremental`` run: only the
     clusters its change log touches are written and its deleted records dropped.
     """
-    from matcher.pipeline import _session
+    from matcher.runtime.run_folder import task_session
 
     _spec(config)
     root = Path(folder.root)
@@ -301,7 +301,7 @@ def load_graph_task(
         if not (root / CHANGES).exists():
             raise InputDataError(f"{root}: no change log ({CHANGES}); --changes-only needs a 'matcher match-incremental' run")
         touched, removed = changed_clusters(json.loads((root / CHANGES).read_text(encoding="utf-8")))
-    with _session(folder, spark) as spark:
+    with task_session(folder, spark) as spark:
         matches = spark.read.parquet(str(root / "matches"))
         if touched is not None:
             matches = matches.where(F.col("match_id").cast("string").isin(touched))

@@ -1,0 +1,1 @@
+"""Blocking: candidate record pairs and their comparison vectors."""

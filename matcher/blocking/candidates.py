@@ -1,0 +1,354 @@
+"""Candidate pairs and their comparison vectors, evaluated once per run.
+
+A comparison vector (one level per comparison, plus the term frequencies scoring
+needs) does not depend on the model's parameters. So one Spark job blocks the records
+with the prediction rules (and draws the u probe's small row sample) into pairs of ids,
+joins the two records to each pair, evaluates Splink's comparison SQL once per distinct
+pair, and keeps the vectors in memory. Comparing after the union of the rules' joins,
+not in each of them, keeps the generated code (and its planning) one comparison wide.
+Training counts patterns from them (:func:`count_flagged_patterns`); scoring applies
+the trained weights to them (:func:`score`). Stock Splink evaluates the comparisons of
+most of these pairs two or three times, in separate Spark jobs, and writes each step to
+Parquet.
+
+Each training pair set (an EM session's or a deterministic rule's pairs) becomes a
+boolean column (:func:`flag`) that says whether a candidate pair belongs to it;
+:data:`PREDICT` says whether a prediction rule found it. A pair that several rules find
+is one row with several flags. The pairs a training rule finds beyond the prediction
+rules (often many: EM may block on a single date) are only counted, never kept
+(:func:`outside_predictions`, counted in the u sample's job).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from splink import Linker, SparkAPI
+from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
+from splink.internals.pipeline import CTEPipeline
+from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
+from splink.internals.settings import Settings
+from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
+
+from matcher.model.level_sql import gamma_sql
+
+SAMPLE_BUCKETS = 1_000_000
+"""Hash buckets used to draw seeded samples of rows or pairs."""
+
+PREDICT = "__predict"
+"""Flag column: a prediction blocking rule found the pair (it is scored and written)."""
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Record pairs to count: those ``rule`` finds, among the rows ``sample_sql`` keeps (all if
+    None), except the pairs any rule in ``exclude`` finds."""
+
+    name: str
+    rule: BlockingRule
+    sample_sql: str | None = None
+    exclude: tuple[BlockingRule, ...] = ()
+
+
+def run_pipeline(db_api: SparkAPI, pipeline: CTEPipeline) -> DataFrame:
+    """The pipeline's SQL as a lazy Spark DataFrame (Splink's dialect fixes applied, nothing materialised)."""
+    return db_api.spark.sql(db_api._setup_for_execute_sql(pipeline.generate_cte_pipeline_sql(), pipeline.output_table_name))
+
+
+def free_checkpoint(frame: DataFrame) -> None:
+    """Drop the blocks of a local checkpoint now (``unpersist()`` does not reach them; Spark
+    would free them only once the JVM garbage-collects the plan)."""
+    plan = frame._jdf.queryExecution().logical()
+    if plan.nodeName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
+def _broadcastable(checkpoint: DataFrame) -> bool:
+    """Whether a local checkpoint takes no more memory than Spark's ``autoBroadcastJoinThreshold``.
+
+    Spark cannot know (it estimates a checkpoint's size from the plan that computed it),
+    so joins against it would otherwise shuffle both sides before adaptive execution
+    turns them into broadcasts.
+    """
+    spark = checkpoint.sparkSession
+    threshold = int(spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold())
+    rdd = checkpoint._jdf.queryExecution().logical().rdd().id()
+    stored = next((i.memSize() + i.diskSize() for i in spark.sparkContext._jsc.sc().getRDDStorageInfo() if i.id() == rdd), None)
+    return stored is not None and 0 <= stored <= threshold
+
+
+def _drop_views(spark: SparkSession, views: list[str]) -> None:
+    for view in views:
+        spark.catalog.dropTempView(view)
+    views.clear()
+
+
+def flag(pair_set: PairSet) -> str:
+    """The boolean column saying whether a pair belongs to ``pair_set``."""
+    return f"__in_{pair_set.name}"
+
+
+@dataclass(frozen=True)
+class JoinInputs:
+    """The cached records with term frequencies, as the two sides of a pair join."""
+
+    left: str
+    right: str
+    where: str
+    concat: DataFrame
+    views: list[str] = field(default_factory=list, repr=False)
+    broadcast: bool = False
+
+    @classmethod
+    def of(cls, linker: Linker) -> "JoinInputs":
+        """Splink's ``__splink__df_concat_with_tf`` computed once, cached and named.
+
+        Two-input ``link_only`` jobs join the first input (Splink's order) to the second
+        with no further condition, as Splink does; everything else joins the records to
+        themselves under Splink's ordering condition.
+        """
+        settings = linker._settings_obj
+        spark: SparkSession = linker._db_api.spark
+        pipeline = CTEPipeline()
+        enqueue_df_concat_with_tf(linker, pipeline)
+        # computed now, in one job, so the many joins that read it do not each compute it
+        concat = run_pipeline(linker._db_api, pipeline).localCheckpoint(eager=True)
+        name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
+        concat.createOrReplaceTempView(name)
+        tables = sorted(linker._input_tables_dict.values(), key=lambda t: t.templated_name)
+        source = settings.column_info_settings.source_dataset_input_column
+        if settings._link_type == "link_only" and len(tables) == 2 and source is not None:
+            sides = []
+            for table in tables:
+                sides.append(f"{name}_{len(sides)}")
+                spark.sql(f"select * from {name} where {source.name} = '{table.dataset_display_name}'").createOrReplaceTempView(sides[-1])
+            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides], _broadcastable(concat))
+        ids = settings.column_info_settings.unique_id_input_columns
+        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat, [name], _broadcastable(concat))
+
+    def hint(self, *aliases: str) -> str:
+        """A ``BROADCAST`` hint for the joined sides ``aliases`` when the records are small enough."""
+        return f"/*+ BROADCAST({', '.join(aliases)}) */ " if self.broadcast else ""
+
+    def sampled(self, sample_sql: str, partitions: str) -> tuple[str, str]:
+        """The two sides restricted to the rows ``sample_sql`` keeps, spread over ``partitions``
+        so that their cross join uses every core."""
+        spark = self.concat.sparkSession
+        names = []
+        for side in (self.left, self.right):
+            names.append(f"{side}_sample_{uuid.uuid4().hex[:6]}")
+            spark.sql(f"select /*+ REPARTITION({partitions}) */ * from {side} where {sample_sql}").createOrReplaceTempView(names[-1])
+        self.views.extend(names)
+        return names[0], names[1]
+
+    def release(self) -> None:
+        """Drop the temporary views (they would keep the records alive) and the cached records."""
+        _drop_views(self.concat.sparkSession, self.views)
+        free_checkpoint(self.concat)
+
+
+def any_rule(rules: list[BlockingRule]) -> str:
+    """SQL true when any of ``rules`` finds the pair (null-safe, as Splink's exclusions)."""
+    return " OR ".join(f"coalesce(({r.blocking_rule_sql}), false)" for r in rules) or "false"
+
+
+def blocked_pairs_sql(
+    linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
+) -> str:
+    """One ``union all`` of the unique ids of every distinct pair the prediction rules find,
+    plus the sampled sets (:func:`with_records_sql` then joins the records to them).
+
+    Prediction rules come first, each excluding the pairs of the rules before it (their
+    ``match_key`` is the rule's position, as in Splink); every such pair carries the flag
+    of each blocking set (``sample_sql`` None) its rule finds. The pairs a blocking set
+    finds beyond the prediction rules are not kept here: :func:`outside_predictions`
+    names them, for counting. A sampled set is drawn on its own and its rows carry no
+    other flag, so that its counts stay a random sample.
+    """
+    settings = linker._settings_obj
+    ids = settings.column_info_settings.unique_id_input_columns
+    columns = ", ".join(name for column in ids for name in column.l_r_names_as_l_r)
+    predict_rules = settings._blocking_rules_to_generate_predictions
+
+    def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
+        values = [
+            ("true" if s.name == sample.name else "false") if sample is not None
+            else "false" if s.sample_sql is not None
+            else f"coalesce(({s.rule.blocking_rule_sql}), false)"
+            for s in pair_sets
+        ]
+        flag_sql = "".join(f", {v} as {flag(s)}" for v, s in zip(values, pair_sets))
+        return (
+            f"select {inputs.hint('r')}{columns}, {match_key} as match_key, {str(predict).lower()} as {PREDICT}{flag_sql} "
+            f"from {source[0]} as l inner join {source[1]} as r on ({on}) {where}"
+        )
+
+    sides = (inputs.left, inputs.right)
+    selects = [
+        select(f"'{i}'", True, sides, rule.blocking_rule_sql, f"{inputs.where} AND NOT ({any_rule(predict_rules[:i])})")
+        for i, rule in enumerate(predict_rules)
+    ]
+    for pair_set in pair_sets:
+        if pair_set.sample_sql is not None:
+            sample = inputs.sampled(pair_set.sample_sql, partitions)
+            selects.append(select("cast(null as string)", False, sample, pair_set.rule.blocking_rule_sql, inputs.where, pair_set))
+    return "\nunion all\n".join(selects)
+
+
+def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str]) -> str:
+    """The pairs in table ``pair_ids`` (unique ids ``*_l``, ``*_r`` and the ``carried`` columns)
+    joined to both records: the columns Splink's comparison SQL reads, as Splink selects them."""
+    ids = settings.column_info_settings.unique_id_input_columns
+    on_l = " AND ".join(f"p.{c.name_l} = l.{c.name}" for c in ids)
+    on_r = " AND ".join(f"p.{c.name_r} = r.{c.name}" for c in ids)
+    columns = [*settings._columns_to_select_for_blocking, *(f"p.{c}" for c in carried)]
+    return (
+        f"select {inputs.hint('l', 'r')}{', '.join(columns)} from {pair_ids} as p "
+        f"inner join {inputs.left} as l on {on_l} inner join {inputs.right} as r on {on_r}"
+    )
+
+
+def outside_predictions(settings: Settings, pair_sets: list[PairSet], *, cumulative: bool = False) -> list[PairSet]:
+    """The pairs of each blocking set that no prediction rule finds (the rest of the set is
+    flagged on the candidate vectors); ``cumulative`` also leaves out the earlier sets' pairs.
+
+    A set whose rule is a prediction rule has no such pairs and is left out.
+    """
+    predict_rules = settings._blocking_rules_to_generate_predictions
+    covered = {r.blocking_rule_sql for r in predict_rules}
+    return [
+        PairSet(s.name, s.rule, exclude=(*predict_rules, *(p.rule for p in pair_sets[:i] if cumulative)))
+        for i, s in enumerate(pair_sets)
+        if s.rule.blocking_rule_sql not in covered
+    ]
+
+
+@dataclass
+class CandidateVectors:
+    """The comparison vectors of every candidate pair (a local checkpoint), and the sets flagged on them."""
+
+    frame: DataFrame
+    pair_sets: tuple[PairSet, ...]
+    inputs: JoinInputs = field(repr=False)
+    db_api: SparkAPI = field(repr=False)
+    views: list[str] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        _drop_views(self.frame.sparkSession, self.views)
+        free_checkpoint(self.frame)
+        self.inputs.release()
+
+
+def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateVectors:
+    """Block and compare every candidate pair, once: one Spark job."""
+    settings = linker._settings_obj
+    spark: SparkSession = linker._db_api.spark
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    inputs = JoinInputs.of(linker)
+    pipeline = CTEPipeline()
+    pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, list(pair_sets), partitions), "__matcher__pair_ids")
+    carried = ["match_key", PREDICT, *(flag(s) for s in pair_sets)]
+    pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried), "__splink__df_blocked")
+    columns = list(settings._columns_to_select_for_comparison_vector_values)
+    shared = []
+    for k, cc in enumerate(settings.comparisons):
+        gamma = gamma_sql(cc, f"__shared_{k}")
+        shared += gamma.shared
+        columns[columns.index(cc._case_statement)] = f"{gamma.case} as {cc._gamma_column_name}"
+    blocked = "__splink__df_blocked"
+    if shared:
+        pipeline.enqueue_sql(f"select *, {', '.join(shared)} from {blocked}", "__matcher__blocked_shared")
+        blocked = "__matcher__blocked_shared"
+    columns += [PREDICT, *(flag(s) for s in pair_sets)]
+    pipeline.enqueue_sql(f"select {', '.join(columns)} from {blocked}", "__splink__df_comparison_vectors")
+    # kept in the executors' memory (spilling to disk) with the plan cut, so every later query
+    # over the vectors plans in milliseconds instead of re-analysing the comparison SQL; one
+    # partition per core instead of several per rule keeps the later jobs and files few
+    frame = run_pipeline(linker._db_api, pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
+    return CandidateVectors(frame, tuple(pair_sets), inputs, linker._db_api)
+
+
+@dataclass(frozen=True)
+class FlaggedCounts:
+    """Pairs per combination of set flags and comparison-vector pattern (a small table)."""
+
+    frame: pd.DataFrame
+    gamma_columns: tuple[str, ...]
+
+    def of_set(self, pair_set: PairSet) -> pd.DataFrame:
+        """The set's pattern counts, shaped as :func:`matcher.training.patterns.pattern_counts` returns them."""
+        keys = list(self.gamma_columns)
+        counts = self.frame.loc[self.frame[flag(pair_set)], [*keys, "pattern_count"]]
+        # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
+        counts = counts.groupby(keys, as_index=False)["pattern_count"].sum().sort_values(keys, ignore_index=True)
+        return counts.assign(pair_set=pair_set.name)[["pair_set", *keys, "pattern_count"]]
+
+    def pairs_in_any(self, pair_sets: list[PairSet]) -> int:
+        """How many distinct pairs belong to at least one of ``pair_sets``."""
+        found = self.frame[[flag(s) for s in pair_sets]].any(axis=1)
+        return int(self.frame.loc[found, "pattern_count"].sum())
+
+
+def count_flagged_patterns(vectors: CandidateVectors, settings: Settings) -> FlaggedCounts:
+    """Count the flagged pairs per flag combination and pattern: one small Spark job over the kept vectors."""
+    gamma_columns = tuple(cc._gamma_column_name for cc in settings.comparisons)
+    flags = [flag(s) for s in vectors.pair_sets]
+    if not flags:
+        raise ValueError("no pair sets are flagged on these candidate vectors")
+    frame = (
+        vectors.frame.where(" OR ".join(flags))
+        .groupBy(*flags, *gamma_columns)
+        .agg(F.count(F.lit(1)).alias("pattern_count"))
+        .toPandas()
+    )
+    return FlaggedCounts(frame, gamma_columns)
+
+
+def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
+    """Splink's predictions (``match_weight``, ``match_probability``, ``mw_*`` ...) of the
+    prediction candidates, computed with the trained parameters in ``settings``."""
+    name = f"__matcher_vectors_{uuid.uuid4().hex[:8]}"
+    vectors.frame.where(F.col(PREDICT)).drop(PREDICT, *(flag(s) for s in vectors.pair_sets)).createOrReplaceTempView(name)
+    vectors.views.append(name)
+    pipeline = CTEPipeline()
+    pipeline.enqueue_sql(f"select * from {name}", "__splink__df_comparison_vectors")
+    pipeline.enqueue_list_of_sqls(predict_from_comparison_vectors_sqls_using_settings(settings))
+    return run_pipeline(vectors.db_api, pipeline)
+
+
+class Candidates:
+    """The candidate vectors of one input, shared by training and scoring within one run.
+
+    Training asks first, with the pair sets it counts; scoring then reuses the same
+    vectors. Whoever creates it releases it (``with Candidates() as c:`` or :meth:`release`)
+    once the scored pairs are written.
+    """
+
+    def __init__(self) -> None:
+        self._vectors: CandidateVectors | None = None
+
+    @property
+    def vectors(self) -> CandidateVectors | None:
+        """The vectors computed so far in this run, if any."""
+        return self._vectors
+
+    def get(self, linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateVectors:
+        if self._vectors is None or not {s.name for s in pair_sets} <= {s.name for s in self._vectors.pair_sets}:
+            self.release()
+            self._vectors = compute_vectors(linker, pair_sets)
+        return self._vectors
+
+    def __enter__(self) -> "Candidates":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._vectors is not None:
+            self._vectors.release()
+            self._vectors = None

@@ -1,0 +1,1 @@
+"""The transform configuration: one validated object that flows through every stage."""

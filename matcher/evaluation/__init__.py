@@ -1,0 +1,1 @@
+"""Evaluation: accuracy against ground truth, and the run report."""

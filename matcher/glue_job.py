@@ -1,0 +1,312 @@
+"""Glue-compatible job plumbing: one call runs a ``matcher`` task as an AWS Glue 5 job.
+
+A job script in ``jobs/`` is::
+
+    import sys
+    from matcher.glue_job import run_job
+
+    run_job("train", sys.argv)
+
+:func:`run_job` reads Glue-style arguments (``--JOB_NAME x --config c.yaml --output DIR``
+plus the task's own CLI options, always as ``--key value``) with
+``awsglue.utils.getResolvedOptions`` when ``awsglue`` is importable, else with an
+equivalent local parser; takes the SparkSession Glue made (or builds a local one) and
+adds Splink's jar; wraps the work in Glue's ``Job.init``/``Job.commit`` when Glue's JVM
+classes are present; then runs the same :data:`matcher.cli.TASKS` entry as ``matcher TASK``.
+So a new CLI task gets its job script for free.
+
+Job-only options: ``--input PATH`` (or ``NAME=PATH,NAME=PATH`` for several inputs) replaces
+the config's input paths; ``--checkpoint-dir DIR`` is where Splink's intermediate tables go
+(a unique sub-folder, removed when the job ends). ``--config`` and ``--output`` may be
+``s3://`` (any Hadoop) URIs: see :func:`_run_folder_for` for how a remote run folder works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import uuid
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import yaml
+from pyspark.sql import SparkSession
+
+from matcher.config.transform import TransformConfig, config_from_dict, load_config
+from matcher.runtime.errors import ConfigError
+from matcher.runtime.logs import configure_logging
+from matcher.runtime.outputs import is_remote
+from matcher.runtime.session import get_session
+
+log = logging.getLogger(__name__)
+
+JOB_OPTIONS = ("input", "checkpoint-dir")
+"""Options every job accepts on top of the task's CLI options."""
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off", ""}
+
+
+def _key(name: str) -> str:
+    """The key Glue's parser gives an option: ``checkpoint-dir`` -> ``checkpoint_dir``."""
+    return name.replace("-", "_")
+
+
+def _present(argv: Sequence[str], name: str) -> bool:
+    return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
+
+
+def local_resolved_options(argv: Sequence[str], options: Sequence[str]) -> dict[str, str]:
+    """What ``getResolvedOptions(argv, options)`` returns for ``options``, without ``awsglue``:
+    every option is required, unknown arguments are ignored, dashes in keys become underscores."""
+    parser = argparse.ArgumentParser(prog=argv[0] if argv else "job", allow_abbrev=False)
+    for name in options:
+        parser.add_argument(f"--{name}", required=True)
+    known, _ = parser.parse_known_args(list(argv[1:]))
+    return vars(known)
+
+
+def resolve_options(argv: Sequence[str], required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, str | None]:
+    """Glue's ``getResolvedOptions`` when ``awsglue`` is importable, else :func:`local_resolved_options`.
+
+    ``required`` options must be present; ``optional`` ones are ``None`` when absent (Glue's
+    parser has no optional options, so only those present are passed to it). Keys use
+    underscores for dashes, as Glue returns them.
+    """
+    try:
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        getResolvedOptions = local_resolved_options
+    asked = [*required, *(name for name in optional if _present(argv, name))]
+    resolved = getResolvedOptions(list(argv), asked)
+    return {_key(name): resolved.get(_key(name)) for name in [*required, *optional]}
+
+
+def _glue_job_class(spark: SparkSession):
+    """Glue's ``Job`` and ``GlueContext`` when this JVM is Glue's, else ``None``.
+
+    ``awsglue`` may be importable without Glue (the ``awsglue-dev`` package), so the
+    test is whether Glue's JVM classes exist.
+    """
+    try:
+        from awsglue.context import GlueContext
+        from awsglue.job import Job
+        from py4j.java_gateway import JavaClass
+    except ImportError:
+        return None
+    if not isinstance(spark.sparkContext._jvm.com.amazonaws.services.glue.GlueContext, JavaClass):
+        return None
+    return Job, GlueContext
+
+
+@contextmanager
+def job_session(options: dict[str, str | None]) -> Iterator[SparkSession]:
+    """The job's SparkSession (Glue's when present) with Splink's jar; ``Job.init``/``commit`` on Glue."""
+    spark = get_session()
+    glue = _glue_job_class(spark)
+    if glue is None:
+        yield spark
+        return
+    Job, GlueContext = glue
+    job = Job(GlueContext(spark.sparkContext))
+    job.init(options["JOB_NAME"], {k: v for k, v in options.items() if v is not None})
+    yield spark
+    job.commit()
+
+
+def read_job_config(spark: SparkSession, path: str) -> TransformConfig:
+    """A local config file as ``matcher`` reads it, or a remote one (``s3://``) read through Spark.
+
+    Relative paths inside a remote config cannot be resolved: use absolute paths or URIs there.
+    """
+    if not is_remote(path):
+        return load_config(path)
+    try:
+        text = "\n".join(row.value for row in spark.read.text(path, wholetext=True).collect())
+    except Exception as err:  # noqa: BLE001 - Hadoop's errors are long; the first line says it
+        raise ConfigError(f"{path}: cannot read config ({str(err).strip().splitlines()[0]})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    return config_from_dict(data, source=path)
+
+
+def override_inputs(config: TransformConfig, value: str | None) -> TransformConfig:
+    """Replace input paths: ``PATH`` for a one-input config, ``NAME=PATH,NAME=PATH`` otherwise."""
+    if not value:
+        return config
+    names = [spec.name for spec in config.inputs]
+    if "=" not in value.split(",")[0]:
+        if len(names) != 1:
+            raise ConfigError(f"--input {value}: config has inputs {', '.join(names)}; give NAME=PATH for each to replace")
+        paths = {names[0]: value}
+    else:
+        paths = dict(item.split("=", 1) for item in value.split(",") if item)
+    unknown = sorted(set(paths) - set(names))
+    if unknown:
+        raise ConfigError(f"--input: no input named {', '.join(unknown)} in the config (inputs: {', '.join(names)})")
+    inputs = [spec.model_copy(update={"path": paths.get(spec.name, spec.path)}) for spec in config.inputs]
+    return config.model_copy(update={"inputs": inputs})
+
+
+def _task_parser(task: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    from matcher.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if task not in subparsers.choices:
+        raise ValueError(f"unknown task {task!r} (tasks: {', '.join(subparsers.choices)})")
+    return parser, subparsers.choices[task]
+
+
+def _task_options(sub: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in sub._actions if a.option_strings and a.dest != "help"]
+
+
+def _cli_arguments(task: str, sub: argparse.ArgumentParser, options: dict[str, str | None]) -> list[str]:
+    """The ``matcher TASK ...`` arguments equivalent to the job's resolved options.
+
+    Flags (``--retrain``) arrive Glue-style with a value: ``--retrain true``.
+    """
+    argv = [task]
+    for action in _task_options(sub):
+        flag = action.option_strings[-1]
+        value = options.get(_key(flag[2:]))
+        if value is None:
+            continue
+        if action.nargs == 0:
+            if value.lower() not in _TRUE | _FALSE:
+                raise ConfigError(f"{flag} {value}: expected true or false")
+            if value.lower() in _TRUE:
+                argv.append(flag)
+        else:
+            argv += [flag, value]
+    return argv
+
+
+def _remove_hadoop_path(spark: SparkSession, path: str) -> None:
+    """Delete a folder through Hadoop's FileSystem (local or ``s3://``), quietly."""
+    try:
+        jvm = spark.sparkContext._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+    except Exception:  # noqa: BLE001 - cleanup must not mask the job's own outcome
+        log.warning("could not remove checkpoint folder %s", path)
+
+
+def run_job(task: str, argv: Sequence[str] | None = None):
+    """Run the ``matcher`` CLI task ``task`` as a Glue-style job and return its result.
+
+    Errors propagate (the job fails with a trace, as Glue expects); the result is logged
+    and printed as one line.
+    """
+    from matcher.cli import TASKS
+
+    argv = list(sys.argv if argv is None else argv)
+    configure_logging(logging.INFO)
+    parser, sub = _task_parser(task)
+    flags = [a.option_strings[-1][2:] for a in _task_options(sub)]
+    required = ["JOB_NAME", *(a.option_strings[-1][2:] for a in _task_options(sub) if a.required)]
+    optional = [f for f in flags if f not in required] + list(JOB_OPTIONS)
+    options = resolve_options(argv, required, optional)
+    args = parser.parse_args(_cli_arguments(task, sub, options))
+    with job_session(options) as spark:
+        config = override_inputs(read_job_config(spark, args.config), options["input"])
+        # a task whose --output is a file (label-set, export-labels) names its run folder with --run
+        output = (args.run if TASKS[task].output_help else args.output) or config.output
+        with _run_folder_for(spark, config, output, options) as folder:
+            result = TASKS[task].run(config, folder, args)
+    print(f"{options['JOB_NAME']}: {task} done: {_describe(result, output)}")
+    return result
+
+
+@contextmanager
+def _run_folder_for(spark: SparkSession, config: TransformConfig, output: str, options: dict[str, str | None]):
+    """The task's run folder; for a remote ``output`` (``s3://``, any Hadoop URI) a staged one.
+
+    Remote: Spark writes ``matches``/``pairs`` (and Splink's checkpoints) straight to the
+    URI; the small files (model, JSON, report) live in a local staging folder that is filled
+    from ``output`` before the task and copied back after it succeeded.
+    """
+    from matcher.runtime.run_folder import run_folder
+
+    remote = is_remote(output)
+    scratch = options["checkpoint_dir"] or (f"{output.rstrip('/')}/_checkpoints" if remote else None)
+    checkpoints = f"{scratch.rstrip('/')}/{options['JOB_NAME']}-{uuid.uuid4().hex[:8]}" if scratch else None
+    staging = Path(tempfile.mkdtemp(prefix="matcher-job-")) if remote else None
+    folder = replace(run_folder(config, staging), data_root=output) if remote else run_folder(config, output)
+    if checkpoints:
+        folder = replace(folder, checkpoint_dir=checkpoints)
+    try:
+        if remote:
+            _copy_children(spark, output, f"file://{staging}", skip=SPARK_WRITTEN)
+        yield folder
+        if remote:
+            for name in ("summary.json", "metrics.json"):
+                _point_outputs_at(staging / name, str(staging), output.rstrip("/"))
+            _copy_children(spark, f"file://{staging}", output, skip=("_checkpoints",))
+    finally:
+        if checkpoints:
+            _remove_hadoop_path(spark, checkpoints)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+SPARK_WRITTEN = ("matches", "pairs", "_checkpoints")
+"""Run-folder entries that Spark writes straight to a remote run folder (never staged)."""
+
+
+def _hadoop_fs(spark: SparkSession, uri: str):
+    """Hadoop's FileSystem for ``uri``; for local files the raw one, which neither writes nor
+    checks ``.crc`` side files (the staged JSON files are rewritten by Python)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    if uri.startswith("file:"):
+        return jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf).getRaw(), path
+    return path.getFileSystem(conf), path
+
+
+def _copy_children(spark: SparkSession, source: str, target: str, *, skip: Sequence[str] = ()) -> None:
+    """Copy every entry of folder ``source`` into folder ``target`` through Hadoop's FileSystem,
+    replacing entries of the same name; a missing ``source`` copies nothing."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    source_fs, source_path = _hadoop_fs(spark, source)
+    if not source_fs.exists(source_path):
+        return
+    target_fs, target_path = _hadoop_fs(spark, target)
+    target_fs.mkdirs(target_path)
+    for status in source_fs.listStatus(source_path):
+        name = status.getPath().getName()
+        if name in skip or name.startswith("."):
+            continue
+        destination = jvm.org.apache.hadoop.fs.Path(target_path, name)
+        target_fs.delete(destination, True)
+        jvm.org.apache.hadoop.fs.FileUtil.copy(source_fs, status.getPath(), target_fs, destination, False, True, conf)
+    log.info("copied run folder entries from %s to %s", source, target)
+
+
+def _point_outputs_at(path: Path, staged: str, output: str) -> None:
+    """Rewrite the staging folder's paths in a JSON file's ``outputs`` to the remote run folder."""
+    if not path.exists():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    outputs = data.get("outputs", {})
+    data["outputs"] = {k: v.replace(staged, output) if isinstance(v, str) else v for k, v in outputs.items()}
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def _describe(result: object, output: str) -> str:
+    if isinstance(result, dict) and "rows_out" in result:
+        return f"{result['rows_out']} rows, {result['n_clusters']} clusters -> {output}"
+    if isinstance(result, str) and result.strip():
+        return f"{'; '.join(line.strip() for line in result.strip().splitlines())} -> {output}"
+    return f"-> {output}"

@@ -1,0 +1,1 @@
+"""Harmonization: sources onto one customer schema, standardized, quality-gated; golden records."""

@@ -1,0 +1,122 @@
+"""The quality gate: split standardized rows into rows to match and rows to quarantine, with reasons.
+
+Rules (``quality:`` in the config; the first two are always on):
+
+===============  =========================================================================
+rule             a row fails when
+===============  =========================================================================
+primary_key      its source's primary key is null, or the key repeats in that source
+                 (every row sharing it is quarantined: which one is right is unknowable)
+encoding         a mapped text value holds U+FFFD, the mark a decoder leaves for bytes that
+                 are not valid in the source's ``encoding`` (mixed encodings in one file)
+required         a listed field is null after standardization
+require_any      every field of a listed group is null (``[[email, phone, dob]]``)
+parseable        a listed date/email/phone/timestamp field has a raw value that did not
+                 standardize (a malformed date or phone); unlisted fields just become null
+allowed_values   a listed field's standardized value is not among the allowed ones
+===============  =========================================================================
+
+The quarantine table has one row per rejected input row: ``source_system``, ``record_id``,
+``source_key``, ``rule`` (the failed rules, comma-separated), ``reason`` (one explanation
+per failed rule, ``; ``-separated) and every raw and standardized column. Nothing is
+dropped: rows in = rows passed + rows quarantined, per source (:func:`reconcile`).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from matcher.config.harmonization import CANONICAL_FIELDS, SOURCE_SYSTEM
+from matcher.config.transform import TransformConfig
+from matcher.harmonize.sources import SOURCE_KEY, pass_through_columns
+from matcher.harmonize.standardize import raw
+from matcher.runtime.errors import MatcherError
+
+_ISSUES = "_issues"
+_DESCRIBED = {"date": "a date in the configured formats", "timestamp": "a timestamp in the configured formats",
+              "email": "an email address", "phone": "a phone number possible in its region"}
+
+
+def _issue(failed: Column, rule: str, reason: Column) -> Column:
+    return F.when(failed, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
+
+
+def _text_columns(df: DataFrame, config: TransformConfig) -> list[str]:
+    present = [raw(f) for f in CANONICAL_FIELDS if raw(f) in df.columns]
+    return [*present, *(c for c in pass_through_columns(config) if c in df.columns), SOURCE_KEY]
+
+
+def rule_checks(df: DataFrame, config: TransformConfig) -> list[Column]:
+    """One nullable issue struct (rule, reason) per check; null where the row passes it."""
+    spec = config.quality
+    repeats = F.count(F.lit(1)).over(Window.partitionBy(SOURCE_SYSTEM, SOURCE_KEY))
+    checks = [
+        _issue(F.col(SOURCE_KEY).isNull(), "primary_key", F.lit("primary key is null")),
+        _issue(F.col(SOURCE_KEY).isNotNull() & (repeats > 1), "primary_key",
+               F.format_string("primary key %s repeats %d times in the source", F.col(SOURCE_KEY), repeats)),
+    ]
+    for column in _text_columns(df, config):
+        checks.append(_issue(F.coalesce(F.instr(F.col(column), "\ufffd") > 0, F.lit(False)), "encoding",
+                             F.lit(f"{column} has bytes that are not valid in the source's encoding")))
+    for field in spec.required:
+        checks.append(_issue(F.col(field).isNull(), "required", F.lit(f"{field} is missing")))
+    for group in spec.require_any:
+        none = F.lit(True)
+        for field in group:
+            none = none & F.col(field).isNull()
+        checks.append(_issue(none, "require_any", F.lit(f"none of {', '.join(group)} is present")))
+    for field in spec.parseable:
+        given = F.coalesce(F.trim(F.col(raw(field))) != "", F.lit(False))
+        checks.append(_issue(given & F.col(field).isNull(), "parseable",
+                             F.format_string(f"{field} %s is not {_DESCRIBED[CANONICAL_FIELDS[field]]}", F.col(raw(field)))))
+    for field, allowed in spec.allowed_values.items():
+        bad = F.col(field).isNotNull() & ~F.col(field).isin(allowed)
+        checks.append(_issue(bad, "allowed_values",
+                             F.format_string(f"{field} %s is not one of the allowed values", F.col(field))))
+    return checks
+
+
+def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, DataFrame]:
+    """``(passed, quarantined)``: the rows that pass every rule, and the others with ``rule`` and ``reason``."""
+    checked = df.withColumn(_ISSUES, F.filter(F.array(*rule_checks(df, config)), lambda x: x.isNotNull()))
+    passed = checked.where(F.size(_ISSUES) == 0).drop(_ISSUES)
+    quarantined = checked.where(F.size(_ISSUES) > 0).select(
+        SOURCE_SYSTEM,
+        "record_id",
+        SOURCE_KEY,
+        F.array_join(F.array_distinct(F.transform(_ISSUES, lambda x: x["rule"])), ",").alias("rule"),
+        F.array_join(F.transform(_ISSUES, lambda x: x["reason"]), "; ").alias("reason"),
+        *[c for c in df.columns if c not in (SOURCE_SYSTEM, "record_id", SOURCE_KEY)],
+    )
+    return passed, quarantined
+
+
+def source_counts(rows_in: DataFrame, quarantined: DataFrame, config: TransformConfig) -> dict[str, dict]:
+    """Per source: rows in, rows quarantined, and quarantined rows per rule."""
+    counts = {s.name: {"rows_in": 0, "rows_quarantined": 0, "quarantined_by_rule": {}} for s in config.sources or []}
+    for r in rows_in.groupBy(SOURCE_SYSTEM).count().collect():
+        counts[r[SOURCE_SYSTEM]]["rows_in"] = r["count"]
+    for r in quarantined.groupBy(SOURCE_SYSTEM).count().collect():
+        counts[r[SOURCE_SYSTEM]]["rows_quarantined"] = r["count"]
+    by_rule = quarantined.select(SOURCE_SYSTEM, F.explode(F.split("rule", ",")).alias("r")).groupBy(SOURCE_SYSTEM, "r").count()
+    for r in by_rule.collect():
+        counts[r[SOURCE_SYSTEM]]["quarantined_by_rule"][r["r"]] = r["count"]
+    return counts
+
+
+def reconcile(counts: dict[str, dict], matched: DataFrame) -> dict[str, dict]:
+    """Add ``rows_matched`` per source (rows in the match output) and check that
+    ``rows_in == rows_matched + rows_quarantined`` for each; raises when a row went missing."""
+    per_source = {r[SOURCE_SYSTEM]: r["count"] for r in matched.groupBy(SOURCE_SYSTEM).count().collect()}
+    out = {}
+    for name, c in counts.items():
+        c = {**c, "rows_matched": per_source.get(name, 0)}
+        if c["rows_in"] != c["rows_matched"] + c["rows_quarantined"]:
+            raise MatcherError(
+                f"source {name!r}: {c['rows_in']} rows in but {c['rows_matched']} matched + "
+                f"{c['rows_quarantined']} quarantined"
+            )
+        out[name] = {"rows_in": c["rows_in"], "rows_matched": c["rows_matched"],
+                     "rows_quarantined": c["rows_quarantined"], "quarantined_by_rule": c["quarantined_by_rule"]}
+    return out

@@ -1,0 +1,1 @@
+"""Incremental matching: new, updated and deleted records against a matched run."""

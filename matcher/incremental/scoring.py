@@ -1,0 +1,158 @@
+"""Score new records against the existing records that share a blocking key with them, and among themselves.
+
+:func:`candidate_rows` pre-selects the existing records in the driver; :func:`score_new_records`
+scores with Splink's ``predict_between`` on DuckDB in the driver or on Spark
+(:func:`scoring_engine`); both give the same scores (see :mod:`matcher.matching.driver_scoring`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+from splink import Linker, SparkAPI
+
+from matcher.config.transform import DATE_KINDS, TransformConfig
+from matcher.matching import driver_scoring
+from matcher.model.artifact import TrainedModel
+from matcher.model.comparisons import comparable
+
+
+def _isin(column: str, values: Iterable, schema: pa.Schema) -> ds.Expression:
+    return pc.field(column).isin(pa.array(list(values), type=schema.field(column).type))
+
+
+def candidate_rows(matches: ds.Dataset, config: TransformConfig, new: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Existing records that share a blocking key with a new record (all of them when a rule is SQL).
+
+    Column-list rules are applied exactly (a tuple semi-join); a raw SQL rule cannot be
+    pre-filtered here, so then Splink blocks against every existing record.
+    """
+    rules = config.active_blocking_rules
+    if not all(isinstance(r, list) for r in rules):
+        return matches.to_table(columns=columns).to_pandas()
+    schema = matches.schema
+    expression = None
+    for rule in rules:
+        keys = new[rule].dropna()
+        if keys.empty:
+            continue
+        term = None
+        for column in rule:
+            part = _isin(column, keys[column].unique(), schema)
+            term = part if term is None else term & part
+        expression = term if expression is None else expression | term
+    if expression is None:
+        return pa.schema([schema.field(c) for c in columns]).empty_table().to_pandas()
+    rows = matches.to_table(columns=columns, filter=expression).to_pandas()
+    keep = np.zeros(len(rows), dtype=bool)
+    for rule in rules:
+        keys = new[rule].dropna().drop_duplicates()
+        if keys.empty:
+            continue
+        flagged = rows[rule].merge(keys.assign(_hit=True), on=rule, how="left")["_hit"].notna().to_numpy()
+        keep |= flagged
+    return rows[keep].reset_index(drop=True)
+
+
+def scoring_engine(config: TransformConfig, rows: int) -> str:
+    """``spark`` or ``duckdb``: where :func:`score_new_records` scores ``rows`` candidate and new records."""
+    spec = config.incremental
+    if spec.scoring != "auto":
+        return spec.scoring
+    return "duckdb" if rows <= spec.driver_max_rows else "spark"
+
+
+def predict_between_spark(
+    spark: SparkSession,
+    config: TransformConfig,
+    model: TrainedModel,
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    schema: StructType,
+    frequencies: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """Splink's ``predict_between(left, right)`` on Spark with ``model``."""
+    # the tables are small: keep Splink's intermediate tables in memory, in one partition,
+    # instead of writing each to the checkpoint folder as Parquet
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist", num_partitions_on_repartition=1)
+    tag = uuid.uuid4().hex[:8]
+
+    def register(frame: pd.DataFrame, name: str):
+        table = spark.createDataFrame(frame, schema=schema) if len(frame) else spark.createDataFrame([], schema)
+        return db_api.register(comparable(table, config), dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    left_table = register(left, "existing_and_new")
+    right_table = register(right, "new")
+    linker = Linker(right_table, model.splink_model, log_level=None)
+    dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
+    for column in linker._settings_obj._term_frequency_columns:
+        name = column.unquote().name
+        table = spark.createDataFrame(frequencies[name])
+        if name in dates:
+            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
+        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
+        linker.table_management.register_term_frequency_lookup(registered, name)
+    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+
+
+def score_new_records(
+    spark: SparkSession,
+    config: TransformConfig,
+    model: TrainedModel,
+    candidates: pd.DataFrame,
+    new: pd.DataFrame,
+    schema: StructType,
+    frequencies: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """Score the new records against the existing candidates and among themselves with Splink's ``predict_between``.
+
+    One call does both: the left side is candidates + new records, the right side the
+    new records; a new-new pair comes back in both orientations and a record with
+    itself, so only ``l < r`` is kept among new records (what ``predict_within`` would
+    give, in one job instead of two). The engine is :func:`scoring_engine`'s choice.
+    ``frequencies`` maps each term-frequency column to its table (value, ``tf_<column>``).
+    Returns Splink's prediction columns plus ``record_id_l``/``record_id_r``, each pair
+    oriented as a full run orders it (smaller record id left).
+    """
+    key = config.primary_key
+    left = pd.concat([candidates, new], ignore_index=True)
+    if scoring_engine(config, len(left)) == "duckdb":
+        scored = driver_scoring.predict_between(config, model, left, new, frequencies)
+    else:
+        scored = predict_between_spark(spark, config, model, left, new, schema, frequencies)
+    new_keys = set(new[key])
+    both_new = scored[f"{key}_l"].isin(new_keys) & scored[f"{key}_r"].isin(new_keys)
+    keep = ~both_new | (scored[f"{key}_l"] < scored[f"{key}_r"])
+    scored = scored[keep].reset_index(drop=True)
+    if key != "record_id":
+        scored.insert(0, "record_id_r", scored[f"{key}_r"])
+        scored.insert(0, "record_id_l", scored[f"{key}_l"])
+    return _orient(scored)
+
+
+def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Swap the ``_l``/``_r`` columns of the pairs whose left record id is the larger, as a full run orders them."""
+    swap = (pairs["record_id_l"] > pairs["record_id_r"]).to_numpy()
+    if not swap.any():
+        return pairs
+    pairs = pairs.copy()
+    for name in [c for c in pairs.columns if c.endswith("_l") and f"{c[:-2]}_r" in pairs.columns]:
+        other = f"{name[:-2]}_r"
+        left, right = pairs[name].copy(), pairs[other].copy()
+        pairs.loc[swap, name] = right[swap]
+        pairs.loc[swap, other] = left[swap]
+    return pairs

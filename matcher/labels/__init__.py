@@ -1,0 +1,1 @@
+"""Labels: FindMatches labeling files, labeling sets, the terminal labeler, held-out evaluation."""

@@ -1,0 +1,1 @@
+"""Matching: scores, the threshold, clusters, stable ids, enforced links."""

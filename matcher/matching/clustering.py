@@ -1,0 +1,327 @@
+"""Clusters of the match graph, with deterministic cluster ids.
+
+``clustering.method: connected_components`` (the default): the edges above the
+threshold are collected to the driver (two id columns through Arrow) and labelled with
+scipy's sparse connected components; this is linear in the number of edges and avoids
+Splink's one-Spark-job-per-iteration clustering.
+
+``clustering.method: average_link`` resists chains: one wrong above-threshold link no
+longer joins two entities. Within each connected component of the above-threshold
+links, clusters are merged along those links, strongest first, only when the mean
+match weight over *every* pair of records between the two clusters reaches
+``min_mean_weight``; a pair that blocking never scored counts as
+``unscored_pair_weight`` (:func:`cluster_by_average_link`). Only the scored pairs inside
+a component are collected (:func:`component_pairs`).
+
+A cluster's ``match_id`` is its smallest record id, so the same input always gives the
+same ids.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
+    """Label the components of an edge list (columns ``id_l``, ``id_r``).
+
+    Returns one row per record that has at least one edge: ``record_id`` and
+    ``match_id``, the smallest record id in its component.
+    """
+    if edges.empty:
+        return pd.DataFrame({"record_id": edges["id_l"].iloc[:0], "match_id": edges["id_l"].iloc[:0]})
+    codes, uniques = pd.factorize(pd.concat([edges["id_l"], edges["id_r"]], ignore_index=True), sort=True)
+    n = len(uniques)
+    half = len(edges)
+    graph = coo_matrix((np.ones(half, dtype=np.int8), (codes[:half], codes[half:])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    # uniques are sorted, so the first code seen per label is the component's smallest id
+    smallest = pd.Series(np.arange(n)).groupby(labels).transform("min").to_numpy()
+    return pd.DataFrame({"record_id": uniques, "match_id": uniques[smallest]})
+
+
+def clusters_from_pairs(
+    pairs: DataFrame,
+    threshold: float,
+    *,
+    must_link: pd.DataFrame | None = None,
+    cannot_link: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Cluster the scored pairs (``record_id_l``, ``record_id_r``) whose ``match_probability`` reaches ``threshold``.
+
+    With ``must_link`` / ``cannot_link`` (``id_l``, ``id_r``) the clusters respect them
+    (:func:`cluster_with_constraints`).
+    """
+    edges = pairs.where(pairs["match_probability"] >= threshold)
+    if must_link is None and cannot_link is None:
+        edges = edges.select(F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r")).toPandas()
+        return cluster_edges(edges)
+    edges = edges.select(
+        F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r"), F.col("match_probability").alias("weight")
+    ).toPandas()
+    empty = pd.DataFrame({"id_l": edges["id_l"].iloc[:0], "id_r": edges["id_r"].iloc[:0]})
+    return cluster_with_constraints(
+        edges, must_link if must_link is not None else empty, cannot_link if cannot_link is not None else empty
+    )
+
+
+def _find(parent: dict, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, cannot_link: pd.DataFrame) -> pd.DataFrame:
+    """Connected components of ``edges`` plus ``must_link``, split so that no ``cannot_link`` pair shares one.
+
+    ``edges`` has ``id_l``, ``id_r`` and ``weight`` (e.g. the match probability);
+    ``must_link`` and ``cannot_link`` have ``id_l`` and ``id_r``. Returns ``record_id`` and
+    ``match_id`` (smallest id of the cluster) for every record on an edge or a must-link.
+
+    How a cannot-link splits a cluster: within a component holding a cannot-link pair,
+    links are accepted strongest first (must-links before any scored edge, then by
+    weight, ties by ids) and a link is dropped when accepting it would put a
+    cannot-link pair in one cluster. The pair is therefore separated at the weakest
+    link of the strongest path between them (the bottleneck of the maximum spanning
+    tree) and every other link that would rejoin the two sides is dropped too.
+    Components without a cannot-link pair are exactly the connected components. A
+    must-link chain joining a cannot-link pair is a contradiction:
+    :class:`~matcher.runtime.errors.InputDataError` names the pair.
+    """
+    from matcher.runtime.errors import InputDataError
+
+    must = must_link.assign(weight=np.inf)[["id_l", "id_r", "weight"]]
+    every = pd.concat([must, edges[["id_l", "id_r", "weight"]]], ignore_index=True)
+    if every.empty:
+        return cluster_edges(every)
+    plain = cluster_edges(every)
+    component = dict(zip(plain["record_id"], plain["match_id"]))
+    split = {component[a] for a, b in zip(cannot_link["id_l"], cannot_link["id_r"])
+             if a in component and b in component and component[a] == component[b]}
+    if not split:
+        return plain
+    forbidden: dict = {}
+    for a, b in zip(cannot_link["id_l"], cannot_link["id_r"]):
+        forbidden.setdefault(a, set()).add(b)
+        forbidden.setdefault(b, set()).add(a)
+    inside = every[every["id_l"].map(component).isin(split)]
+    inside = inside.sort_values(["weight", "id_l", "id_r"], ascending=[False, True, True], kind="stable")
+    ids = pd.unique(pd.concat([inside["id_l"], inside["id_r"]]))
+    parent = {x: x for x in ids}
+    members = {x: {x} for x in ids}
+    barred = {x: set(forbidden.get(x, ())) for x in ids}
+    for a, b, weight in inside.itertuples(index=False):
+        ra, rb = _find(parent, a), _find(parent, b)
+        if ra == rb:
+            continue
+        if not barred[ra].isdisjoint(members[rb]):
+            if weight == np.inf:
+                pair = next((x, y) for x in members[ra] for y in barred[x] & members[rb])
+                raise InputDataError(
+                    f"enforced matches contradict each other: must-links (or exact rules) join cannot-link pair {pair[0]}~{pair[1]}"
+                )
+            continue
+        if len(members[ra]) < len(members[rb]):
+            ra, rb = rb, ra
+        parent[rb] = ra
+        members[ra] |= members.pop(rb)
+        barred[ra] |= barred.pop(rb)
+    roots = {x: _find(parent, x) for x in ids}
+    smallest = {root: min(group) for root, group in members.items()}
+    resplit = pd.DataFrame({"record_id": list(roots), "match_id": [smallest[r] for r in roots.values()]})
+    kept = plain[~plain["match_id"].isin(split)]
+    return pd.concat([kept, resplit], ignore_index=True).sort_values("record_id", ignore_index=True)
+
+
+def component_pairs(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scored pairs whose two records share a component of the links at or above ``threshold``.
+
+    Links are the pairs whose ``match_probability`` reaches ``threshold`` plus the
+    ``must_link`` pairs (``id_l``, ``id_r``). Returns ``id_l``, ``id_r``, ``weight`` (the
+    pair's ``match_weight``), ``probability`` and ``link`` (whether it is a link): every
+    pair average-link clustering can weigh, and nothing else.
+    """
+    spark = pairs.sparkSession
+    links = pairs.where(pairs["match_probability"] >= threshold).select(
+        F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r")
+    ).toPandas()
+    if must_link is not None and len(must_link):
+        links = pd.concat([links, must_link[["id_l", "id_r"]]], ignore_index=True)
+    members = cluster_edges(links)
+    columns = ["id_l", "id_r", "weight", "probability", "link"]
+    if members.empty:
+        return pd.DataFrame({c: links["id_l"].iloc[:0] for c in columns[:2]}).assign(weight=0.0, probability=0.0, link=False)
+    component = spark.createDataFrame(members.rename(columns={"match_id": "component"}))
+    left = component.select(F.col("record_id").alias("record_id_l"), F.col("component").alias("_c_l"))
+    right = component.select(F.col("record_id").alias("record_id_r"), F.col("component").alias("_c_r"))
+    inside = (
+        pairs.join(F.broadcast(left), "record_id_l").join(F.broadcast(right), "record_id_r")
+        .where(F.col("_c_l") == F.col("_c_r"))
+        .select(
+            F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r"),
+            F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
+            (F.col("match_probability") >= threshold).alias("link"),
+        )
+    )
+    return inside.toPandas()[columns]
+
+
+def cluster_by_average_link(
+    edges: pd.DataFrame,
+    *,
+    min_mean_weight: float,
+    unscored_pair_weight: float = 0.0,
+    must_link: pd.DataFrame | None = None,
+    cannot_link: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Merge clusters along the links, strongest first, while the pairs between them support it.
+
+    ``edges`` has ``id_l``, ``id_r``, ``weight`` (match weight) and ``link`` (the pair is
+    at or above the threshold); pairs that are not links still count as evidence. Every
+    record starts alone; ``must_link`` pairs are merged first, unconditionally. Then each
+    link, by weight descending (ties by ids), merges the clusters A and B of its two
+    records when
+
+        (sum of the scored weights between A and B + unscored_pair_weight * unscored pairs) / (|A| * |B|)
+
+    reaches ``min_mean_weight`` and no ``cannot_link`` pair (``id_l``, ``id_r``) would end
+    up in one cluster. A pair scored twice counts with its mean weight. A must-link chain
+    joining a cannot-link pair is an :class:`~matcher.runtime.errors.InputDataError` naming it.
+
+    Returns ``record_id``, ``match_id`` (smallest id of the cluster) and ``strongest``
+    (the highest ``probability`` among the record's edges inside its cluster, NaN for
+    a record alone or held only by must-links) for every record of ``edges`` and
+    ``must_link``.
+
+    >>> edges = pd.DataFrame({"id_l": [1, 2, 1], "id_r": [2, 3, 3], "weight": [9.0, 8.0, -20.0],
+    ...                       "probability": [0.998, 0.996, 0.0], "link": [True, True, False]})
+    >>> cluster_by_average_link(edges, min_mean_weight=0.0)[["record_id", "match_id"]].values.tolist()
+    [[1, 1], [2, 1], [3, 3]]
+    """
+    must = must_link if must_link is not None else edges[["id_l", "id_r"]].iloc[:0]
+    cannot = cannot_link if cannot_link is not None else edges[["id_l", "id_r"]].iloc[:0]
+    ends = pd.concat([edges["id_l"], edges["id_r"], must["id_l"], must["id_r"]], ignore_index=True)
+    if ends.empty:
+        return pd.DataFrame({"record_id": ends, "match_id": ends, "strongest": pd.Series([], dtype=float)})
+    codes, uniques = pd.factorize(ends, sort=True)
+    n = len(edges)
+    a, b = codes[:n], codes[n:2 * n]
+    must_a, must_b = codes[2 * n:2 * n + len(must)], codes[2 * n + len(must):]
+    weight = edges["weight"].to_numpy(float)
+    state = _AverageLink(len(uniques), unscored_pair_weight)
+    state.add_evidence(a, b, weight)
+    index = {x: i for i, x in enumerate(uniques)}
+    for x, y in zip(cannot["id_l"], cannot["id_r"]):
+        if x in index and y in index:
+            state.bar(index[x], index[y])
+    for x, y in zip(must_a.tolist(), must_b.tolist()):
+        if not state.merge(x, y, force=True):
+            pair = state.barred_pair(x, y)
+            raise _contradiction(uniques[pair[0]], uniques[pair[1]])
+    link = edges["link"].to_numpy(bool)
+    order = np.lexsort((b, a, -weight))
+    for i in order[link[order]].tolist():
+        state.merge(int(a[i]), int(b[i]), min_mean_weight=min_mean_weight)
+    roots = np.array([state.find(x) for x in range(len(uniques))])
+    smallest = pd.Series(np.arange(len(uniques))).groupby(roots).transform("min").to_numpy()
+    out = pd.DataFrame({"record_id": uniques, "match_id": uniques[smallest]})
+    same = roots[a] == roots[b]
+    inside = pd.DataFrame({
+        "code": np.concatenate([a[same], b[same]]), "p": np.tile(edges["probability"].to_numpy(float)[same], 2),
+    })
+    out["strongest"] = inside.groupby("code")["p"].max().reindex(np.arange(len(uniques))).to_numpy()
+    return out
+
+
+def _contradiction(x, y):
+    from matcher.runtime.errors import InputDataError
+
+    return InputDataError(f"enforced matches contradict each other: must-links (or exact rules) join cannot-link pair {x}~{y}")
+
+
+class _AverageLink:
+    """Union-find over record codes that keeps, per cluster, the summed weight and count of scored pairs to each other cluster."""
+
+    def __init__(self, n: int, unscored_pair_weight: float):
+        self.parent = list(range(n))
+        self.size = [1] * n
+        self.between: list[dict[int, list[float]]] = [{} for _ in range(n)]
+        self.barred: list[set[int]] = [set() for _ in range(n)]
+        self.members: list[list[int]] = [[x] for x in range(n)]
+        self.unscored = unscored_pair_weight
+
+    def add_evidence(self, a: Iterable[int], b: Iterable[int], weight: Iterable[float]) -> None:
+        """Each scored pair once (a pair scored twice keeps its mean weight); self-pairs are ignored."""
+        pairs = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "w": weight})
+        pairs = pairs[pairs["a"] != pairs["b"]].groupby(["a", "b"], sort=True)["w"].mean().reset_index()
+        for x, y, w in pairs.itertuples(index=False):
+            shared = [w, 1]
+            self.between[x][y] = shared
+            self.between[y][x] = shared
+
+    def bar(self, x: int, y: int) -> None:
+        self.barred[x].add(y)
+        self.barred[y].add(x)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def barred_pair(self, x: int, y: int) -> tuple[int, int]:
+        rx, ry = self.find(x), self.find(y)
+        inside_y = set(self.members[ry])
+        return next((m, o) for m in self.members[rx] for o in sorted(self.barred[m]) if o in inside_y)
+
+    def merge(self, x: int, y: int, *, force: bool = False, min_mean_weight: float = 0.0) -> bool:
+        """Merge the clusters of ``x`` and ``y`` if allowed; False when a cannot-link (or the mean weight) forbids it."""
+        rx, ry = self.find(x), self.find(y)
+        if rx == ry:
+            return True
+        if self._barred(rx, ry):
+            return False
+        if not force:
+            total, count = self.between[rx].get(ry, (0.0, 0))
+            pairs = self.size[rx] * self.size[ry]
+            if (total + self.unscored * (pairs - count)) / pairs < min_mean_weight:
+                return False
+        if self.size[rx] < self.size[ry]:
+            rx, ry = ry, rx
+        self._absorb(rx, ry)
+        return True
+
+    def _barred(self, rx: int, ry: int) -> bool:
+        small, large = (rx, ry) if len(self.members[rx]) <= len(self.members[ry]) else (ry, rx)
+        return any(self.find(o) == large for m in self.members[small] for o in self.barred[m])
+
+    def _absorb(self, rx: int, ry: int) -> None:
+        """Cluster ``ry`` joins ``rx``: sizes, members and the pair sums to every other cluster."""
+        self.parent[ry] = rx
+        self.size[rx] += self.size[ry]
+        self.members[rx].extend(self.members[ry])
+        self.members[ry] = []
+        mine = self.between[rx]
+        mine.pop(ry, None)
+        for other, stats in self.between[ry].items():
+            if other == rx:
+                continue
+            theirs = self.between[other]
+            del theirs[ry]
+            known = mine.get(other)
+            if known is None:
+                mine[other] = stats
+                theirs[rx] = stats
+            else:
+                known[0] += stats[0]
+                known[1] += stats[1]
+        self.between[ry] = {}

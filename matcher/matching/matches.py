@@ -1,0 +1,216 @@
+"""Find matches: blocking, scoring, threshold, clusters, ids and confidence on every row.
+
+``match_confidence_score`` (in [0, 1]) says how sure the model is about a row's
+assignment:
+
+* a row in a cluster of two or more: the highest match probability among the scored
+  pairs that tie it to its cluster (its strongest link);
+* a singleton: one minus the highest match probability among its scored pairs (how
+  sure we are that none of its candidates is the same entity), or 1.0 when blocking
+  produced no candidate for it;
+* a row on an enforced must-link (pair list or exact rule, ``enforced`` in the config)
+  in a cluster of two or more: 1.0.
+
+The threshold is the config's ``precision_recall_tradeoff``, or the one learned from
+labels when ``labels.threshold_from_labels`` is set (:mod:`matcher.training.supervision`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from matcher.blocking.candidates import Candidates, free_checkpoint, score
+from matcher.config.transform import ClusteringSpec, TransformConfig
+from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
+from matcher.matching.enforced import EnforcedLinks, enforced_links
+from matcher.model.artifact import TrainedModel, make_linker
+from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
+from matcher.training.supervision import (
+    f_beta_beta,
+    min_mean_weight_from_labels,
+    threshold_match_weight,
+    weight_to_probability,
+)
+
+log = logging.getLogger(__name__)
+
+RECORD_ID = "record_id"
+
+
+def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
+    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``.
+
+    ``record_id_l`` and ``record_id_r`` name the two records (see :func:`record_id`).
+    The pairs are compared once, in ``candidates`` (reused when training compared them
+    already), and the result is lazy: each action re-applies the weights to the kept vectors.
+    """
+    # comparison vectors do not depend on the parameters: a run that trained has them already
+    vectors = candidates.vectors or candidates.get(make_linker(df, config))
+    predictions = score(vectors, model.settings())
+    if config.primary_key == RECORD_ID:
+        return predictions
+    ids = [record_id(config, side).alias(f"{RECORD_ID}{side}") for side in ("_l", "_r")]
+    return predictions.select(*ids, *predictions.columns)
+
+
+@dataclass
+class MatchResult:
+    """The rows with ``match_id``/``match_confidence_score``, the scored pairs, and what it took."""
+
+    rows: DataFrame
+    pairs: DataFrame
+    threshold_match_probability: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+    clustering: dict = field(default_factory=dict)
+    candidates: Candidates | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Free the scored pairs and the candidate pairs they come from; call it once they are written."""
+        free_checkpoint(self.pairs)
+        if self.candidates is not None:
+            self.candidates.release()
+
+
+def _best_probability(pairs: DataFrame) -> DataFrame:
+    ends = pairs.select(F.col(f"{RECORD_ID}_l").alias(RECORD_ID), "match_probability").unionByName(
+        pairs.select(F.col(f"{RECORD_ID}_r").alias(RECORD_ID), "match_probability")
+    )
+    return ends.groupBy(RECORD_ID).agg(F.max("match_probability").alias("best_probability"))
+
+
+def _python(value):
+    """A numpy scalar as the plain Python value Spark accepts."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _members(pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None) -> pd.DataFrame:
+    """``record_id``, ``match_id`` (and ``strongest`` for average link) of the records the clustering placed."""
+    must = links.must_link if links is not None else None
+    cannot = links.cannot_link if links is not None else None
+    if spec.method == "average_link":
+        return cluster_by_average_link(
+            component_pairs(pairs, threshold, must), min_mean_weight=spec.min_mean_weight,
+            unscored_pair_weight=spec.unscored_pair_weight, must_link=must, cannot_link=cannot,
+        )
+    if links is None:
+        return clusters_from_pairs(pairs, threshold)
+    return clusters_from_pairs(pairs, threshold, must_link=must, cannot_link=cannot)
+
+
+def assign_matches(
+    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None,
+    labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None,
+) -> tuple[DataFrame, float]:
+    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
+
+    ``threshold`` (a match probability) defaults to the config's, ``clustering`` to
+    ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
+    and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
+    when given.
+    """
+    threshold = config.threshold_match_probability if threshold is None else threshold
+    spec = clustering or config.clustering
+    spark = df.sparkSession
+    rows = df.withColumn(RECORD_ID, record_id(config))
+    started = time.perf_counter()
+    links = enforced_links(rows, config, labeled)
+    members = _members(pairs, threshold, spec, links)
+    cluster_s = time.perf_counter() - started
+    id_type = rows.schema[RECORD_ID].dataType
+    average_link = "strongest" in members.columns
+    schema = f"{RECORD_ID} {id_type.simpleString()}, match_id {id_type.simpleString()}"
+    if average_link:
+        schema += ", _strongest double"
+    clusters = spark.createDataFrame(members, schema=schema) if len(members) else spark.createDataFrame([], schema)
+    best = _best_probability(pairs)
+    if average_link:
+        # a row's strongest link inside its cluster: its best pair may lead to a cluster it was kept out of
+        confidence = F.when(F.col("_strongest").isNotNull() & ~F.isnan("_strongest"), F.col("_strongest")).otherwise(
+            1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0))
+        )
+    else:
+        confidence = (
+            F.when(F.col("best_probability") >= threshold, F.col("best_probability"))
+            .otherwise(1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
+        )
+    if links is not None or average_link:
+        # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
+        # a row that a cannot-link (or average link) kept alone is a singleton whatever its best pair says
+        on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
+        sizes = members.groupby("match_id")["record_id"].transform("size")
+        alone = set(members.loc[sizes == 1, "record_id"])
+        flags = [(_python(i), i in on_must, i in alone) for i in sorted(on_must | alone)]
+        flagged = spark.createDataFrame(flags, f"{RECORD_ID} {id_type.simpleString()}, _enforced boolean, _alone boolean")
+        rows = rows.join(F.broadcast(flagged), RECORD_ID, "left")
+        confidence = (
+            F.when(F.col("_enforced"), F.lit(1.0))
+            .when(F.col("_alone"), 1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
+            .otherwise(confidence)
+        )
+    rows = (
+        rows.join(F.broadcast(clusters), RECORD_ID, "left")
+        .join(best, RECORD_ID, "left")
+        .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
+        .withColumn("match_confidence_score", confidence)
+        .drop("best_probability", "_enforced", "_alone", "_strongest")
+    )
+    if len(config.inputs) == 1:
+        rows = rows.drop(SOURCE_DATASET_COLUMN)
+        if config.primary_key != RECORD_ID:
+            rows = rows.drop(RECORD_ID)
+    return rows, cluster_s
+
+
+def _clustering(
+    pairs: DataFrame, config: TransformConfig, threshold: float, calibration: pd.DataFrame | None
+) -> tuple[ClusteringSpec, dict]:
+    """The clustering to use and what describes it; ``min_mean_weight`` learned from ``calibration`` labels when configured."""
+    spec = config.clustering
+    facts: dict = {"method": spec.method}
+    if spec.method != "average_link":
+        return spec, facts
+    if config.labels.clustering_from_labels and calibration is not None and len(calibration):
+        learned, label_facts = min_mean_weight_from_labels(
+            component_pairs(pairs, threshold), calibration, spec, f_beta_beta(config.precision_recall_tradeoff)
+        )
+        spec = spec.model_copy(update={"min_mean_weight": learned})
+        facts["from_labels"] = label_facts
+    facts.update(min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight)
+    return spec, facts
+
+
+def find_matches(
+    df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
+    calibration: pd.DataFrame | None = None, candidates: Candidates | None = None,
+) -> MatchResult:
+    """Score, threshold and cluster ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`) with ``model``.
+
+    ``labeled`` pairs are enforced (see :func:`assign_matches`); ``calibration`` pairs
+    (training labels: ``id_l``, ``id_r`` as text, ``is_match``) choose
+    ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set.
+    ``candidates`` holds the pairs training compared in this run; the result keeps it
+    (or a new one), so call :meth:`MatchResult.release` after writing the outputs.
+    """
+    started = time.perf_counter()
+    candidates = candidates or Candidates()
+    # scored once and kept: clustering, the confidence scores and the written pairs all read them
+    pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
+    predict_s = time.perf_counter() - started
+    threshold = weight_to_probability(threshold_match_weight(config, model))
+    clustering, facts = _clustering(pairs, config, threshold, calibration)
+    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
+    log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
+    return MatchResult(
+        rows=rows,
+        pairs=pairs,
+        threshold_match_probability=threshold,
+        timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
+        clustering=facts,
+        candidates=candidates,
+    )

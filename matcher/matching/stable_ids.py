@@ -1,0 +1,90 @@
+"""Stable match_ids for re-clustered records: which old id each new component keeps (see docs/incremental.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from matcher.matching.clustering import cluster_edges
+
+
+@dataclass
+class Reassignment:
+    """The re-clustered records and what happened to their clusters."""
+
+    ids: pd.DataFrame  # record_id, old_match_id (None for new records), match_id
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    splits: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _unused_id(smallest: Any, used: set) -> Any:
+    """An id for a cluster whose every member id names another cluster (e.g. an updated record that
+    named its old cluster, which kept the id): ``<smallest>~2`` (``~3``, ... if taken) for text ids,
+    one more than the largest id in use for whole-number ids."""
+    if isinstance(smallest, (int, np.integer)):
+        return max(int(x) for x in used if isinstance(x, (int, np.integer))) + 1
+    n = 2
+    while f"{smallest}~{n}" in used:
+        n += 1
+    return f"{smallest}~{n}"
+
+
+def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> Reassignment:
+    """Cluster ``nodes`` (``record_id``, ``old_match_id``: null for new records) over ``edges`` (``id_l``, ``id_r``).
+
+    ``in_use`` holds the ids of the clusters left untouched; no new id may equal one.
+    Old ids survive by the rules in this module's docstring; the result is deterministic
+    whatever the order of the rows.
+    """
+    labelled = cluster_edges(edges)
+    components = dict(zip(labelled["record_id"].tolist(), labelled["match_id"].tolist()))
+    frame = nodes.copy()
+    frame["component"] = [components.get(r, r) for r in frame["record_id"].tolist()]
+    old = frame[frame["old_match_id"].notna()]
+    shares = old.groupby(["old_match_id", "component"]).size().rename("n").reset_index()
+    # rule 1: each old id goes to the component holding most of its surviving records
+    owners = shares.sort_values(["old_match_id", "n", "component"], ascending=[True, False, True]).drop_duplicates("old_match_id")
+    # rule 2: a component offered several old ids keeps the biggest contributor's (tie: smallest id)
+    owners = owners.sort_values(["component", "n", "old_match_id"], ascending=[True, False, True])
+    chosen = owners.drop_duplicates("component").set_index("component")["old_match_id"]
+    used = set(in_use) | set(chosen.tolist())
+    assigned: dict[Any, Any] = dict(chosen.items())
+    # rule 3: the others take their smallest record id that no other cluster uses
+    for component, members in frame.groupby("component", sort=True)["record_id"]:
+        if component in assigned:
+            continue
+        free = [r for r in sorted(members) if r not in used]
+        assigned[component] = free[0] if free else _unused_id(sorted(members)[0], used)
+        used.add(assigned[component])
+    frame["match_id"] = frame["component"].map(assigned)
+    result = Reassignment(frame[["record_id", "old_match_id", "match_id"]].reset_index(drop=True))
+    for component, offered in owners.groupby("component", sort=True):
+        if len(offered) > 1:
+            surviving = assigned[component]
+            sizes = [[plain(k), int(n)] for k, n in zip(offered["old_match_id"], offered["n"])]
+            tie = int(offered["n"].iloc[0]) == int(offered["n"].iloc[1])
+            members = frame[frame["component"] == component]
+            result.merges.append({
+                "surviving_id": plain(surviving),
+                "retired_ids": [plain(k) for k in offered["old_match_id"] if k != surviving],
+                "sizes": sizes,
+                "rule": "tie on surviving records: smallest id" if tie else "most surviving records",
+                "linked_by": sorted(plain(r) for r in members.loc[members["old_match_id"].isna(), "record_id"]),
+            })
+    pieces = shares.groupby("old_match_id", sort=True)
+    for old_id, spread in pieces:
+        if len(spread) > 1:
+            owner = owners.set_index("old_match_id").loc[old_id, "component"]
+            result.splits.append({
+                "old_match_id": plain(old_id),
+                "match_ids": sorted(plain(assigned[c]) for c in spread["component"]),
+                "kept_by": plain(assigned[owner]) if assigned[owner] == old_id else None,
+            })
+    return result

@@ -1,0 +1,119 @@
+"""The model artifact (Splink JSON + metadata) and the Splink linker built around a DataFrame."""
+
+from __future__ import annotations
+
+import json
+import platform
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from splink import Linker, SettingsCreator, SparkAPI
+from splink.internals.settings import Settings
+
+from matcher.config.transform import TransformConfig
+from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable, splink_settings
+from matcher.runtime.errors import ModelError
+from matcher.runtime.outputs import atomic_directory
+
+MODEL_FILE = "splink_model.json"
+METADATA_FILE = "metadata.json"
+
+
+def versions() -> dict[str, str]:
+    import pyspark
+    import splink
+
+    from matcher import __version__
+
+    return {"matcher": __version__, "splink": splink.__version__, "pyspark": pyspark.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class TrainedModel:
+    """A trained Splink model with the config hash and training facts that produced it."""
+
+    splink_model: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``splink_model.json`` and ``metadata.json`` into ``folder`` atomically."""
+        with atomic_directory(folder) as tmp:
+            (tmp / MODEL_FILE).write_text(json.dumps(self.splink_model, indent=2), encoding="utf-8")
+            (tmp / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True), encoding="utf-8")
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, config: TransformConfig | None = None) -> "TrainedModel":
+        """Read a saved model; with ``config``, refuse a model trained for another configuration."""
+        folder = Path(folder)
+        try:
+            splink_model = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+            metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ModelError(f"{folder}: no trained model here ({Path(err.filename).name} missing); run 'matcher train' first") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(f"{folder}: model artifact is corrupt ({err})") from None
+        model = cls(splink_model, metadata)
+        if config is not None and not model.fits(config):
+            raise ModelError(
+                f"{folder}: model was trained for config hash {metadata.get('config_hash')}, "
+                f"this config hashes to {config.model_hash()}; retrain with 'matcher train'"
+            )
+        return model
+
+    def settings(self) -> Settings:
+        """The trained Splink settings object (m, u, lambda, comparisons) for the Spark dialect."""
+        return SettingsCreator.from_path_or_dict(self.splink_model).get_settings("spark")
+
+    def fits(self, config: TransformConfig) -> bool:
+        return self.metadata.get("config_hash") == config.model_hash()
+
+
+def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | None = None) -> Linker:
+    """A Splink linker over ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`).
+
+    Without ``model`` it holds the untrained settings the config describes. Link jobs
+    register one table per input so Splink pairs records across sources.
+    """
+    db_api = SparkAPI(spark_session=df.sparkSession)
+    tag = uuid.uuid4().hex[:8]
+    df = comparable(df, config)
+
+    def register(table: DataFrame, name: str):
+        return db_api.register(table, dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
+
+    if config.resolved_link_type == "dedupe_only":
+        tables = [register(df.drop(SOURCE_DATASET_COLUMN), config.inputs[0].name)]
+    else:
+        tables = [register(df.where(df[SOURCE_DATASET_COLUMN] == s.name), s.name) for s in config.inputs]
+    settings = model.splink_model if model is not None else splink_settings(config)
+    # Splink's own INFO logging is chatty; matcher logs what matters.
+    linker = Linker(tables, settings, log_level=None)
+    _register_term_frequencies(linker, df, db_api, tag)
+    return linker
+
+
+def _register_term_frequencies(linker: Linker, df: DataFrame, db_api: SparkAPI, tag: str) -> None:
+    """Give the linker lazy term-frequency tables (Splink would write one Parquet table per column).
+
+    They are not cached: the candidate records (:class:`matcher.blocking.candidates.JoinInputs`)
+    join them once and keep the result, and a cache here would outlive the run in a
+    long-lived session (nothing could tell when the linker is done with it).
+    """
+    for column in linker._settings_obj._term_frequency_columns:
+        column = column.unquote()
+        name = column.name
+        values = df.where(F.col(name).isNotNull())
+        total = F.sum("n").over(Window.partitionBy())
+        table = (
+            values.groupBy(name).agg(F.count(F.lit(1)).alias("n"))
+            .select(name, (F.col("n") / total).cast("double").alias(column.tf_name))
+        )
+        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
+        linker.table_management.register_term_frequency_lookup(registered, name)
+
+

@@ -1,0 +1,1 @@
+"""Training: lambda, u by random sampling, m by EM and from labels."""

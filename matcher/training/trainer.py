@@ -1,0 +1,272 @@
+"""Train a Fellegi-Sunter model on Spark: lambda, u by random sampling, m by EM.
+
+Stock Splink runs every EM iteration and every u-sampling chunk as its own Spark job.
+Here each estimate costs one Spark aggregation: the blocked (or sampled) pairs are
+turned into comparison vectors and counted per distinct pattern in Spark, the counts
+(a few hundred rows) are collected, and the arithmetic runs in the driver
+(:mod:`matcher.training.em`). The estimates are written back into Splink's settings, so the
+saved model is an ordinary Splink model. Counting lives in :mod:`matcher.training.patterns`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from datetime import datetime, timezone
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from splink import Linker
+from splink.internals.blocking import BlockingRule
+from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
+from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
+from splink.internals.parse_sql import get_columns_used_from_sql
+from splink.internals.settings import Settings
+
+from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates, PairSet, count_flagged_patterns, outside_predictions
+from matcher.config.transform import BlockingRule as RuleSpec
+from matcher.config.transform import TransformConfig
+from matcher.model.artifact import TrainedModel, make_linker, versions
+from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
+from matcher.runtime.errors import InputDataError
+from matcher.training.em import expectation_maximisation
+from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
+
+log = logging.getLogger(__name__)
+
+_DIALECT = "spark"
+U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
+U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
+U_PROBE_SAFETY = 1.25  # evaluate a quarter more than the share the probe says is needed
+
+
+def _rule(rule: RuleSpec) -> BlockingRule:
+    return to_blocking_rule_creator(blocking_rule(rule)).get_blocking_rule(_DIALECT)
+
+
+def _total_pairs(sizes: list[int], link_type: str) -> float:
+    n = sum(sizes)
+    if link_type == "link_only":
+        return (n * n - sum(s * s for s in sizes)) / 2
+    return n * (n - 1) / 2
+
+
+def thinning_fractions(probe: list[dict[int, float]], probe_pairs: int, full_pairs: float, min_count: int) -> list[float]:
+    """Share of the full sample each comparison needs so its rarest level is seen ``min_count`` times.
+
+    A comparison with a level the probe never saw is evaluated on every pair.
+    """
+    fractions = []
+    for levels in probe:
+        expected = [c / probe_pairs * full_pairs for c in levels.values()]
+        if not expected or min(expected) == 0:
+            fractions.append(1.0)
+        else:
+            fractions.append(min(1.0, U_PROBE_SAFETY * min_count / min(expected)))
+    return fractions
+
+
+class USampler:
+    """Random pairs for u: row samples chosen by a seeded hash of the record id.
+
+    ``full`` holds about ``config.u_max_pairs`` pairs; ``probe`` is a nested sample of
+    :data:`U_PROBE_SHARE` of them, used to measure how common each comparison level is.
+    """
+
+    def __init__(self, linker: Linker, config: TransformConfig, sizes: list[int]):
+        settings = linker._settings_obj
+        self.total_pairs = _total_pairs(sizes, settings._link_type)
+        self.proportion = min(1.0, math.sqrt(config.u_max_pairs / max(self.total_pairs, 1)))
+        uid = settings.column_info_settings.unique_id_input_column.name
+        key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
+        self._row_hash = f"pmod(xxhash64({key}, {config.seed}), {SAMPLE_BUCKETS})"
+        everything = BlockingRule("1=1", _DIALECT)
+        self.probe = PairSet("u_probe", everything, self._sample(U_PROBE_SHARE))
+        self.full = PairSet("u_sample", everything, self._sample(1.0))
+
+    def _sample(self, share: float) -> str:
+        return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * SAMPLE_BUCKETS))}"
+
+
+def estimate_lambda(linker: Linker, config: TransformConfig, observed: int, total_pairs: float) -> None:
+    """Lambda as Splink estimates it: the pairs the deterministic rules find, divided by
+    their assumed recall, as a share of all possible pairs."""
+    recall = config.training.deterministic_recall
+    if observed > total_pairs * recall:
+        raise InputDataError(
+            f"{config.name}: training.deterministic_rules find {observed} of {total_pairs:.0f} possible pairs, "
+            f"more than training.deterministic_recall {recall} allows; raise it to at least {observed / total_pairs:.2f}"
+        )
+    if observed == 0:
+        log.warning("training.deterministic_rules found no pairs: the model will expect no matches")
+    linker._settings_obj._probability_two_random_records_match = observed / recall / total_pairs
+
+
+def u_fractions(linker: Linker, sampler: USampler, probe: pd.DataFrame) -> list[float]:
+    """The share of the u sample's pairs each comparison needs (:func:`thinning_fractions`).
+
+    Like Splink, a comparison stops needing pairs once each of its levels has been seen
+    ``U_MIN_COUNT_PER_LEVEL`` times; here the ``probe`` counts say how common each level
+    is, so the full sample is one Spark job, not one per comparison and chunk.
+    """
+    settings = linker._settings_obj
+    probe_pairs = int(probe["pattern_count"].sum())
+    if probe_pairs == 0:
+        return [1.0] * len(settings.comparisons)
+    full_pairs = sampler.total_pairs * sampler.proportion**2
+    return thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
+
+
+def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fractions: list[float], probe_pairs: int) -> dict:
+    """Set u from the pattern counts of the randomly sampled pairs.
+
+    A level never seen gets u = 1 / pairs (an upper bound).
+    """
+    settings = linker._settings_obj
+    pairs = int(frame["pattern_count"].sum())
+    if pairs == 0:
+        raise InputDataError(
+            f"{config.name}: u estimation sampled no record pairs from the inputs; they are too small to train on"
+        )
+    for cc, counts in zip(settings.comparisons, level_counts(settings, frame)):
+        denominator = sum(counts.values()) or 1.0
+        for level in cc._comparison_levels_excluding_null:
+            seen = counts[level.comparison_vector_value]
+            level._add_trained_u_probability(max(seen, 1.0) / denominator, "estimate u by random sampling")
+    linker._populate_m_u_from_trained_values()
+    return {
+        "sampled_pairs": pairs,
+        "probe_pairs": probe_pairs,
+        "evaluated_share": {cc.output_column_name: round(f, 4) for cc, f in zip(settings.comparisons, fractions)},
+    }
+
+
+def _blocking_adjusted_lambda(settings, rule: BlockingRule) -> float:
+    """Probability that a pair blocked by ``rule`` matches (lambda times the rule's Bayes factors)."""
+    bayes_factor = prob_to_bayes_factor(settings._probability_two_random_records_match)
+    for info in Settings._get_comparison_levels_corresponding_to_training_blocking_rule(
+        blocking_rule_sql=rule.blocking_rule_sql, sqlglot_dialect=_DIALECT, comparisons=settings.comparisons
+    ):
+        bayes_factor *= info["level"]._bayes_factor
+    return bayes_factor_to_prob(bayes_factor)
+
+
+def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, frame: pd.DataFrame) -> dict:
+    """One EM session on the pattern counts of the pairs ``rule`` blocks.
+
+    Comparisons that use the rule's columns are not estimated, as in Splink.
+    """
+    settings = linker._settings_obj
+    used = set(get_columns_used_from_sql(rule.blocking_rule_sql, _DIALECT))
+    active = [
+        k for k, cc in enumerate(settings.comparisons)
+        if not used & {c.input_name for c in cc._input_columns_used_by_case_statement}
+    ]
+    if frame.empty:
+        raise InputDataError(
+            f"{config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} produced no record pairs"
+        )
+    comparisons = [settings.comparisons[k] for k in active]
+    levels = [cc._comparison_levels_excluding_null for cc in comparisons]
+    result = expectation_maximisation(
+        gammas(settings, frame)[:, active],
+        frame["pattern_count"].to_numpy(),
+        [{cl.comparison_vector_value: cl.m_probability for cl in lv} for lv in levels],
+        [{cl.comparison_vector_value: cl.u_probability for cl in lv} for lv in levels],
+        _blocking_adjusted_lambda(settings, rule),
+        max_iterations=config.training.max_iterations,
+        convergence=config.training.em_convergence,
+    )
+    description = f"EM, blocked on: {rule.blocking_rule_sql}"
+    for lv, m in zip(levels, result.m):
+        for cl in lv:
+            if cl.comparison_vector_value in m:
+                cl._add_trained_m_probability(m[cl.comparison_vector_value], description)
+    linker._populate_m_u_from_trained_values()
+    return {
+        "blocking_rule": rule.blocking_rule_sql,
+        "pairs": int(frame["pattern_count"].sum()),
+        "patterns": len(frame),
+        "iterations": result.iterations,
+        "estimated": [cc.output_column_name for cc in comparisons],
+    }
+
+
+def train(
+    df: DataFrame, config: TransformConfig, *, labels: pd.DataFrame | None = None, labels_hash: str | None = None,
+    candidates: Candidates | None = None,
+) -> TrainedModel:
+    """Estimate lambda, u and m for ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`).
+
+    With ``labels`` (labeled pairs: ``id_l``, ``id_r``, ``is_match``; see
+    :mod:`matcher.labels.files`), m is then re-estimated from the labeled matches with EM's
+    estimate as the prior (:mod:`matcher.training.supervision`); ``labels_hash`` is recorded.
+    ``candidates`` keeps the compared candidate pairs for scoring in the same run.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
+    sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
+    linker = make_linker(df, config)
+    # without a run's shared candidates, compare them here and release them when done
+    with Candidates() if candidates is None else nullcontext(candidates) as candidates:
+        # job 1 compares every candidate pair once and counts the patterns of the training sets
+        # among them (deterministic rules, EM sessions) and of the u probe
+        t = time.perf_counter()
+        settings = linker._settings_obj
+        sampler = USampler(linker, config, sizes)
+        deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
+        em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
+        vectors = candidates.get(linker, [*deterministic, *em_sets, sampler.probe])
+        counts = count_flagged_patterns(vectors, settings)
+        timings["count_patterns"] = time.perf_counter() - t
+
+        # job 2 counts the u sample and the training sets' pairs that no prediction rule finds
+        t = time.perf_counter()
+        probe = counts.of_set(sampler.probe)
+        fractions = u_fractions(linker, sampler, probe)
+        outside = [*outside_predictions(settings, deterministic, cumulative=True), *outside_predictions(settings, em_sets)]
+        rest = pattern_counts(linker, [sampler.full, *outside], fractions=fractions, seed=config.seed, inputs=vectors.inputs)
+        timings["u"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        beyond_candidates = rest.loc[rest["pair_set"].isin([d.name for d in deterministic]), "pattern_count"]
+        observed = counts.pairs_in_any(deterministic) + int(beyond_candidates.sum())
+        estimate_lambda(linker, config, observed, sampler.total_pairs)
+        timings["lambda"] = time.perf_counter() - t
+        u_sampling = estimate_u(linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()))
+
+        t = time.perf_counter()
+        sessions = [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s))) for s in em_sets]
+        timings["m"] = time.perf_counter() - t
+
+    supervised = None
+    if labels is not None and len(labels):
+        from matcher.training.supervision import learn_from_labels
+
+        t = time.perf_counter()
+        supervised = {"labels_hash": labels_hash, **learn_from_labels(df, config, linker, labels)}
+        timings["labels"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+
+    metadata = {
+        "config_hash": config.model_hash(),
+        "config_name": config.name,
+        "seed": config.seed,
+        "rows": sum(sizes),
+        "rows_per_input": dict(zip([s.name for s in config.inputs], sizes)),
+        "probability_two_random_records_match": linker._settings_obj._probability_two_random_records_match,
+        "u_sampling": u_sampling,
+        "em_sessions": sessions,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        **({"labels": supervised} if supervised else {}),
+        "versions": versions(),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    log.info(
+        "trained on %d rows in %.1f s (u from %d sampled pairs, %d EM sessions)",
+        sum(sizes), timings["total"], u_sampling["sampled_pairs"], len(sessions),
+    )
+    return TrainedModel(linker.misc.save_model_to_json(), metadata)
