@@ -4,11 +4,9 @@ counting each set on its own."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config, persistent_rdds
+from conftest import HARD_COLUMNS, HARD_ROWS, REPO, every_kind_config, persistent_rdds
 from pyspark.sql import functions as F
 from splink.internals.blocking import BlockingRule
 
@@ -20,8 +18,6 @@ from matcher.model.comparisons import blocking_rule
 from matcher.model.level_sql import gamma_sql
 from matcher.training.patterns import add_counts, of_set, pattern_counts
 from matcher.training.trainer import USampler, _rule, train
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error
+from conftest import REPO, assert_one_line_error
 
 from matcher.config.transform import load_config
 from matcher.labels.evaluation import ranking_metrics
 from matcher.labels.files import pairs_from_sets, read_labeling_file, sets_from_pair_labels, write_labeling_file
 from matcher.training.supervision import best_threshold, f_beta_beta
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "fake_1000.yaml"
 SOURCE = REPO / "data" / "demo" / "fake_1000.csv"
 

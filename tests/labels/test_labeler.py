@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from conftest import minimal_config
+from conftest import REPO, minimal_config
 from rich.console import Console
 
 from matcher.config.transform import config_from_dict
 from matcher.labels.labeler import label_file, similarity
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = minimal_config()
 FILE = (
     "labeling_set_id,label,pk,first_name,city\n"

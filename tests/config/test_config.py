@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import minimal_config
+from conftest import REPO, minimal_config
 
 from matcher.config.transform import config_from_dict, load_config
 from matcher.runtime.errors import ConfigError
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-
 
 
 def config_error(data) -> str:
