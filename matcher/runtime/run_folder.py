@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from pyspark.sql import SparkSession
 
-from matcher.runtime.errors import ConfigError
+from matcher.runtime.errors import ConfigError, InputDataError
 from matcher.runtime.outputs import is_remote
+from matcher.runtime.remote_folder import SPARK_WRITTEN, copy_children, hadoop_error, relocate, relocate_json_file, remove
 from matcher.runtime.session import get_session
 
 if TYPE_CHECKING:
@@ -23,13 +26,29 @@ class RunFolder:
     """Where one transform's outputs live.
 
     ``checkpoint_dir``: Splink's scratch tables (default ``root/_checkpoints``).
+    ``uri``: for a remote run folder (:func:`open_run_folder`), where it really is; ``root``
+    is then its local staging copy.
     ``data_root``: a URI (``s3://...``) where Spark writes ``matches`` and ``pairs`` directly,
-    while the small files stay in ``root`` (used by Glue jobs, see :mod:`matcher.glue_job`).
+    while the small files stay in ``root``.
     """
 
     root: Path
     checkpoint_dir: str | None = None
     data_root: str | None = None
+    uri: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the run folder really is: its URI when remote, else its path (for messages)."""
+        return self.uri or str(self.root)
+
+    def where(self, entry: str) -> str:
+        """The real location of a run-folder entry (for messages)."""
+        return f"{self.uri}/{entry}" if self.uri else str(self.root / entry)
+
+    def located(self, value: Any) -> Any:
+        """``value`` (JSON-like) with the staging copy's paths pointing at the real location."""
+        return relocate(value, str(self.root), self.uri) if self.uri else value
 
     @property
     def model(self) -> Path:
@@ -71,22 +90,87 @@ class RunFolder:
 
 
 def run_folder(config: TransformConfig, output: str | Path | None = None) -> RunFolder:
+    """The local run folder ``output`` (default: the config's); open a remote one with :func:`open_run_folder`."""
     root = output or config.output
     if is_remote(root):
-        raise ConfigError(f"output {root}: remote run folders are not supported yet; use a local path")
+        raise ConfigError(f"output {root}: a remote run folder must be opened with open_run_folder")
     return RunFolder(Path(root).resolve())
+
+
+@contextmanager
+def open_run_folder(
+    location: str | Path, *, scratch: str | None = None, name: str = "matcher", whole: bool = False, read_only: bool = False,
+) -> Iterator[RunFolder]:
+    """The run folder at ``location``, local or remote (``s3://``, any Hadoop URI), for one task.
+
+    Remote: the small files are staged in a local folder, copied from ``location`` before the
+    task and back after it succeeded (never for ``read_only``); Spark writes ``matches`` and
+    ``pairs`` straight to the URI, unless ``whole`` (a task that reads and writes its tables in
+    the driver) stages them too. Splink's checkpoints go to a unique ``name-XXXXXXXX`` folder under
+    ``scratch`` (default ``location/_checkpoints`` when remote), removed at the end.
+    A remote folder that cannot be reached, or a missing ``read_only`` one, is a one-line error.
+    """
+    remote = is_remote(location)
+    uri = str(location).rstrip("/") if remote else None
+    scratch = None if read_only else scratch or (f"{uri}/_checkpoints" if remote else None)
+    if not remote and scratch is None:
+        yield RunFolder(Path(location).resolve())
+        return
+    spark = get_session()
+    checkpoints = f"{scratch.rstrip('/')}/{name}-{uuid.uuid4().hex[:8]}" if scratch else None
+    staging = Path(tempfile.mkdtemp(prefix="matcher-run-")) if remote else None
+    if remote:
+        folder = RunFolder(staging, data_root=None if whole else uri, uri=uri)
+    else:
+        folder = RunFolder(Path(location).resolve())
+    folder = replace(folder, checkpoint_dir=checkpoints)
+    try:
+        if remote:
+            _stage(spark, folder, skip=("_checkpoints",) if whole else SPARK_WRITTEN, read_only=read_only)
+        yield folder
+        if remote and not read_only:
+            for entry in ("summary.json", "metrics.json"):
+                relocate_json_file(staging / entry, str(staging), uri)
+            copy_children(spark, f"file://{staging}", uri, skip=("_checkpoints",))
+    finally:
+        if checkpoints:
+            remove(checkpoints)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage(spark: SparkSession, folder: RunFolder, *, skip: Sequence[str], read_only: bool) -> None:
+    try:
+        found = copy_children(spark, folder.uri, f"file://{folder.root}", skip=skip)
+    except Exception as err:  # noqa: BLE001 - Hadoop's errors are long; one line says it
+        raise ConfigError(f"{folder.uri}: cannot open the run folder ({hadoop_error(err)})") from None
+    if read_only and not found:
+        raise InputDataError(f"{folder.uri}: run folder does not exist")
+
+
+_open_checkpoints: list[str] = []
+"""The checkpoint folders of the task sessions open in this process, innermost last."""
 
 
 @contextmanager
 def task_session(folder: RunFolder, spark: SparkSession | None) -> Iterator[SparkSession]:
     """The session for one task, with Splink's intermediate tables checkpointed inside the
-    run folder and removed when the task ends, whether or not it succeeded."""
+    run folder and removed when the task ends, whether or not it succeeded.
+
+    Tasks nest (``run`` trains and matches): an inner session on the same checkpoint folder
+    leaves it to the outermost one, which removes it; an inner session on another folder
+    removes its own and points Spark back at the outer one's."""
     folder.root.mkdir(parents=True, exist_ok=True)
+    checkpoints = str(folder.checkpoints)
+    spark = spark or get_session()
+    if not _open_checkpoints or _open_checkpoints[-1] != checkpoints:
+        spark.sparkContext.setCheckpointDir(checkpoints)
+    _open_checkpoints.append(checkpoints)
     try:
-        if spark is None:
-            spark = get_session(checkpoint_dir=folder.checkpoints)
-        else:
-            spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
         yield spark
     finally:
-        shutil.rmtree(folder.checkpoints, ignore_errors=True)
+        _open_checkpoints.pop()
+        if checkpoints not in _open_checkpoints:
+            remove(checkpoints)
+        if _open_checkpoints and _open_checkpoints[-1] != checkpoints:
+            spark.sparkContext.setCheckpointDir(_open_checkpoints[-1])
