@@ -11,8 +11,8 @@ import argparse
 import logging
 import re
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 from matcher.config.transform import TransformConfig, load_config
@@ -22,7 +22,7 @@ from matcher.model.artifact import TrainedModel
 from matcher.pipeline import evaluate_task, match_task, run_task, train_task
 from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
 from matcher.runtime.logs import configure_logging
-from matcher.runtime.run_folder import RunFolder, run_folder
+from matcher.runtime.run_folder import RunFolder, open_run_folder
 
 log = logging.getLogger("matcher")
 
@@ -32,7 +32,8 @@ class Task:
 
     ``run`` receives the validated config, the run folder and the parsed arguments.
     Every task also takes ``--config`` and ``--output``, unless ``needs_config`` is False
-    (then ``run`` gets ``None`` for both).
+    (then ``run`` gets ``None`` for both). ``whole_folder``: the task reads and writes its run
+    folder's tables in the driver, so a remote one is staged whole (:func:`open_task_folder`).
     """
 
     help: str
@@ -40,6 +41,7 @@ class Task:
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     needs_config: bool = True
     output_help: str | None = None  # set when --output names a file, not the run folder (the task then takes --run)
+    whole_folder: bool = False
 
 
 def _incremental_options(parser: argparse.ArgumentParser) -> None:
@@ -54,23 +56,20 @@ def _incremental_options(parser: argparse.ArgumentParser) -> None:
 def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
     from matcher.incremental.task import match_incremental_task, new_source_paths
 
-    existing = RunFolder(Path(args.existing).resolve())
     if config.sources is not None:
         new = new_source_paths(config, args.new)
     elif len(args.new) == 1:
         new = args.new[0]
     else:
         raise ConfigError(f"--new given {len(args.new)} times; a config without sources takes one file")
-    return match_incremental_task(config, existing, new, folder, delete_path=args.delete)
+    if folder.uri is not None and folder.uri == args.existing.rstrip("/"):
+        raise ConfigError(f"{folder.uri}: --output must be a new folder, not the existing run (it is read while the output is written)")
+    with open_run_folder(args.existing, whole=True, read_only=True) as existing:
+        return match_incremental_task(config, existing, new, folder, delete_path=args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if OUTPUT/model fits the config")
-
-
-def _labeling_folder(config: TransformConfig, args: argparse.Namespace) -> RunFolder:
-    """The run folder of a task whose --output is a file: --run, else the config's output."""
-    return run_folder(config, args.run)
 
 
 def _run_option(parser: argparse.ArgumentParser) -> None:
@@ -102,13 +101,13 @@ def _evaluate(config: TransformConfig, folder: RunFolder, args: argparse.Namespa
         return evaluate_task(config, folder)
     from matcher.labels.tasks import evaluate_labels_task, format_label_metrics
 
-    return format_label_metrics(evaluate_labels_task(config, folder)) + f"\nmetrics: {folder.root / 'label_metrics.json'}"
+    return format_label_metrics(evaluate_labels_task(config, folder)) + f"\nmetrics: {folder.where('label_metrics.json')}"
 
 
 def _label_set(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     from matcher.labels.tasks import label_set_task
 
-    return label_set_task(config, _labeling_folder(config, args), args.output, sets=args.sets, set_size=args.set_size)
+    return label_set_task(config, folder, args.output, sets=args.sets, set_size=args.set_size)
 
 
 def _import_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
@@ -120,7 +119,7 @@ def _import_labels(config: TransformConfig, folder: RunFolder, args: argparse.Na
 def _export_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     from matcher.labels.tasks import export_labels_task
 
-    return export_labels_task(config, _labeling_folder(config, args), args.output)
+    return export_labels_task(config, folder, args.output)
 
 
 def _label(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
@@ -153,6 +152,7 @@ TASKS: dict[str, Task] = {
         "(matches, pairs, summary.json) and its change log (changes.json, changes/) to OUTPUT; match_ids stay stable",
         _match_incremental,
         _incremental_options,
+        whole_folder=True,
     ),
     "load-graph": Task(
         "write the identity graph of the run in OUTPUT (matches, pairs, customers) to the config's graph endpoint",
@@ -187,6 +187,16 @@ TASKS: dict[str, Task] = {
         output_help="labeling file to write (CSV)",
     ),
 }
+
+
+def open_task_folder(
+    config: TransformConfig, args: argparse.Namespace, *, scratch: str | None = None, name: str = "matcher",
+) -> AbstractContextManager[RunFolder]:
+    """The run folder of the task ``args`` names, local or remote, as the CLI and the Glue jobs open it:
+    ``--output``, or ``--run`` for a task whose ``--output`` is a file, else the config's ``output``."""
+    task = TASKS[args.task]
+    location = (args.run if task.output_help else args.output) or config.output
+    return open_run_folder(location, scratch=scratch, name=name, whole=task.whole_folder)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,9 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         task = TASKS[args.task]
-        config = load_config(args.config) if task.needs_config else None
-        folder = run_folder(config, args.output) if task.needs_config else None
-        result = task.run(config, folder, args)
+        if task.needs_config:
+            config = load_config(args.config)
+            with open_task_folder(config, args) as folder:
+                result = folder.located(task.run(config, folder, args))
+        else:
+            config = folder = None
+            result = task.run(config, folder, args)
     except (ConfigError, InputDataError) as err:
         print(f"matcher: error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -285,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(result, dict):
         _print_summary(result)
     elif isinstance(result, TrainedModel):
-        print(f"model: {folder.model}")
+        print(f"model: {folder.where('model')}")
     elif result is not None:
         print(result)
     return 0

@@ -18,21 +18,16 @@ So a new CLI task gets its job script for free.
 Job-only options: ``--input PATH`` (or ``NAME=PATH,NAME=PATH`` for several inputs) replaces
 the config's input paths; ``--checkpoint-dir DIR`` is where Splink's intermediate tables go
 (a unique sub-folder, removed when the job ends). ``--config`` and ``--output`` may be
-``s3://`` (any Hadoop) URIs: see :func:`_run_folder_for` for how a remote run folder works.
+``s3://`` (any Hadoop) URIs: a remote run folder is opened as the CLI opens it
+(:func:`matcher.runtime.run_folder.open_run_folder`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shutil
 import sys
-import tempfile
-import uuid
 from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import yaml
@@ -191,23 +186,13 @@ def _cli_arguments(task: str, sub: argparse.ArgumentParser, options: dict[str, s
     return argv
 
 
-def _remove_hadoop_path(spark: SparkSession, path: str) -> None:
-    """Delete a folder through Hadoop's FileSystem (local or ``s3://``), quietly."""
-    try:
-        jvm = spark.sparkContext._jvm
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
-    except Exception:  # noqa: BLE001 - cleanup must not mask the job's own outcome
-        log.warning("could not remove checkpoint folder %s", path)
-
-
 def run_job(task: str, argv: Sequence[str] | None = None):
     """Run the ``matcher`` CLI task ``task`` as a Glue-style job and return its result.
 
     Errors propagate (the job fails with a trace, as Glue expects); the result is logged
     and printed as one line.
     """
-    from matcher.cli import TASKS
+    from matcher.cli import TASKS, open_task_folder
 
     argv = list(sys.argv if argv is None else argv)
     configure_logging(logging.INFO)
@@ -219,89 +204,10 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     args = parser.parse_args(_cli_arguments(task, sub, options))
     with job_session(options) as spark:
         config = override_inputs(read_job_config(spark, args.config), options["input"])
-        # a task whose --output is a file (label-set, export-labels) names its run folder with --run
-        output = (args.run if TASKS[task].output_help else args.output) or config.output
-        with _run_folder_for(spark, config, output, options) as folder:
-            result = TASKS[task].run(config, folder, args)
-    print(f"{options['JOB_NAME']}: {task} done: {_describe(result, output)}")
+        with open_task_folder(config, args, scratch=options["checkpoint_dir"], name=options["JOB_NAME"]) as folder:
+            result = folder.located(TASKS[task].run(config, folder, args))
+    print(f"{options['JOB_NAME']}: {task} done: {_describe(result, folder.location)}")
     return result
-
-
-@contextmanager
-def _run_folder_for(spark: SparkSession, config: TransformConfig, output: str, options: dict[str, str | None]):
-    """The task's run folder; for a remote ``output`` (``s3://``, any Hadoop URI) a staged one.
-
-    Remote: Spark writes ``matches``/``pairs`` (and Splink's checkpoints) straight to the
-    URI; the small files (model, JSON, report) live in a local staging folder that is filled
-    from ``output`` before the task and copied back after it succeeded.
-    """
-    from matcher.runtime.run_folder import run_folder
-
-    remote = is_remote(output)
-    scratch = options["checkpoint_dir"] or (f"{output.rstrip('/')}/_checkpoints" if remote else None)
-    checkpoints = f"{scratch.rstrip('/')}/{options['JOB_NAME']}-{uuid.uuid4().hex[:8]}" if scratch else None
-    staging = Path(tempfile.mkdtemp(prefix="matcher-job-")) if remote else None
-    folder = replace(run_folder(config, staging), data_root=output) if remote else run_folder(config, output)
-    if checkpoints:
-        folder = replace(folder, checkpoint_dir=checkpoints)
-    try:
-        if remote:
-            _copy_children(spark, output, f"file://{staging}", skip=SPARK_WRITTEN)
-        yield folder
-        if remote:
-            for name in ("summary.json", "metrics.json"):
-                _point_outputs_at(staging / name, str(staging), output.rstrip("/"))
-            _copy_children(spark, f"file://{staging}", output, skip=("_checkpoints",))
-    finally:
-        if checkpoints:
-            _remove_hadoop_path(spark, checkpoints)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-SPARK_WRITTEN = ("matches", "pairs", "_checkpoints")
-"""Run-folder entries that Spark writes straight to a remote run folder (never staged)."""
-
-
-def _hadoop_fs(spark: SparkSession, uri: str):
-    """Hadoop's FileSystem for ``uri``; for local files the raw one, which neither writes nor
-    checks ``.crc`` side files (the staged JSON files are rewritten by Python)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    if uri.startswith("file:"):
-        return jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf).getRaw(), path
-    return path.getFileSystem(conf), path
-
-
-def _copy_children(spark: SparkSession, source: str, target: str, *, skip: Sequence[str] = ()) -> None:
-    """Copy every entry of folder ``source`` into folder ``target`` through Hadoop's FileSystem,
-    replacing entries of the same name; a missing ``source`` copies nothing."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    source_fs, source_path = _hadoop_fs(spark, source)
-    if not source_fs.exists(source_path):
-        return
-    target_fs, target_path = _hadoop_fs(spark, target)
-    target_fs.mkdirs(target_path)
-    for status in source_fs.listStatus(source_path):
-        name = status.getPath().getName()
-        if name in skip or name.startswith("."):
-            continue
-        destination = jvm.org.apache.hadoop.fs.Path(target_path, name)
-        target_fs.delete(destination, True)
-        jvm.org.apache.hadoop.fs.FileUtil.copy(source_fs, status.getPath(), target_fs, destination, False, True, conf)
-    log.info("copied run folder entries from %s to %s", source, target)
-
-
-def _point_outputs_at(path: Path, staged: str, output: str) -> None:
-    """Rewrite the staging folder's paths in a JSON file's ``outputs`` to the remote run folder."""
-    if not path.exists():
-        return
-    data = json.loads(path.read_text(encoding="utf-8"))
-    outputs = data.get("outputs", {})
-    data["outputs"] = {k: v.replace(staged, output) if isinstance(v, str) else v for k, v in outputs.items()}
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def _describe(result: object, output: str) -> str:

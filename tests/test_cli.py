@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from conftest import assert_nothing_looks_complete, assert_one_line_error
 
 from matcher.cli import build_parser, main
@@ -131,10 +134,54 @@ def test_a_config_validation_error_fails_with_every_problem_on_one_line(tmp_path
     assert result.code == 2
 
 
-def test_a_remote_output_folder_is_refused(tmp_path, write_config, cli):
+def test_a_run_folder_hadoop_cannot_open_fails_with_one_line_naming_it(tmp_path, write_config, cli):
     result = cli("run", "--config", write_config(tiny_config(tmp_path)), "--output", "s3://bucket/run")
-    assert_one_line_error(result, "s3://bucket/run", "not supported")
+    assert_one_line_error(result, "s3://bucket/run: cannot open the run folder", 'No FileSystem for scheme "s3"')
     assert result.code == 2
+
+
+def sample_config(tmp_path: Path, rows: int = 200) -> dict:
+    """configs/fake_1000.yaml on its first ``rows`` records."""
+    sample = tmp_path / "sample.csv"
+    pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv").iloc[:rows].to_csv(sample, index=False)
+    config = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text(encoding="utf-8"))
+    config["inputs"][0]["path"] = str(sample)
+    return config
+
+
+def test_a_remote_run_folder_works_like_a_local_one_for_run_evaluate_and_match_incremental(spark, tmp_path, write_config, cli):
+    # file:// URIs take the remote path (staged small files, tables written through Hadoop) without S3
+    config = write_config(sample_config(tmp_path))
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert cli("run", "--config", config, "--output", local).code == 0
+    result = cli("run", "--config", config, "--output", remote.as_uri())
+    assert result.code == 0, result.err
+    assert f"matches: {remote.as_uri()}/matches" in result.out.splitlines()
+
+    def matches(run: str) -> list[tuple]:
+        return sorted(map(tuple, spark.read.parquet(f"{run}/matches").select("unique_id", "match_id", "match_confidence_score").collect()))
+
+    assert matches(remote.as_uri()) == matches(str(local))
+    summary = json.loads((remote / "summary.json").read_text())
+    assert summary["outputs"]["model"] == f"{remote.as_uri()}/model"
+    assert {p.name for p in remote.iterdir()} >= {"model", "matches", "pairs", "summary.json", "metrics.json", "report.html"}
+
+    (remote / "metrics.json").unlink()
+    result = cli("evaluate", "--config", config, "--output", remote.as_uri())
+    assert result.code == 0, result.err
+    assert json.loads((remote / "metrics.json").read_text())["clusters"] == json.loads((local / "metrics.json").read_text())["clusters"]
+
+    new = tmp_path / "new.csv"
+    pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv").iloc[200:220].to_csv(new, index=False)
+    incremental = tmp_path / "incremental"
+    result = cli("match-incremental", "--config", config, "--existing", remote.as_uri(), "--new", new, "--output", incremental.as_uri())
+    assert result.code == 0, result.err
+    summary = json.loads((incremental / "summary.json").read_text())
+    assert summary["rows_out"] == 220 and summary["incremental"]["existing"] == remote.as_uri()
+    assert summary["outputs"]["changes"] == f"{incremental.as_uri()}/changes.json"
+    assert spark.read.parquet(f"{incremental.as_uri()}/matches").count() == 220
+    assert (incremental / "changes" / "records.parquet").exists()
+    assert len(spark.read.parquet(str(remote / "matches")).collect()) == 200  # the existing run is only read
 
 
 def test_match_without_a_trained_model_says_to_train_first(tmp_path, write_config, cli):

@@ -20,7 +20,6 @@ import os
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,10 +30,10 @@ from matcher.graph.gremlin import GremlinGraphWriter, WriteCounts, graph_totals
 from matcher.graph.model import Cluster, Record, identifier_columns
 from matcher.runtime.errors import ConfigError, GraphError, InputDataError
 from matcher.runtime.outputs import write_json
+from matcher.runtime.remote_folder import exists
+from matcher.runtime.run_folder import RunFolder, task_session
 
 log = logging.getLogger(__name__)
-
-CUSTOMERS = "customers"
 
 
 def resolve_salt(spec: GraphSpec) -> str | None:
@@ -280,39 +279,37 @@ def changed_clusters(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def load_graph_task(
-    config: TransformConfig, folder: Any, spark: SparkSession | None = None, *, changes_only: bool = False
+    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, changes_only: bool = False
 ) -> dict[str, Any]:
     """``matcher load-graph``: the run in ``folder`` (matches, pairs, customers when present) into the
     graph; writes ``folder/graph.json`` with what was sent and the graph's totals by label.
 
     With ``changes_only`` the folder must hold a ``matcher match-incremental`` run: only the
-    clusters its change log touches are written and its deleted records dropped.
+    clusters its change log touches are written and its deleted records dropped. A remote
+    folder is read from its staged copy and its URI (:func:`~matcher.runtime.run_folder.open_run_folder`).
     """
-    from matcher.runtime.run_folder import task_session
-
     _spec(config)
-    root = Path(folder.root)
-    if not (root / "summary.json").exists():
-        raise InputDataError(f"{root}: no completed match run here (summary.json missing); run 'matcher run' first")
-    summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    if not folder.summary.exists():
+        raise InputDataError(f"{folder.location}: no completed match run here (summary.json missing); run 'matcher run' first")
+    summary = json.loads(folder.summary.read_text(encoding="utf-8"))
     touched: list[str] | None = None
     removed: list[str] = []
     if changes_only:
-        if not (root / CHANGES).exists():
-            raise InputDataError(f"{root}: no change log ({CHANGES}); --changes-only needs a 'matcher match-incremental' run")
-        touched, removed = changed_clusters(json.loads((root / CHANGES).read_text(encoding="utf-8")))
+        if not (folder.root / CHANGES).exists():
+            raise InputDataError(f"{folder.location}: no change log ({CHANGES}); --changes-only needs a 'matcher match-incremental' run")
+        touched, removed = changed_clusters(json.loads((folder.root / CHANGES).read_text(encoding="utf-8")))
     with task_session(folder, spark) as spark:
-        matches = spark.read.parquet(str(root / "matches"))
+        matches = spark.read.parquet(str(folder.matches))
         if touched is not None:
             matches = matches.where(F.col("match_id").cast("string").isin(touched))
-        pairs = spark.read.parquet(str(root / "pairs")) if (root / "pairs").exists() else None
-        customers = spark.read.parquet(str(root / CUSTOMERS)) if (root / CUSTOMERS).exists() else None
+        pairs = spark.read.parquet(str(folder.pairs)) if exists(folder.pairs) else None
+        customers = spark.read.parquet(str(folder.customers)) if exists(folder.customers) else None
         result = load_graph(matches, config, pairs=pairs, customers=customers,
                             threshold=summary.get("threshold_match_probability"), removed_record_ids=removed)
     if touched is not None:
         result["changes"] = {"clusters_written": len(touched), "records_removed": len(removed)}
     result["graph"] = graph_totals(config.graph)
-    write_json(result, root / "graph.json")
+    write_json(result, folder.root / "graph.json")
     return result
 
 

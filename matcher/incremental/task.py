@@ -508,7 +508,7 @@ def match_incremental_task(
     counts = {c: int((records["change"] == c).sum()) for c in order}
     counts.update({"merges": len(result.merges), "splits": len(result.splits), "retired_ids": len(retired)})
     changes = {
-        "existing": str(existing_folder.root),
+        "existing": existing_folder.location,
         "new": str(new_path),
         "delete": str(delete_path) if delete_path else None,
         "counts": counts,
@@ -560,7 +560,7 @@ def match_incremental_task(
             "model": str(output.model),
             "changes": str(output.root / CHANGES_JSON),
         },
-        "incremental": {"existing": str(existing_folder.root), "new_rows": int(len(new)), "candidates": int(len(candidates)),
+        "incremental": {"existing": existing_folder.location, "new_rows": int(len(new)), "candidates": int(len(candidates)),
                         "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
                         "term_frequency_reweighed": stored.reweighed, "pairs_across_threshold_after_reweighing": int(len(flipped)),
                         "rows_rewritten": int(len(existing_changed)), **counts},

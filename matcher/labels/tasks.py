@@ -28,6 +28,7 @@ from matcher.model.artifact import TrainedModel
 from matcher.pipeline import evaluate_task
 from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import write_json
+from matcher.runtime.remote_folder import exists
 from matcher.runtime.run_folder import RunFolder, task_session
 from matcher.training.supervision import score_record_pairs, threshold_match_weight
 
@@ -94,7 +95,7 @@ def evaluate_labels_task(config: TransformConfig, folder: RunFolder, spark: Spar
         scored = score_record_pairs(df, config, model, held[["id_l", "id_r", "is_match"]]).cache()
         metrics = label_metrics(scored, threshold)
         scored.unpersist()
-        if folder.pairs.exists():
+        if exists(folder.pairs):
             share = blocking_recall_of_matches(held, spark.read.parquet(str(folder.pairs)))
             metrics["blocking_recall_of_labeled_matches"] = share
             metrics["end_to_end_recall"] = None if share is None else metrics["recall"] * share

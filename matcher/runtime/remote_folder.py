@@ -86,9 +86,9 @@ def copy_children(spark: SparkSession, source: str, target: str, *, skip: Sequen
 
 
 def relocate(value: Any, staged: str, uri: str) -> Any:
-    """``value`` (JSON-like) with every string under the staging folder ``staged`` moved under ``uri``."""
+    """``value`` (JSON-like, or a message) with the staging folder ``staged`` replaced by ``uri`` in every string."""
     if isinstance(value, str):
-        return uri + value[len(staged):] if value == staged or value.startswith(f"{staged}/") else value
+        return value.replace(staged, uri)
     if isinstance(value, dict):
         return {k: relocate(v, staged, uri) for k, v in value.items()}
     if isinstance(value, list):
