@@ -63,3 +63,31 @@ def test_graph_server_status_needs_no_config(cli, gremlin_server):
     result = cli("graph-server", "status", "--port", "9")
     assert result.out.startswith("Gremlin Server not running")
 
+
+
+def test_load_graph_reads_a_remote_run_folder_and_its_change_log(spark, cli, gremlin_server, tmp_path):
+    # a file:// run folder takes the remote path (staged small files, tables read through Hadoop) without S3
+    clear_graph(gremlin_server.endpoint)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run(spark, run, customers=True)
+    config = config_file(tmp_path, gremlin_server.endpoint)
+    result = cli("load-graph", "--config", config, "--output", run.as_uri())
+    assert result.code == 0, result.err
+    assert "SourceRecord 4" in result.out
+    assert json.loads((run / "graph.json").read_text())["graph"]["edges"]["member_of"] == 4
+
+    log = {"records": [{"record_id": 4, "change": "deleted", "old_match_id": 4, "new_match_id": None}]}
+    (run / "changes.json").write_text(json.dumps(log))
+    result = cli("load-graph", "--config", config, "--output", run.as_uri(), "--changes-only")
+    assert result.code == 0, result.err
+    report = json.loads((run / "graph.json").read_text())
+    assert report["changes"] == {"clusters_written": 1, "records_removed": 1}
+    assert report["graph"]["vertices"]["SourceRecord"] == 3
+
+
+def test_load_graph_on_a_remote_folder_without_a_finished_run_names_the_uri(cli, gremlin_server, tmp_path):
+    (tmp_path / "empty").mkdir()
+    uri = (tmp_path / "empty").as_uri()
+    result = cli("load-graph", "--config", config_file(tmp_path, gremlin_server.endpoint), "--output", uri)
+    assert_one_line_error(result, f"{uri}: no completed match run here (summary.json missing)")
