@@ -75,12 +75,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from matcher.blocking.rules import prediction_rules, preselect
 from matcher.config.harmonization import RECORD_ID
 from matcher.config.transform import InputSpec, TransformConfig
 from matcher.harmonize.golden import golden_records
 from matcher.harmonize.harmonization import Harmonized, harmonization_summary, harmonize
 from matcher.harmonize.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
-from matcher.incremental.scoring import candidate_rows, score_new_records
+from matcher.incremental.scoring import score_new_records
 from matcher.incremental.term_frequency_drift import TermFrequencyDrift, term_frequencies, term_frequency_columns
 from matcher.matching.stable_ids import plain, stable_match_ids
 from matcher.matching.summary import run_summary
@@ -439,7 +440,7 @@ def match_incremental_task(
         frequencies = {
             c: term_frequencies(pd.concat([remaining[c], new[c]], ignore_index=True).rename(c)) for c in tf_columns
         }
-        candidates = candidate_rows(existing.matches, config, new, input_columns)
+        candidates = preselect(existing.matches, prediction_rules(config), new, input_columns)
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
