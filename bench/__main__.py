@@ -82,6 +82,7 @@ def run_ours(spark, config, workdir: Path) -> dict[str, Any]:
 def run_stock(name: str, spark, config, workdir: Path) -> dict[str, Any]:
     from bench import stock
     from matcher.evaluation.metrics import evaluate
+    from matcher.matching.threshold import resolve_threshold
 
     if name == "splink_spark_stock":
         checkpoints = workdir / "splink_spark_stock" / "_checkpoints"
@@ -102,7 +103,7 @@ def run_stock(name: str, spark, config, workdir: Path) -> dict[str, Any]:
             rows,
             pairs,
             truth=config.truth_column,
-            threshold=config.threshold_match_probability,
+            threshold=resolve_threshold(config, None).match_probability,
             link_type=config.resolved_link_type,
         )
         result.update(_flatten(metrics))

@@ -106,7 +106,7 @@ def _simulated_labels(path: Path, truth: str) -> None:
     rows.to_csv(path, index=False, encoding="utf-8")
 
 
-def _at_threshold(spark, config, folder, threshold: float) -> dict:
+def _at_threshold(spark, config, folder, threshold) -> dict:
     """Cluster F1 of the run's scored pairs clustered at another threshold."""
     from matcher.evaluation.metrics import evaluate
     from matcher.harmonize.ingest import read_inputs
@@ -115,8 +115,9 @@ def _at_threshold(spark, config, folder, threshold: float) -> dict:
     spark.sparkContext.setCheckpointDir(str(folder.checkpoints))
     pairs = spark.read.parquet(str(folder.pairs))
     rows, _ = assign_matches(read_inputs(spark, config), pairs, config, threshold)
-    metrics = evaluate(rows.cache(), pairs, truth=config.truth_column, threshold=threshold, link_type=config.resolved_link_type)
-    return {"threshold_match_probability": threshold, "cluster_f1": metrics["clusters"]["f1"],
+    probability = threshold.match_probability
+    metrics = evaluate(rows.cache(), pairs, truth=config.truth_column, threshold=probability, link_type=config.resolved_link_type)
+    return {"threshold_match_probability": probability, "cluster_f1": metrics["clusters"]["f1"],
             "cluster_precision": metrics["clusters"]["precision"], "cluster_recall": metrics["clusters"]["recall"],
             "pairwise_f1": metrics["pairwise"]["f1"]}
 
@@ -127,6 +128,7 @@ def learning_curve(
 ) -> list[dict]:
     """Cluster F1 on historical_50k after 0/10/30/50 labeling sets from label-set rounds."""
     from matcher.labels.tasks import import_labels_task, label_set_task
+    from matcher.matching.threshold import resolve_threshold
     from matcher.pipeline import evaluate_task, match_task, train_task
     from matcher.runtime.run_folder import run_folder
 
@@ -157,7 +159,7 @@ def learning_curve(
         metrics = evaluate_task(config, folder, spark)
         if threshold_from_labels:
             # the same model and scored pairs, clustered at the precision_recall_tradeoff's threshold
-            step["at_tradeoff_threshold"] = _at_threshold(spark, config, folder, config.threshold_match_probability)
+            step["at_tradeoff_threshold"] = _at_threshold(spark, config, folder, resolve_threshold(config, None))
         info = json.loads((folder.root / "labels" / "labels.json").read_text()) if labeled else {}
         supervised = model.metadata.get("labels") or {}
         step.update(

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from splink import DuckDBAPI, Linker, SparkAPI
 
 from matcher.config.transform import ComparisonKind, TransformConfig
+from matcher.matching.threshold import resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule, comparable, splink_settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def _train_predict_cluster(linker: Linker, config: TransformConfig, timings: dic
 
     t = time.perf_counter()
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=config.threshold_match_probability
+        predictions, threshold_match_probability=resolve_threshold(config, None).match_probability
     )
     timings["cluster"] = time.perf_counter() - t
     return predictions, clusters

@@ -30,12 +30,12 @@ from matcher.evaluation.report import write_run_report
 from matcher.harmonize.harmonization import Harmonized, harmonize, write_harmonization_outputs
 from matcher.harmonize.ingest import read_inputs
 from matcher.matching.matches import find_matches
+from matcher.matching.summary import run_summary
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import record_id
 from matcher.runtime.errors import ConfigError, MatcherError
 from matcher.runtime.outputs import write_json, write_parquet
 from matcher.runtime.run_folder import RunFolder, task_session
-from matcher.training.supervision import probability_to_weight
 from matcher.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -116,24 +116,16 @@ def match_task(
             result.release()
     n_pairs = pairs_written.get["pairs"]
     rows_out, n_clusters = rows_written.get["rows"], rows_written.get["clusters"]
-    summary = {
-        "config": config.name,
-        "rows_in": rows_in,
-        "rows_out": rows_out,
-        "n_pairs": n_pairs,
-        "n_clusters": n_clusters,
-        "threshold_match_probability": result.threshold_match_probability,
-        "threshold_match_weight": probability_to_weight(result.threshold_match_probability),
-        "clustering": result.clustering,
-        "outputs": {"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
-        "timings_s": {
+    summary = run_summary(
+        config, result.threshold, rows_in=rows_in, rows_out=rows_out, n_pairs=n_pairs, n_clusters=n_clusters,
+        clustering=result.clustering,
+        outputs={"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
+        timings_s={
             "train": round(train_s, 3),
             **{k: round(v, 3) for k, v in result.timings_s.items()},
             "match_total": round(time.perf_counter() - started, 3),
         },
-    }
-    if summary["rows_out"] != rows_in:
-        raise MatcherError(f"{folder.matches}: {rows_in} rows in but {summary['rows_out']} rows out")
+    )
     if harmonized is not None:
         summary["harmonization"] = write_harmonization_outputs(
             harmonized, spark.read.parquet(str(folder.matches)), config, quarantine=folder.quarantine,

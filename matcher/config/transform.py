@@ -367,19 +367,6 @@ class TransformConfig(_Strict):
             return self.training.u_max_pairs
         return 10 ** (5 + 2 * self.accuracy_cost_tradeoff)
 
-    @property
-    def threshold_match_weight(self) -> float:
-        """Match weight above which a pair is a match: ``20 * (precision_recall_tradeoff - 0.5)``.
-
-        0.5 is neutral (weight 0, probability 0.5); 1.0 asks for weight 10 (probability
-        0.999); 0.0 accepts weight -10 (probability 0.001).
-        """
-        return 20.0 * (self.precision_recall_tradeoff - 0.5)
-
-    @property
-    def threshold_match_probability(self) -> float:
-        return 1.0 / (1.0 + 2.0 ** (-self.threshold_match_weight))
-
     def model_hash(self) -> str:
         """Hash of everything that shapes the trained model (not paths or thresholds)."""
         shaping = self.model_dump(

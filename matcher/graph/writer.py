@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from matcher.config.transform import GraphSpec, TransformConfig
 from matcher.graph.gremlin import GremlinGraphWriter, WriteCounts, graph_totals
 from matcher.graph.model import Cluster, Record, identifier_columns
+from matcher.matching.threshold import resolve_threshold
 from matcher.runtime.errors import ConfigError, GraphError, InputDataError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.remote_folder import exists
@@ -94,7 +95,7 @@ def cluster_table(
     )
     table = rows.groupBy("match_id").agg(F.collect_list("record").alias("records"))
     if pairs is not None:
-        threshold = config.threshold_match_probability if threshold is None else threshold
+        threshold = resolve_threshold(config, None).match_probability if threshold is None else threshold
         member = rows.select(F.col("record.record_id").alias("rid"), "match_id")
         links = (
             pairs.where(F.col("match_probability") >= threshold)

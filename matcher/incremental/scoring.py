@@ -1,6 +1,6 @@
 """Score new records against the existing records that share a blocking key with them, and among themselves.
 
-:func:`candidate_rows` pre-selects the existing records in the driver; :func:`score_new_records`
+:func:`matcher.blocking.rules.preselect` picks the existing records in the driver; :func:`score_new_records`
 scores with Splink's ``predict_between`` on DuckDB in the driver or on Spark
 (:func:`scoring_engine`); both give the same scores (see :mod:`matcher.matching.driver_scoring`).
 """
@@ -8,13 +8,8 @@ scores with Splink's ``predict_between`` on DuckDB in the driver or on Spark
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -24,43 +19,6 @@ from matcher.config.transform import DATE_KINDS, TransformConfig
 from matcher.matching import driver_scoring
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import comparable
-
-
-def _isin(column: str, values: Iterable, schema: pa.Schema) -> ds.Expression:
-    return pc.field(column).isin(pa.array(list(values), type=schema.field(column).type))
-
-
-def candidate_rows(matches: ds.Dataset, config: TransformConfig, new: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Existing records that share a blocking key with a new record (all of them when a rule is SQL).
-
-    Column-list rules are applied exactly (a tuple semi-join); a raw SQL rule cannot be
-    pre-filtered here, so then Splink blocks against every existing record.
-    """
-    rules = config.active_blocking_rules
-    if not all(isinstance(r, list) for r in rules):
-        return matches.to_table(columns=columns).to_pandas()
-    schema = matches.schema
-    expression = None
-    for rule in rules:
-        keys = new[rule].dropna()
-        if keys.empty:
-            continue
-        term = None
-        for column in rule:
-            part = _isin(column, keys[column].unique(), schema)
-            term = part if term is None else term & part
-        expression = term if expression is None else expression | term
-    if expression is None:
-        return pa.schema([schema.field(c) for c in columns]).empty_table().to_pandas()
-    rows = matches.to_table(columns=columns, filter=expression).to_pandas()
-    keep = np.zeros(len(rows), dtype=bool)
-    for rule in rules:
-        keys = new[rule].dropna().drop_duplicates()
-        if keys.empty:
-            continue
-        flagged = rows[rule].merge(keys.assign(_hit=True), on=rule, how="left")["_hit"].notna().to_numpy()
-        keep |= flagged
-    return rows[keep].reset_index(drop=True)
 
 
 def scoring_engine(config: TransformConfig, rows: int) -> str:

@@ -75,14 +75,17 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from matcher.blocking.rules import prediction_rules, preselect
 from matcher.config.harmonization import RECORD_ID
 from matcher.config.transform import InputSpec, TransformConfig
 from matcher.harmonize.golden import golden_records
 from matcher.harmonize.harmonization import Harmonized, harmonization_summary, harmonize
 from matcher.harmonize.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
-from matcher.incremental.scoring import candidate_rows, score_new_records
+from matcher.incremental.scoring import score_new_records
 from matcher.incremental.term_frequency_drift import TermFrequencyDrift, term_frequencies, term_frequency_columns
 from matcher.matching.stable_ids import plain, stable_match_ids
+from matcher.matching.summary import run_summary
+from matcher.matching.threshold import Threshold, resolve_threshold
 from matcher.model.artifact import TrainedModel
 from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
 from matcher.runtime.outputs import atomic_directory, write_json, write_parquet
@@ -106,6 +109,7 @@ class ExistingRun:
     folder: RunFolder
     model: TrainedModel
     summary: dict[str, Any]
+    threshold: Threshold  # the run's, which the incremental run keeps
     matches: ds.Dataset
     pairs: ds.Dataset
     key_type: pa.DataType
@@ -121,18 +125,21 @@ def _dataset(path: Path, what: str, root: Path) -> ds.Dataset:
 
 
 def open_existing_run(config: TransformConfig, folder: RunFolder) -> ExistingRun:
-    """Check that ``folder`` holds a completed match run for ``config`` and open its tables."""
+    """Check that ``folder`` holds a completed match run for ``config`` and open its tables.
+
+    The run's recorded threshold must be the one ``config`` resolves to with the run's
+    model (from labels, when the model learned one and the config asks for it)."""
     if not folder.root.is_dir():
         raise InputDataError(f"{folder.root}: existing run folder does not exist")
     model = TrainedModel.load(folder.model, config)
     if not folder.summary.exists():
         raise InputDataError(f"{folder.root}: existing run is not complete (summary.json missing); run 'matcher match' there first")
     summary = json.loads(folder.summary.read_text(encoding="utf-8"))
-    threshold = summary.get("threshold_match_probability")
-    if threshold is None or abs(threshold - config.threshold_match_probability) > 1e-12:
+    recorded, threshold = Threshold.from_summary(summary), resolve_threshold(config, model)
+    if recorded is None or not recorded.same_as(threshold):
         raise ConfigError(
-            f"{folder.summary}: existing run used threshold match probability {threshold}, the config gives "
-            f"{config.threshold_match_probability}; re-run 'matcher match' with this config first"
+            f"{folder.summary}: existing run used threshold {recorded or 'unknown'}, the config and model give "
+            f"{threshold}; re-run 'matcher match' with this config first"
         )
     matches = _dataset(folder.matches, "matches", folder.root)
     pairs = _dataset(folder.pairs, "pairs", folder.root)
@@ -143,7 +150,7 @@ def open_existing_run(config: TransformConfig, folder: RunFolder) -> ExistingRun
     missing = sorted({"record_id_l", "record_id_r", "match_probability"} - set(pairs.schema.names))
     if missing:
         raise InputDataError(f"{folder.pairs}: column(s) {', '.join(missing)} missing from the existing pairs")
-    return ExistingRun(folder, model, summary, matches, pairs, matches.schema.field(config.primary_key).type)
+    return ExistingRun(folder, model, summary, threshold, matches, pairs, matches.schema.field(config.primary_key).type)
 
 
 # --- new records and the delete list ----------------------------------------------------------
@@ -400,7 +407,7 @@ def match_incremental_task(
         raise ConfigError(f"{output.root}: --output must be a new folder, not the existing run (it is read while the output is written)")
     existing = open_existing_run(config, existing_folder)
     key, key_type = config.primary_key, existing.key_type
-    threshold = config.threshold_match_probability
+    threshold = existing.threshold.match_probability
     input_columns = [c for c in existing.matches.schema.names if c not in _OUTPUT_COLUMNS]
 
     with task_session(output, spark) as spark:
@@ -433,7 +440,7 @@ def match_incremental_task(
         frequencies = {
             c: term_frequencies(pd.concat([remaining[c], new[c]], ignore_index=True).rename(c)) for c in tf_columns
         }
-        candidates = candidate_rows(existing.matches, config, new, input_columns)
+        candidates = preselect(existing.matches, prediction_rules(config), new, input_columns)
         candidates = candidates[~candidates[key].isin(removed)]
         t = lap("read_existing", t)
 
@@ -546,28 +553,21 @@ def match_incremental_task(
     write_json(changes, output.root / CHANGES_JSON)
     t = lap("write", t)
     n_pairs = ds.dataset(str(output.pairs), format="parquet").count_rows()
-    summary = {
-        "config": config.name,
-        "rows_in": int(len(final)),
-        "rows_out": int(ds.dataset(str(output.matches), format="parquet").count_rows()),
-        "n_pairs": int(n_pairs),
-        "n_clusters": int(final.nunique()),
-        "threshold_match_probability": threshold,
-        "threshold_match_weight": config.threshold_match_weight,
-        "outputs": {
+    summary = run_summary(
+        config, existing.threshold, rows_in=len(final), n_pairs=n_pairs, n_clusters=final.nunique(),
+        rows_out=ds.dataset(str(output.matches), format="parquet").count_rows(),
+        incremental={"existing": existing_folder.location, "new_rows": int(len(new)), "candidates": int(len(candidates)),
+                     "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
+                     "term_frequency_reweighed": stored.reweighed, "pairs_across_threshold_after_reweighing": int(len(flipped)),
+                     "rows_rewritten": int(len(existing_changed)), **counts},
+        outputs={
             "matches": str(output.matches),
             "pairs": str(output.pairs),
             "model": str(output.model),
             "changes": str(output.root / CHANGES_JSON),
         },
-        "incremental": {"existing": existing_folder.location, "new_rows": int(len(new)), "candidates": int(len(candidates)),
-                        "new_pairs": int(len(new_pairs)), "reclustered_records": int(len(nodes)),
-                        "term_frequency_reweighed": stored.reweighed, "pairs_across_threshold_after_reweighing": int(len(flipped)),
-                        "rows_rewritten": int(len(existing_changed)), **counts},
-        "timings_s": {**timings, "match_total": round(time.perf_counter() - started, 3)},
-    }
-    if summary["rows_out"] != summary["rows_in"]:
-        raise MatcherError(f"{output.matches}: expected {summary['rows_in']} rows, wrote {summary['rows_out']}")
+        timings_s={**timings, "match_total": round(time.perf_counter() - started, 3)},
+    )
     if harmonized is not None:
         summary["harmonization"] = _update_harmonization_outputs(spark, config, existing.folder, output, harmonized, records, retired)
         summary["outputs"].update(quarantine=str(output.quarantine), customers=str(output.customers))

@@ -29,6 +29,7 @@ from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.ingest import read_input
 from matcher.labels.files import LABEL, LABELING_SET_ID
+from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
@@ -42,12 +43,13 @@ SEED_POOL = 20
 """Seed pairs collected per requested set (most are skipped once their records are taken)."""
 
 
-def _model_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
-    """Scored candidate pairs: ``id_l``, ``id_r`` (text), ``rank`` (uncertainty, lower first), ``strength``."""
+def _model_pairs(
+    df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates, threshold: float
+) -> DataFrame:
+    """Scored candidate pairs: ``id_l``, ``id_r`` (text), ``rank`` (distance from the ``threshold`` weight, lower
+    first), ``strength``."""
     from matcher.matching.matches import score_pairs
-    from matcher.training.supervision import threshold_match_weight
 
-    threshold = threshold_match_weight(config, model)
     pairs = score_pairs(df, config, model, candidates)
     return pairs.select(
         F.col("record_id_l").cast("string").alias("id_l"),
@@ -165,13 +167,12 @@ def labeling_sets(
     """
     if sets < 1 or set_size < 2:
         raise InputDataError(f"label-set needs at least 1 set of at least 2 rows (got --sets {sets} --set-size {set_size})")
+    threshold = resolve_threshold(config, model).match_weight if model is not None else None
     with Candidates() as candidates:  # the model's scored pairs come from them
-        pairs = (_model_pairs(df, config, model, candidates) if model is not None else _blocked_pairs(df, config)).cache()
+        pairs = (_model_pairs(df, config, model, candidates, threshold) if model is not None else _blocked_pairs(df, config)).cache()
         seeds = pairs.orderBy("rank", "id_l", "id_r").limit(sets * SEED_POOL + len(already_labeled)).toPandas()
         if model is not None:
-            from matcher.training.supervision import threshold_match_weight
-
-            seeds = pd.concat([_bridge_seeds(pairs, threshold_match_weight(config, model)), seeds], ignore_index=True)
+            seeds = pd.concat([_bridge_seeds(pairs, threshold), seeds], ignore_index=True)
         seed_ids = set(seeds["id_l"]) | set(seeds["id_r"])
         wanted = df.sparkSession.createDataFrame(pd.DataFrame({"i": sorted(seed_ids) or [""]}))
         near = pairs.join(F.broadcast(wanted), (pairs["id_l"] == wanted["i"]) | (pairs["id_r"] == wanted["i"]), "left_semi")

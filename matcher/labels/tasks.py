@@ -24,13 +24,14 @@ from matcher.labels.files import (
     write_labeling_file,
 )
 from matcher.labels.labeling_sets import labeling_sets
+from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel
 from matcher.pipeline import evaluate_task
 from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.remote_folder import exists
 from matcher.runtime.run_folder import RunFolder, task_session
-from matcher.training.supervision import score_record_pairs, threshold_match_weight
+from matcher.training.supervision import score_record_pairs
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def evaluate_labels_task(config: TransformConfig, folder: RunFolder, spark: Spar
             f"{folder.root}: no labeling set is held out (labels.holdout_share is {config.labels.holdout_share}); "
             "raise labels.holdout_share to evaluate on labels"
         )
-    threshold = threshold_match_weight(config, model)
+    threshold = resolve_threshold(config, model).match_weight
     with task_session(folder, spark) as spark:
         df = read_inputs(spark, config).cache()
         scored = score_record_pairs(df, config, model, held[["id_l", "id_r", "is_match"]]).cache()

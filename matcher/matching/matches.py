@@ -11,8 +11,9 @@ assignment:
 * a row on an enforced must-link (pair list or exact rule, ``enforced`` in the config)
   in a cluster of two or more: 1.0.
 
-The threshold is the config's ``precision_recall_tradeoff``, or the one learned from
-labels when ``labels.threshold_from_labels`` is set (:mod:`matcher.training.supervision`).
+The threshold is resolved once per run (:func:`matcher.matching.threshold.resolve_threshold`):
+the config's ``precision_recall_tradeoff``'s, or the one learned from labels when
+``labels.threshold_from_labels`` is set.
 """
 
 from __future__ import annotations
@@ -30,13 +31,9 @@ from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.matching.enforced import EnforcedLinks, enforced_links
 from matcher.model.artifact import TrainedModel, make_linker
+from matcher.matching.threshold import Threshold, min_mean_weight_from_labels, resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
-from matcher.training.supervision import (
-    f_beta_beta,
-    min_mean_weight_from_labels,
-    threshold_match_weight,
-    weight_to_probability,
-)
+from matcher.training.supervision import f_beta_beta
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +58,11 @@ def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, can
 
 @dataclass
 class MatchResult:
-    """The rows with ``match_id``/``match_confidence_score``, the scored pairs, and what it took."""
+    """The rows with ``match_id``/``match_confidence_score``, the scored pairs, the threshold, and what it took."""
 
     rows: DataFrame
     pairs: DataFrame
-    threshold_match_probability: float
+    threshold: Threshold
     timings_s: dict[str, float] = field(default_factory=dict)
     clustering: dict = field(default_factory=dict)
     candidates: Candidates | None = field(default=None, repr=False)
@@ -104,17 +101,17 @@ def _members(pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: En
 
 
 def assign_matches(
-    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: float | None = None,
+    df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: Threshold | None = None,
     labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None,
 ) -> tuple[DataFrame, float]:
     """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
 
-    ``threshold`` (a match probability) defaults to the config's, ``clustering`` to
+    ``threshold`` defaults to the config's (no model), ``clustering`` to
     ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
     and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
     when given.
     """
-    threshold = config.threshold_match_probability if threshold is None else threshold
+    threshold = (threshold or resolve_threshold(config, None)).match_probability
     spec = clustering or config.clustering
     spark = df.sparkSession
     rows = df.withColumn(RECORD_ID, record_id(config))
@@ -168,7 +165,7 @@ def assign_matches(
 
 
 def _clustering(
-    pairs: DataFrame, config: TransformConfig, threshold: float, calibration: pd.DataFrame | None
+    pairs: DataFrame, config: TransformConfig, threshold: Threshold, calibration: pd.DataFrame | None
 ) -> tuple[ClusteringSpec, dict]:
     """The clustering to use and what describes it; ``min_mean_weight`` learned from ``calibration`` labels when configured."""
     spec = config.clustering
@@ -177,7 +174,7 @@ def _clustering(
         return spec, facts
     if config.labels.clustering_from_labels and calibration is not None and len(calibration):
         learned, label_facts = min_mean_weight_from_labels(
-            component_pairs(pairs, threshold), calibration, spec, f_beta_beta(config.precision_recall_tradeoff)
+            component_pairs(pairs, threshold.match_probability), calibration, spec, f_beta_beta(config.precision_recall_tradeoff)
         )
         spec = spec.model_copy(update={"min_mean_weight": learned})
         facts["from_labels"] = label_facts
@@ -202,14 +199,14 @@ def find_matches(
     # scored once and kept: clustering, the confidence scores and the written pairs all read them
     pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
     predict_s = time.perf_counter() - started
-    threshold = weight_to_probability(threshold_match_weight(config, model))
+    threshold = resolve_threshold(config, model)
     clustering, facts = _clustering(pairs, config, threshold, calibration)
     rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,
         pairs=pairs,
-        threshold_match_probability=threshold,
+        threshold=threshold,
         timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
         clustering=facts,
         candidates=candidates,

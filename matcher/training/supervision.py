@@ -13,20 +13,14 @@ random, so they would bias u.
 **Threshold from labels** (``labels.threshold_from_labels: true``): the match weight
 that maximises F-beta on the training labels, with ``beta = 2 ** (1 - 2 *
 precision_recall_tradeoff)`` (0.5 → F1, 1 → beta 0.5 favours precision, 0 → beta 2
-favours recall). It is stored in the model's metadata and used by matching instead of
-``20 * (precision_recall_tradeoff - 0.5)``.
-
-**Average-link clustering from labels** (``labels.clustering_from_labels: true``, with
-``clustering.method: average_link``): at match time, ``clustering.min_mean_weight`` is
-the candidate whose clusters agree best (F-beta, the same beta) with the training
-labels' pairs. The labels are not enforced while choosing, so they judge the
-clustering rather than steer it. Labeling sets hold whole groups of records, so their
-pairs say where clusters should split, which is what the parameter decides.
+favours recall). It is stored in the model's metadata; matching resolves the run's
+threshold from it (:func:`matcher.matching.threshold.resolve_threshold`). The F-beta
+helpers live here because training learns with them; matching reuses them to learn
+``clustering.min_mean_weight`` (:func:`matcher.matching.threshold.min_mean_weight_from_labels`).
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 
 import numpy as np
@@ -36,7 +30,7 @@ from pyspark.sql import functions as F
 from splink import Linker
 from splink.internals.unique_id_concat import CONCAT_SEPARATOR
 
-from matcher.config.transform import ClusteringSpec, TransformConfig
+from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker
 
 LABELS_DESCRIPTION = "labels combined with EM"
@@ -111,6 +105,13 @@ def f_beta_beta(precision_recall_tradeoff: float) -> float:
     return 2.0 ** (1.0 - 2.0 * precision_recall_tradeoff)
 
 
+def f_beta(tp, fp, fn, beta: float):
+    """F-beta from counts (scalars or numpy arrays); 0 where nothing was found."""
+    b2 = beta * beta
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tp > 0, (1 + b2) * tp / ((1 + b2) * tp + b2 * fn + fp), 0.0)
+
+
 def best_threshold(weights: np.ndarray, is_match: np.ndarray, beta: float) -> float | None:
     """The match weight (midway between two observed weights) that maximises F-beta; None without matches."""
     if not is_match.any():
@@ -119,31 +120,10 @@ def best_threshold(weights: np.ndarray, is_match: np.ndarray, beta: float) -> fl
     w, y = weights[order], is_match[order].astype(float)
     tp, fp = np.cumsum(y), np.cumsum(1 - y)
     last = np.r_[w[1:] != w[:-1], True]  # a cut is only possible after the last pair of a tied weight
-    precision, recall = tp / (tp + fp), tp / y.sum()
-    b2 = beta * beta
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.where(precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
-    f = np.where(last, f, -1.0)
+    f = np.where(last, f_beta(tp, fp, y.sum() - tp, beta), -1.0)
     i = int(np.argmax(f))
     below = w[i + 1] if i + 1 < len(w) else w[i] - 1.0
     return float((w[i] + below) / 2.0)
-
-
-def threshold_match_weight(config: TransformConfig, model: TrainedModel | None) -> float:
-    """The match weight a pair must reach: from the labels when configured and learned, else the tradeoff's."""
-    learned = (model.metadata.get("labels") or {}).get("threshold_match_weight") if model is not None else None
-    if config.labels.threshold_from_labels and learned is not None:
-        return float(learned)
-    return config.threshold_match_weight
-
-
-def weight_to_probability(weight: float) -> float:
-    return 1.0 / (1.0 + 2.0 ** (-weight))
-
-
-def probability_to_weight(probability: float) -> float:
-    probability = min(max(probability, 1e-300), 1 - 1e-16)
-    return math.log2(probability / (1.0 - probability))
 
 
 def learn_from_labels(df: DataFrame, config: TransformConfig, linker: Linker, pairs: pd.DataFrame) -> dict:
@@ -165,44 +145,3 @@ def learn_from_labels(df: DataFrame, config: TransformConfig, linker: Linker, pa
         weight = best_threshold(rescored["match_weight"].to_numpy(float), rescored["is_match"].to_numpy(bool), beta)
         facts.update(threshold_match_weight=weight, threshold_beta=beta)
     return facts
-
-
-MEAN_WEIGHT_CANDIDATES = tuple(np.arange(-4.0, 4.01, 0.5).round(1))
-"""The ``clustering.min_mean_weight`` values tried when learning it from labels."""
-
-
-def min_mean_weight_from_labels(
-    edges: pd.DataFrame, labeled: pd.DataFrame, spec: ClusteringSpec, beta: float,
-    candidates: tuple[float, ...] = MEAN_WEIGHT_CANDIDATES,
-) -> tuple[float, dict]:
-    """The ``min_mean_weight`` whose average-link clusters best reproduce the labeled pairs.
-
-    ``edges`` are :func:`matcher.matching.clustering.component_pairs`' output, ``labeled`` has
-    ``id_l``, ``id_r`` (text) and ``is_match``. A labeled pair counts as predicted a
-    match when both records land in one cluster; each candidate is scored by F-beta
-    over the labeled pairs, ties go to the candidate nearest the configured value. Only
-    the components that hold a labeled record are clustered. Returns the value and the
-    facts for the run summary (labeled pairs used, F-beta per candidate).
-    """
-    from matcher.matching.clustering import cluster_by_average_link, cluster_edges
-
-    labeled_ids = set(labeled["id_l"].astype(str)) | set(labeled["id_r"].astype(str))
-    links = edges[edges["link"]]
-    component = cluster_edges(links[["id_l", "id_r"]])
-    wanted = set(component.loc[component["record_id"].astype(str).isin(labeled_ids), "match_id"])
-    subset = edges[edges["id_l"].isin(component.loc[component["match_id"].isin(wanted), "record_id"])]
-    is_match = labeled["is_match"].to_numpy(bool)
-    scores = {}
-    for candidate in candidates:
-        members = cluster_by_average_link(subset, min_mean_weight=candidate, unscored_pair_weight=spec.unscored_pair_weight)
-        cluster = dict(zip(members["record_id"].astype(str), members["match_id"]))
-        left = labeled["id_l"].astype(str).map(cluster)
-        right = labeled["id_r"].astype(str).map(cluster)
-        together = (left.notna() & (left == right)).to_numpy(bool)
-        tp, fp = float((together & is_match).sum()), float((together & ~is_match).sum())
-        fn = float((~together & is_match).sum())
-        b2 = beta * beta
-        scores[float(candidate)] = (1 + b2) * tp / ((1 + b2) * tp + b2 * fn + fp) if tp else 0.0
-    top = max(scores.values())
-    best = min((c for c, f in scores.items() if f == top), key=lambda c: (abs(c - spec.min_mean_weight), c))
-    return best, {"labeled_pairs": len(labeled), "beta": beta, "f_beta": {str(c): round(f, 4) for c, f in scores.items()}}

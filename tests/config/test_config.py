@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import pytest
@@ -164,37 +163,6 @@ def test_the_single_source_example_config_loads_and_points_at_the_bundled_data()
 # --- tradeoffs -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("tradeoff", "weight"),
-    [(0.5, 0.0), (1.0, 10.0), (0.0, -10.0), (0.75, 5.0), (0.6, 2.0)],
-)
-def test_precision_recall_tradeoff_maps_to_a_match_weight_of_20_times_its_distance_from_half(tradeoff, weight):
-    config = config_from_dict(minimal_config(precision_recall_tradeoff=tradeoff))
-    assert config.threshold_match_weight == pytest.approx(weight)
-    # the probability is the logistic of the weight in base 2
-    assert config.threshold_match_probability == pytest.approx(2**weight / (1 + 2**weight))
-
-
-def test_neutral_precision_recall_tradeoff_is_probability_one_half():
-    assert config_from_dict(minimal_config(precision_recall_tradeoff=0.5)).threshold_match_probability == 0.5
-
-
-def test_precision_recall_tradeoff_endpoints_are_about_one_in_a_thousand():
-    strict = config_from_dict(minimal_config(precision_recall_tradeoff=1.0)).threshold_match_probability
-    loose = config_from_dict(minimal_config(precision_recall_tradeoff=0.0)).threshold_match_probability
-    assert strict == pytest.approx(1024 / 1025)
-    assert loose == pytest.approx(1 / 1025)
-    assert strict + loose == pytest.approx(1.0)  # symmetric about 0.5
-
-
-def test_higher_precision_recall_tradeoff_never_lowers_the_threshold():
-    probabilities = [
-        config_from_dict(minimal_config(precision_recall_tradeoff=t / 10)).threshold_match_probability for t in range(11)
-    ]
-    assert probabilities == sorted(probabilities)
-    assert len(set(probabilities)) == 11
-
-
 def with_gated_rule(tradeoff: float, gate: float = 0.5) -> dict:
     rules = [["first_name"], {"rule": ["city"], "min_accuracy_cost_tradeoff": gate}, "l.city = r.city and 1=1"]
     return minimal_config(blocking_rules=rules, accuracy_cost_tradeoff=tradeoff)
@@ -289,9 +257,3 @@ def test_model_hash_changes_with_seed_training_and_accuracy_cost_tradeoff():
     }
     assert base not in others
     assert len(others) == 4
-
-
-def test_threshold_probability_is_a_proper_probability():
-    for t in (0.0, 0.3, 0.5, 0.8, 1.0):
-        p = config_from_dict(minimal_config(precision_recall_tradeoff=t)).threshold_match_probability
-        assert 0.0 < p < 1.0 and not math.isnan(p)

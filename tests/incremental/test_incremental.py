@@ -374,3 +374,22 @@ def test_applying_only_the_change_logs_gives_the_graph_of_a_full_load(spark, run
 
 def clusters_of_records(spark, folder: RunFolder) -> list:
     return spark.read.parquet(str(folder.matches)).select("id").collect()
+
+
+def test_a_run_whose_threshold_came_from_labels_can_be_extended_at_that_threshold(spark, tmp_path):
+    """``labels.threshold_from_labels``: the run's threshold is the model's learned one, not the tradeoff's.
+
+    At the learned weight 5 one agreement (+2.2) is no match and two (+13) are, so the
+    existing records are all alone and new record 12 (eve, e7) joins record 7.
+    """
+    config = config_for(write_csv(tmp_path / "existing.csv", EXISTING))
+    config = config.model_copy(update={"labels": config.labels.model_copy(update={"threshold_from_labels": True})})
+    model = hand_made_model(spark, config)
+    existing = RunFolder(tmp_path / "existing")
+    TrainedModel(model.splink_model, {**model.metadata, "labels": {"threshold_match_weight": 5.0}}).save(existing.model)
+    match_task(config, existing, spark)
+    out = RunFolder(tmp_path / "incremental")
+    summary = match_incremental_task(config, existing, str(write_csv(tmp_path / "new.csv", [(12, "eve", "e7")])), out, spark)
+    assert json.loads(existing.summary.read_text())["threshold"]["source"] == "labels"
+    assert summary["threshold"] == {"match_weight": 5.0, "match_probability": pytest.approx(32 / 33), "source": "labels"}
+    assert {k: v for k, v in clusters(spark, out).items() if len(v) > 1} == {7: [7, 12]}

@@ -10,8 +10,8 @@ from conftest import cluster_sets as clusters
 from matcher.config.transform import ClusteringSpec, config_from_dict
 from matcher.matching.clustering import cluster_by_average_link, component_pairs
 from matcher.matching.matches import assign_matches
+from matcher.matching.threshold import Threshold, min_mean_weight_from_labels
 from matcher.runtime.errors import ConfigError, InputDataError
-from matcher.training.supervision import min_mean_weight_from_labels
 
 
 def scored(*rows, threshold: float = 4.0) -> pd.DataFrame:
@@ -109,8 +109,8 @@ def test_assign_matches_with_average_link_on_spark(spark, tmp_path):
         [(a, b, w, 1 / (1 + 2 ** -w)) for a, b, w in weights],
         "record_id_l bigint, record_id_r bigint, match_weight double, match_probability double",
     )
-    threshold = 1 / (1 + 2 ** -4.0)
-    inside = component_pairs(pairs, threshold)
+    threshold = Threshold(4.0)
+    inside = component_pairs(pairs, threshold.match_probability)
     assert len(inside) == len(CHAIN)  # one component: every scored pair counts
     out, _ = assign_matches(rows, pairs, config, threshold=threshold)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}

@@ -9,6 +9,7 @@ from conftest import cluster_sets as clusters
 from matcher.config.transform import config_from_dict
 from matcher.matching.clustering import cluster_edges, cluster_with_constraints
 from matcher.matching.matches import assign_matches
+from matcher.matching.threshold import Threshold
 from matcher.runtime.errors import ConfigError, InputDataError
 
 
@@ -104,7 +105,7 @@ def test_exact_rules_and_cannot_links_shape_the_clusters_and_must_linked_rows_ar
     cannot.write_text("id_l,id_r\n4,5\n", encoding="utf-8")
     config = config_from_dict(config_dict(tmp_path, exact_rules=[["email"]], cannot_link=str(cannot)))
     rows, scored = rows_and_pairs(spark)
-    out, _ = assign_matches(rows, scored, config, threshold=0.5)
+    out, _ = assign_matches(rows, scored, config, threshold=Threshold(0.0))
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
     # 1~2 by normalised email; 3~5 by email; 4 cannot join {3, 5} (it holds 5), so both its edges go
     assert {k: v[0] for k, v in got.items()} == {1: 1, 2: 1, 3: 3, 4: 4, 5: 3, 6: 6}
@@ -119,7 +120,7 @@ def test_enforced_pair_files_naming_unknown_records_list_them(spark, tmp_path):
     config = config_from_dict(config_dict(tmp_path, must_link=str(must)))
     rows, scored = rows_and_pairs(spark)
     with pytest.raises(InputDataError, match=r"must.csv: 2 record id\(s\) not in the inputs: (77, 88|88, 77)"):
-        assign_matches(rows, scored, config, threshold=0.5)
+        assign_matches(rows, scored, config, threshold=Threshold(0.0))
 
 
 def test_a_must_link_file_without_its_columns_is_rejected(spark, tmp_path):
@@ -128,14 +129,14 @@ def test_a_must_link_file_without_its_columns_is_rejected(spark, tmp_path):
     config = config_from_dict(config_dict(tmp_path, must_link=str(must)))
     rows, scored = rows_and_pairs(spark)
     with pytest.raises(InputDataError, match="must.csv: column\\(s\\) id_l, id_r missing"):
-        assign_matches(rows, scored, config, threshold=0.5)
+        assign_matches(rows, scored, config, threshold=Threshold(0.0))
 
 
 def test_labeled_pairs_can_be_enforced_as_must_and_cannot_links(spark, tmp_path):
     config = config_from_dict({**config_dict(tmp_path), "enforced": None, "labels": {"enforce_in_clustering": True}})
     rows, scored = rows_and_pairs(spark)
     labeled = pd.DataFrame({"id_l": ["3", "1"], "id_r": ["4", "2"], "is_match": [False, True]})
-    out, _ = assign_matches(rows, scored, config, threshold=0.5, labeled=labeled)
+    out, _ = assign_matches(rows, scored, config, threshold=Threshold(0.0), labeled=labeled)
     got = {r["pk"]: r["match_id"] for r in out.collect()}
     # 3~4 labeled different: the 3-4 edge (0.97) is cut, 4-5 stays; 1~2 labeled the same: joined
     assert got == {1: 1, 2: 1, 3: 3, 4: 4, 5: 4, 6: 6}
