@@ -28,13 +28,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
-from splink.internals.blocking import BlockingRule, _sql_gen_where_condition
-from splink.internals.pipeline import CTEPipeline
-from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
-from splink.internals.settings import Settings
-from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
 
 from matcher.model.level_sql import gamma_sql
+from matcher.model.splink_adapter import (
+    BlockingRule, CTEPipeline, Settings, blocking_columns, blocking_where_condition, comparison_case_sql,
+    comparison_vector_columns, database_api, enqueue_records_with_tf, gamma_column, gamma_columns, input_tables,
+    link_type, model_settings, prediction_rules, prediction_sqls, run_pipeline,
+)
 
 SAMPLE_BUCKETS = 1_000_000
 """Hash buckets used to draw seeded samples of rows or pairs."""
@@ -52,11 +52,6 @@ class PairSet:
     rule: BlockingRule
     sample_sql: str | None = None
     exclude: tuple[BlockingRule, ...] = ()
-
-
-def run_pipeline(db_api: SparkAPI, pipeline: CTEPipeline) -> DataFrame:
-    """The pipeline's SQL as a lazy Spark DataFrame (Splink's dialect fixes applied, nothing materialised)."""
-    return db_api.spark.sql(db_api._setup_for_execute_sql(pipeline.generate_cte_pipeline_sql(), pipeline.output_table_name))
 
 
 def free_checkpoint(frame: DataFrame) -> None:
@@ -111,24 +106,23 @@ class JoinInputs:
         with no further condition, as Splink does; everything else joins the records to
         themselves under Splink's ordering condition.
         """
-        settings = linker._settings_obj
-        spark: SparkSession = linker._db_api.spark
-        pipeline = CTEPipeline()
-        enqueue_df_concat_with_tf(linker, pipeline)
+        settings = model_settings(linker)
+        spark: SparkSession = database_api(linker).spark
+        pipeline = enqueue_records_with_tf(linker, CTEPipeline())
         # computed now, in one job, so the many joins that read it do not each compute it
-        concat = run_pipeline(linker._db_api, pipeline).localCheckpoint(eager=True)
+        concat = run_pipeline(database_api(linker), pipeline).localCheckpoint(eager=True)
         name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
         concat.createOrReplaceTempView(name)
-        tables = sorted(linker._input_tables_dict.values(), key=lambda t: t.templated_name)
+        tables = sorted(input_tables(linker), key=lambda t: t.templated_name)
         source = settings.column_info_settings.source_dataset_input_column
-        if settings._link_type == "link_only" and len(tables) == 2 and source is not None:
+        if link_type(settings) == "link_only" and len(tables) == 2 and source is not None:
             sides = []
             for table in tables:
                 sides.append(f"{name}_{len(sides)}")
                 spark.sql(f"select * from {name} where {source.name} = '{table.dataset_display_name}'").createOrReplaceTempView(sides[-1])
             return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides], _broadcastable(concat))
         ids = settings.column_info_settings.unique_id_input_columns
-        return cls(name, name, _sql_gen_where_condition(settings._link_type, ids), concat, [name], _broadcastable(concat))
+        return cls(name, name, blocking_where_condition(link_type(settings), ids), concat, [name], _broadcastable(concat))
 
     def hint(self, *aliases: str) -> str:
         """A ``BROADCAST`` hint for the joined sides ``aliases`` when the records are small enough."""
@@ -169,10 +163,10 @@ def blocked_pairs_sql(
     names them, for counting. A sampled set is drawn on its own and its rows carry no
     other flag, so that its counts stay a random sample.
     """
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     ids = settings.column_info_settings.unique_id_input_columns
     columns = ", ".join(name for column in ids for name in column.l_r_names_as_l_r)
-    predict_rules = settings._blocking_rules_to_generate_predictions
+    predict_rules = prediction_rules(settings)
 
     def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
         values = [
@@ -205,7 +199,7 @@ def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carr
     ids = settings.column_info_settings.unique_id_input_columns
     on_l = " AND ".join(f"p.{c.name_l} = l.{c.name}" for c in ids)
     on_r = " AND ".join(f"p.{c.name_r} = r.{c.name}" for c in ids)
-    columns = [*settings._columns_to_select_for_blocking, *(f"p.{c}" for c in carried)]
+    columns = [*blocking_columns(settings), *(f"p.{c}" for c in carried)]
     return (
         f"select {inputs.hint('l', 'r')}{', '.join(columns)} from {pair_ids} as p "
         f"inner join {inputs.left} as l on {on_l} inner join {inputs.right} as r on {on_r}"
@@ -218,7 +212,7 @@ def outside_predictions(settings: Settings, pair_sets: list[PairSet], *, cumulat
 
     A set whose rule is a prediction rule has no such pairs and is left out.
     """
-    predict_rules = settings._blocking_rules_to_generate_predictions
+    predict_rules = prediction_rules(settings)
     covered = {r.blocking_rule_sql for r in predict_rules}
     return [
         PairSet(s.name, s.rule, exclude=(*predict_rules, *(p.rule for p in pair_sets[:i] if cumulative)))
@@ -245,20 +239,20 @@ class CandidateVectors:
 
 def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateVectors:
     """Block and compare every candidate pair, once: one Spark job."""
-    settings = linker._settings_obj
-    spark: SparkSession = linker._db_api.spark
+    settings = model_settings(linker)
+    spark: SparkSession = database_api(linker).spark
     partitions = spark.conf.get("spark.sql.shuffle.partitions")
     inputs = JoinInputs.of(linker)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, list(pair_sets), partitions), "__matcher__pair_ids")
     carried = ["match_key", PREDICT, *(flag(s) for s in pair_sets)]
     pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried), "__splink__df_blocked")
-    columns = list(settings._columns_to_select_for_comparison_vector_values)
+    columns = comparison_vector_columns(settings)
     shared = []
     for k, cc in enumerate(settings.comparisons):
         gamma = gamma_sql(cc, f"__shared_{k}")
         shared += gamma.shared
-        columns[columns.index(cc._case_statement)] = f"{gamma.case} as {cc._gamma_column_name}"
+        columns[columns.index(comparison_case_sql(cc))] = f"{gamma.case} as {gamma_column(cc)}"
     blocked = "__splink__df_blocked"
     if shared:
         pipeline.enqueue_sql(f"select *, {', '.join(shared)} from {blocked}", "__matcher__blocked_shared")
@@ -268,8 +262,8 @@ def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateV
     # kept in the executors' memory (spilling to disk) with the plan cut, so every later query
     # over the vectors plans in milliseconds instead of re-analysing the comparison SQL; one
     # partition per core instead of several per rule keeps the later jobs and files few
-    frame = run_pipeline(linker._db_api, pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
-    return CandidateVectors(frame, tuple(pair_sets), inputs, linker._db_api)
+    frame = run_pipeline(database_api(linker), pipeline).coalesce(spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
+    return CandidateVectors(frame, tuple(pair_sets), inputs, database_api(linker))
 
 
 @dataclass(frozen=True)
@@ -295,17 +289,17 @@ class FlaggedCounts:
 
 def count_flagged_patterns(vectors: CandidateVectors, settings: Settings) -> FlaggedCounts:
     """Count the flagged pairs per flag combination and pattern: one small Spark job over the kept vectors."""
-    gamma_columns = tuple(cc._gamma_column_name for cc in settings.comparisons)
+    gammas = tuple(gamma_columns(settings))
     flags = [flag(s) for s in vectors.pair_sets]
     if not flags:
         raise ValueError("no pair sets are flagged on these candidate vectors")
     frame = (
         vectors.frame.where(" OR ".join(flags))
-        .groupBy(*flags, *gamma_columns)
+        .groupBy(*flags, *gammas)
         .agg(F.count(F.lit(1)).alias("pattern_count"))
         .toPandas()
     )
-    return FlaggedCounts(frame, gamma_columns)
+    return FlaggedCounts(frame, gammas)
 
 
 def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
@@ -316,7 +310,7 @@ def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
     vectors.views.append(name)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(f"select * from {name}", "__splink__df_comparison_vectors")
-    pipeline.enqueue_list_of_sqls(predict_from_comparison_vectors_sqls_using_settings(settings))
+    pipeline.enqueue_list_of_sqls(prediction_sqls(settings))
     return run_pipeline(vectors.db_api, pipeline)
 
 

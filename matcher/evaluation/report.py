@@ -31,22 +31,12 @@ from typing import Any, Iterable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from matcher.model.artifact import TrainedModel
+from matcher.model.splink_adapter import chart_libraries, waterfall_chart
+
 log = logging.getLogger(__name__)
 
 EXPLAINED_PAIRS = 4
-
-
-def _splink_settings(splink_model: dict[str, Any]):
-    from splink.internals.settings_creator import SettingsCreator
-
-    return SettingsCreator.from_path_or_dict(splink_model).get_settings("spark")
-
-
-def _chart_libraries() -> dict[str, str]:
-    """vega, vega-lite and vega-embed as shipped inside the splink wheel (no CDN)."""
-    from splink.internals.html_utils import load_chart_libraries
-
-    return load_chart_libraries()
 
 
 def _script_json(value: Any) -> str:
@@ -131,15 +121,6 @@ def explained_pairs(pairs: DataFrame, threshold_weight: float, n: int = EXPLAINE
     return chosen[:n]
 
 
-def waterfall_chart(pair: dict[str, Any], settings, *, show_values: bool) -> dict[str, Any]:
-    """Splink's waterfall chart spec for one scored pair."""
-    from splink.internals.charts import WaterfallChart
-    from splink.internals.waterfall_chart import records_to_waterfall_data
-
-    data = records_to_waterfall_data([pair], settings, not show_values)
-    return WaterfallChart(data).chart_dict
-
-
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for key, value in metrics.items():
         if isinstance(value, dict):
@@ -181,7 +162,7 @@ def render_report(
     show_values: bool = False,
 ) -> str:
     """The report as one HTML document (no external resources)."""
-    settings = _splink_settings(splink_model)
+    settings = TrainedModel(splink_model).settings()
     charts: list[tuple[str, str, dict[str, Any]]] = [
         ("match-weights", "Match weights per comparison level", settings.match_weights_chart().chart_dict),
         ("m-u-parameters", "m and u probabilities", settings.m_u_parameters_chart().chart_dict),
@@ -198,10 +179,10 @@ def render_report(
             verdict = "match" if pair["match_weight"] >= threshold else "non-match"
             title = (f"Explained pair {i + 1}: records {pair['record_id_l']} and {pair['record_id_r']}, "
                      f"match weight {pair['match_weight']:.2f}, probability {pair['match_probability']:.4f} ({verdict})")
-            charts.append((f"waterfall-{i + 1}", title, waterfall_chart(pair, settings, show_values=show_values)))
+            charts.append((f"waterfall-{i + 1}", title, waterfall_chart(pair, settings, hide_values=not show_values)))
 
     # the libraries hold no "</script"; escaping any other "</" would corrupt their regex literals
-    escaped = (re.sub(r"</(script)", r"<\\/\1", source, flags=re.IGNORECASE) for source in _chart_libraries().values())
+    escaped = (re.sub(r"</(script)", r"<\\/\1", source, flags=re.IGNORECASE) for source in chart_libraries().values())
     libraries = "".join(f"<script>{source}</script>\n" for source in escaped)
     sections = "".join(
         f'<section><h2>{html.escape(title)}</h2><div class="chart" id="{name}"></div></section>\n'
@@ -240,8 +221,6 @@ for (const [id, spec] of Object.entries(specs)) {{
 
 def write_run_report(folder, config, spark) -> Path:
     """Write ``report.html`` into a run folder that holds a model and a completed match run."""
-    from matcher.model.artifact import TrainedModel
-
     metrics_file = folder.metrics if folder.metrics.exists() else folder.summary
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     model = TrainedModel.load(folder.model)

@@ -11,14 +11,14 @@ import uuid
 
 import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 from splink import Linker, SparkAPI
 
-from matcher.config.transform import DATE_KINDS, TransformConfig
+from matcher.config.transform import TransformConfig
 from matcher.matching import driver_scoring
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import comparable
+from matcher.model.splink_adapter import register_term_frequencies
 
 
 def scoring_engine(config: TransformConfig, rows: int) -> str:
@@ -51,14 +51,7 @@ def predict_between_spark(
     left_table = register(left, "existing_and_new")
     right_table = register(right, "new")
     linker = Linker(right_table, model.splink_model, log_level=None)
-    dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
-    for column in linker._settings_obj._term_frequency_columns:
-        name = column.unquote().name
-        table = spark.createDataFrame(frequencies[name])
-        if name in dates:
-            table = table.withColumn(name, F.to_date(name, "yyyy-MM-dd"))
-        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
-        linker.table_management.register_term_frequency_lookup(registered, name)
+    register_term_frequencies(linker, lambda column, _: comparable(spark.createDataFrame(frequencies[column]), config))
     shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "1")
     try:

@@ -33,6 +33,7 @@ from matcher.config.transform import DATE_KINDS, TransformConfig
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
 from matcher.model.similarity import jaro_winkler_arrow
+from matcher.model.splink_adapter import register_term_frequencies
 from matcher.runtime.errors import MatcherError
 
 JARO_WINKLER_UDF = "matcher_jaro_winkler"
@@ -96,9 +97,7 @@ def predict_between(
         left_table = db_api.register(_comparable(left, config), dataset_display_name="existing_and_new")
         right_table = db_api.register(_comparable(right, config), dataset_display_name="new")
         linker = Linker(right_table, duckdb_settings(config, model), log_level=None)
-        for column, table in frequencies.items():
-            lookup = db_api.register(_comparable(table, config), table_name=f"__matcher_tf_{column}")
-            linker.table_management.register_term_frequency_lookup(lookup, column)
+        register_term_frequencies(linker, lambda column, _: _comparable(frequencies[column], config))
         scored = linker.inference.predict_between(left_table, right_table, warning_mode="never")
         return scored.as_pyarrow_table().to_pandas()
     finally:

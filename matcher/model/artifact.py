@@ -6,16 +6,17 @@ import json
 import platform
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from splink import Linker, SettingsCreator, SparkAPI
-from splink.internals.settings import Settings
 
 from matcher.config.transform import TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable, splink_settings
+from matcher.model.splink_adapter import Settings, register_term_frequencies
 from matcher.runtime.errors import ModelError
 from matcher.runtime.outputs import atomic_directory
 
@@ -93,27 +94,20 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
     settings = model.splink_model if model is not None else splink_settings(config)
     # Splink's own INFO logging is chatty; matcher logs what matters.
     linker = Linker(tables, settings, log_level=None)
-    _register_term_frequencies(linker, df, db_api, tag)
+    register_term_frequencies(linker, partial(term_frequency_table, df))
     return linker
 
 
-def _register_term_frequencies(linker: Linker, df: DataFrame, db_api: SparkAPI, tag: str) -> None:
-    """Give the linker lazy term-frequency tables (Splink would write one Parquet table per column).
+def term_frequency_table(df: DataFrame, column: str, tf_column: str) -> DataFrame:
+    """Each non-null value of ``column`` with its share of the non-null values as ``tf_column``, lazily.
 
-    They are not cached: the candidate records (:class:`matcher.blocking.candidates.JoinInputs`)
-    join them once and keep the result, and a cache here would outlive the run in a
-    long-lived session (nothing could tell when the linker is done with it).
+    Not cached (Splink would write one Parquet table per column): the candidate records
+    (:class:`matcher.blocking.candidates.JoinInputs`) join it once and keep the result, and
+    a cache here would outlive the run in a long-lived session (nothing could tell when the
+    linker is done with it).
     """
-    for column in linker._settings_obj._term_frequency_columns:
-        column = column.unquote()
-        name = column.name
-        values = df.where(F.col(name).isNotNull())
-        total = F.sum("n").over(Window.partitionBy())
-        table = (
-            values.groupBy(name).agg(F.count(F.lit(1)).alias("n"))
-            .select(name, (F.col("n") / total).cast("double").alias(column.tf_name))
-        )
-        registered = db_api.register(table, table_name=f"__matcher_tf_{name}_{tag}")
-        linker.table_management.register_term_frequency_lookup(registered, name)
-
-
+    total = F.sum("n").over(Window.partitionBy())
+    return (
+        df.where(F.col(column).isNotNull()).groupBy(column).agg(F.count(F.lit(1)).alias("n"))
+        .select(column, (F.col("n") / total).cast("double").alias(tf_column))
+    )

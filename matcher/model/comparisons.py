@@ -35,9 +35,9 @@ import splink.comparison_library as cl
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from splink import ColumnExpression, SettingsCreator, block_on
-from splink.internals.comparison_creator import ComparisonCreator
 
 from matcher.config.transform import DATE_KINDS, BlockingRule, ColumnSpec, ComparisonKind, TransformConfig
+from matcher.model.splink_adapter import ComparisonCreator
 
 SOURCE_DATASET_COLUMN = "source_dataset"
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
+from matcher.model.splink_adapter import is_else_level
+
 
 @dataclass(frozen=True)
 class GammaSql:
@@ -37,7 +39,7 @@ def gamma_sql(cc, name_prefix: str, evaluate_sql: str | None = None) -> GammaSql
     is false, nothing is computed: the caller's CASE does not read the levels there.
     """
     levels = cc.comparison_levels
-    trees = [None if cl._is_else_level else sqlglot.parse_one(cl.sql_condition, read="spark") for cl in levels]
+    trees = [None if is_else_level(cl) else sqlglot.parse_one(cl.sql_condition, read="spark") for cl in levels]
     used_in: dict[str, set[int]] = {}
     for i, tree in enumerate(trees):
         for node in tree.find_all(exp.Func) if tree is not None else ():

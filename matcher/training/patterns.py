@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from splink import Linker
-from splink.internals.pipeline import CTEPipeline
 
-from matcher.blocking.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, any_rule, run_pipeline
+from matcher.blocking.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, any_rule
 from matcher.model.level_sql import gamma_sql
+from matcher.model.splink_adapter import (
+    CTEPipeline, Settings, blocking_columns, database_api, gamma_column, gamma_columns, model_settings, non_null_levels,
+    run_pipeline,
+)
 
 SKIPPED = -2
 """Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
@@ -31,12 +34,12 @@ def pattern_counts(
     pairs only (elsewhere its value is :data:`SKIPPED`); blocking sets are evaluated whole.
     ``inputs`` are the cached records to join (computed, and released again, when not given).
     """
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     info = settings.column_info_settings
     own_inputs = inputs is None
     inputs = inputs or JoinInputs.of(linker)
-    columns = ", ".join(settings._columns_to_select_for_blocking)
-    partitions = linker._db_api.spark.conf.get("spark.sql.shuffle.partitions")
+    columns = ", ".join(blocking_columns(settings))
+    partitions = database_api(linker).spark.conf.get("spark.sql.shuffle.partitions")
     selects = []
     for pair_set in pair_sets:
         # one join per set straight to the compared columns; a sample is cross joined on its own
@@ -61,18 +64,18 @@ def pattern_counts(
         gamma = gamma_sql(cc, f"__shared_{k}", evaluate)
         shared += gamma.shared
         case = gamma.case if evaluate is None else f"CASE WHEN {evaluate} THEN {gamma.case} ELSE {SKIPPED} END"
-        vectors.append(f"{case} as {cc._gamma_column_name}")
+        vectors.append(f"{case} as {gamma_column(cc)}")
     pipeline.enqueue_sql(f"select *{''.join(', ' + s for s in shared)} from __matcher__pairs", "__matcher__pairs_shared")
     pipeline.enqueue_sql(
         f"select pair_set, {', '.join(vectors)} from __matcher__pairs_shared", "__matcher__comparison_vectors"
     )
-    keys = ["pair_set", *(cc._gamma_column_name for cc in settings.comparisons)]
+    keys = ["pair_set", *gamma_columns(settings)]
     pipeline.enqueue_sql(
         f"select {', '.join(keys)}, count(*) as pattern_count from __matcher__comparison_vectors "
         f"group by {', '.join(keys)}",
         "__matcher__pattern_counts",
     )
-    frame = run_pipeline(linker._db_api, pipeline).toPandas()
+    frame = run_pipeline(database_api(linker), pipeline).toPandas()
     if own_inputs:
         inputs.release()
     # Spark returns groups in no fixed order; sorting makes the float sums (and the model) reproducible
@@ -91,16 +94,16 @@ def add_counts(*frames: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(keys, as_index=False)["pattern_count"].sum().sort_values(keys, ignore_index=True)
 
 
-def gammas(settings, frame: pd.DataFrame) -> np.ndarray:
+def gammas(settings: Settings, frame: pd.DataFrame) -> np.ndarray:
     """The comparison-vector columns of a pattern-count frame as a ``(patterns, comparisons)`` array."""
-    return frame[[cc._gamma_column_name for cc in settings.comparisons]].to_numpy(dtype=int)
+    return frame[gamma_columns(settings)].to_numpy(dtype=int)
 
 
-def level_counts(settings, frame: pd.DataFrame) -> list[dict[int, float]]:
+def level_counts(settings: Settings, frame: pd.DataFrame) -> list[dict[int, float]]:
     """Per comparison, how many evaluated non-null pairs fell in each level."""
     vectors, counts = gammas(settings, frame), frame["pattern_count"].to_numpy(dtype=float)
     return [
         {cl.comparison_vector_value: float(counts[vectors[:, k] == cl.comparison_vector_value].sum())
-         for cl in cc._comparison_levels_excluding_null}
+         for cl in non_null_levels(cc)}
         for k, cc in enumerate(settings.comparisons)
     ]

@@ -28,10 +28,12 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from splink import Linker
-from splink.internals.unique_id_concat import CONCAT_SEPARATOR
 
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker
+from matcher.model.splink_adapter import (
+    CONCAT_SEPARATOR, apply_trained_m_u, database_api, gamma_column, model_settings, non_null_levels, replace_trained_m,
+)
 
 LABELS_DESCRIPTION = "labels combined with EM"
 
@@ -61,7 +63,7 @@ def score_record_pairs(df: DataFrame, config: TransformConfig, model: TrainedMod
         _join_key(config, "id_r", key_type).alias("join_key_r"),
     ).distinct()
     linker = make_linker(df, config, model)
-    registered = linker._db_api.register(blocked, table_name=f"__matcher_given_pairs_{uuid.uuid4().hex[:8]}")
+    registered = database_api(linker).register(blocked, table_name=f"__matcher_given_pairs_{uuid.uuid4().hex[:8]}")
     linker.table_management.register_blocked_pairs_for_predict(registered)
     scored = linker.inference.predict(warning_mode="never").as_spark_dataframe()
     scored = scored.select(
@@ -76,12 +78,12 @@ def m_from_labels(linker: Linker, scored: pd.DataFrame, prior_pairs: float) -> d
 
     Returns, per comparison, how many labeled matches informed it.
     """
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     matches = scored[scored["is_match"]]
     used = {}
     for cc in settings.comparisons:
-        levels = cc._comparison_levels_excluding_null
-        gamma = matches[cc._gamma_column_name].to_numpy(dtype=int)
+        levels = non_null_levels(cc)
+        gamma = matches[gamma_column(cc)].to_numpy(dtype=int)
         counts = {cl.comparison_vector_value: float((gamma == cl.comparison_vector_value).sum()) for cl in levels}
         n = sum(counts.values())
         used[cc.output_column_name] = int(n)
@@ -95,8 +97,8 @@ def m_from_labels(linker: Linker, scored: pd.DataFrame, prior_pairs: float) -> d
             prior = prior if isinstance(prior, (int, float)) else (fallback if not known else min(known))
             m = (counts[cl.comparison_vector_value] + prior_pairs * prior) / (n + prior_pairs)
             # replaces EM's per-session estimates (Splink would take their median): labels win
-            cl._trained_m_probabilities = [{"probability": max(m, 1e-9), "description": LABELS_DESCRIPTION, "m_or_u": "m"}]
-    linker._populate_m_u_from_trained_values()
+            replace_trained_m(cl, max(m, 1e-9), LABELS_DESCRIPTION)
+    apply_trained_m_u(linker)
     return used
 
 

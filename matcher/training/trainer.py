@@ -19,17 +19,17 @@ from datetime import datetime, timezone
 import pandas as pd
 from pyspark.sql import DataFrame
 from splink import Linker
-from splink.internals.blocking import BlockingRule
-from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
-from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
-from splink.internals.parse_sql import get_columns_used_from_sql
-from splink.internals.settings import Settings
 
 from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates, PairSet, count_flagged_patterns, outside_predictions
 from matcher.config.transform import BlockingRule as RuleSpec
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker, versions
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
+from matcher.model.splink_adapter import (
+    BlockingRule, Settings, add_trained_m, add_trained_u, apply_trained_m_u, bayes_factor, bayes_factor_to_prob,
+    columns_used_by_sql, comparison_input_columns, lambda_of, levels_implied_by_rule, link_type, model_settings,
+    non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
+)
 from matcher.runtime.errors import InputDataError
 from matcher.training.em import expectation_maximisation
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
@@ -43,7 +43,7 @@ U_PROBE_SAFETY = 1.25  # evaluate a quarter more than the share the probe says i
 
 
 def _rule(rule: RuleSpec) -> BlockingRule:
-    return to_blocking_rule_creator(blocking_rule(rule)).get_blocking_rule(_DIALECT)
+    return to_blocking_rule(blocking_rule(rule), _DIALECT)
 
 
 def _total_pairs(sizes: list[int], link_type: str) -> float:
@@ -76,8 +76,8 @@ class USampler:
     """
 
     def __init__(self, linker: Linker, config: TransformConfig, sizes: list[int]):
-        settings = linker._settings_obj
-        self.total_pairs = _total_pairs(sizes, settings._link_type)
+        settings = model_settings(linker)
+        self.total_pairs = _total_pairs(sizes, link_type(settings))
         self.proportion = min(1.0, math.sqrt(config.u_max_pairs / max(self.total_pairs, 1)))
         uid = settings.column_info_settings.unique_id_input_column.name
         key = f"concat({SOURCE_DATASET_COLUMN}, '-', cast({uid} as string))" if len(sizes) > 1 else f"cast({uid} as string)"
@@ -101,7 +101,7 @@ def estimate_lambda(linker: Linker, config: TransformConfig, observed: int, tota
         )
     if observed == 0:
         log.warning("training.deterministic_rules found no pairs: the model will expect no matches")
-    linker._settings_obj._probability_two_random_records_match = observed / recall / total_pairs
+    set_lambda(linker, observed / recall / total_pairs)
 
 
 def u_fractions(linker: Linker, sampler: USampler, probe: pd.DataFrame) -> list[float]:
@@ -111,7 +111,7 @@ def u_fractions(linker: Linker, sampler: USampler, probe: pd.DataFrame) -> list[
     ``U_MIN_COUNT_PER_LEVEL`` times; here the ``probe`` counts say how common each level
     is, so the full sample is one Spark job, not one per comparison and chunk.
     """
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     probe_pairs = int(probe["pattern_count"].sum())
     if probe_pairs == 0:
         return [1.0] * len(settings.comparisons)
@@ -124,7 +124,7 @@ def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fra
 
     A level never seen gets u = 1 / pairs (an upper bound).
     """
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
@@ -132,10 +132,10 @@ def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fra
         )
     for cc, counts in zip(settings.comparisons, level_counts(settings, frame)):
         denominator = sum(counts.values()) or 1.0
-        for level in cc._comparison_levels_excluding_null:
+        for level in non_null_levels(cc):
             seen = counts[level.comparison_vector_value]
-            level._add_trained_u_probability(max(seen, 1.0) / denominator, "estimate u by random sampling")
-    linker._populate_m_u_from_trained_values()
+            add_trained_u(level, max(seen, 1.0) / denominator, "estimate u by random sampling")
+    apply_trained_m_u(linker)
     return {
         "sampled_pairs": pairs,
         "probe_pairs": probe_pairs,
@@ -143,14 +143,12 @@ def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fra
     }
 
 
-def _blocking_adjusted_lambda(settings, rule: BlockingRule) -> float:
+def _blocking_adjusted_lambda(settings: Settings, rule: BlockingRule) -> float:
     """Probability that a pair blocked by ``rule`` matches (lambda times the rule's Bayes factors)."""
-    bayes_factor = prob_to_bayes_factor(settings._probability_two_random_records_match)
-    for info in Settings._get_comparison_levels_corresponding_to_training_blocking_rule(
-        blocking_rule_sql=rule.blocking_rule_sql, sqlglot_dialect=_DIALECT, comparisons=settings.comparisons
-    ):
-        bayes_factor *= info["level"]._bayes_factor
-    return bayes_factor_to_prob(bayes_factor)
+    factor = prob_to_bayes_factor(lambda_of(settings))
+    for level in levels_implied_by_rule(settings, rule):
+        factor *= bayes_factor(level)
+    return bayes_factor_to_prob(factor)
 
 
 def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, frame: pd.DataFrame) -> dict:
@@ -158,18 +156,15 @@ def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, fram
 
     Comparisons that use the rule's columns are not estimated, as in Splink.
     """
-    settings = linker._settings_obj
-    used = set(get_columns_used_from_sql(rule.blocking_rule_sql, _DIALECT))
-    active = [
-        k for k, cc in enumerate(settings.comparisons)
-        if not used & {c.input_name for c in cc._input_columns_used_by_case_statement}
-    ]
+    settings = model_settings(linker)
+    used = set(columns_used_by_sql(rule.blocking_rule_sql, _DIALECT))
+    active = [k for k, cc in enumerate(settings.comparisons) if not used & comparison_input_columns(cc)]
     if frame.empty:
         raise InputDataError(
             f"{config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} produced no record pairs"
         )
     comparisons = [settings.comparisons[k] for k in active]
-    levels = [cc._comparison_levels_excluding_null for cc in comparisons]
+    levels = [non_null_levels(cc) for cc in comparisons]
     result = expectation_maximisation(
         gammas(settings, frame)[:, active],
         frame["pattern_count"].to_numpy(),
@@ -183,8 +178,8 @@ def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, fram
     for lv, m in zip(levels, result.m):
         for cl in lv:
             if cl.comparison_vector_value in m:
-                cl._add_trained_m_probability(m[cl.comparison_vector_value], description)
-    linker._populate_m_u_from_trained_values()
+                add_trained_m(cl, m[cl.comparison_vector_value], description)
+    apply_trained_m_u(linker)
     return {
         "blocking_rule": rule.blocking_rule_sql,
         "pairs": int(frame["pattern_count"].sum()),
@@ -215,7 +210,7 @@ def train(
         # job 1 compares every candidate pair once and counts the patterns of the training sets
         # among them (deterministic rules, EM sessions) and of the u probe
         t = time.perf_counter()
-        settings = linker._settings_obj
+        settings = model_settings(linker)
         sampler = USampler(linker, config, sizes)
         deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
         em_sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
@@ -257,7 +252,7 @@ def train(
         "seed": config.seed,
         "rows": sum(sizes),
         "rows_per_input": dict(zip([s.name for s in config.inputs], sizes)),
-        "probability_two_random_records_match": linker._settings_obj._probability_two_random_records_match,
+        "probability_two_random_records_match": lambda_of(settings),
         "u_sampling": u_sampling,
         "em_sessions": sessions,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
