@@ -24,11 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import sqlglot
 from sqlglot.expressions import Column
-from splink.internals.blocking import BlockingRule
-from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
 
 from matcher.config.transform import TransformConfig
 from matcher.model.comparisons import blocking_rule
+from matcher.model.splink_adapter import BlockingRule, equi_join_conditions, to_blocking_rule
 
 _DIALECT = "spark"
 
@@ -43,7 +42,7 @@ class PredictionRule:
 
 def _key_columns(rule: BlockingRule) -> tuple[str, ...] | None:
     columns = []
-    for left, right in rule._equi_join_conditions:
+    for left, right in equi_join_conditions(rule):
         expression = sqlglot.parse_one(left, read=_DIALECT)
         if left != right or not isinstance(expression, Column):
             return None  # a function of a column, or two different columns: not a key to look up
@@ -53,7 +52,7 @@ def _key_columns(rule: BlockingRule) -> tuple[str, ...] | None:
 
 def prediction_rules(config: TransformConfig) -> list[PredictionRule]:
     """The rules ``accuracy_cost_tradeoff`` switches on, as Splink blocks with them, with their key columns."""
-    rules = [to_blocking_rule_creator(blocking_rule(r)).get_blocking_rule(_DIALECT) for r in config.active_blocking_rules]
+    rules = [to_blocking_rule(blocking_rule(r), _DIALECT) for r in config.active_blocking_rules]
     return [PredictionRule(rule, _key_columns(rule)) for rule in rules]
 
 

@@ -207,6 +207,11 @@ def to_blocking_rule(rule: BlockingRuleCreator | str, dialect: str) -> BlockingR
     return to_blocking_rule_creator(rule).get_blocking_rule(dialect)
 
 
+def equi_join_conditions(rule: BlockingRule) -> list[tuple[str, str]]:
+    """The ``(left, right)`` SQL of each equality a rule joins on (``_equi_join_conditions``)."""
+    return list(rule._equi_join_conditions)
+
+
 def blocking_where_condition(link_type: str, unique_id_columns: list[InputColumn]) -> str:
     """Splink's ``where`` clause that keeps each pair of a ``l``/``r`` self-join once (``_sql_gen_where_condition``)."""
     return _sql_gen_where_condition(link_type, unique_id_columns)

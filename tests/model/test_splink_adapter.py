@@ -263,6 +263,12 @@ def test_to_blocking_rule_turns_block_on_and_sql_into_rules():
     assert re.fullmatch(r"l\.`?city`? = r\.`?city`?", rule.blocking_rule_sql)
 
 
+def test_equi_join_conditions_are_the_equalities_a_rule_joins_on():
+    rule = adapter.to_blocking_rule("l.city = r.city and substr(l.a, 1, 2) = substr(r.a, 1, 2) and l.b < r.b", "spark")
+    assert [(left.replace("`", ""), right.replace("`", "")) for left, right in adapter.equi_join_conditions(rule)] == [
+        ("city", "city"), ("SUBSTRING(a, 1, 2)", "SUBSTRING(a, 1, 2)")]
+
+
 def test_blocking_where_condition_keeps_each_pair_once(model):
     assert len(blocked(model).df()) == len(ROWS) * (len(ROWS) - 1) // 2
 
@@ -294,7 +300,7 @@ _PRIVATE = re.compile(
     r"splink\.internals|\._(settings_obj|db_api|link_type|gamma_column_name|populate_m_u|input_tables_dict"
     r"|setup_for_execute_sql|probability_two_random|term_frequency_columns|columns_to_select|blocking_rules_to_generate"
     r"|sql_gen_where|comparison_levels_excluding_null|case_statement|input_columns_used_by|is_else_level"
-    r"|add_trained_|trained_m_probabilities|trained_u_probabilities|bayes_factor)"
+    r"|add_trained_|trained_m_probabilities|trained_u_probabilities|bayes_factor|equi_join_conditions)"
 )
 
 
