@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel
+from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel, TableSpec
 
 CANONICAL_FIELDS: dict[str, str] = {
     "first_name": "name",
@@ -46,7 +46,7 @@ Survivorship = Literal["source_priority", "most_recent", "most_frequent", "most_
 QUALITY_RULES = ("primary_key", "encoding", "required", "require_any", "parseable", "allowed_values")
 
 
-class SourceSpec(StrictModel):
+class SourceSpec(TableSpec):
     """One source system: where its table is, its key, and how its columns map onto the canonical schema.
 
     ``columns`` maps a canonical field (or a pass-through name of your choice) to the
@@ -55,10 +55,6 @@ class SourceSpec(StrictModel):
     other names are passed through as strings.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    path: str
-    format: Literal["csv", "parquet", "json"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
     primary_key: str
     columns: dict[str, str] = Field(min_length=1)
     date_formats: list[str] | None = None

@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel
+from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel, TableSpec
 from matcher.config.harmonization import (
     CANONICAL_FIELDS,
     DERIVED_FIELDS,
@@ -50,13 +50,8 @@ DATE_KINDS = frozenset({ComparisonKind.date, ComparisonKind.birth_date})
 """Kinds whose values are dates (ISO ``yyyy-MM-dd`` strings, parsed once per record for comparison)."""
 
 
-class InputSpec(StrictModel):
+class InputSpec(TableSpec):
     """One input table."""
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    path: str
-    format: Literal["csv", "parquet", "json"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
 
 
 class ColumnSpec(StrictModel):
