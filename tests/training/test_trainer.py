@@ -99,3 +99,9 @@ def test_an_em_rule_that_blocks_no_pairs_is_a_one_line_error_naming_it(spark):
     message = str(err.value)
     assert "\n" not in message
     assert "training.em_blocking_rules" in message and "Atlantis" in message and "no record pairs" in message
+
+
+def test_a_training_rule_on_a_column_the_input_lacks_stops_before_training_naming_it(spark):
+    config = fake_1000_config(em_blocking_rules=[["dob"], ["loyalty_tier"]])
+    with pytest.raises(InputDataError, match=r"fake_1000.csv: column\(s\) loyalty_tier named in the config are missing"):
+        read_inputs(spark, config)
