@@ -32,7 +32,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,22 +110,12 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
     config_spark_scoring = config_all.model_copy(
         update={"incremental": config_all.incremental.model_copy(update={"scoring": "spark"})})
     for round_number in range(1, rounds + 1):
-        full = RunFolder(workdir / f"full-{round_number}")
-        shutil.rmtree(full.root, ignore_errors=True)
-        shutil.copytree(existing.model, full.model)
-        load = load_average()
-        summary = match_task(config_all, full, spark)
-        _keep_best(runs["full"], summary, load, full.root)
-        incremental = RunFolder(workdir / f"incremental-{round_number}")
-        shutil.rmtree(incremental.root, ignore_errors=True)
-        load = load_average()
-        summary = match_incremental_task(config_all, existing, str(new_path), incremental, spark)
-        _keep_best(runs["incremental"], summary, load, incremental.root)
-        spark_scoring = RunFolder(workdir / f"incremental-spark-scoring-{round_number}")
-        shutil.rmtree(spark_scoring.root, ignore_errors=True)
-        load = load_average()
-        summary = match_incremental_task(config_spark_scoring, existing, str(new_path), spark_scoring, spark)
-        _keep_best(runs["incremental_spark_scoring"], summary, load, spark_scoring.root)
+        _measure(runs["full"], RunFolder(workdir / f"full-{round_number}"),
+                 lambda folder: match_task(config_all, folder, spark), model=existing.model)
+        _measure(runs["incremental"], RunFolder(workdir / f"incremental-{round_number}"),
+                 lambda folder: match_incremental_task(config_all, existing, str(new_path), folder, spark))
+        _measure(runs["incremental_spark_scoring"], RunFolder(workdir / f"incremental-spark-scoring-{round_number}"),
+                 lambda folder: match_incremental_task(config_spark_scoring, existing, str(new_path), folder, spark))
         log.info("round %d: full %.1f s, incremental %.1f s", round_number,
                  runs["full"]["wall_s_rounds"][-1], runs["incremental"]["wall_s_rounds"][-1])
     if training_run:
@@ -164,6 +154,15 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return report
+
+
+def _measure(slot: dict[str, Any], folder, match: Callable[[Any], dict], *, model: Path | None = None) -> None:
+    """Run ``match`` into a fresh ``folder`` (holding a copy of ``model``, when given) and keep it in ``slot`` if fastest."""
+    shutil.rmtree(folder.root, ignore_errors=True)
+    if model is not None:
+        shutil.copytree(model, folder.model)
+    load = load_average()
+    _keep_best(slot, match(folder), load, folder.root)
 
 
 def _keep_best(slot: dict[str, Any], summary: dict, load_before, folder: Path) -> None:

@@ -75,27 +75,26 @@ def fake_1000_labels(spark, workdir: Path) -> dict:
     t = time.perf_counter()
     import_labels_task(config, folder, findmatches, spark=spark)
     out["import_s"] = round(time.perf_counter() - t, 2)
+
+    def train_match_evaluate(key: str, trained_with, *, hide_labels: bool = False) -> None:
+        """Train (without the stored labels when ``hide_labels``), match, and score the held-out labels into ``out[key]``."""
+        t = time.perf_counter()
+        stash = workdir / "fake_1000_labels_store"
+        if hide_labels:
+            shutil.copytree(folder.root / "labels", stash)
+            shutil.rmtree(folder.root / "labels")
+        train_task(trained_with, folder, spark)
+        if hide_labels:
+            shutil.copytree(stash, folder.root / "labels")
+        match_task(trained_with, folder, spark)
+        out[key] = evaluate_labels_task(trained_with, folder, spark)
+        out[f"{key}_s"] = round(time.perf_counter() - t, 2)
+
     # the same held-out sets scored by a model that never saw a label, then by one trained on the rest
-    unsupervised = _config(ROOT / "configs" / "fake_1000.yaml")
-    t = time.perf_counter()
-    shutil.copytree(folder.root / "labels", workdir / "fake_1000_labels_store")
-    shutil.rmtree(folder.root / "labels")
-    train_task(unsupervised, folder, spark)
-    shutil.copytree(workdir / "fake_1000_labels_store", folder.root / "labels")
-    match_task(unsupervised, folder, spark)
-    out["without_labels"] = evaluate_labels_task(unsupervised, folder, spark)
-    out["without_labels_s"] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-    train_task(config, folder, spark)
-    match_task(config, folder, spark)
-    out["with_labels"] = evaluate_labels_task(config, folder, spark)
-    out["with_labels_s"] = round(time.perf_counter() - t, 2)
+    train_match_evaluate("without_labels", _config(ROOT / "configs" / "fake_1000.yaml"), hide_labels=True)
+    train_match_evaluate("with_labels", config)
     learned = _config(ROOT / "configs" / "fake_1000.yaml", labels={"threshold_from_labels": True})
-    t = time.perf_counter()
-    train_task(learned, folder, spark)
-    match_task(learned, folder, spark)
-    out["with_labels_and_learned_threshold"] = evaluate_labels_task(learned, folder, spark)
-    out["with_labels_and_learned_threshold_s"] = round(time.perf_counter() - t, 2)
+    train_match_evaluate("with_labels_and_learned_threshold", learned)
     return out
 
 

@@ -123,6 +123,12 @@ def _train_predict_cluster(linker: Linker, config: TransformConfig, timings: dic
     return predictions, clusters
 
 
+def _stock_linker(db_api, frames: list, config: TransformConfig) -> Linker:
+    """Splink's own linker over the inputs (one frame per ``config.inputs``) registered with ``db_api``."""
+    tables = [db_api.register(df, dataset_display_name=spec.name) for df, spec in zip(frames, config.inputs)]
+    return Linker(tables if len(tables) > 1 else tables[0], splink_settings(config), log_level=logging.WARNING)
+
+
 def _pair_columns(columns: list[str], config: TransformConfig) -> list[str]:
     keep = ["match_weight", "match_probability"]
     if config.truth_column:
@@ -148,8 +154,7 @@ def splink_spark_stock(spark: SparkSession, config: TransformConfig, checkpoint_
     db_api = SparkAPI(spark_session=spark)
     for spec in config.inputs:  # an earlier round's temp views share these names
         spark.catalog.dropTempView(spec.name)
-    tables = [db_api.register(df, dataset_display_name=spec.name) for df, spec in zip(frames, config.inputs)]
-    linker = Linker(tables if len(tables) > 1 else tables[0], splink_settings(config), log_level=logging.WARNING)
+    linker = _stock_linker(db_api, frames, config)
     timings["setup"] = time.perf_counter() - started
     predictions, clusters = _train_predict_cluster(linker, config, timings)
     clustered = clusters.as_spark_dataframe()
@@ -168,8 +173,7 @@ def splink_duckdb(spark: SparkSession, config: TransformConfig) -> StockRun:
     started = time.perf_counter()
     frames = read_pandas_inputs(config)
     db_api = DuckDBAPI()
-    tables = [db_api.register(df, dataset_display_name=spec.name) for df, spec in zip(frames, config.inputs)]
-    linker = Linker(tables if len(tables) > 1 else tables[0], splink_settings(config), log_level=logging.WARNING)
+    linker = _stock_linker(db_api, frames, config)
     timings["setup"] = time.perf_counter() - started
     predictions, clusters = _train_predict_cluster(linker, config, timings)
     wall_s = time.perf_counter() - started

@@ -16,7 +16,6 @@ Every folder and file is written atomically; ``summary.json`` and ``metrics.json
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -25,15 +24,15 @@ from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import Candidates
 from matcher.config.transform import TransformConfig
-from matcher.evaluation.metrics import evaluate
 from matcher.evaluation.report import write_run_report
+from matcher.evaluation.task import evaluate_task
 from matcher.harmonize.harmonization import Harmonized, harmonize, write_harmonization_outputs
 from matcher.harmonize.ingest import read_inputs
 from matcher.matching.matches import find_matches
 from matcher.matching.summary import run_summary
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import record_id
-from matcher.runtime.errors import ConfigError, MatcherError
+from matcher.runtime.errors import MatcherError
 from matcher.runtime.outputs import write_json, write_parquet
 from matcher.runtime.run_folder import RunFolder, task_session
 from matcher.training.trainer import train
@@ -134,30 +133,6 @@ def match_task(
         summary["outputs"].update(quarantine=str(folder.quarantine), customers=str(folder.customers))
     write_json(summary, folder.summary)
     return summary
-
-
-def evaluate_task(
-    config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, report: bool = True
-) -> dict:
-    """Compare the written matches and pairs with the truth column; write metrics.json (and report.html)."""
-    if not config.truth_column:
-        raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
-    if not folder.summary.exists():
-        raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
-    summary = json.loads(folder.summary.read_text(encoding="utf-8"))
-    with task_session(folder, spark) as spark:
-        accuracy = evaluate(
-            spark.read.parquet(str(folder.matches)),
-            spark.read.parquet(str(folder.pairs)),
-            truth=config.truth_column,
-            threshold=summary["threshold_match_probability"],
-            link_type=config.resolved_link_type,
-        )
-    metrics = {**summary, **accuracy}
-    write_json(metrics, folder.metrics)
-    if report:
-        write_run_report(folder, config, spark)
-    return metrics
 
 
 def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, retrain: bool = False) -> dict:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel, TableSpec
 
 CANONICAL_FIELDS: dict[str, str] = {
     "first_name": "name",
@@ -36,7 +38,6 @@ DERIVED_FIELDS = ("first_name_canonical",)
 """Columns standardization adds beside the canonical ones (``first_name`` with nicknames resolved)."""
 
 SOURCE_SYSTEM = "source_system"
-RECORD_ID = "record_id"
 HARMONIZED_INPUT = "harmonized"
 """The name of the single (synthetic) input the match stage sees for a ``sources:`` config."""
 
@@ -45,11 +46,7 @@ Survivorship = Literal["source_priority", "most_recent", "most_frequent", "most_
 QUALITY_RULES = ("primary_key", "encoding", "required", "require_any", "parseable", "allowed_values")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceSpec(_Strict):
+class SourceSpec(TableSpec):
     """One source system: where its table is, its key, and how its columns map onto the canonical schema.
 
     ``columns`` maps a canonical field (or a pass-through name of your choice) to the
@@ -58,10 +55,6 @@ class SourceSpec(_Strict):
     other names are passed through as strings.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    path: str
-    format: Literal["csv", "parquet", "json"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
     primary_key: str
     columns: dict[str, str] = Field(min_length=1)
     date_formats: list[str] | None = None
@@ -70,14 +63,14 @@ class SourceSpec(_Strict):
     @field_validator("columns")
     @classmethod
     def _no_reserved_targets(cls, columns: dict[str, str]) -> dict[str, str]:
-        reserved = {SOURCE_SYSTEM, RECORD_ID, "match_id", "match_confidence_score", "source_dataset", *DERIVED_FIELDS}
+        reserved = {SOURCE_SYSTEM, RECORD_ID, *RESERVED_COLUMNS, *DERIVED_FIELDS}
         bad = sorted(reserved.intersection(columns) | {c for c in columns if c.startswith("raw_")})
         if bad:
             raise ValueError(f"column name(s) {', '.join(bad)} are reserved for matcher's outputs; map to another name")
         return columns
 
 
-class StandardizeSpec(_Strict):
+class StandardizeSpec(StrictModel):
     """How raw values become comparable (see :mod:`matcher.harmonize.standardize`)."""
 
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
@@ -98,7 +91,7 @@ class StandardizeSpec(_Strict):
     (``O`` → 0, ``|`` → 1, ``S`` → 5, ...): scanned or OCR-ed forms."""
 
 
-class QualitySpec(_Strict):
+class QualitySpec(StrictModel):
     """The quality gate: a row failing any rule goes to the quarantine table with the rule and reason.
 
     Always on: a null or repeated primary key (``primary_key``) and undecodable text
@@ -121,7 +114,7 @@ class QualitySpec(_Strict):
         return self
 
 
-class GoldenSpec(_Strict):
+class GoldenSpec(StrictModel):
     """Survivorship: which value of a cluster becomes the customer's value, per field.
 
     ``rules`` overrides ``default_rule`` for single fields. Ties always fall to

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel, TableSpec
 from matcher.config.harmonization import (
     CANONICAL_FIELDS,
     DERIVED_FIELDS,
     HARMONIZED_INPUT,
-    RECORD_ID,
     SOURCE_SYSTEM,
     GoldenSpec,
     QualitySpec,
@@ -50,20 +50,11 @@ DATE_KINDS = frozenset({ComparisonKind.date, ComparisonKind.birth_date})
 """Kinds whose values are dates (ISO ``yyyy-MM-dd`` strings, parsed once per record for comparison)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputSpec(_Strict):
+class InputSpec(TableSpec):
     """One input table."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    path: str
-    format: Literal["csv", "parquet", "json"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
 
-
-class ColumnSpec(_Strict):
+class ColumnSpec(StrictModel):
     """A column to match on, with the kind of comparison it gets."""
 
     name: str
@@ -81,14 +72,19 @@ BlockingRule = Union[list[str], str]
 """A list of columns that must agree (``[surname, dob]``) or raw Splink SQL (``l.x = r.x``)."""
 
 
-class BlockingRuleSpec(_Strict):
+class BlockingRuleSpec(StrictModel):
     """A candidate-generation rule, used when ``accuracy_cost_tradeoff >= min_accuracy_cost_tradeoff``."""
 
     rule: BlockingRule
     min_accuracy_cost_tradeoff: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
-RESERVED_COLUMNS = ("match_id", "match_confidence_score", "source_dataset")
+def _unique(names: list[str], what: str) -> list[str]:
+    """``names`` unchanged, or a ValueError naming the repeated ones."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
+    return names
 
 
 def _check_sql_rule(rule: BlockingRule, index: int) -> None:
@@ -104,7 +100,7 @@ def _check_sql_rule(rule: BlockingRule, index: int) -> None:
         raise ValueError(f"rule {index} {rule!r} is not valid SQL ({reason})") from None
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(StrictModel):
     """How the Fellegi-Sunter parameters are estimated."""
 
     deterministic_rules: list[BlockingRule] = Field(min_length=1)
@@ -122,7 +118,7 @@ class TrainingSpec(_Strict):
         return rules
 
 
-class GraphSpec(_Strict):
+class GraphSpec(StrictModel):
     """Where and how the identity graph is written (see ``docs/graph.md``).
 
     ``endpoint`` is a Gremlin WebSocket URL (``ws://127.0.0.1:8182/gremlin`` for the local
@@ -151,7 +147,7 @@ class GraphSpec(_Strict):
         return self.tls if self.tls is not None else self.endpoint.startswith("wss://")
 
 
-class LabelsSpec(_Strict):
+class LabelsSpec(StrictModel):
     """How imported labels (``matcher import-labels``) shape training and evaluation.
 
     See ``docs/labeling.md``: a labeling set is held out for ``matcher evaluate --labels``
@@ -165,7 +161,7 @@ class LabelsSpec(_Strict):
     clustering_from_labels: bool = False
 
 
-class ClusteringSpec(_Strict):
+class ClusteringSpec(StrictModel):
     """How the above-threshold pairs become clusters (see :mod:`matcher.matching.clustering`).
 
     ``connected_components`` (the default) joins every pair at or above the threshold,
@@ -180,7 +176,7 @@ class ClusteringSpec(_Strict):
     unscored_pair_weight: float = Field(default=0.0, ge=-50.0, le=50.0)
 
 
-class IncrementalSpec(_Strict):
+class IncrementalSpec(StrictModel):
     """Where ``matcher match-incremental`` scores the new records (see ``docs/incremental.md``).
 
     ``auto`` scores in the driver with Splink on DuckDB (:mod:`matcher.matching.driver_scoring`) when
@@ -192,7 +188,7 @@ class IncrementalSpec(_Strict):
     driver_max_rows: int = Field(default=1_000_000, ge=0)
 
 
-class EnforcedSpec(_Strict):
+class EnforcedSpec(StrictModel):
     """Matches the clustering must respect: pair lists (CSV files with ``id_l,id_r``) and exact rules.
 
     Each exact rule is a list of columns; records whose normalised values (trimmed,
@@ -204,7 +200,7 @@ class EnforcedSpec(_Strict):
     exact_rules: list[list[str]] = Field(default_factory=list)
 
 
-class TransformConfig(_Strict):
+class TransformConfig(StrictModel):
     """A matching transform: what to read, how to compare, how to trade precision for recall."""
 
     name: str
@@ -249,10 +245,7 @@ class TransformConfig(_Strict):
             return self
         if not self.sources:
             raise ValueError("sources: at least one source is required")
-        names = [s.name for s in self.sources]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"source names must be unique, repeated: {', '.join(repeated)}")
+        names = _unique([s.name for s in self.sources], "source names")
         known = {*CANONICAL_FIELDS, *DERIVED_FIELDS, *(c for s in self.sources for c in s.columns)}
         quality = self.quality
         named = {
@@ -285,19 +278,13 @@ class TransformConfig(_Strict):
     @field_validator("inputs")
     @classmethod
     def _unique_input_names(cls, inputs: list[InputSpec]) -> list[InputSpec]:
-        names = [i.name for i in inputs]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"input names must be unique, repeated: {', '.join(repeated)}")
+        _unique([i.name for i in inputs], "input names")
         return inputs
 
     @field_validator("columns")
     @classmethod
     def _unique_columns(cls, columns: list[ColumnSpec]) -> list[ColumnSpec]:
-        names = [c.name for c in columns]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"columns must be unique, repeated: {', '.join(repeated)}")
+        _unique([c.name for c in columns], "columns")
         return columns
 
     @model_validator(mode="after")
@@ -308,7 +295,7 @@ class TransformConfig(_Strict):
             raise ValueError("link_type 'dedupe_only' takes exactly one input")
         if self.primary_key in self.column_names and self.sources is None:
             raise ValueError(f"primary_key {self.primary_key!r} cannot also be a matching column")
-        reserved = set(RESERVED_COLUMNS) | ({"record_id"} if len(self.inputs) > 1 else set())
+        reserved = set(RESERVED_COLUMNS) | ({RECORD_ID} if len(self.inputs) > 1 else set())
         named = [self.primary_key, *self.column_names, *self.retain_columns, self.truth_column]
         clashes = sorted(reserved.intersection(named))
         if clashes:

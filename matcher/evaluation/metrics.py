@@ -18,17 +18,34 @@ Definitions (``truth`` is the configured ``truth_column``):
 
 from __future__ import annotations
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 
 
-def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
+def precision_recall_f1(tp: float, fp: float, fn: float) -> dict[str, float]:
+    """``precision``, ``recall`` and ``f1`` from the confusion counts (0.0 where undefined)."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def average_precision_and_max_f1(tp: pd.Series, fp: pd.Series, positives: int) -> tuple[float, float]:
+    """Average precision and the best F1 over thresholds.
+
+    ``tp`` and ``fp`` count the true and false pairs per weight bucket, strongest bucket
+    first (tied weights move together); ``positives`` is the number of true pairs.
+    """
+    if positives == 0:
+        return 0.0, 0.0
+    tp, fp = tp.cumsum(), fp.cumsum()
+    precision, recall = tp / (tp + fp), tp / positives
+    ap = float((recall.diff().fillna(recall) * precision).sum())
+    f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
+    return ap, float(f1.max())
 
 
 def pairs_within_groups(rows: DataFrame, by: list[str], *, link_only: bool = False) -> int:
@@ -51,7 +68,7 @@ def cluster_metrics(rows: DataFrame, truth: str, *, cluster: str = "match_id", l
     predicted = pairs_within_groups(rows, [cluster], link_only=link_only)
     actual = pairs_within_groups(rows, [truth], link_only=link_only)
     tp = pairs_within_groups(rows, [cluster, truth], link_only=link_only)
-    return {**_prf(tp, predicted - tp, actual - tp), "tp": tp, "fp": predicted - tp, "fn": actual - tp}
+    return {**precision_recall_f1(tp, predicted - tp, actual - tp), "tp": tp, "fp": predicted - tp, "fn": actual - tp}
 
 
 def average_precision(pairs: DataFrame, is_true: F.Column) -> tuple[float, float]:
@@ -62,14 +79,7 @@ def average_precision(pairs: DataFrame, is_true: F.Column) -> tuple[float, float
         .orderBy(F.desc("w"))
         .toPandas()
     )
-    positives = buckets["tp"].sum()
-    if positives == 0:
-        return 0.0, 0.0
-    tp, fp = buckets["tp"].cumsum(), buckets["fp"].cumsum()
-    precision, recall = tp / (tp + fp), tp / positives
-    ap = float((recall.diff().fillna(recall) * precision).sum())
-    f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
-    return ap, float(f1.max())
+    return average_precision_and_max_f1(buckets["tp"], buckets["fp"], int(buckets["tp"].sum()))
 
 
 def pairwise_metrics(pairs: DataFrame, truth: str, threshold: float, true_pairs: int) -> dict:
@@ -84,7 +94,7 @@ def pairwise_metrics(pairs: DataFrame, truth: str, threshold: float, true_pairs:
     ).first()
     tp, fp, found = (int(stats[k] or 0) for k in ("tp", "fp", "found"))
     auprc, max_f1 = average_precision(pairs, is_true)
-    pairwise = {**_prf(tp, fp, true_pairs - tp), "tp": tp, "fp": fp, "fn": true_pairs - tp}
+    pairwise = {**precision_recall_f1(tp, fp, true_pairs - tp), "tp": tp, "fp": fp, "fn": true_pairs - tp}
     pairwise.update(auprc=auprc, max_f1_of_scored_pairs=max_f1)
     return {"pairwise": pairwise, "blocking_recall": found / true_pairs if true_pairs else 0.0, "true_pairs": true_pairs}
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, RECORD_ID, SOURCE_SYSTEM, GoldenSpec
+from matcher.config.base import RECORD_ID
+from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM, GoldenSpec
 from matcher.config.transform import TransformConfig
 
 _COMPLETENESS = "_completeness"

@@ -27,6 +27,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from matcher.config.base import RECORD_ID
 from matcher.config.harmonization import CANONICAL_FIELDS, SOURCE_SYSTEM
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.sources import SOURCE_KEY, pass_through_columns
@@ -83,11 +84,11 @@ def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFram
     passed = checked.where(F.size(_ISSUES) == 0).drop(_ISSUES)
     quarantined = checked.where(F.size(_ISSUES) > 0).select(
         SOURCE_SYSTEM,
-        "record_id",
+        RECORD_ID,
         SOURCE_KEY,
         F.array_join(F.array_distinct(F.transform(_ISSUES, lambda x: x["rule"])), ",").alias("rule"),
         F.array_join(F.transform(_ISSUES, lambda x: x["reason"]), "; ").alias("reason"),
-        *[c for c in df.columns if c not in (SOURCE_SYSTEM, "record_id", SOURCE_KEY)],
+        *[c for c in df.columns if c not in (SOURCE_SYSTEM, RECORD_ID, SOURCE_KEY)],
     )
     return passed, quarantined
 

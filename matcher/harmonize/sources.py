@@ -25,7 +25,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from matcher.config.harmonization import CANONICAL_FIELDS, HARMONIZED_INPUT, RECORD_ID, SOURCE_SYSTEM, SourceSpec
+from matcher.config.base import RECORD_ID
+from matcher.config.harmonization import CANONICAL_FIELDS, HARMONIZED_INPUT, SOURCE_SYSTEM, SourceSpec
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.ingest import read_input
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN

@@ -76,7 +76,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from matcher.blocking.rules import prediction_rules, preselect
-from matcher.config.harmonization import RECORD_ID
+from matcher.config.base import RECORD_ID
 from matcher.config.transform import InputSpec, TransformConfig
 from matcher.harmonize.golden import golden_records
 from matcher.harmonize.harmonization import Harmonized, harmonization_summary, harmonize

@@ -24,28 +24,14 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from matcher.evaluation.metrics import column_importances
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+from matcher.evaluation.metrics import average_precision_and_max_f1, column_importances, precision_recall_f1
 
 
 def ranking_metrics(weights: np.ndarray, is_match: np.ndarray) -> tuple[float, float]:
     """Average precision and max F1 when pairs are ranked by weight (tied weights move together)."""
-    if not is_match.any():
-        return 0.0, 0.0
     frame = pd.DataFrame({"w": weights, "y": is_match.astype(int)})
     buckets = frame.groupby("w", sort=True)["y"].agg(["sum", "count"]).iloc[::-1]
-    tp = buckets["sum"].cumsum()
-    fp = (buckets["count"] - buckets["sum"]).cumsum()
-    precision, recall = tp / (tp + fp), tp / is_match.sum()
-    ap = float((recall.diff().fillna(recall) * precision).sum())
-    f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
-    return ap, float(f1.max())
+    return average_precision_and_max_f1(buckets["sum"], buckets["count"] - buckets["sum"], int(is_match.sum()))
 
 
 def label_metrics(scored: DataFrame, threshold_weight: float) -> dict:
@@ -61,7 +47,7 @@ def label_metrics(scored: DataFrame, threshold_weight: float) -> dict:
         "pairs": len(frame),
         "match_pairs": int(y.sum()),
         "threshold_match_weight": threshold_weight,
-        **_prf(tp, fp, fn),
+        **precision_recall_f1(tp, fp, fn),
         "confusion_matrix": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
         "auprc": auprc,
         "max_f1": max_f1,

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates
+from matcher.config.base import RECORD_ID
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.ingest import read_input
 from matcher.labels.files import LABEL, LABELING_SET_ID
@@ -89,7 +90,7 @@ def _bridge_seeds(pairs: DataFrame, threshold_weight: float) -> pd.DataFrame:
     if above.empty:
         return above[["id_l", "id_r"]]
     members = cluster_edges(above[["id_l", "id_r"]])
-    cluster = dict(zip(members["record_id"], members["match_id"]))
+    cluster = dict(zip(members[RECORD_ID], members["match_id"]))
     above["cluster"] = above["id_l"].map(cluster)
     above["size"] = above["cluster"].map(members["match_id"].value_counts())
     big = above[above["size"] >= 3].sort_values(

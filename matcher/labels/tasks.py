@@ -12,6 +12,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from matcher.config.transform import TransformConfig
+from matcher.evaluation.task import evaluate_task
 from matcher.harmonize.ingest import read_inputs
 from matcher.labels.evaluation import blocking_recall_of_matches, label_metrics
 from matcher.labels.files import (
@@ -26,7 +27,6 @@ from matcher.labels.files import (
 from matcher.labels.labeling_sets import labeling_sets
 from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel
-from matcher.pipeline import evaluate_task
 from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.remote_folder import exists

@@ -28,6 +28,21 @@ from pyspark.sql import functions as F
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from matcher.config.base import RECORD_ID
+from matcher.runtime.errors import InputDataError
+
+
+def _edge_ends() -> list[F.Column]:
+    """The two record ids of a scored pair as an edge's ``id_l`` and ``id_r``."""
+    return [F.col(f"{RECORD_ID}_l").alias("id_l"), F.col(f"{RECORD_ID}_r").alias("id_r")]
+
+
+def _smallest_id_clusters(uniques: pd.Index, labels: np.ndarray) -> pd.DataFrame:
+    """``record_id`` and ``match_id`` (the smallest id sharing its label) for sorted ``uniques``."""
+    # uniques are sorted, so the first code seen per label is the cluster's smallest id
+    smallest = pd.Series(np.arange(len(uniques))).groupby(labels).transform("min").to_numpy()
+    return pd.DataFrame({RECORD_ID: uniques, "match_id": uniques[smallest]})
+
 
 def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     """Label the components of an edge list (columns ``id_l``, ``id_r``).
@@ -36,15 +51,13 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     ``match_id``, the smallest record id in its component.
     """
     if edges.empty:
-        return pd.DataFrame({"record_id": edges["id_l"].iloc[:0], "match_id": edges["id_l"].iloc[:0]})
+        return pd.DataFrame({RECORD_ID: edges["id_l"].iloc[:0], "match_id": edges["id_l"].iloc[:0]})
     codes, uniques = pd.factorize(pd.concat([edges["id_l"], edges["id_r"]], ignore_index=True), sort=True)
     n = len(uniques)
     half = len(edges)
     graph = coo_matrix((np.ones(half, dtype=np.int8), (codes[:half], codes[half:])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    # uniques are sorted, so the first code seen per label is the component's smallest id
-    smallest = pd.Series(np.arange(n)).groupby(labels).transform("min").to_numpy()
-    return pd.DataFrame({"record_id": uniques, "match_id": uniques[smallest]})
+    return _smallest_id_clusters(uniques, labels)
 
 
 def clusters_from_pairs(
@@ -61,18 +74,17 @@ def clusters_from_pairs(
     """
     edges = pairs.where(pairs["match_probability"] >= threshold)
     if must_link is None and cannot_link is None:
-        edges = edges.select(F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r")).toPandas()
+        edges = edges.select(*_edge_ends()).toPandas()
         return cluster_edges(edges)
-    edges = edges.select(
-        F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r"), F.col("match_probability").alias("weight")
-    ).toPandas()
+    edges = edges.select(*_edge_ends(), F.col("match_probability").alias("weight")).toPandas()
     empty = pd.DataFrame({"id_l": edges["id_l"].iloc[:0], "id_r": edges["id_r"].iloc[:0]})
     return cluster_with_constraints(
         edges, must_link if must_link is not None else empty, cannot_link if cannot_link is not None else empty
     )
 
 
-def _find(parent: dict, x):
+def _find(parent, x):
+    """The root of ``x`` in a union-find ``parent`` map (dict or list), halving the path on the way."""
     while parent[x] != x:
         parent[x] = parent[parent[x]]
         x = parent[x]
@@ -96,14 +108,12 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
     must-link chain joining a cannot-link pair is a contradiction:
     :class:`~matcher.runtime.errors.InputDataError` names the pair.
     """
-    from matcher.runtime.errors import InputDataError
-
     must = must_link.assign(weight=np.inf)[["id_l", "id_r", "weight"]]
     every = pd.concat([must, edges[["id_l", "id_r", "weight"]]], ignore_index=True)
     if every.empty:
         return cluster_edges(every)
     plain = cluster_edges(every)
-    component = dict(zip(plain["record_id"], plain["match_id"]))
+    component = dict(zip(plain[RECORD_ID], plain["match_id"]))
     split = {component[a] for a, b in zip(cannot_link["id_l"], cannot_link["id_r"])
              if a in component and b in component and component[a] == component[b]}
     if not split:
@@ -124,10 +134,7 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
             continue
         if not barred[ra].isdisjoint(members[rb]):
             if weight == np.inf:
-                pair = next((x, y) for x in members[ra] for y in barred[x] & members[rb])
-                raise InputDataError(
-                    f"enforced matches contradict each other: must-links (or exact rules) join cannot-link pair {pair[0]}~{pair[1]}"
-                )
+                raise _contradiction(*next((x, y) for x in members[ra] for y in barred[x] & members[rb]))
             continue
         if len(members[ra]) < len(members[rb]):
             ra, rb = rb, ra
@@ -136,9 +143,9 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
         barred[ra] |= barred.pop(rb)
     roots = {x: _find(parent, x) for x in ids}
     smallest = {root: min(group) for root, group in members.items()}
-    resplit = pd.DataFrame({"record_id": list(roots), "match_id": [smallest[r] for r in roots.values()]})
+    resplit = pd.DataFrame({RECORD_ID: list(roots), "match_id": [smallest[r] for r in roots.values()]})
     kept = plain[~plain["match_id"].isin(split)]
-    return pd.concat([kept, resplit], ignore_index=True).sort_values("record_id", ignore_index=True)
+    return pd.concat([kept, resplit], ignore_index=True).sort_values(RECORD_ID, ignore_index=True)
 
 
 def component_pairs(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -150,9 +157,7 @@ def component_pairs(pairs: DataFrame, threshold: float, must_link: pd.DataFrame 
     pair average-link clustering can weigh, and nothing else.
     """
     spark = pairs.sparkSession
-    links = pairs.where(pairs["match_probability"] >= threshold).select(
-        F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r")
-    ).toPandas()
+    links = pairs.where(pairs["match_probability"] >= threshold).select(*_edge_ends()).toPandas()
     if must_link is not None and len(must_link):
         links = pd.concat([links, must_link[["id_l", "id_r"]]], ignore_index=True)
     members = cluster_edges(links)
@@ -160,13 +165,13 @@ def component_pairs(pairs: DataFrame, threshold: float, must_link: pd.DataFrame 
     if members.empty:
         return pd.DataFrame({c: links["id_l"].iloc[:0] for c in columns[:2]}).assign(weight=0.0, probability=0.0, link=False)
     component = spark.createDataFrame(members.rename(columns={"match_id": "component"}))
-    left = component.select(F.col("record_id").alias("record_id_l"), F.col("component").alias("_c_l"))
-    right = component.select(F.col("record_id").alias("record_id_r"), F.col("component").alias("_c_r"))
+    left, right = (component.select(F.col(RECORD_ID).alias(f"{RECORD_ID}{s}"), F.col("component").alias(f"_c{s}"))
+                   for s in ("_l", "_r"))
     inside = (
-        pairs.join(F.broadcast(left), "record_id_l").join(F.broadcast(right), "record_id_r")
+        pairs.join(F.broadcast(left), f"{RECORD_ID}_l").join(F.broadcast(right), f"{RECORD_ID}_r")
         .where(F.col("_c_l") == F.col("_c_r"))
         .select(
-            F.col("record_id_l").alias("id_l"), F.col("record_id_r").alias("id_r"),
+            *_edge_ends(),
             F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
             (F.col("match_probability") >= threshold).alias("link"),
         )
@@ -210,7 +215,7 @@ def cluster_by_average_link(
     cannot = cannot_link if cannot_link is not None else edges[["id_l", "id_r"]].iloc[:0]
     ends = pd.concat([edges["id_l"], edges["id_r"], must["id_l"], must["id_r"]], ignore_index=True)
     if ends.empty:
-        return pd.DataFrame({"record_id": ends, "match_id": ends, "strongest": pd.Series([], dtype=float)})
+        return pd.DataFrame({RECORD_ID: ends, "match_id": ends, "strongest": pd.Series([], dtype=float)})
     codes, uniques = pd.factorize(ends, sort=True)
     n = len(edges)
     a, b = codes[:n], codes[n:2 * n]
@@ -231,8 +236,7 @@ def cluster_by_average_link(
     for i in order[link[order]].tolist():
         state.merge(int(a[i]), int(b[i]), min_mean_weight=min_mean_weight)
     roots = np.array([state.find(x) for x in range(len(uniques))])
-    smallest = pd.Series(np.arange(len(uniques))).groupby(roots).transform("min").to_numpy()
-    out = pd.DataFrame({"record_id": uniques, "match_id": uniques[smallest]})
+    out = _smallest_id_clusters(uniques, roots)
     same = roots[a] == roots[b]
     inside = pd.DataFrame({
         "code": np.concatenate([a[same], b[same]]), "p": np.tile(edges["probability"].to_numpy(float)[same], 2),
@@ -241,9 +245,7 @@ def cluster_by_average_link(
     return out
 
 
-def _contradiction(x, y):
-    from matcher.runtime.errors import InputDataError
-
+def _contradiction(x, y) -> InputDataError:
     return InputDataError(f"enforced matches contradict each other: must-links (or exact rules) join cannot-link pair {x}~{y}")
 
 
@@ -272,11 +274,7 @@ class _AverageLink:
         self.barred[y].add(x)
 
     def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        return _find(self.parent, x)
 
     def barred_pair(self, x: int, y: int) -> tuple[int, int]:
         rx, ry = self.find(x), self.find(y)

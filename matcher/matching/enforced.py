@@ -21,7 +21,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from matcher.config.transform import TransformConfig
+from matcher.config.base import RECORD_ID
+from matcher.config.transform import EnforcedSpec, TransformConfig
 from matcher.runtime.errors import InputDataError
 
 _SHOWN = 10
@@ -55,20 +56,20 @@ def _read_pairs(path: str) -> pd.DataFrame:
 def _typed(pairs: pd.DataFrame, ids: DataFrame, path: str) -> pd.DataFrame:
     """Text ids → the rows' record ids; ids not in the source are an error listing them."""
     if pairs.empty:
-        typed = ids.select("record_id").limit(0).toPandas()["record_id"]
+        typed = ids.select(RECORD_ID).limit(0).toPandas()[RECORD_ID]
         return pd.DataFrame({"id_l": typed, "id_r": typed})
     spark = ids.sparkSession
     wanted = pd.unique(pd.concat([pairs["id_l"], pairs["id_r"]]))
     found = (
         spark.createDataFrame(pd.DataFrame({"text": wanted}))
-        .join(ids.select(F.col("record_id").cast("string").alias("text"), "record_id"), "text", "left")
+        .join(ids.select(F.col(RECORD_ID).cast("string").alias("text"), RECORD_ID), "text", "left")
         .toPandas()
     )
-    unknown = found.loc[found["record_id"].isna(), "text"].tolist()
+    unknown = found.loc[found[RECORD_ID].isna(), "text"].tolist()
     if unknown:
         shown = ", ".join(unknown[:_SHOWN]) + (f" (and {len(unknown) - _SHOWN} more)" if len(unknown) > _SHOWN else "")
         raise InputDataError(f"{path}: {len(unknown)} record id(s) not in the inputs: {shown}")
-    lookup = dict(zip(found["text"], found["record_id"]))
+    lookup = dict(zip(found["text"], found[RECORD_ID]))
     return pd.DataFrame({"id_l": pairs["id_l"].map(lookup), "id_r": pairs["id_r"].map(lookup)})
 
 
@@ -77,14 +78,14 @@ def exact_rule_links(rows: DataFrame, rules: list[list[str]]) -> DataFrame:
     links = None
     for rule in rules:
         keys = [F.lower(F.trim(F.col(c).cast("string"))).alias(f"_k{i}") for i, c in enumerate(rule)]
-        keyed = rows.select("record_id", *keys)
+        keyed = rows.select(RECORD_ID, *keys)
         for i in range(len(rule)):
             keyed = keyed.where(F.col(f"_k{i}").isNotNull() & (F.col(f"_k{i}") != ""))
         group = Window.partitionBy(*[f"_k{i}" for i in range(len(rule))])
         pairs = (
-            keyed.withColumn("id_l", F.min("record_id").over(group))
-            .where(F.col("record_id") != F.col("id_l"))
-            .select("id_l", F.col("record_id").alias("id_r"))
+            keyed.withColumn("id_l", F.min(RECORD_ID).over(group))
+            .where(F.col(RECORD_ID) != F.col("id_l"))
+            .select("id_l", F.col(RECORD_ID).alias("id_r"))
         )
         links = pairs if links is None else links.unionByName(pairs)
     return links
@@ -101,10 +102,8 @@ def enforced_links(rows: DataFrame, config: TransformConfig, labeled: pd.DataFra
     has_labels = labeled is not None and len(labeled) > 0
     if not has_labels and (spec is None or not (spec.must_link or spec.cannot_link or spec.exact_rules)):
         return None
-    from matcher.config.transform import EnforcedSpec
-
     spec = spec or EnforcedSpec()
-    ids = rows.select("record_id")
+    ids = rows.select(RECORD_ID)
     empty = _typed(pd.DataFrame({"id_l": [], "id_r": []}), ids, "")
     must = _typed(_read_pairs(spec.must_link), ids, spec.must_link) if spec.must_link else empty
     cannot = _typed(_read_pairs(spec.cannot_link), ids, spec.cannot_link) if spec.cannot_link else empty

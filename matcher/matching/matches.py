@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import Candidates, free_checkpoint, score
+from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.matching.enforced import EnforcedLinks, enforced_links
@@ -36,8 +37,6 @@ from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
 from matcher.training.supervision import f_beta_beta
 
 log = logging.getLogger(__name__)
-
-RECORD_ID = "record_id"
 
 
 def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
@@ -140,8 +139,8 @@ def assign_matches(
         # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
         # a row that a cannot-link (or average link) kept alone is a singleton whatever its best pair says
         on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
-        sizes = members.groupby("match_id")["record_id"].transform("size")
-        alone = set(members.loc[sizes == 1, "record_id"])
+        sizes = members.groupby("match_id")[RECORD_ID].transform("size")
+        alone = set(members.loc[sizes == 1, RECORD_ID])
         flags = [(_python(i), i in on_must, i in alone) for i in sorted(on_must | alone)]
         flagged = spark.createDataFrame(flags, f"{RECORD_ID} {id_type.simpleString()}, _enforced boolean, _alone boolean")
         rows = rows.join(F.broadcast(flagged), RECORD_ID, "left")

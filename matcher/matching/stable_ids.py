@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matcher.config.base import RECORD_ID
 from matcher.matching.clustering import cluster_edges
 
 
@@ -44,9 +45,9 @@ def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> R
     whatever the order of the rows.
     """
     labelled = cluster_edges(edges)
-    components = dict(zip(labelled["record_id"].tolist(), labelled["match_id"].tolist()))
+    components = dict(zip(labelled[RECORD_ID].tolist(), labelled["match_id"].tolist()))
     frame = nodes.copy()
-    frame["component"] = [components.get(r, r) for r in frame["record_id"].tolist()]
+    frame["component"] = [components.get(r, r) for r in frame[RECORD_ID].tolist()]
     old = frame[frame["old_match_id"].notna()]
     shares = old.groupby(["old_match_id", "component"]).size().rename("n").reset_index()
     # rule 1: each old id goes to the component holding most of its surviving records
@@ -57,14 +58,14 @@ def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> R
     used = set(in_use) | set(chosen.tolist())
     assigned: dict[Any, Any] = dict(chosen.items())
     # rule 3: the others take their smallest record id that no other cluster uses
-    for component, members in frame.groupby("component", sort=True)["record_id"]:
+    for component, members in frame.groupby("component", sort=True)[RECORD_ID]:
         if component in assigned:
             continue
         free = [r for r in sorted(members) if r not in used]
         assigned[component] = free[0] if free else _unused_id(sorted(members)[0], used)
         used.add(assigned[component])
     frame["match_id"] = frame["component"].map(assigned)
-    result = Reassignment(frame[["record_id", "old_match_id", "match_id"]].reset_index(drop=True))
+    result = Reassignment(frame[[RECORD_ID, "old_match_id", "match_id"]].reset_index(drop=True))
     for component, offered in owners.groupby("component", sort=True):
         if len(offered) > 1:
             surviving = assigned[component]
@@ -76,7 +77,7 @@ def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> R
                 "retired_ids": [plain(k) for k in offered["old_match_id"] if k != surviving],
                 "sizes": sizes,
                 "rule": "tie on surviving records: smallest id" if tie else "most surviving records",
-                "linked_by": sorted(plain(r) for r in members.loc[members["old_match_id"].isna(), "record_id"]),
+                "linked_by": sorted(plain(r) for r in members.loc[members["old_match_id"].isna(), RECORD_ID]),
             })
     pieces = shares.groupby("old_match_id", sort=True)
     for old_id, spread in pieces:
