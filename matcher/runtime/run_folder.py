@@ -8,7 +8,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 from pyspark.sql import SparkSession
 
@@ -17,8 +17,11 @@ from matcher.runtime.outputs import is_remote
 from matcher.runtime.remote_folder import SPARK_WRITTEN, copy_children, hadoop_error, relocate, relocate_json_file, remove
 from matcher.runtime.session import get_session
 
-if TYPE_CHECKING:
-    from matcher.config.transform import TransformConfig
+
+class HasOutput(Protocol):
+    """What a run folder needs of a transform's configuration: its default ``output``."""
+
+    output: str
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class RunFolder:
         return self.root / "_checkpoints"
 
 
-def run_folder(config: TransformConfig, output: str | Path | None = None) -> RunFolder:
+def run_folder(config: HasOutput, output: str | Path | None = None) -> RunFolder:
     """The local run folder ``output`` (default: the config's); open a remote one with :func:`open_run_folder`."""
     root = output or config.output
     if is_remote(root):
