@@ -49,7 +49,7 @@ def matched(spark, tmp_path_factory):
     result = find_matches(read_inputs(spark, config), config, model_favouring_agreement(config))
     rows = result.rows.toPandas().set_index("pk").sort_index()
     pairs = result.pairs.toPandas()
-    threshold = result.threshold_match_probability
+    threshold = result.threshold.match_probability
     result.release()
     return rows, pairs, threshold
 
