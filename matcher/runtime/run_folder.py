@@ -71,6 +71,7 @@ class RunFolder:
 
 
 def run_folder(config: TransformConfig, output: str | Path | None = None) -> RunFolder:
+    """The run folder at ``output`` (default the config's ``output``), as an absolute local path."""
     root = output or config.output
     if is_remote(root):
         raise ConfigError(f"output {root}: remote run folders are not supported yet; use a local path")
