@@ -4,7 +4,8 @@ A transform is one YAML config. Its lifecycle is train → match → evaluate, e
 reading and writing one run folder (model, matches, pairs, summary.json, metrics.json,
 report.html); ``run_task`` does all three, ``match_incremental_task`` adds new records
 to a finished run, the labeling tasks teach the model, ``load_graph_task`` writes the
-identity graph. Every task takes ``(config, folder, spark=None)``::
+identity graph. Every task takes the config and a run folder first and, when it uses Spark,
+an optional SparkSession (one is made when none is given)::
 
     from matcher import get_session, load_config, run_folder, run_task
 
