@@ -6,6 +6,6 @@
 
 import sys
 
-from matcher.glue_job import run_job
+from matcher import run_job
 
 run_job("import-labels", sys.argv)

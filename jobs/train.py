@@ -5,6 +5,6 @@
 
 import sys
 
-from matcher.glue_job import run_job
+from matcher import run_job
 
 run_job("train", sys.argv)

@@ -75,6 +75,7 @@ def import_labels_task(
 
 
 def export_labels_task(config: TransformConfig, folder: RunFolder, output: str | Path) -> str:
+    """Write the labels stored in ``RUN/labels`` back out as one FindMatches labeling file."""
     summary = export_labels(folder.root, output)
     return f"labels: {summary['rows']} rows in {summary['sets']} sets written to {output}"
 
