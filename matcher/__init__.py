@@ -22,7 +22,7 @@ The stages one by one, on DataFrames (what the tasks call)::
     model = train(df, config)                    # a TrainedModel; model.save(folder.model)
     result = find_matches(df, config, model)     # a MatchResult: .rows (match_id), .pairs
     evaluate(result.rows, result.pairs, truth=config.truth_column,
-             threshold=result.threshold_match_probability, link_type=config.resolved_link_type)
+             threshold=result.threshold.match_probability, link_type=config.resolved_link_type)
     result.release()
 
 Tasks end in ``_task`` and mirror the CLI's subcommands; the bare verbs (``train``,
@@ -45,6 +45,7 @@ _SOURCES: dict[str, str] = {
     "get_session": "matcher.runtime.session",
     "RunFolder": "matcher.runtime.run_folder",
     "run_folder": "matcher.runtime.run_folder",
+    "open_run_folder": "matcher.runtime.run_folder",
     "configure_logging": "matcher.runtime.logs",
     "MatcherError": "matcher.runtime.errors",
     "ConfigError": "matcher.runtime.errors",
@@ -70,11 +71,13 @@ _SOURCES: dict[str, str] = {
     "train": "matcher.training.trainer",
     "find_matches": "matcher.matching.matches",
     "MatchResult": "matcher.matching.matches",
+    "Threshold": "matcher.matching.threshold",
+    "resolve_threshold": "matcher.matching.threshold",
     "evaluate": "matcher.evaluation.metrics",
     # tasks
     "train_task": "matcher.pipeline",
     "match_task": "matcher.pipeline",
-    "evaluate_task": "matcher.pipeline",
+    "evaluate_task": "matcher.evaluation.task",
     "run_task": "matcher.pipeline",
     "match_incremental_task": "matcher.incremental.task",
     "label_set_task": "matcher.labels.tasks",
