@@ -98,6 +98,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.blocking.candidates import Candidates
     from matcher.config.transform import TransformConfig, config_from_dict, load_config
     from matcher.evaluation.metrics import evaluate
+    from matcher.evaluation.task import evaluate_task
     from matcher.glue_job import run_job
     from matcher.graph.writer import load_graph, load_graph_task
     from matcher.harmonize.golden import golden_records
@@ -107,12 +108,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.incremental.task import match_incremental_task
     from matcher.labels.tasks import evaluate_labels_task, export_labels_task, import_labels_task, label_set_task
     from matcher.matching.matches import MatchResult, find_matches
+    from matcher.matching.threshold import Threshold, resolve_threshold
     from matcher.model.artifact import TrainedModel, make_linker
     from matcher.model.comparisons import comparable, splink_settings
-    from matcher.pipeline import evaluate_task, match_task, run_task, train_task
+    from matcher.pipeline import match_task, run_task, train_task
     from matcher.runtime.errors import ConfigError, GraphError, InputDataError, MatcherError, ModelError
     from matcher.runtime.logs import configure_logging
-    from matcher.runtime.run_folder import RunFolder, run_folder
+    from matcher.runtime.run_folder import RunFolder, open_run_folder, run_folder
     from matcher.runtime.session import get_session
 
 
