@@ -1,0 +1,92 @@
+"""Re-clustering, in the driver, the clusters an incremental run touches, with stable match_ids.
+
+A cluster is touched when it loses a record (updated or deleted) or one of its records is
+linked above the threshold by a new pair or by a stored pair that re-weighing moved across
+it; the touched clusters' remaining records and every new record are re-clustered over the
+above-threshold pairs among them (:func:`matcher.matching.stable_ids.stable_match_ids`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from matcher.incremental.stored_pairs import StoredPairs, is_in
+from matcher.matching.stable_ids import Reassignment, stable_match_ids
+
+
+@dataclass(frozen=True)
+class Reclustering:
+    """The re-clustered records, their new ids and every record's strongest link."""
+
+    nodes: pd.DataFrame  # record_id, old_match_id (None for new records): the records re-clustered
+    reassignment: Reassignment
+    strongest: pd.Series  # by record id: the highest match probability of its pairs, after the run
+    flipped: int  # stored pairs that re-weighing moved across the threshold
+
+
+def _touched_clusters(old_ids: pd.Series, removed: set, new_pairs: pd.DataFrame, flipped: pd.DataFrame, threshold: float) -> set:
+    """The old clusters that lose a record or hold a record of a new above-threshold pair or of a ``flipped`` pair."""
+    strong = new_pairs[new_pairs["match_probability"] >= threshold]
+    ends = set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])
+    linked_old = ends & set(old_ids.index)
+    return set(old_ids.reindex(list(linked_old | removed)).dropna())
+
+
+def _nodes(affected: pd.Series, new_keys: pd.Series) -> pd.DataFrame:
+    """``record_id`` and ``old_match_id`` of the ``affected`` existing records (match_id by record id), then of the new ones."""
+    nodes = pd.concat(
+        [
+            pd.DataFrame({"record_id": affected.index.to_numpy(), "old_match_id": affected.to_numpy()}),
+            pd.DataFrame({"record_id": new_keys.to_numpy(), "old_match_id": None}),
+        ],
+        ignore_index=True,
+    )
+    nodes["old_match_id"] = nodes["old_match_id"].astype(object).where(nodes["old_match_id"].notna(), None)
+    return nodes
+
+
+def _edges(pairs: pa.Table, nodes: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``id_l``, ``id_r`` of the ``pairs`` at or above ``threshold`` between two of the ``nodes``."""
+    members = set(nodes["record_id"])
+    edges = pairs.filter(pc.and_(
+        pc.greater_equal(pairs["match_probability"], threshold),
+        pc.and_(is_in(pairs["record_id_l"], members), is_in(pairs["record_id_r"], members)),
+    ))
+    edges = pd.DataFrame({"id_l": edges["record_id_l"].to_pandas(), "id_r": edges["record_id_r"].to_pandas()})
+    if edges.empty:
+        edges = pd.DataFrame({"id_l": nodes["record_id"].iloc[:0], "id_r": nodes["record_id"].iloc[:0]})
+    return edges
+
+
+def _strongest(pairs: pa.Table) -> pd.Series:
+    """Each record's highest match probability over ``pairs``, by record id."""
+    ends = pa.table({
+        "record_id": pa.chunked_array(pairs["record_id_l"].chunks + pairs["record_id_r"].chunks),
+        "p": pa.chunked_array(pairs["match_probability"].chunks * 2),
+    })
+    strongest = ends.group_by("record_id").aggregate([("p", "max")])
+    return pd.Series(strongest["p_max"].to_numpy(), index=strongest["record_id"].to_pandas())
+
+
+def recluster(
+    old_ids: pd.Series, removed: set, new_keys: pd.Series, new_pairs: pd.DataFrame, stored: StoredPairs, threshold: float
+) -> Reclustering:
+    """Re-cluster the clusters touched by the new records (``new_keys``), the ``removed`` records
+    and re-weighing, over the ``stored`` pairs and the ``new_pairs``.
+
+    ``old_ids`` is every existing record's ``match_id`` by record id; the clusters left
+    untouched keep theirs, and no new id equals one of them.
+    """
+    old_pairs = stored.scores
+    flipped = old_pairs.filter(pa.array(stored.flipped)).to_pandas()
+    touched = _touched_clusters(old_ids, removed, new_pairs, flipped, threshold)
+    remaining = old_ids[~old_ids.index.isin(removed)]
+    nodes = _nodes(remaining[remaining.isin(touched)], new_keys)
+    new_scores = pa.Table.from_pandas(new_pairs[old_pairs.column_names], preserve_index=False).cast(old_pairs.schema)
+    pairs_now = pa.concat_tables([old_pairs, new_scores])
+    reassignment = stable_match_ids(nodes, _edges(pairs_now, nodes, threshold), set(remaining[~remaining.isin(touched)]))
+    return Reclustering(nodes, reassignment, _strongest(pairs_now), len(flipped))

@@ -1,0 +1,137 @@
+"""Writing an incremental run's folder: the model (a copy), pairs, matches and change log, and for a
+``sources:`` config the quarantine and customer profiles; untouched Parquet parts are linked, not rewritten."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from matcher.config.base import RECORD_ID
+from matcher.config.transform import TransformConfig
+from matcher.harmonize.golden import golden_records
+from matcher.harmonize.harmonization import Harmonized, harmonization_summary
+from matcher.incremental.change_log import CHANGES_JSON, CHANGES_PARQUET, ChangeLog
+from matcher.incremental.existing_run import OUTPUT_COLUMNS, ExistingRun
+from matcher.incremental.stored_pairs import StoredPairs
+from matcher.matching.stable_ids import plain
+from matcher.runtime.errors import MatcherError
+from matcher.runtime.outputs import atomic_directory, write_json, write_parquet
+from matcher.runtime.parquet_parts import rewrite_parquet_folder, write_parquet_parts
+from matcher.runtime.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class MatchRows:
+    """The rows of ``matches/`` an incremental run writes anew."""
+
+    existing: pd.DataFrame  # record_id, match_id, match_confidence_score of existing records whose output changed
+    new: pd.DataFrame  # the new records with their match_id and match_confidence_score
+
+
+def _confidence(best: pd.Series, threshold: float) -> pd.Series:
+    """:mod:`matcher.matching.matches`'s ``match_confidence_score`` from each record's best pair probability."""
+    best = best.astype("float64")
+    return best.where(best >= threshold, 1.0 - best.fillna(0.0))
+
+
+def match_rows(
+    final: pd.Series, strongest: pd.Series, old: pd.DataFrame, new: pd.DataFrame, key: str, threshold: float
+) -> MatchRows:
+    """The ``new`` records and the ``old`` ones whose ``match_id`` or ``match_confidence_score`` changed,
+    given every record's ``final`` match_id and ``strongest`` pair probability (both by record id)."""
+    changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
+    changed["match_confidence_score"] = _confidence(changed["record_id"].map(strongest), threshold).to_numpy()
+    before = old.set_index(key).reindex(changed["record_id"])
+    differs = (before["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
+        before["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()
+    )
+    is_new = changed["record_id"].isin(new[key]).to_numpy()
+    rewritten = changed[differs | is_new].rename(columns={"record_id": key})
+    return MatchRows(changed[differs & ~is_new], new.merge(rewritten, on=key, how="left"))
+
+
+def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise MatcherError(f"{what}: column(s) {', '.join(missing)} of the existing run are not produced for the new records")
+    table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+    return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+
+
+def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
+    """A function that rewrites ``match_id`` and ``match_confidence_score`` of the changed records in a table."""
+    lookup = changes.set_index("record_id")
+
+    def update(table: pa.Table) -> pa.Table:
+        keys = pa.array(lookup.index.tolist(), type=table.schema.field(key).type)
+        positions = pc.index_in(table[key], value_set=keys)
+        for column in OUTPUT_COLUMNS:
+            target = table.schema.field(column)
+            fresh = pc.take(pa.array(lookup[column].tolist(), type=target.type), positions)
+            merged = pc.if_else(pc.is_null(positions), table[column], fresh)
+            table = table.set_column(table.schema.get_field_index(column), target, merged)
+        return table
+
+    return update
+
+
+def write_run(
+    existing: ExistingRun, output: RunFolder, key: str, removed: set, stored: StoredPairs, new_pairs: pd.DataFrame,
+    rows: MatchRows, log: ChangeLog, changes: dict[str, Any],
+) -> None:
+    """Write ``output``'s ``model/`` (a copy of the existing one), ``pairs/`` (the ``stored`` pairs and
+    the ``new_pairs``), ``matches/`` (without the ``removed`` records, with ``rows``), ``changes/``
+    (``log``) and ``changes.json`` (``changes``)."""
+    if output.model.exists():
+        shutil.rmtree(output.model)
+    shutil.copytree(existing.folder.model, output.model)
+    new_pair_table = _as_table(new_pairs, existing.pairs.schema, str(output.pairs))
+    if stored.reweighed:
+        write_parquet_parts(pa.concat_tables([stored.table, new_pair_table.cast(stored.table.schema)]), output.pairs, existing.pairs)
+    else:
+        rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
+    rewrite_parquet_folder(
+        existing.matches, output.matches, [key], removed, _update_matches(key, rows.existing),
+        set(rows.existing["record_id"]), [_as_table(rows.new, existing.matches.schema, str(output.matches))],
+    )
+    with atomic_directory(output.root / CHANGES_PARQUET) as tmp:
+        pq.write_table(log.as_table(existing.key_type), tmp / "records.parquet")
+    write_json(changes, output.root / CHANGES_JSON)
+
+
+def write_harmonization_outputs(
+    spark: SparkSession, config: TransformConfig, existing: RunFolder, output: RunFolder,
+    harmonized: Harmonized, records: pd.DataFrame, retired: list,
+) -> dict:
+    """Quarantine: the existing rows plus the new ones. Customers: profiles of every cluster the
+    change log touches rebuilt from the updated matches, the others linked. Returns the summary."""
+    if existing.quarantine.is_dir():
+        stored = ds.dataset(str(existing.quarantine))
+        quarantined = harmonized.quarantined.toPandas().reindex(columns=stored.schema.names)  # other sources' columns: null
+        added = [_as_table(quarantined, stored.schema, str(output.quarantine))] if len(quarantined) else []
+        rewrite_parquet_folder(stored, output.quarantine, [RECORD_ID], set(), None, set(), added)
+    else:
+        write_parquet(harmonized.quarantined, output.quarantine)
+    touched = (set(records["old_match_id"].dropna()) | set(records["new_match_id"].dropna()) | set(retired))
+    matched = spark.read.parquet(str(output.matches))
+    if not existing.customers.is_dir():  # an existing run without profiles: build them all
+        write_parquet(golden_records(matched, config), output.customers)
+        return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
+    staging = output.root / ".customers-touched"
+    write_parquet(golden_records(matched.where(F.col("match_id").isin([plain(t) for t in touched])), config), staging)
+    try:
+        customers = ds.dataset(str(existing.customers))
+        fresh = pq.read_table(str(staging)).cast(customers.schema)
+        rewrite_parquet_folder(customers, output.customers, ["match_id"], touched, None, set(), [fresh])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
