@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
@@ -104,7 +105,8 @@ class _Laps:
 def _summary(config: TransformConfig, existing: ExistingRun, output: RunFolder, changes: ChangeLog,
              incremental: dict[str, Any], timings: dict[str, float]) -> dict:
     """``summary.json`` of the incremental run, with the ``incremental`` counts and the change log's."""
-    def count(path) -> int:
+
+    def count(path: Path) -> int:
         return ds.dataset(str(path), format="parquet").count_rows()
 
     return run_summary(
