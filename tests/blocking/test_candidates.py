@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from conftest import HARD_COLUMNS, HARD_ROWS, REPO, every_kind_config, persistent_rdds
 from pyspark.sql import functions as F
-from splink.internals.blocking import BlockingRule
 
 from matcher.blocking.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
 from matcher.config.transform import config_from_dict, load_config
@@ -16,6 +15,7 @@ from matcher.harmonize.ingest import read_inputs
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.model.comparisons import blocking_rule
 from matcher.model.level_sql import gamma_sql
+from matcher.model.splink_adapter import BlockingRule, gamma_columns, lambda_of, model_settings
 from matcher.training.patterns import add_counts, of_set, pattern_counts
 from matcher.training.trainer import USampler, _rule, train
 
@@ -98,7 +98,7 @@ def test_scores_equal_splinks_predict(spark, request, broadcast_threshold, which
 def test_flagged_counts_and_the_pairs_outside_them_equal_counting_each_set_alone(spark, request, which):
     config = request.getfixturevalue(which)
     _, linker, sizes = _untrained(spark, config)
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     sampler = USampler(linker, config, sizes)
     sets = [PairSet(f"em_{i}", _rule(r)) for i, r in enumerate(config.training.em_blocking_rules)]
     # a rule no prediction rule covers: most of its pairs lie outside the candidates
@@ -128,7 +128,7 @@ def test_trained_lambda_equals_splinks(spark, request, which):
     )
     model = train(df, config)
     assert model.splink_model["probability_two_random_records_match"] == pytest.approx(
-        splink_linker._settings_obj._probability_two_random_records_match, rel=1e-12
+        lambda_of(model_settings(splink_linker)), rel=1e-12
     )
 
 
@@ -139,9 +139,9 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
     pd.DataFrame(HARD_ROWS, columns=HARD_COLUMNS).to_csv(path, index=False)
     config = config_from_dict(every_kind_config(path))
     linker = make_linker(read_inputs(spark, config), config)
-    settings = linker._settings_obj
+    settings = model_settings(linker)
     assert sum(len(gamma_sql(cc, "x").shared) for cc in settings.comparisons) >= 5  # the rewrite is exercised
-    gammas = [cc._gamma_column_name for cc in settings.comparisons]
+    gammas = gamma_columns(settings)
     keys = ["pk_l", "pk_r"]
     want = (
         linker.inference.predict().as_spark_dataframe().select(*keys, *gammas).toPandas()
@@ -164,7 +164,7 @@ def test_releasing_frees_the_kept_pairs_and_their_views(spark, dedupe):
     before = kept()
     with Candidates() as candidates:
         vectors = candidates.get(linker, [probe])
-        score(vectors, linker._settings_obj).count()
+        score(vectors, model_settings(linker)).count()
         during = kept()
     assert during[0] > before[0] and during[1] > before[1]
     assert kept() == before

@@ -7,11 +7,11 @@ from itertools import combinations
 
 import pandas as pd
 import pytest
-from splink.internals.blocking import BlockingRule
 
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
 from matcher.model.artifact import make_linker
+from matcher.model.splink_adapter import BlockingRule, model_settings
 from matcher.training.patterns import SKIPPED, PairSet, level_counts, of_set, pattern_counts
 from matcher.training.trainer import U_PROBE_SAFETY, thinning_fractions
 
@@ -83,7 +83,7 @@ def test_a_zero_fraction_skips_a_comparison_on_every_sampled_pair_only(linker):
     counts = pattern_counts(linker, [sampled, everything], fractions=[1.0, 0.0])
     thinned = of_set(counts, sampled)
     assert set(thinned["gamma_colour"]) == {SKIPPED}
-    city_levels = level_counts(linker._settings_obj, thinned)[0]
+    city_levels = level_counts(model_settings(linker), thinned)[0]
     hand = by_hand()
     assert city_levels == {level: float(sum(n for (c, _), n in hand.items() if c == level)) for level in (1, 0)}
     # a blocking set in the same job is evaluated whole
