@@ -40,10 +40,35 @@ _DIALECT = "spark"
 U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
 U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
 U_PROBE_SAFETY = 1.25  # evaluate a quarter more than the share the probe says is needed
+MIN_TRAINING_RECORDS = 3
+"""Fewest records training accepts. Lambda and u are shares of all record pairs, and EM
+splits pairs into matches and non-matches, so it needs at least two pairs to tell them
+apart: two records make one pair, three make three."""
 
 
 def _rule(rule: RuleSpec) -> BlockingRule:
     return to_blocking_rule(blocking_rule(rule), _DIALECT)
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def describe_inputs(config: TransformConfig, sizes: list[int]) -> str:
+    """The input file(s) and their rows, to start an error message: ``data/x.csv: 2 rows``."""
+    if config.sources is not None:
+        return f"{', '.join(s.path for s in config.sources)}: {_rows(sum(sizes))}"
+    if len(sizes) == 1:
+        return f"{config.inputs[0].path}: {_rows(sizes[0])}"
+    return ", ".join(f"{spec.path} ({_rows(n)})" for spec, n in zip(config.inputs, sizes))
+
+
+def check_enough_records(config: TransformConfig, sizes: list[int]) -> None:
+    """Refuse, naming the input file(s), inputs with fewer than :data:`MIN_TRAINING_RECORDS` records."""
+    if sum(sizes) < MIN_TRAINING_RECORDS:
+        raise InputDataError(
+            f"{describe_inputs(config, sizes)}: training needs at least {MIN_TRAINING_RECORDS} records (pairs to learn from)"
+        )
 
 
 def _total_pairs(sizes: list[int], link_type: str) -> float:
@@ -90,10 +115,14 @@ class USampler:
         return f"{self._row_hash} < {max(1, int(self.proportion * math.sqrt(share) * SAMPLE_BUCKETS))}"
 
 
-def estimate_lambda(linker: Linker, config: TransformConfig, observed: int, total_pairs: float) -> None:
+def estimate_lambda(
+    linker: Linker, config: TransformConfig, observed: int, total_pairs: float, *, data: str | None = None
+) -> None:
     """Lambda as Splink estimates it: the pairs the deterministic rules find, divided by
-    their assumed recall, as a share of all possible pairs."""
+    their assumed recall, as a share of all possible pairs (``data`` names the inputs in errors)."""
     recall = config.training.deterministic_recall
+    if total_pairs < 1:  # link_only with every record in one input
+        raise InputDataError(f"{data or config.name}: no two records can be paired: too little data to learn from")
     if observed > total_pairs * recall:
         raise InputDataError(
             f"{config.name}: training.deterministic_rules find {observed} of {total_pairs:.0f} possible pairs, "
@@ -119,16 +148,20 @@ def u_fractions(linker: Linker, sampler: USampler, probe: pd.DataFrame) -> list[
     return thinning_fractions(level_counts(settings, probe), probe_pairs, full_pairs, U_MIN_COUNT_PER_LEVEL)
 
 
-def estimate_u(linker: Linker, config: TransformConfig, frame: pd.DataFrame, fractions: list[float], probe_pairs: int) -> dict:
+def estimate_u(
+    linker: Linker, config: TransformConfig, frame: pd.DataFrame, fractions: list[float], probe_pairs: int,
+    *, data: str | None = None,
+) -> dict:
     """Set u from the pattern counts of the randomly sampled pairs.
 
-    A level never seen gets u = 1 / pairs (an upper bound).
+    A level never seen gets u = 1 / pairs (an upper bound). ``data`` names the inputs in
+    errors (:func:`describe_inputs`; the config's name without it).
     """
     settings = model_settings(linker)
     pairs = int(frame["pattern_count"].sum())
     if pairs == 0:
         raise InputDataError(
-            f"{config.name}: u estimation sampled no record pairs from the inputs; they are too small to train on"
+            f"{data or config.name}: u estimation sampled no record pairs: too little data to learn from"
         )
     for cc, counts in zip(settings.comparisons, level_counts(settings, frame)):
         denominator = sum(counts.values()) or 1.0
@@ -151,17 +184,21 @@ def _blocking_adjusted_lambda(settings: Settings, rule: BlockingRule) -> float:
     return bayes_factor_to_prob(factor)
 
 
-def estimate_m(linker: Linker, config: TransformConfig, rule: BlockingRule, frame: pd.DataFrame) -> dict:
+def estimate_m(
+    linker: Linker, config: TransformConfig, rule: BlockingRule, frame: pd.DataFrame, *, data: str | None = None
+) -> dict:
     """One EM session on the pattern counts of the pairs ``rule`` blocks.
 
-    Comparisons that use the rule's columns are not estimated, as in Splink.
+    Comparisons that use the rule's columns are not estimated, as in Splink. ``data``
+    names the inputs in errors (:func:`describe_inputs`; the config's name without it).
     """
     settings = model_settings(linker)
     used = set(columns_used_by_sql(rule.blocking_rule_sql, _DIALECT))
     active = [k for k, cc in enumerate(settings.comparisons) if not used & comparison_input_columns(cc)]
     if frame.empty:
         raise InputDataError(
-            f"{config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} produced no record pairs"
+            f"{data or config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} finds no record pairs: "
+            "too little data to learn from (or a rule too strict for it)"
         )
     comparisons = [settings.comparisons[k] for k in active]
     levels = [non_null_levels(cc) for cc in comparisons]
@@ -204,6 +241,8 @@ def train(
     timings: dict[str, float] = {}
     sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
     sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
+    check_enough_records(config, sizes)
+    data = describe_inputs(config, sizes)
     linker = make_linker(df, config)
     # without a run's shared candidates, compare them here and release them when done
     with Candidates() if candidates is None else nullcontext(candidates) as candidates:
@@ -229,12 +268,16 @@ def train(
         t = time.perf_counter()
         beyond_candidates = rest.loc[rest["pair_set"].isin([d.name for d in deterministic]), "pattern_count"]
         observed = counts.pairs_in_any(deterministic) + int(beyond_candidates.sum())
-        estimate_lambda(linker, config, observed, sampler.total_pairs)
+        estimate_lambda(linker, config, observed, sampler.total_pairs, data=data)
         timings["lambda"] = time.perf_counter() - t
-        u_sampling = estimate_u(linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()))
+        u_sampling = estimate_u(
+            linker, config, of_set(rest, sampler.full), fractions, int(probe["pattern_count"].sum()), data=data
+        )
 
         t = time.perf_counter()
-        sessions = [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s))) for s in em_sets]
+        sessions = [
+            estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s)), data=data) for s in em_sets
+        ]
         timings["m"] = time.perf_counter() - t
 
     supervised = None

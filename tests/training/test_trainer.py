@@ -10,7 +10,7 @@ from conftest import REPO
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
 from matcher.runtime.errors import InputDataError
-from matcher.training.trainer import train
+from matcher.training.trainer import MIN_TRAINING_RECORDS, train
 
 CONFIG = REPO / "configs" / "fake_1000.yaml"
 
@@ -105,3 +105,35 @@ def test_a_training_rule_on_a_column_the_input_lacks_stops_before_training_namin
     config = fake_1000_config(em_blocking_rules=[["dob"], ["loyalty_tier"]])
     with pytest.raises(InputDataError, match=r"fake_1000.csv: column\(s\) loyalty_tier named in the config are missing"):
         read_inputs(spark, config)
+
+
+def fake_1000_head(tmp_path, rows: int, **training):
+    """configs/fake_1000.yaml on the first ``rows`` records of its data, written to a real CSV."""
+    source = pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv", dtype=str, keep_default_na=False)
+    path = tmp_path / f"head_{rows}.csv"
+    source.head(rows).to_csv(path, index=False)
+    data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    data["inputs"][0]["path"] = str(path)
+    data["training"].update(training)
+    return config_from_dict(data, source=str(CONFIG), base_dir=REPO), path
+
+
+@pytest.mark.parametrize("rows, counted", [(1, "1 row"), (2, "2 rows")])
+def test_too_few_records_to_train_on_is_a_one_line_error_naming_the_file(spark, tmp_path, rows, counted):
+    config, path = fake_1000_head(tmp_path, rows)
+    with pytest.raises(InputDataError) as err:
+        train(read_inputs(spark, config), config)
+    assert str(err.value) == (
+        f"{path}: {counted}: training needs at least {MIN_TRAINING_RECORDS} records (pairs to learn from)"
+    )
+
+
+def test_records_that_no_training_rule_pairs_are_a_one_line_error_naming_the_file_and_the_cause(spark, tmp_path):
+    # five records, every one a different person: no two share a first name and surname
+    config, path = fake_1000_head(tmp_path, 5)
+    with pytest.raises(InputDataError) as err:
+        train(read_inputs(spark, config), config)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: 5 rows: training.em_blocking_rules ")
+    assert message.endswith("finds no record pairs: too little data to learn from (or a rule too strict for it)")
