@@ -11,6 +11,10 @@ Imported labels live in the run folder, next to the model they train::
     RUN/labels/labels.parquet   every imported row (all columns as text), with its import number
     RUN/labels/labels.json      rows, sets, pairs, imports and the labels hash
 
+Written for people to open in a spreadsheet, a labeling file is created owner-only
+(mode 0600) and its cells are escaped against formula injection (:func:`escape_cell`);
+reading one removes exactly that escape (:func:`unescape_cell`), so a round trip is lossless.
+
 Training records the labels hash in ``model/metadata.json`` so a model names the labels
 it learned from. Which sets are held out for ``matcher evaluate --labels`` is decided by
 :func:`held_out` (a seeded hash of the set id, ``labels.holdout_share`` of the sets).
@@ -23,6 +27,8 @@ import hashlib
 import io
 import json
 import logging
+import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +49,28 @@ MAX_SET_ROWS = 50
 
 _SHOWN = 10
 _BOM = b"\xef\xbb\xbf"
+_QUOTE = "'"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d+)?")
+# C0 controls but tab, LF and CR (CSV's own), DEL, and the C1 controls: never part of a name or address
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def escape_cell(value):
+    """A cell safe to open in a spreadsheet (OWASP's CSV-injection advice): text starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR, or with the escape ``'`` itself, gets one leading ``'``.
+
+    A negative number such as ``-12`` or ``-3.5`` stays as it is: a spreadsheet reads it as a
+    number, not a formula. Anything but text is returned unchanged.
+    """
+    if isinstance(value, str) and value.startswith((*_FORMULA_START, _QUOTE)) and not _NEGATIVE_NUMBER.fullmatch(value):
+        return _QUOTE + value
+    return value
+
+
+def unescape_cell(value: str) -> str:
+    """Undo :func:`escape_cell`: drop one leading ``'`` (a value that starts with ``'`` was written as ``''...``)."""
+    return value[1:] if value.startswith(_QUOTE) else value
 
 
 def _listed(values: list, limit: int = _SHOWN) -> str:
@@ -81,25 +109,51 @@ def decode_labeling_file(path: str | Path) -> str:
         raise InputDataError(f"{path}: not UTF-8 (invalid byte 0x{data[err.start]:02x} on line {line}); save it as UTF-8") from None
 
 
+def _check_control_characters(text: str, path: str | Path) -> None:
+    """A control character (NUL and the like) is an error naming its line and column: a CSV
+    parser would silently cut the value at a NUL."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return
+    line = text.count("\n", 0, found.start()) + 1
+    char = found.group()
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    where = f"line {line} (header)"
+    if not _CONTROL.search(",".join(header)):
+        for number, row in enumerate(reader, start=1):
+            position = next((i for i, cell in enumerate(row) if _CONTROL.search(cell)), None)
+            if position is not None:
+                name = unescape_cell(header[position]) if position < len(header) else f"#{position + 1}"
+                where = f"line {line} (data row {number}), column {name}"
+                break
+    kind = " (NUL)" if char == "\x00" else ""
+    raise InputDataError(f"{path}: {where}: control character U+{ord(char):04X}{kind} in a value; remove it")
+
+
 def read_labeling_file(path: str | Path, config: TransformConfig) -> pd.DataFrame:
     """Read and validate a FindMatches labeling file; every value is text, empty cells are ``""``.
 
-    Raises :class:`InputDataError` for a BOM, non-UTF-8 bytes, missing ``labeling_set_id``,
+    Cells are stripped of surrounding blanks and unescaped (:func:`unescape_cell`).
+    Raises :class:`InputDataError` for a BOM, non-UTF-8 bytes, a control character
+    (naming line and column), missing ``labeling_set_id``,
     ``label`` or key columns, rows without a set id, or a record twice in one set. Sets
     over :data:`MAX_SET_ROWS` rows are logged as a warning.
     """
     text = decode_labeling_file(path)
     if not text.strip():
         raise InputDataError(f"{path}: labeling file is empty")
+    _check_control_characters(text, path)
     try:
         rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, csv.Error) as err:
         raise InputDataError(f"{path}: not a valid CSV ({str(err).splitlines()[0]})") from None
+    rows.columns = [unescape_cell(c) for c in rows.columns]
     missing = [c for c in (LABELING_SET_ID, LABEL, *key_columns(config)) if c not in rows.columns]
     if missing:
         raise InputDataError(f"{path}: column(s) {', '.join(missing)} missing (a labeling file starts with "
                              f"labeling_set_id, label, then the source columns; has: {', '.join(rows.columns)})")
-    rows = rows.apply(lambda column: column.str.strip())
+    rows = rows.apply(lambda column: column.str.strip().map(unescape_cell))
     no_set = rows.index[rows[LABELING_SET_ID] == ""]
     if len(no_set):
         raise InputDataError(f"{path}: labeling_set_id is empty on data row(s) {_listed([i + 1 for i in no_set])}")
@@ -281,12 +335,22 @@ def export_labels(run_root: str | Path, output: str | Path) -> dict:
 
 
 def write_labeling_file(rows: pd.DataFrame, output: str | Path) -> None:
-    """Write rows as a FindMatches labeling file: ``labeling_set_id``, ``label`` first, UTF-8 without BOM, atomically."""
+    """Write rows as a FindMatches labeling file: ``labeling_set_id``, ``label`` first, UTF-8 without BOM, CRLF.
+
+    Cells and column names are escaped (:func:`escape_cell`); the file is owner-only
+    (mode 0600: it holds personal data) and replaced atomically.
+    """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     ordered = rows[[LABELING_SET_ID, LABEL, *[c for c in rows.columns if c not in (LABELING_SET_ID, LABEL)]]]
+    escaped = ordered.apply(lambda column: column.map(escape_cell))
+    escaped.columns = [escape_cell(c) for c in ordered.columns]
     tmp = output.with_name(f".{output.name}.tmp")
-    ordered.to_csv(tmp, index=False, encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an interrupted write left the temporary file with other permissions
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        # CRLF rows (RFC 4180): the csv writer then quotes a cell holding a lone CR, which it would not with LF
+        escaped.to_csv(out, index=False, lineterminator="\r\n")
     tmp.replace(output)
 
 
