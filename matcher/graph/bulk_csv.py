@@ -5,6 +5,13 @@
 ``~to``, ``~label``, ``name:Type``). Types: ``String``, ``Long``, ``Double``, ``Bool``; an
 empty cell is a missing property. Copy the folder to S3 and start a Neptune bulk load
 (format ``csv``). The loader only inserts: later changes go through the Gremlin writer.
+
+Cells are written verbatim, not escaped against spreadsheet formulas as labeling files are
+(:func:`matcher.labels.files.escape_cell`): Neptune reads RFC 4180 CSV and stores each cell
+as it is, with no convention that drops a leading ``'``, so an escape would change the
+loaded ids and values (record ``-5`` would become ``'-5``, a value ``+447700900001``
+``'+447700900001``) and break ``~from``/``~to`` references. These files are for the loader;
+open one in a spreadsheet only as text, with formulas off.
 """
 
 from __future__ import annotations

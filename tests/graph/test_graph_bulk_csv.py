@@ -41,3 +41,18 @@ def test_bulk_csv_headers_follow_the_neptune_format(spark, tmp_path):
     assert header("vertices-SourceRecord.csv") == ["~id", "~label", "match_confidence_score:Double", "match_id:String", "record_id:String", "source:String"]
     assert header("edges-member_of.csv") == ["~id", "~from", "~to", "~label", "confidence:Double"]
     assert header("edges-has_email.csv") == ["~id", "~from", "~to", "~label"]
+
+
+def test_bulk_csv_cells_are_written_verbatim_for_neptune_not_escaped_for_spreadsheets(spark, tmp_path):
+    # Neptune stores a cell as it is: a formula escape ('-5) would change the loaded id and value
+    config = make_config("ws://unused:8182/gremlin")
+    rows = [(-5, "=cmd@x.com", None, None, "ann", -5, 0.9), (6, "=cmd@x.com", None, None, "anne", -5, 0.9)]
+    matches = spark.createDataFrame(rows, MATCHES)
+    pairs = spark.createDataFrame([(-5, 6, 0.9)], PAIRS)
+    export_bulk_csv(cluster_table(matches, config, pairs=pairs, threshold=0.5), tmp_path / "csv")
+
+    with open(tmp_path / "csv" / "vertices-SourceRecord.csv", newline="", encoding="utf-8") as f:
+        assert ["-5", "SourceRecord", "0.9", "-5", "-5", "people"] in list(csv.reader(f))
+    vertices, edges = read_bulk_csv(tmp_path / "csv")
+    assert vertices["email:=cmd@x.com"] == {"label": "Email", "properties": {"value": "=cmd@x.com"}}
+    assert edges["-5|same_as|6"]["from"] == "-5"
