@@ -288,9 +288,9 @@ def test_a_binary_file_declared_as_csv_is_refused_naming_its_likely_format(tmp_p
 
 def test_a_real_parquet_folder_declared_as_csv_is_refused(spark, tmp_path, refused):
     folder = tmp_path / "people"
-    spark.createDataFrame([(1, "ann", "leeds", "a")], "pk long, first_name string, city string, cluster string").write.parquet(
-        str(folder))
-    part = next(folder.glob("part-*"))
+    spark.createDataFrame([(1, "ann", "leeds", "a")], "pk long, first_name string, city string, cluster string").coalesce(
+        1).write.parquet(str(folder))
+    [part] = folder.glob("part-*")
     refused(folder, f"{part}: input 'in0' is declared as csv but looks like a Parquet file")
 
 
