@@ -91,6 +91,7 @@ def check_csv_file(file: Path, spec: InputSpec, options: dict[str, str], *, chec
 
 
 def _require_utf8(file: Path, spec: InputSpec) -> None:
+    """Refuse a file with bytes that are not UTF-8, naming the first one's offset and line."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines = 0, 0
     with file.open("rb") as f:

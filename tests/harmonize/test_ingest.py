@@ -14,8 +14,10 @@ from chispa import assert_df_equality
 from conftest import assert_nothing_looks_complete, assert_one_line_error
 from pyspark.sql import types as T
 
+from matcher.config.harmonization import SourceSpec
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
+from matcher.harmonize.sources import read_source
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 
@@ -317,3 +319,16 @@ def test_dates_mostly_in_another_format_are_refused_naming_column_and_formats(tm
     data = write(tmp_path / "p.csv", "pk,first_name,dob\n" + "".join(f"{k},n{k},{d}\n" for k, d in enumerate(dobs, 1)))
     refused(data, f"{data}: date column 'dob': 6 of 10 values (60%) are not dates in an accepted format",
             "(yyyy-MM-dd, or a date or timestamp column of a Parquet input)", **DATED)
+
+
+def test_a_source_reads_through_the_same_checks_but_leaves_bad_bytes_to_the_quality_gate(spark, tmp_path):
+    def source(path: Path) -> SourceSpec:
+        return SourceSpec(name="crm", path=str(path), format="csv", primary_key="id", columns={"first_name": "fname"})
+
+    long_row = write(tmp_path / "long.csv", "id,fname\n1,ann\n2,bob,extra\n")
+    with pytest.raises(InputDataError, match=f"{long_row}: line 3 has 3 fields but the header has 2"):
+        read_source(spark, source(long_row), [])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(b"id,fname\n1,\"Rob\nert\"\n" + "2,Zoë\n".encode("latin-1"))
+    rows = sorted(read_source(spark, source(mixed), []).select("source_key", "first_name").collect())
+    assert [tuple(r) for r in rows] == [("1", "Rob\nert"), ("2", "Zo\ufffd")]
