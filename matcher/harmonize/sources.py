@@ -11,9 +11,11 @@ source row and these columns:
 * every pass-through column named in any source's ``columns``, as text;
 * ``source_dataset`` — the single input name the match stage expects (``harmonized``).
 
-Nothing is checked here beyond the file and the mapped columns existing: keys, encodings
-and formats are the quality gate's job (:mod:`matcher.harmonize.quality`), so a bad row is
-quarantined with a reason instead of failing the whole run.
+Files are read by :func:`~matcher.harmonize.ingest.read_input` (CSV as RFC 4180; a local CSV
+in another format or with a row longer than its header is refused). Beyond that only the file
+and the mapped columns must exist: keys, encodings and value formats are the quality gate's
+job (:mod:`matcher.harmonize.quality`), so a bad row is quarantined with a reason instead of
+failing the whole run.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def read_source(spark: SparkSession, spec: SourceSpec, pass_through: list[str]) 
     column or the primary key is missing, or when the source has no rows and
     ``allow_empty`` is not set.
     """
-    df = read_input(spark, spec)
+    df = read_input(spark, spec, check_encoding=False)  # the quality gate quarantines bad bytes
     wanted = [spec.primary_key, *spec.columns.values()]
     missing = [c for c in dict.fromkeys(wanted) if c not in df.columns]
     if missing:

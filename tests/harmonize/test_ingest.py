@@ -14,8 +14,10 @@ from chispa import assert_df_equality
 from conftest import assert_nothing_looks_complete, assert_one_line_error
 from pyspark.sql import types as T
 
+from matcher.config.harmonization import SourceSpec
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
+from matcher.harmonize.sources import read_source
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 
@@ -231,3 +233,102 @@ def test_date_columns_become_iso_strings_and_numeric_columns_keep_their_type(spa
 def test_read_inputs_raises_input_data_error_for_a_missing_file(spark, tmp_path):
     with pytest.raises(InputDataError, match="input 'in0' does not exist"):
         read(spark, tmp_path / "gone.csv")
+
+
+# --- CSV read as RFC 4180, and nothing dropped silently -------------------------------------
+
+
+def test_quoted_line_breaks_and_doubled_quotes_survive_and_every_row_is_kept(spark, tmp_path):
+    rows = [(k, f"name{k}", "leeds", "a") for k in range(1, 11)]
+    rows[2] = (3, "Rob\nert", "leeds", "a")
+    rows[5] = (6, 'Ann "Nan" Lee', 'york, "north"', "b")
+    lines = [",".join('"' + str(v).replace('"', '""') + '"' if isinstance(v, str) else str(v) for v in r) for r in rows]
+    data = write(tmp_path / "p.csv", "pk,first_name,city,cluster\n" + "\n".join(lines) + "\n")
+    df = read(spark, data)
+    got = {r.pk: (r.first_name, r.city) for r in df.collect()}
+    assert len(got) == df.count() == 10
+    assert got[3] == ("Rob\nert", "leeds")
+    assert got[6] == ('Ann "Nan" Lee', 'york, "north"')
+
+
+def test_a_users_csv_option_wins_over_the_defaults(spark, tmp_path):
+    data = write(tmp_path / "p.csv", "pk;first_name;city;cluster\n1;'ann; jo';leeds;a\n")
+    inputs = [{"name": "in0", "path": str(data), "format": "csv", "options": {"sep": ";", "QUOTE": "'"}}]
+    assert read(spark, data, inputs=inputs).first().first_name == "ann; jo"
+
+
+def test_a_latin1_csv_is_refused_naming_the_line_and_the_option(tmp_path, refused):
+    data = tmp_path / "p.csv"
+    data.write_bytes("pk,first_name,city,cluster\n1,ann,leeds,a\n2,Zoë,york,b\n".encode("latin-1"))
+    refused(data, f"{data}: input 'in0' is not UTF-8", "byte 0xeb at offset 45, line 3", "options: {encoding: latin1}")
+
+
+def test_a_latin1_csv_reads_correctly_with_its_encoding_option(spark, tmp_path):
+    data = tmp_path / "p.csv"
+    data.write_bytes("pk,first_name,city,cluster\n1,ann,leeds,a\n2,Zoë,Köln,b\n".encode("latin-1"))
+    inputs = [{"name": "in0", "path": str(data), "format": "csv", "options": {"encoding": "latin1"}}]
+    assert sorted((r.first_name, r.city) for r in read(spark, data, inputs=inputs).collect()) == [
+        ("Zoë", "Köln"), ("ann", "leeds")]
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_naming_its_line(tmp_path, refused):
+    # the quoted line break makes record 3 start on line 4 of the file
+    data = write(tmp_path / "p.csv", 'pk,first_name,city,cluster\n1,"ann\nlee",leeds,a\n2,bob,york,b\n3,cy,hull,c,extra\n')
+    refused(data, f"{data}: line 5 has 5 fields but the header has 4", "input 'in0'")
+
+
+@pytest.mark.parametrize(("magic", "likely"), [
+    (b"PAR1\x15\x04\x15\x10", "a Parquet file (set format: parquet)"),
+    (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+    (b"PK\x03\x04", "a zip archive"),
+])
+def test_a_binary_file_declared_as_csv_is_refused_naming_its_likely_format(tmp_path, refused, magic, likely):
+    data = tmp_path / "p.csv"
+    data.write_bytes(magic + bytes(range(256)) * 4)
+    refused(data, f"{data}: input 'in0' is declared as csv but looks like {likely}")
+
+
+def test_a_real_parquet_folder_declared_as_csv_is_refused(spark, tmp_path, refused):
+    folder = tmp_path / "people"
+    spark.createDataFrame([(1, "ann", "leeds", "a")], "pk long, first_name string, city string, cluster string").coalesce(
+        1).write.parquet(str(folder))
+    [part] = folder.glob("part-*")
+    refused(folder, f"{part}: input 'in0' is declared as csv but looks like a Parquet file")
+
+
+DATED = {"columns": [{"name": "first_name", "kind": "name"}, {"name": "dob", "kind": "birth_date"}],
+         "training": {"deterministic_rules": [["first_name"]], "em_blocking_rules": [["first_name"]]},
+         "blocking_rules": [["first_name"]], "truth_column": None}
+
+
+def test_dates_that_do_not_parse_are_warned_about_with_keys_not_values(spark, tmp_path, caplog):
+    dobs = ["1990-01-31"] * 7 + ["31/01/1990", "1990-1-31", "yesterday"] + [""]
+    data = write(tmp_path / "p.csv", "pk,first_name,dob\n" + "".join(f"{k},n{k},{d}\n" for k, d in enumerate(dobs, 1)))
+    with caplog.at_level("WARNING", logger="matcher.harmonize.ingest"):
+        df = read(spark, data, **DATED)
+    assert df.count() == 11
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]
+    message = record.getMessage()
+    assert f"{data}: date column 'dob': 3 of 10 values (30.0%)" in message
+    assert "yyyy-MM-dd" in message and message.endswith("primary keys: 8, 9, 10")
+    assert "31/01/1990" not in message and "yesterday" not in message
+
+
+def test_dates_mostly_in_another_format_are_refused_naming_column_and_formats(tmp_path, refused):
+    dobs = ["31/01/1990"] * 6 + ["1990-01-31"] * 4
+    data = write(tmp_path / "p.csv", "pk,first_name,dob\n" + "".join(f"{k},n{k},{d}\n" for k, d in enumerate(dobs, 1)))
+    refused(data, f"{data}: date column 'dob': 6 of 10 values (60%) are not dates in an accepted format",
+            "(yyyy-MM-dd, or a date or timestamp column of a Parquet input)", **DATED)
+
+
+def test_a_source_reads_through_the_same_checks_but_leaves_bad_bytes_to_the_quality_gate(spark, tmp_path):
+    def source(path: Path) -> SourceSpec:
+        return SourceSpec(name="crm", path=str(path), format="csv", primary_key="id", columns={"first_name": "fname"})
+
+    long_row = write(tmp_path / "long.csv", "id,fname\n1,ann\n2,bob,extra\n")
+    with pytest.raises(InputDataError, match=f"{long_row}: line 3 has 3 fields but the header has 2"):
+        read_source(spark, source(long_row), [])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(b"id,fname\n1,\"Rob\nert\"\n" + "2,Zoë\n".encode("latin-1"))
+    rows = sorted(read_source(spark, source(mixed), []).select("source_key", "first_name").collect())
+    assert [tuple(r) for r in rows] == [("1", "Rob\nert"), ("2", "Zo\ufffd")]
