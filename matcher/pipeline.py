@@ -93,6 +93,7 @@ def match_task(
     For a ``sources:`` config also the quarantine and the golden ``customers`` tables."""
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
+    config = model.configure(config)  # the rules training chose, when the config leaves them to the data
     with task_session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
         if config.sources is not None and harmonized is None:
             harmonized = harmonize(spark, config)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS, StrictModel, TableSpec
 from matcher.config.harmonization import (
@@ -71,6 +71,9 @@ class ColumnSpec(StrictModel):
 BlockingRule = Union[list[str], str]
 """A list of columns that must agree (``[surname, dob]``) or raw Splink SQL (``l.x = r.x``)."""
 
+AUTO = "auto"
+"""A rule list left to the data: chosen at training (:mod:`matcher.training.setup`) and saved with the model."""
+
 
 class BlockingRuleSpec(StrictModel):
     """A candidate-generation rule, used when ``accuracy_cost_tradeoff >= min_accuracy_cost_tradeoff``."""
@@ -100,20 +103,33 @@ def _check_sql_rule(rule: BlockingRule, index: int) -> None:
         raise ValueError(f"rule {index} {rule!r} is not valid SQL ({reason})") from None
 
 
-class TrainingSpec(StrictModel):
-    """How the Fellegi-Sunter parameters are estimated."""
+def _rules_or_auto(rules: list | str) -> list | str:
+    """A non-empty list of parseable rules, or :data:`AUTO`."""
+    if isinstance(rules, str):
+        return rules
+    if not rules:
+        raise ValueError(f"give at least one rule, or leave the key out (or write {AUTO!r}) to have them chosen from the data")
+    return rules
 
-    deterministic_rules: list[BlockingRule] = Field(min_length=1)
+
+class TrainingSpec(StrictModel):
+    """How the Fellegi-Sunter parameters are estimated.
+
+    ``deterministic_rules`` and ``em_blocking_rules`` are chosen from the data when left
+    out (or ``auto``); rules written here win.
+    """
+
+    deterministic_rules: list[BlockingRule] | Literal["auto"] = AUTO
     deterministic_recall: float = Field(default=0.7, gt=0.0, le=1.0)
-    em_blocking_rules: list[BlockingRule] = Field(min_length=1)
+    em_blocking_rules: list[BlockingRule] | Literal["auto"] = AUTO
     u_max_pairs: float | None = Field(default=None, gt=0)
     max_iterations: int = Field(default=25, ge=1, le=1000)
     em_convergence: float = Field(default=1e-4, gt=0)
 
     @field_validator("deterministic_rules", "em_blocking_rules")
     @classmethod
-    def _sql_rules_parse(cls, rules: list) -> list:
-        for i, rule in enumerate(rules):
+    def _sql_rules_parse(cls, rules: list | str) -> list | str:
+        for i, rule in enumerate(_rules_or_auto(rules) if isinstance(rules, list) else []):
             _check_sql_rule(rule, i)
         return rules
 
@@ -208,8 +224,8 @@ class TransformConfig(StrictModel):
     primary_key: str
     link_type: Literal["dedupe_only", "link_only", "link_and_dedupe"] | None = None
     columns: list[ColumnSpec] = Field(min_length=1, max_length=100)
-    blocking_rules: list[Union[BlockingRule, BlockingRuleSpec]] = Field(min_length=1)
-    training: TrainingSpec
+    blocking_rules: list[Union[BlockingRule, BlockingRuleSpec]] | Literal["auto"] = AUTO
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
     precision_recall_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
     accuracy_cost_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
     seed: int = 42
@@ -226,6 +242,7 @@ class TransformConfig(StrictModel):
     standardize: StandardizeSpec = Field(default_factory=StandardizeSpec)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     golden: GoldenSpec | None = None
+    _origin_hash: str | None = PrivateAttr(default=None)  # set on a config resolved from one the user wrote
 
     @model_validator(mode="before")
     @classmethod
@@ -320,8 +337,8 @@ class TransformConfig(StrictModel):
 
     @field_validator("blocking_rules")
     @classmethod
-    def _sql_rules_parse(cls, rules: list) -> list:
-        for i, rule in enumerate(rules):
+    def _sql_rules_parse(cls, rules: list | str) -> list | str:
+        for i, rule in enumerate(_rules_or_auto(rules) if isinstance(rules, list) else []):
             _check_sql_rule(rule.rule if isinstance(rule, BlockingRuleSpec) else rule, i)
         return rules
 
@@ -336,8 +353,39 @@ class TransformConfig(StrictModel):
         return [c.name for c in self.columns]
 
     @property
+    def automatic(self) -> list[str]:
+        """The rule lists left to the data (``blocking_rules``, ``training.deterministic_rules``, ...)."""
+        parts = {
+            "blocking_rules": self.blocking_rules,
+            "training.deterministic_rules": self.training.deterministic_rules,
+            "training.em_blocking_rules": self.training.em_blocking_rules,
+        }
+        return [key for key, rules in parts.items() if rules == AUTO]
+
+    def resolved(self, blocking_rules: list | None = None, training: dict[str, Any] | None = None) -> "TransformConfig":
+        """This config with the rules chosen for its automatic parts; it keeps this config's :meth:`model_hash`.
+
+        ``blocking_rules`` and ``training`` (``deterministic_rules``, ``em_blocking_rules``,
+        ``deterministic_recall``) are JSON as :mod:`matcher.training.setup` records them in the
+        model's metadata; only the parts this config leaves to the data are taken.
+        """
+        update: dict[str, Any] = {}
+        if blocking_rules is not None and self.blocking_rules == AUTO:
+            update["blocking_rules"] = [BlockingRuleSpec.model_validate(r) if isinstance(r, dict) else r for r in blocking_rules]
+        if training:
+            chosen = {k: v for k, v in training.items() if getattr(self.training, k) == AUTO or k == "deterministic_recall"}
+            if self.training.deterministic_rules != AUTO:
+                chosen.pop("deterministic_recall", None)  # the user's recall goes with the user's rules
+            update["training"] = self.training.model_copy(update=chosen)
+        copy = self.model_copy(update=update)
+        copy._origin_hash = self.model_hash()
+        return copy
+
+    @property
     def active_blocking_rules(self) -> list[BlockingRule]:
         """The candidate-generation rules that ``accuracy_cost_tradeoff`` switches on."""
+        if self.blocking_rules == AUTO:
+            raise RuntimeError("blocking rules are chosen from the data at training: resolve the config first (TrainedModel.configure)")
         rules = []
         for spec in self.blocking_rules:
             if isinstance(spec, BlockingRuleSpec):
@@ -355,7 +403,11 @@ class TransformConfig(StrictModel):
         return 10 ** (5 + 2 * self.accuracy_cost_tradeoff)
 
     def model_hash(self) -> str:
-        """Hash of everything that shapes the trained model (not paths or thresholds)."""
+        """Hash of everything that shapes the trained model (not paths or thresholds).
+
+        A config :meth:`resolved` from another keeps the hash of the one the user wrote."""
+        if self._origin_hash is not None:
+            return self._origin_hash
         shaping = self.model_dump(
             mode="json",
             include={"primary_key", "link_type", "columns", "training", "seed", "accuracy_cost_tradeoff"},

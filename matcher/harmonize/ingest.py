@@ -24,7 +24,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from matcher.config.transform import DATE_KINDS, ComparisonKind, InputSpec, TransformConfig
+from matcher.config.transform import AUTO, DATE_KINDS, ComparisonKind, InputSpec, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable
 from matcher.runtime.errors import InputDataError
 
@@ -292,8 +292,8 @@ def check_dates(df: DataFrame, config: TransformConfig) -> None:
 
 def _rule_columns(config: TransformConfig) -> list[str]:
     """Columns named by column-list blocking and training rules (raw SQL rules are not parsed)."""
-    specs = [getattr(r, "rule", r) for r in config.blocking_rules]
-    rules = [*specs, *config.training.deterministic_rules, *config.training.em_blocking_rules]
+    lists = [config.blocking_rules, config.training.deterministic_rules, config.training.em_blocking_rules]
+    rules = [getattr(r, "rule", r) for rules in lists if rules != AUTO for r in rules]
     return [column for rule in rules if isinstance(rule, list) for column in rule]
 
 

@@ -144,6 +144,7 @@ def match_incremental_task(
     laps = _Laps()
     check_arguments(config, existing_folder, new_path, output)
     existing = open_existing_run(config, existing_folder)
+    config = existing.model.configure(config)  # the rules the run's training chose, for an automatic config
     key, threshold = config.primary_key, existing.threshold.match_probability
     with task_session(output, spark) as spark:
         delta = read_delta(spark, config, new_path, delete_path, existing.key_type, existing.input_columns)

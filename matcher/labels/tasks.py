@@ -31,6 +31,7 @@ from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.remote_folder import exists
 from matcher.runtime.run_folder import RunFolder, task_session
+from matcher.training.setup import automatic_setup
 from matcher.training.supervision import score_record_pairs
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def label_set_task(
     taken = set(record_ids(store.rows(), config)) if store.exists() else set()
     with task_session(folder, spark) as spark:
         df = read_inputs(spark, config).cache()
+        # without a model, an automatic config's blocking rules are chosen here as training would
+        config = model.configure(config) if model is not None else automatic_setup(df, config).config
         rows = labeling_sets(df, config, model, sets=sets, set_size=set_size, already_labeled=taken)
         df.unpersist()
     write_labeling_file(rows, output)
@@ -83,6 +86,7 @@ def export_labels_task(config: TransformConfig, folder: RunFolder, output: str |
 def evaluate_labels_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None) -> dict:
     """Score the held-out labeled pairs with the run's model; write ``RUN/label_metrics.json``."""
     model = TrainedModel.load(folder.model, config)
+    config = model.configure(config)
     _, held, digest = training_pairs(config, folder.root)
     if digest is None:
         raise InputDataError(f"{folder.root}: no labels imported; run 'matcher import-labels' first")

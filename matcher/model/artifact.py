@@ -73,6 +73,13 @@ class TrainedModel:
     def fits(self, config: TransformConfig) -> bool:
         return self.metadata.get("config_hash") == config.model_hash()
 
+    def configure(self, config: TransformConfig) -> TransformConfig:
+        """``config`` with the rules this model's training chose for the parts it leaves to the data."""
+        chosen = self.metadata.get("setup", {}).get("chosen")
+        if not config.automatic or not chosen:
+            return config
+        return config.resolved(chosen.get("blocking_rules"), chosen.get("training"))
+
 
 def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | None = None) -> Linker:
     """A Splink linker over ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`).

@@ -39,7 +39,7 @@ def test_unknown_comparison_kind_names_the_key_and_the_bad_value():
     assert "'name'" in message and "'postcode'" in message  # the valid kinds are listed
 
 
-@pytest.mark.parametrize("key", ["name", "inputs", "primary_key", "columns", "blocking_rules", "training"])
+@pytest.mark.parametrize("key", ["name", "inputs", "primary_key", "columns"])
 def test_missing_required_key_is_named(key):
     data = minimal_config()
     del data[key]
@@ -49,8 +49,35 @@ def test_missing_required_key_is_named(key):
 
 def test_missing_nested_key_is_named_with_its_path():
     data = minimal_config()
-    del data["training"]["em_blocking_rules"]
-    assert "training.em_blocking_rules: Field required" in config_error(data)
+    del data["inputs"][0]["path"]
+    assert "inputs.0.path: Field required" in config_error(data)
+
+
+def test_rules_left_out_are_chosen_from_the_data():
+    data = minimal_config()
+    del data["blocking_rules"], data["training"]
+    config = config_from_dict(data)
+    assert config.automatic == ["blocking_rules", "training.deterministic_rules", "training.em_blocking_rules"]
+    with pytest.raises(RuntimeError, match="chosen from the data"):
+        config.active_blocking_rules
+
+
+def test_rules_written_by_the_user_win_over_the_chosen_ones_and_the_hash_stays_the_users():
+    data = minimal_config()
+    del data["blocking_rules"], data["training"]["em_blocking_rules"]
+    config = config_from_dict(data)
+    assert config.automatic == ["blocking_rules", "training.em_blocking_rules"]
+    chosen = config.resolved([["city"], "l.first_name = r.first_name"],
+                             {"deterministic_rules": [["city"]], "em_blocking_rules": [["first_name"]]})
+    assert chosen.active_blocking_rules == [["city"], "l.first_name = r.first_name"]
+    assert chosen.training.em_blocking_rules == [["first_name"]]
+    assert chosen.training.deterministic_rules == data["training"]["deterministic_rules"]  # the user's
+    assert chosen.model_hash() == config.model_hash()
+
+
+def test_an_empty_rule_list_is_refused_with_the_way_out():
+    message = config_error(minimal_config(blocking_rules=[]))
+    assert "blocking_rules: give at least one rule, or leave the key out" in message
 
 
 def test_unknown_key_is_rejected_by_name():
