@@ -290,6 +290,14 @@ class TransformConfig(StrictModel):
             unknown = [s for s in self.golden.source_priority if s not in names]
             if unknown:
                 raise ValueError(f"golden.source_priority: unknown source(s) {', '.join(unknown)} (sources: {', '.join(names)})")
+        compared = [c for c in self.column_names if c != SOURCE_SYSTEM]
+        for i, source in enumerate(self.sources):
+            mapped = {*source.columns, *(DERIVED_FIELDS if "first_name" in source.columns else ())}
+            if compared and not mapped.intersection(compared):
+                raise ValueError(
+                    f"sources.{i} ({source.name}) maps none of the matching columns ({', '.join(compared)}): "
+                    "its records could never match another; map at least one of them"
+                )
         return self
 
     @field_validator("inputs")

@@ -31,6 +31,7 @@ from matcher.model.splink_adapter import (
     non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
 )
 from matcher.runtime.errors import InputDataError
+from matcher.training.column_checks import check_columns
 from matcher.training.em import expectation_maximisation
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
 from matcher.training.setup import automatic_setup
@@ -240,13 +241,14 @@ def train(
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    setup = automatic_setup(df, config)  # the rules the config leaves to the data
-    config = setup.config
-    timings["setup"] = time.perf_counter() - started
     sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
     sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
+    profile = check_columns(df, config, data)
+    setup = automatic_setup(df, config)  # the rules the config leaves to the data
+    config = setup.config
+    timings["setup"] = time.perf_counter() - started
     linker = make_linker(df, config)
     # without a run's shared candidates, compare them here and release them when done
     with Candidates() if candidates is None else nullcontext(candidates) as candidates:
@@ -302,6 +304,7 @@ def train(
         "probability_two_random_records_match": lambda_of(settings),
         "u_sampling": u_sampling,
         "em_sessions": sessions,
+        "columns": profile,
         **({"setup": setup.report} if setup.report else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         **({"labels": supervised} if supervised else {}),

@@ -284,3 +284,16 @@ def test_model_hash_changes_with_seed_training_and_accuracy_cost_tradeoff():
     }
     assert base not in others
     assert len(others) == 4
+
+
+def test_a_source_sharing_no_matching_column_with_the_others_is_named():
+    data = {
+        "name": "s",
+        "sources": [
+            {"name": "crm", "path": "crm.csv", "format": "csv", "primary_key": "id", "columns": {"first_name": "fn", "email": "em"}},
+            {"name": "shop", "path": "shop.csv", "format": "csv", "primary_key": "id", "columns": {"phone": "tel"}},
+        ],
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "email", "kind": "email"}],
+    }
+    message = config_error(data)
+    assert "sources.1 (shop) maps none of the matching columns (first_name, email)" in message
