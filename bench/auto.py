@@ -247,13 +247,19 @@ def table(report: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench auto", description=__doc__.split("\n\n")[0].strip("`"))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench auto",
+        description="The hand-written setup against the automatic one (and stock DuckDB Splink), on every data set.",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.json", help="where to write the results")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, in order (default: all: {','.join(DATASETS)})")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help=f"comma-separated, in order (default: all: {','.join(DATASETS)})")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, in order (default: {','.join(RUNS)})")
-    parser.add_argument("--workdir", metavar="DIR", help="keep run folders and written configs here (default: a temporary folder, removed)")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="keep run folders and written configs here (default: a temporary folder, removed)")
     parser.add_argument("--memory", default="4g", help="Spark driver memory (default 4g)")
-    parser.add_argument("--rounds", type=int, default=1, help="run every data set's runs this many times and keep each run's fastest round (default 1)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every data set's runs this many times and keep each run's fastest round (default 1)")
     parser.add_argument("--log-level", default="INFO", help="INFO (default) or DEBUG (adds the tracebacks of failed runs)")
     return parser
 
@@ -262,14 +268,19 @@ def _names(value: str, known: Sequence[str], what: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise SystemExit(f"bench auto: error: unknown {what} {', '.join(unknown) or '(none given)'} (expected: {', '.join(known)})")
+        given = ", ".join(unknown) or "(none given)"
+        raise ValueError(f"unknown {what} {given} (expected: {', '.join(known)})")
     return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    datasets = _names(args.datasets, list(DATASETS), "data set(s)")
-    runs = _names(args.runs, RUNS, "run(s)")
+    try:
+        datasets = _names(args.datasets, list(DATASETS), "data set(s)")
+        runs = _names(args.runs, RUNS, "run(s)")
+    except ValueError as err:
+        print(f"bench auto: error: {err}", file=sys.stderr)
+        return 2
     configure_logging(args.log_level.upper())
 
     from matcher.runtime.session import get_session

@@ -79,7 +79,9 @@ def test_auto_runs_the_written_config(spark, tmp_path, monkeypatch):
     assert result["config_summary"]["columns"][0] == {"name": "first_name", "kind": "name"}
 
 
-def test_unknown_dataset_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="unknown data set"):
-        auto.main(["--datasets", "nope", "--out", str(tmp_path / "x.json")])
+def test_unknown_dataset_or_run_is_refused(tmp_path, capsys):
+    assert auto.main(["--datasets", "nope", "--out", str(tmp_path / "x.json")]) == 2
+    assert "unknown data set(s) nope" in capsys.readouterr().err
+    assert auto.main(["--runs", "hand,ours_spark", "--out", str(tmp_path / "x.json")]) == 2
+    assert "unknown run(s) ours_spark" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()  # refused before any Spark work
