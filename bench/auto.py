@@ -109,6 +109,8 @@ def _relative(path: str | Path) -> str:
 
 
 def _one_line(err: BaseException) -> str:
+    if type(err).__name__ == "AutoRunError":  # already its cause's line
+        return str(err)
     text = " ".join(str(err).split())
     line = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return line if len(line) <= 500 else line[:497] + "..."
@@ -127,20 +129,43 @@ def run_hand(spark, config, workdir: Path) -> dict[str, Any]:
     return _headline(run_ours(spark, config, workdir, label="hand"))
 
 
+class AutoRunError(Exception):
+    """An ``auto`` run that failed at ``stage`` (``import``, ``init``, ``load_config`` or ``run``)."""
+
+    def __init__(self, stage: str, cause: BaseException, init_s: float | None = None):
+        super().__init__(_one_line(cause))
+        self.stage, self.init_s = stage, init_s
+
+
 def run_auto(spark, name: str, hand, workdir: Path) -> dict[str, Any]:
     """Write a starting config (``workdir/auto.yaml``) with ``matcher init``'s function, then run it like ``hand``."""
-    from matcher.profiling import write_starting_config  # lazily: it may not exist yet
-
     from bench.__main__ import run_ours
     from matcher.config.transform import load_config
 
+    try:  # lazily: it may not exist yet
+        try:
+            from matcher.profiling import write_starting_config
+        except ImportError:  # the package without the re-export
+            from matcher.profiling.starting_config import write_starting_config
+    except Exception as err:  # noqa: BLE001
+        raise AutoRunError("import", err) from err
     written = workdir / "auto.yaml"
+    written.unlink(missing_ok=True)  # an earlier invocation's, with the same --workdir: init refuses to overwrite
     started = time.perf_counter()
-    write_starting_config(source_files(hand), output=written, truth_column=hand.truth_column, name=name)
-    init_s = time.perf_counter() - started
-    config = load_config(written)
-    result = _headline(run_ours(spark, config, workdir, label="auto"))
-    result["init_s"] = round(init_s, 3)
+    try:
+        write_starting_config(source_files(hand), output=written, truth_column=hand.truth_column, name=name)
+    except Exception as err:  # noqa: BLE001
+        raise AutoRunError("init", err) from err
+    init_s = round(time.perf_counter() - started, 3)
+    try:
+        config = load_config(written)
+    except Exception as err:  # noqa: BLE001 - e.g. no blocking rules until they are chosen automatically
+        raise AutoRunError("load_config", err, init_s) from err
+    try:
+        result = _headline(run_ours(spark, config, workdir, label="auto"))
+    except Exception as err:  # noqa: BLE001
+        raise AutoRunError("run", err, init_s) from err
+    result["init_s"] = init_s
     result["config_summary"] = {
         "columns": [{"name": c.name, "kind": c.kind.value} for c in config.columns],
         "blocking_rules": len(config.blocking_rules),
@@ -172,6 +197,10 @@ def _timed(run: str, name: str, spark, hand, workdir: Path) -> dict[str, Any]:
         log.error("%s / %s failed: %s", name, run, _one_line(err))
         log.debug("%s / %s: %s", name, run, traceback.format_exc())
         result = {"error": _one_line(err)}
+        if isinstance(err, AutoRunError):  # how far the automatic setup got
+            result["stage"] = err.stage
+            if err.init_s is not None:
+                result["init_s"] = err.init_s
     result["load_avg_before"] = load_before
     result["load_avg_after"] = load_average()
     return result
@@ -236,7 +265,7 @@ def table(report: dict[str, Any]) -> str:
                 name, run, _fmt(r.get("pairwise_precision")), _fmt(r.get("pairwise_recall")), _fmt(r.get("pairwise_f1")),
                 _fmt(r.get("cluster_f1")), _fmt(r.get("blocking_recall")), _fmt(r.get("pairs")), _fmt(r.get("wall_s"), 1),
             ))
-    widths = [max(len(line[i]) for line in lines if len(line) == len(header)) for i in range(len(header))]
+    widths = [max(len(line[i]) for line in lines if len(line) == len(header) or i < 2) for i in range(len(header))]
     rendered = []
     for line in lines:
         if len(line) == len(header):

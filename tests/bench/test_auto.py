@@ -54,7 +54,8 @@ def test_auto_failure_is_one_line_and_does_not_fail_the_command(spark, tmp_path,
     code, report = _run(tmp_path, "auto")
 
     assert code == 0
-    assert report["datasets"]["fake_1000"]["auto"]["error"] == "RuntimeError: cannot profile this"
+    result = report["datasets"]["fake_1000"]["auto"]
+    assert result["error"] == "RuntimeError: cannot profile this" and result["stage"] == "init"
 
 
 def test_auto_runs_the_written_config(spark, tmp_path, monkeypatch):
