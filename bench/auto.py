@@ -109,7 +109,7 @@ def _relative(path: str | Path) -> str:
 
 
 def _one_line(err: BaseException) -> str:
-    if type(err).__name__ == "AutoRunError":  # already its cause's line
+    if isinstance(err, AutoRunError):  # already its cause's line
         return str(err)
     text = " ".join(str(err).split())
     line = f"{type(err).__name__}: {text}" if text else type(err).__name__
