@@ -86,6 +86,9 @@ _SOURCES: dict[str, str] = {
     "evaluate_labels_task": "matcher.labels.tasks",
     "load_graph": "matcher.graph.writer",
     "load_graph_task": "matcher.graph.writer",
+    # starting configs (matcher init)
+    "starting_config": "matcher.profiling.starting_config",
+    "write_starting_config": "matcher.profiling.starting_config",
     # entry points
     "run_job": "matcher.glue_job",
 }
@@ -112,6 +115,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.model.artifact import TrainedModel, make_linker
     from matcher.model.comparisons import comparable, splink_settings
     from matcher.pipeline import match_task, run_task, train_task
+    from matcher.profiling.starting_config import starting_config, write_starting_config
     from matcher.runtime.errors import ConfigError, GraphError, InputDataError, MatcherError, ModelError
     from matcher.runtime.logs import configure_logging
     from matcher.runtime.run_folder import RunFolder, open_run_folder, run_folder

@@ -1,4 +1,4 @@
-"""The ``matcher`` command line: train, match, evaluate, run.
+"""The ``matcher`` command line: init, train, match, evaluate, run.
 
 Every task takes ``--config`` (the transform's YAML) and ``--output`` (the run
 folder; defaults to the config's ``output``). On failure it prints one line naming
@@ -128,7 +128,30 @@ def _label(config: TransformConfig, folder: RunFolder, args: argparse.Namespace)
     return label_file(config, args.input)
 
 
+def _init_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, action="append", metavar="PATH",
+                        help="a source file (.csv, .csv.gz, .parquet, .json, .jsonl); repeat for each source")
+    parser.add_argument("--output", required=True, metavar="CONFIG", help="the config file to write (YAML), e.g. configs/mine.yaml")
+    parser.add_argument("--truth-column", metavar="NAME", help="a ground-truth column present in every source: passed through, never compared")
+    parser.add_argument("--name", help="the transform's name (default: the config file's name)")
+    parser.add_argument("--force", action="store_true", help="overwrite CONFIG if it exists")
+
+
+def _init(config: None, folder: None, args: argparse.Namespace) -> str:
+    from matcher.profiling.starting_config import write_starting_config
+
+    return write_starting_config(args.source, args.output, truth_column=args.truth_column, name=args.name, force=args.force)
+
+
 TASKS: dict[str, Task] = {
+    "init": Task(
+        "profile source files (first 200k rows each) and write a starting config that 'matcher run' runs as is: "
+        "sources mapped onto the canonical schema, comparison columns and their kinds, no blocking rules needed; "
+        "prints what it decided and why (counts and value shapes, never values)",
+        _init,
+        _init_options,
+        needs_config=False,
+    ),
     "train": Task(
         "estimate the model (lambda, u by sampling, m by EM) and save it to OUTPUT/model",
         lambda config, folder, args: train_task(config, folder),

@@ -62,7 +62,8 @@ def precision_recall_points(pairs: DataFrame, truth: str, true_pairs: int) -> li
         tp, fp = tp + bucket["tp"], fp + bucket["fp"]
         points.append({
             "match_weight": float(bucket["match_weight"]),
-            "match_probability": 1.0 / (1.0 + 2.0 ** -float(bucket["match_weight"])),
+            # clamped: EM on small data can drive a weight below -1024 bits, past what a float holds
+            "match_probability": 1.0 / (1.0 + 2.0 ** min(-float(bucket["match_weight"]), 1000.0)),
             "precision": tp / (tp + fp),
             "recall": tp / true_pairs if true_pairs else 0.0,
         })
