@@ -441,20 +441,10 @@ def config_yaml(data: dict[str, Any], header: str = "") -> str:
 
 
 def check_config(data: dict[str, Any], where: str = "matcher init") -> None:
-    """Validate the config; while the schema still requires ``blocking_rules``/``training``, complaints about
-    exactly those are accepted (the rest is checked with placeholders in their place)."""
+    """Validate the config as ``matcher run`` will (:class:`ConfigError` naming the key otherwise)."""
     from matcher.config.transform import config_from_dict
 
-    try:
-        config_from_dict(data, source=where)
-    except ConfigError as err:
-        problems = str(err).removeprefix(f"{where}: ").split("; ")
-        if not problems or not all(p.startswith(("blocking_rules: Field required", "training: Field required"))
-                                   for p in problems):
-            raise
-        first = data["columns"][0]["name"]
-        config_from_dict({**data, "blocking_rules": [[first]],
-                          "training": {"deterministic_rules": [[first]], "em_blocking_rules": [[first]]}}, source=where)
+    config_from_dict(data, source=where)
 
 
 def write_starting_config(

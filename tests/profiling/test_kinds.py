@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from matcher.profiling.kinds import date_formats, detect_kind, key_name_rank, name_hint, name_tokens
+from matcher.profiling.kinds import (
+    date_formats,
+    detect_kind,
+    key_name_rank,
+    name_hint,
+    name_tokens,
+)
 from matcher.profiling.profile import profile_column
 
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Élodie",

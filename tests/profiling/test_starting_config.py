@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-from init_helpers import load_written, run_init, with_rules_if_required
+from init_helpers import load_written, run_init
 
 import matcher
 from matcher.config.transform import config_from_dict
@@ -55,7 +55,7 @@ def test_demo_top_level_compares_identifying_fields_and_never_the_truth(demo):
     assert demo.config["quality"] == {"require_any": [["first_name", "last_name", "dob", "email", "phone"]]}
     assert demo.config["output"] == "output/mine"
     assert "blocking_rules" not in demo.config and "training" not in demo.config
-    config = config_from_dict(with_rules_if_required(demo.config))
+    config = config_from_dict(demo.config)
     assert config.sources is not None and config.truth_column == "person_id"
 
 
