@@ -105,3 +105,44 @@ def test_the_postcode_format_chosen_at_training_is_the_one_matching_uses(spark, 
     assert labels(duckdb_settings(config, model)["comparisons"][-1]) == trained
     pairs = spark.read.parquet(str(linked_demo["folder"] / "pairs")).where("postcode_l is not null and postcode_r is not null")
     assert pairs.where((F.col("postcode_l") == F.col("postcode_r")) != (F.col("gamma_postcode") == 4)).count() == 0
+
+
+def test_incremental_runs_refuse_sources_linked_per_source():
+    from matcher.incremental.arguments import check_arguments
+
+    config = config_from_dict(_demo_dict(link_type="link_and_dedupe"))
+    with pytest.raises(ConfigError, match="needs a full 'matcher match'"):
+        check_arguments(config, None, {"crm": "x.csv"}, None)
+
+
+def test_labeling_and_label_scoring_name_records_by_record_id_when_sources_are_linked(spark):
+    import pandas as pd
+
+    from matcher.labels.labeling_sets import _blocked_pairs
+    from matcher.model.artifact import TrainedModel
+    from matcher.model.comparisons import splink_settings
+    from matcher.training.supervision import score_record_pairs
+
+    mapping = {"first_name": "fn", "last_name": "ln"}
+    config = config_from_dict({
+        "name": "t", "link_type": "link_only",
+        "sources": [{"name": n, "path": f"{n}.csv", "format": "csv", "primary_key": "id", "columns": mapping} for n in ("a", "b")],
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name"}],
+        "blocking_rules": [["last_name"]],
+        "training": {"deterministic_rules": [["first_name", "last_name"]], "em_blocking_rules": [["last_name"]]},
+    })
+    rows = [("a:1", "a", "ann", "lee"), ("a:2", "a", "anne", "lee"), ("b:1", "b", "ann", "lee"), ("b:9", "b", "bob", "lee")]
+    df = spark.createDataFrame(rows, "record_id string, source_system string, first_name string, last_name string").withColumn(
+        "source_dataset", F.lit("harmonized"))
+    blocked = {(r.id_l, r.id_r) for r in _blocked_pairs(df, config).collect()}
+    assert blocked and all(l.split(":")[0] != r.split(":")[0] for l, r in blocked)  # across sources only
+    assert {tuple(sorted(p)) for p in blocked} == {(a, b) for a in ("a:1", "a:2") for b in ("b:1", "b:9")}
+
+    settings = splink_settings(config).get_settings("spark").as_dict()
+    settings["probability_two_random_records_match"] = 0.1
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for i, level in enumerate(levels):
+            level["m_probability"], level["u_probability"] = 1 / len(levels), 1 / len(levels)
+    scored = score_record_pairs(df, config, TrainedModel(settings, {}), pd.DataFrame({"id_l": ["a:1"], "id_r": ["b:1"], "is_match": [1]}))
+    assert [(r.id_l, r.id_r, r.gamma_first_name) for r in scored.collect()] == [("a:1", "b:1", 4)]
