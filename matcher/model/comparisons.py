@@ -197,7 +197,7 @@ def comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
 
 
 def comparison_for(column: ColumnSpec) -> ComparisonCreator:
-    """The Splink comparison for one configured column (a postcode's ``format`` must be concrete)."""
+    """The Splink comparison for one configured column (a postcode by its ``format``, ``auto`` read as ``uk``)."""
     creator = _postcode(column) if column.kind is ComparisonKind.postcode else _CREATORS[column.kind](column.name)
     if column.term_frequency:
         creator = creator.configure(term_frequency_adjustments=True)
