@@ -54,18 +54,63 @@ class InputSpec(TableSpec):
     """One input table."""
 
 
+PostcodeFormat = Literal["auto", "uk", "us", "digits"]
+POSTCODE_FORMATS = ("uk", "us", "digits")
+"""The concrete postcode formats (``auto`` is decided from the data, see :mod:`matcher.model.postcode`)."""
+
+
 class ColumnSpec(StrictModel):
-    """A column to match on, with the kind of comparison it gets."""
+    """A column to match on, with the kind of comparison it gets.
+
+    ``format`` (kind ``postcode`` only) picks the postcode's comparison levels: ``uk``
+    (sector / district / area prefixes), ``us`` (ZIP / ZIP+4), ``digits`` (numeric codes
+    such as Australia's 4-digit postcodes), or ``auto`` (the default when left out):
+    decided from a sample of the column's values when the model is trained, and recorded
+    in the model so matching uses the same levels.
+    """
 
     name: str
     kind: ComparisonKind
     term_frequency: bool = False
+    format: PostcodeFormat | None = None
+    _written_format: str | None = PrivateAttr(default=None)
+    """What the user wrote for ``format`` once :meth:`with_format` filled in a concrete one."""
 
     @model_validator(mode="after")
     def _term_frequency_needs_a_whole_value(self) -> "ColumnSpec":
         if self.term_frequency and self.kind is ComparisonKind.initial:
             raise ValueError(f"{self.name}: term_frequency is not available for kind 'initial' (it compares first letters)")
+        if self.format is not None and self.kind is not ComparisonKind.postcode:
+            raise ValueError(f"{self.name}: format is only for kind 'postcode' (this column is kind {self.kind.value!r})")
         return self
+
+    @property
+    def postcode_format(self) -> str:
+        """``auto``, ``uk``, ``us`` or ``digits`` for a postcode column (``auto`` when not given)."""
+        return self.format or "auto"
+
+    @property
+    def needs_format(self) -> bool:
+        """A postcode column whose format is still to be decided from the data."""
+        return self.kind is ComparisonKind.postcode and self.postcode_format == "auto"
+
+    def with_format(self, fmt: str) -> "ColumnSpec":
+        """A copy with the concrete postcode format ``fmt``; its hash stays what the user wrote."""
+        if fmt not in POSTCODE_FORMATS:
+            raise ValueError(f"{self.name}: unknown postcode format {fmt!r} (expected one of: {', '.join(POSTCODE_FORMATS)})")
+        copy = self.model_copy(update={"format": fmt})
+        copy._written_format = self._written_format if self._written_format is not None else (self.format or "")
+        return copy
+
+    def as_written(self) -> dict[str, Any]:
+        """The column as the user wrote it (a format filled in from the data is left out), for hashing."""
+        data = self.model_dump(mode="json")
+        written = self._written_format if self._written_format is not None else data["format"]
+        if written:
+            data["format"] = written
+        else:
+            data.pop("format")  # not given: configs from before ``format`` existed hash as they did
+        return data
 
 
 BlockingRule = Union[list[str], str]
@@ -314,7 +359,13 @@ class TransformConfig(StrictModel):
 
     @model_validator(mode="after")
     def _link_type_fits_inputs(self) -> "TransformConfig":
-        if self.link_type in ("link_only", "link_and_dedupe") and len(self.inputs) < 2:
+        if self.sources is not None:
+            if self.link_type in ("link_only", "link_and_dedupe") and len(self.sources) < 2:
+                raise ValueError(
+                    f"link_type {self.link_type!r} needs at least two sources (it pairs records of different sources); "
+                    f"this config has {len(self.sources)}"
+                )
+        elif self.link_type in ("link_only", "link_and_dedupe") and len(self.inputs) < 2:
             raise ValueError(f"link_type {self.link_type!r} needs at least two inputs")
         if self.link_type == "dedupe_only" and len(self.inputs) > 1:
             raise ValueError("link_type 'dedupe_only' takes exactly one input")
@@ -355,6 +406,24 @@ class TransformConfig(StrictModel):
     def resolved_link_type(self) -> str:
         """``dedupe_only`` for one input, ``link_and_dedupe`` for several, unless set."""
         return self.link_type or ("dedupe_only" if len(self.inputs) == 1 else "link_and_dedupe")
+
+    @property
+    def links_sources(self) -> bool:
+        """A ``sources:`` config whose link type pairs across sources (``link_only``, ``link_and_dedupe``):
+        Splink sees one table per source (``source_dataset`` = the source's name)."""
+        return self.sources is not None and self.resolved_link_type != "dedupe_only"
+
+    @property
+    def dataset_names(self) -> list[str]:
+        """The tables Splink is given: one per source when :attr:`links_sources`, else one per input."""
+        if self.links_sources:
+            return [s.name for s in self.sources or []]
+        return [i.name for i in self.inputs]
+
+    @property
+    def needs_formats(self) -> bool:
+        """Some postcode column has ``format: auto`` still to be decided from the data."""
+        return any(c.needs_format for c in self.columns)
 
     @property
     def column_names(self) -> list[str]:
@@ -421,6 +490,8 @@ class TransformConfig(StrictModel):
             include={"primary_key", "link_type", "columns", "training", "seed", "accuracy_cost_tradeoff"},
         )
         shaping["resolved_link_type"] = self.resolved_link_type
+        # as written: a postcode format decided from the data (format: auto) does not change the hash
+        shaping["columns"] = [c.as_written() for c in self.columns]
         if self.sources is not None:  # what the harmonized rows look like shapes the model too
             shaping["harmonization"] = self.model_dump(mode="json", include={"sources", "standardize", "quality"})
             for source in shaping["harmonization"]["sources"]:  # where a source lives does not shape the model

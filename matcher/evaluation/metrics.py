@@ -22,6 +22,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 
 
@@ -55,7 +56,9 @@ def pairs_within_groups(rows: DataFrame, by: list[str], *, link_only: bool = Fal
         counts = rows.groupBy(*by).count()
         total = counts.agg(F.sum(F.col("count") * (F.col("count") - 1) / 2)).first()[0]
         return int(total or 0)
-    per_source = rows.groupBy(*by, SOURCE_DATASET_COLUMN).count()
+    # the input a record came from; a sources: config's rows name their source in source_system
+    source = SOURCE_DATASET_COLUMN if SOURCE_DATASET_COLUMN in rows.columns else SOURCE_SYSTEM
+    per_source = rows.groupBy(*by, source).count()
     per_group = per_source.groupBy(*by).agg(
         F.sum("count").alias("n"), F.sum(F.col("count") * F.col("count")).alias("sq")
     )

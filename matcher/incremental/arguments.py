@@ -13,6 +13,11 @@ def check_arguments(config: TransformConfig, existing: RunFolder, new_path: str 
     """Raise :class:`ConfigError` unless ``config`` can be matched incrementally with these arguments."""
     if len(config.inputs) != 1:
         raise ConfigError(f"{config.name}: match-incremental supports single-input (dedupe) and sources: configs; this one has {len(config.inputs)} inputs")
+    if config.links_sources:
+        raise ConfigError(
+            f"{config.name}: match-incremental scores sources: configs as one de-duplicated table; "
+            f"link_type {config.link_type!r} with sources needs a full 'matcher match'"
+        )
     if config.clustering.method != "connected_components":
         # incremental re-clustering joins components; it would silently undo average link's splits
         raise ConfigError(

@@ -66,6 +66,8 @@ def _blocked_pairs(df: DataFrame, config: TransformConfig) -> DataFrame:
     blocked = linker.inference.compute_blocked_pairs_for_predict().as_spark_dataframe()
 
     def text_id(column: str) -> F.Column:
+        if config.links_sources:  # <source><sep><record id>: the record id names the source already
+            return F.expr(f"substr({column}, instr({column}, '-__-') + 4)").cast("string")
         if len(config.inputs) == 1:
             return F.col(column).cast("string")
         return F.regexp_replace(F.col(column).cast("string"), "-__-", ":")

@@ -42,7 +42,7 @@ _TRAINED_LEVEL_KEYS = ("m_probability", "u_probability", "tf_minimum_u_value", "
 
 def duckdb_settings(config: TransformConfig, model: TrainedModel) -> dict[str, Any]:
     """The configured comparisons in DuckDB's SQL with ``model``'s trained λ, m and u."""
-    settings = splink_settings(config).get_settings("duckdb").as_dict()
+    settings = splink_settings(model.configure(config)).get_settings("duckdb").as_dict()
     trained = model.splink_model
     settings["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
     if len(settings["comparisons"]) != len(trained["comparisons"]):

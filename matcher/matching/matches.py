@@ -47,7 +47,8 @@ def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, can
     already), and the result is lazy: each action re-applies the weights to the kept vectors.
     """
     # comparison vectors do not depend on the parameters: a run that trained has them already
-    vectors = candidates.vectors or candidates.get(make_linker(df, config))
+    # the model's postcode formats (format: auto), so the vectors have the levels it was trained on
+    vectors = candidates.vectors or candidates.get(make_linker(df, model.configure(config)))
     predictions = score(vectors, model.settings())
     if config.primary_key == RECORD_ID:
         return predictions

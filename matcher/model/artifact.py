@@ -14,8 +14,10 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from splink import Linker, SettingsCreator, SparkAPI
 
+from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.config.transform import TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable, splink_settings
+from matcher.model.postcode import resolve_formats, with_formats
 from matcher.model.splink_adapter import Settings, register_term_frequencies
 from matcher.runtime.errors import ModelError
 from matcher.runtime.outputs import atomic_directory
@@ -73,23 +75,44 @@ class TrainedModel:
     def fits(self, config: TransformConfig) -> bool:
         return self.metadata.get("config_hash") == config.model_hash()
 
+    @property
+    def column_formats(self) -> dict[str, str]:
+        """``{postcode column: format}`` the model was trained with (``metadata['column_formats']``)."""
+        return dict(self.metadata.get("column_formats") or {})
+
     def configure(self, config: TransformConfig) -> TransformConfig:
-        """``config`` with the rules this model's training chose for the parts it leaves to the data."""
+        """``config`` with what this model's training decided from the data: the rules for the parts
+        the config leaves out (``setup.chosen``) and every ``format: auto`` postcode's format.
+
+        A model saved before formats were recorded compared postcodes with ``uk`` levels. The
+        copy hashes like ``config``; configuring a configured config changes nothing.
+        """
         chosen = self.metadata.get("setup", {}).get("chosen")
-        if not config.automatic or not chosen:
-            return config
-        return config.resolved(chosen.get("blocking_rules"), chosen.get("training"))
+        if config.automatic and chosen:
+            config = config.resolved(chosen.get("blocking_rules"), chosen.get("training"))
+        if config.needs_formats:
+            recorded = self.column_formats
+            config = with_formats(config, {c.name: recorded.get(c.name, "uk") for c in config.columns if c.needs_format})
+        return config
 
 
 def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | None = None) -> Linker:
     """A Splink linker over ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`).
 
-    Without ``model`` it holds the untrained settings the config describes. Link jobs
-    register one table per input so Splink pairs records across sources.
+    Without ``model`` it holds the untrained settings the config describes (a
+    ``format: auto`` postcode decided from ``df``, :func:`matcher.model.postcode.resolve_formats`;
+    with ``model``, the format it was trained with). Link jobs register one table per
+    input so Splink pairs records across inputs; a ``sources:`` config with a link type
+    (:attr:`~matcher.config.transform.TransformConfig.links_sources`) registers one table per
+    source, named by ``source_dataset`` = the source, so ``link_only`` never pairs two
+    records of one source.
     """
     db_api = SparkAPI(spark_session=df.sparkSession)
     tag = uuid.uuid4().hex[:8]
+    config = model.configure(config) if model is not None else resolve_formats(df, config)
     df = comparable(df, config)
+    if config.links_sources:
+        df = df.withColumn(SOURCE_DATASET_COLUMN, F.col(SOURCE_SYSTEM))
 
     def register(table: DataFrame, name: str):
         return db_api.register(table, dataset_display_name=name, table_name=f"__matcher_{name}_{tag}")
@@ -97,7 +120,7 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
     if config.resolved_link_type == "dedupe_only":
         tables = [register(df.drop(SOURCE_DATASET_COLUMN), config.inputs[0].name)]
     else:
-        tables = [register(df.where(df[SOURCE_DATASET_COLUMN] == s.name), s.name) for s in config.inputs]
+        tables = [register(df.where(df[SOURCE_DATASET_COLUMN] == name), name) for name in config.dataset_names]
     settings = model.splink_model if model is not None else splink_settings(config)
     # Splink's own INFO logging is chatty; matcher logs what matters.
     linker = Linker(tables, settings, log_level=None)

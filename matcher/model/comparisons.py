@@ -14,7 +14,12 @@ birth_date as ``date``, plus a level for month and day swapped (same year) after
            ``mm/dd`` (or the reverse) reads
 email      exact, exact username, Jaro-Winkler on username, else
 phone      exact, Levenshtein <= 1 / 2, else
-postcode   exact, sector, district, area (UK-style prefixes), else
+postcode   by the column's ``format`` (``auto``: decided from the data, :mod:`matcher.model.postcode`):
+           ``uk``: exact, sector, district, area (UK-style prefixes), else;
+           ``us``: exact, same 5-digit ZIP (ZIP+4 vs ZIP), ZIPs within Levenshtein 1,
+           first 3 digits (the sectional centre), else;
+           ``digits``: exact, Levenshtein <= 1, all but the last two characters
+           (at least 2) equal, else
 exact      exact, else
 numeric    exact, absolute difference <= 1 / 10, else
 text       exact, Jaro-Winkler > 0.90 / 0.70, else
@@ -85,13 +90,84 @@ def _initial(col: str) -> ComparisonCreator:
     )
 
 
+def _spark_level(sql: str, label: str) -> ComparisonCreator:
+    """A level written in Spark SQL (Splink translates it for DuckDB in driver scoring)."""
+    return cll.CustomLevel(sql, label_for_charts=label, base_dialect_str="spark")
+
+
+def _us_postcode(col: str) -> ComparisonCreator:
+    """US ZIP codes: the 5-digit ZIP is compared after removing ``-`` and spaces (``12345-6789`` → ``123456789``)."""
+
+    def zip5(side: str) -> str:
+        return f"substr(replace(replace(`{col}_{side}`, '-', ''), ' ', ''), 1, 5)"
+
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[
+            cll.NullLevel(col),
+            cll.ExactMatchLevel(col),
+            _spark_level(f"{zip5('l')} = {zip5('r')}", "Same 5-digit ZIP"),
+            _spark_level(f"levenshtein({zip5('l')}, {zip5('r')}) <= 1", "5-digit ZIPs within Levenshtein 1"),
+            _spark_level(f"substr({zip5('l')}, 1, 3) = substr({zip5('r')}, 1, 3)", "First 3 digits equal"),
+            cll.ElseLevel(),
+        ],
+        comparison_description=f"{col}: exact, same ZIP, ZIP Levenshtein <= 1, first 3 digits, else",
+    )
+
+
+def _digits_postcode(col: str) -> ComparisonCreator:
+    """Numeric codes (Australia's 4 digits and the like): edit distance, then a shared leading part.
+
+    A level for "all but the last character equal" would add nothing: two codes of one
+    length that differ only in the last character are within Levenshtein 1 already.
+    """
+
+    def prefix(side: str) -> str:
+        value = f"`{col}_{side}`"
+        return f"substr({value}, 1, greatest(length({value}) - 2, 2))"
+
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[
+            cll.NullLevel(col),
+            cll.ExactMatchLevel(col),
+            cll.LevenshteinLevel(col, 1),
+            _spark_level(
+                f"length(`{col}_l`) = length(`{col}_r`) AND {prefix('l')} = {prefix('r')}",
+                "All but the last two characters equal",
+            ),
+            cll.ElseLevel(),
+        ],
+        comparison_description=f"{col}: exact, Levenshtein <= 1, all but the last two characters equal, else",
+    )
+
+
+_POSTCODE_CREATORS: dict[str, Callable[[str], ComparisonCreator]] = {
+    "uk": cl.PostcodeComparison,
+    "us": _us_postcode,
+    "digits": _digits_postcode,
+}
+
+
+def _postcode(column: ColumnSpec) -> ComparisonCreator:
+    """The levels of the column's postcode format.
+
+    ``auto`` is decided from the data before a model is built
+    (:func:`matcher.model.postcode.resolve_formats` when training,
+    :meth:`matcher.model.artifact.TrainedModel.resolved` after); a config that was not
+    resolved (a notebook's ``splink_settings(config)``) gets ``uk``, the levels every
+    postcode had before formats existed.
+    """
+    fmt = column.postcode_format
+    return _POSTCODE_CREATORS["uk" if fmt == "auto" else fmt](column.name)
+
+
 _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.name: cl.NameComparison,
     ComparisonKind.date: _date,
     ComparisonKind.birth_date: _birth_date,
     ComparisonKind.email: cl.EmailComparison,
     ComparisonKind.phone: lambda c: cl.LevenshteinAtThresholds(c, [1, 2]),
-    ComparisonKind.postcode: cl.PostcodeComparison,
     ComparisonKind.exact: cl.ExactMatch,
     ComparisonKind.numeric: _numeric,
     ComparisonKind.text: lambda c: cl.JaroWinklerAtThresholds(c, [0.9, 0.7]),
@@ -100,7 +176,10 @@ _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
 
 
 def record_id(config: TransformConfig, suffix: str = "") -> Column:
-    """The global record id: the primary key, or ``<input>:<key>`` when there are several inputs."""
+    """The global record id: the primary key, or ``<input>:<key>`` when there are several inputs.
+
+    With ``sources:`` the primary key is the record id already (``<source>:<key>``),
+    whatever the link type."""
     key = F.col(f"{config.primary_key}{suffix}")
     if len(config.inputs) == 1:
         return key
@@ -118,8 +197,8 @@ def comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
 
 
 def comparison_for(column: ColumnSpec) -> ComparisonCreator:
-    """The Splink comparison for one configured column."""
-    creator = _CREATORS[column.kind](column.name)
+    """The Splink comparison for one configured column (a postcode by its ``format``, ``auto`` read as ``uk``)."""
+    creator = _postcode(column) if column.kind is ComparisonKind.postcode else _CREATORS[column.kind](column.name)
     if column.term_frequency:
         creator = creator.configure(term_frequency_adjustments=True)
     return creator

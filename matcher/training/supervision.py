@@ -39,9 +39,12 @@ LABELS_DESCRIPTION = "labels combined with EM"
 
 
 def _join_key(config: TransformConfig, column: str, key_type) -> F.Column:
+    """Splink's join key of a record id: ``<table><sep><unique id>`` when Splink has several tables."""
+    parts = F.split(F.col(column), ":", 2)
+    if config.links_sources:  # one table per source; the unique id is the whole record id
+        return F.concat(parts[0], F.lit(CONCAT_SEPARATOR), F.col(column))
     if len(config.inputs) == 1:
         return F.col(column).cast(key_type)
-    parts = F.split(F.col(column), ":", 2)
     return F.concat(parts[0], F.lit(CONCAT_SEPARATOR), parts[1])
 
 

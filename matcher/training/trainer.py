@@ -24,7 +24,9 @@ from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates, PairSet, cou
 from matcher.config.transform import BlockingRule as RuleSpec
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker, versions
+from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
+from matcher.model.postcode import column_formats, resolve_formats
 from matcher.model.splink_adapter import (
     BlockingRule, Settings, add_trained_m, add_trained_u, apply_trained_m_u, bayes_factor, bayes_factor_to_prob,
     columns_used_by_sql, comparison_input_columns, lambda_of, levels_implied_by_rule, link_type, model_settings,
@@ -238,11 +240,18 @@ def train(
     :mod:`matcher.labels.files`), m is then re-estimated from the labeled matches with EM's
     estimate as the prior (:mod:`matcher.training.supervision`); ``labels_hash`` is recorded.
     ``candidates`` keeps the compared candidate pairs for scoring in the same run.
+
+    A ``format: auto`` postcode column gets the format its values have
+    (:func:`matcher.model.postcode.resolve_formats`), recorded as
+    ``metadata['column_formats']`` so matching compares with the same levels
+    (:meth:`TrainedModel.configure`); the config hash stays that of ``config`` as written.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    sizes_by_input = {r[SOURCE_DATASET_COLUMN]: r["count"] for r in df.groupBy(SOURCE_DATASET_COLUMN).count().collect()}
-    sizes = [int(sizes_by_input.get(spec.name, 0)) for spec in config.inputs]
+    config = resolve_formats(df, config)
+    by = SOURCE_SYSTEM if config.links_sources else SOURCE_DATASET_COLUMN  # one Splink table per source or input
+    sizes_by_input = {r[by]: r["count"] for r in df.groupBy(by).count().collect()}
+    sizes = [int(sizes_by_input.get(name, 0)) for name in config.dataset_names]
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
     profile = check_columns(df, config, data)
@@ -300,7 +309,8 @@ def train(
         "config_name": config.name,
         "seed": config.seed,
         "rows": sum(sizes),
-        "rows_per_input": dict(zip([s.name for s in config.inputs], sizes)),
+        "rows_per_input": dict(zip(config.dataset_names, sizes)),
+        "column_formats": column_formats(config),
         "probability_two_random_records_match": lambda_of(settings),
         "u_sampling": u_sampling,
         "em_sessions": sessions,
