@@ -154,7 +154,7 @@ def _postcode(column: ColumnSpec) -> ComparisonCreator:
 
     ``auto`` is decided from the data before a model is built
     (:func:`matcher.model.postcode.resolve_formats` when training,
-    :meth:`matcher.model.artifact.TrainedModel.resolved` after); a config that was not
+    :meth:`matcher.model.artifact.TrainedModel.configure` after); a config that was not
     resolved (a notebook's ``splink_settings(config)``) gets ``uk``, the levels every
     postcode had before formats existed.
     """
