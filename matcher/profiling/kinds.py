@@ -279,7 +279,8 @@ def _date(hint: str | None, said: str, formats: tuple[str, ...], dated: float, t
 
 
 def _postcode(column: ColumnProfile, hint: str | None, values: pd.Series) -> Kind | None:
-    """UK postcodes compare by their prefixes (kind ``postcode``); other codes exactly, by frequency."""
+    """UK postcodes, US ZIP codes and 4-digit codes are kind ``postcode`` (its levels suit the format,
+    decided from the data at training); other codes compare exactly, by frequency."""
     said = f"name '{column.name}' and " if hint == "postcode" else ""
     uk, zips, canada = share(values, _UK), share(values, _ZIP), share(values, _CANADA)
     if uk >= MOSTLY and hint in (None, "postcode"):
@@ -288,12 +289,12 @@ def _postcode(column: ColumnProfile, hint: str | None, values: pd.Series) -> Kin
         return Kind("postcode", "postcode", "exact", f"{said}content: {_pct(canada)} look like Canadian postal codes",
                     term_frequency=True, region="CA")
     if zips >= MOSTLY and (hint == "postcode" or (hint is None and share(values, _ZIP4) >= 0.2)):
-        return Kind("postcode", "postcode", "exact", f"{said}content: {_pct(zips)} look like US ZIP codes (99999 or 99999-9999)",
+        return Kind("postcode", "postcode", "postcode", f"{said}content: {_pct(zips)} look like US ZIP codes (99999 or 99999-9999)",
                     term_frequency=True, region="US")
     if hint == "postcode":
         four = share(values, re.compile(r"^\d{4}$"))
         if four >= MOSTLY:
-            return Kind("postcode", "postcode", "exact", f"{said}content: {_pct(four)} are 4-digit codes", term_frequency=True)
+            return Kind("postcode", "postcode", "postcode", f"{said}content: {_pct(four)} are 4-digit codes", term_frequency=True)
         other = share(values, _POSTCODE_ANY)
         if other >= MOSTLY:
             return Kind("postcode", "postcode", "exact", f"{said}content: {_pct(other)} look like postal codes",

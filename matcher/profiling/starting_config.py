@@ -367,9 +367,8 @@ def _comparisons(sources: list[SourceDecision]) -> list[dict[str, Any]]:
                 continue
             name = _COMPARED_AS.get(d.target, d.target)
             if name in found:
-                if d.kind.comparison == "postcode":  # UK postcodes in any source: compare by prefixes
+                if d.kind.comparison == "postcode":  # postcodes in any source: levels by format
                     found[name]["kind"] = "postcode"
-                    found[name].pop("term_frequency", None)
                 continue
             spec: dict[str, Any] = {"name": name, "kind": d.kind.comparison}
             if d.kind.term_frequency and d.kind.comparison != "initial":

@@ -107,10 +107,10 @@ def test_a_timestamp_is_updated_at_and_not_compared():
     assert (k.field, k.comparison) == ("updated_at", None)
 
 
-def test_us_zip_codes_compare_exactly_uk_postcodes_by_prefix():
+def test_us_zip_codes_and_uk_postcodes_are_kind_postcode_with_levels_by_format():
     zips = ["98201-4548", "99201", "98101-0679", "02134", "10001"] * 5
     k = kind("zip", zips)
-    assert (k.field, k.comparison, k.term_frequency, k.region) == ("postcode", "exact", True, "US")
+    assert (k.field, k.comparison, k.term_frequency, k.region) == ("postcode", "postcode", True, "US")
     assert "US ZIP" in k.reason
     uk = ["SW1A 1AA", "EC1A 1BB", "W1A 0AX", "M1 1AE", "B33 8TH", "CR2 6XH", "DN55 1PT", "LS1 4AP"] * 3
     k = kind("pc", uk)  # the content alone is enough

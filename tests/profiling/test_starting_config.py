@@ -49,7 +49,7 @@ def test_demo_top_level_compares_identifying_fields_and_never_the_truth(demo):
     columns = {c["name"]: (c["kind"], c.get("term_frequency", False)) for c in demo.config["columns"]}
     assert columns["first_name_canonical"] == ("name", True) and columns["last_name"] == ("name", True)
     assert columns["dob"] == ("birth_date", False) and columns["email"][0] == "email" and columns["phone"][0] == "phone"
-    assert columns["postcode"] == ("exact", True) and columns["city"] == ("exact", True)
+    assert columns["postcode"] == ("postcode", True) and columns["city"] == ("exact", True)
     assert "person_id" not in columns and "updated_at" not in columns
     assert demo.config["truth_column"] == "person_id"
     assert demo.config["quality"] == {"require_any": [["first_name", "last_name", "dob", "email", "phone"]]}
@@ -63,7 +63,7 @@ def test_the_explanation_gives_reasons_and_never_values(demo):
     text = demo.explanation()
     assert "source crm (data/demo/crm.csv, csv, 450 rows): primary key customer_no" in text
     assert re.search(r"birth_date\s+-> dob, compared \(birth_date\): name 'birth_date' and content: \d+% look like dates %m/%d/%Y", text)
-    assert re.search(r"zip\s+-> postcode, compared \(exact\): .*US ZIP codes \(99999 or 99999-9999\)", text)
+    assert re.search(r"zip\s+-> postcode, compared \(postcode\): .*US ZIP codes \(99999 or 99999-9999\)", text)
     assert re.search(r"state\s+skipped: one value in all 450 non-null rows", text)
     assert re.search(r"person_id\s+-> person_id \[\w+\], not compared: the truth column", text)
     values = set()
