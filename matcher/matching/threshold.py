@@ -125,7 +125,9 @@ def resolve_threshold(config: TransformConfig, model: TrainedModel | None) -> Th
                 float(estimated["expected_precision"]), float(estimated["expected_recall"]),
             )
         if config.threshold == "estimated":
-            log.warning("the model records no estimated threshold (trained before it was estimated?): using precision_recall_tradeoff's")
+            log.warning(
+                "the model records no estimated threshold (trained before it was estimated?): using precision_recall_tradeoff's"
+            )
     return Threshold(tradeoff_weight(config.precision_recall_tradeoff), "config")
 
 

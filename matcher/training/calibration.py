@@ -81,9 +81,10 @@ class Parameters:
             m_k, u_k = {}, {}
             for level in non_null_levels(cc):
                 mp, up = level.m_probability, level.u_probability
-                if isinstance(up, (int, float)):
-                    u_k[level.comparison_vector_value] = max(float(up), _MIN_PROBABILITY)
-                    m_k[level.comparison_vector_value] = max(float(mp), _MIN_PROBABILITY) if isinstance(mp, (int, float)) else u_k[level.comparison_vector_value]
+                if isinstance(up, (int, float)):  # an untrained m carries no evidence (m = u)
+                    value = level.comparison_vector_value
+                    u_k[value] = max(float(up), _MIN_PROBABILITY)
+                    m_k[value] = max(float(mp), _MIN_PROBABILITY) if isinstance(mp, (int, float)) else u_k[value]
             m.append(m_k)
             u.append(u_k)
         nulls = [0.0] * len(m)
@@ -217,7 +218,8 @@ def lambda_report(
         "total_pairs": float(total_pairs),
         "iterations": mixture.iterations,
     }
-    ratio = (max(deterministic, mixture.lam) / min(deterministic, mixture.lam)) if min(deterministic, mixture.lam) > 0 else math.inf
+    low, high = sorted((deterministic, mixture.lam))
+    ratio = high / low if low > 0 else math.inf
     report["ratio"] = None if math.isinf(ratio) else round(ratio, 4)
     if use_mixture and mixture.lam <= 0:
         log.warning(
