@@ -250,6 +250,12 @@ def _print_summary(result: dict) -> None:
         f"pairs scored: {result['n_pairs']}",
         f"clusters: {result['n_clusters']} (threshold match probability {result['threshold_match_probability']:.4f})",
     ]
+    recorded = result.get("threshold") or {}
+    if recorded.get("expected_precision") is not None:
+        lines.append(
+            f"threshold {recorded['source']}: the model expects precision {recorded['expected_precision']:.4f}, "
+            f"recall {recorded['expected_recall']:.4f}"
+        )
     if "pairwise" in result:
         pw, cl = result["pairwise"], result["clusters"]
         lines.append(f"pairwise precision/recall/F1: {pw['precision']:.4f} / {pw['recall']:.4f} / {pw['f1']:.4f}")

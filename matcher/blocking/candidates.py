@@ -281,6 +281,12 @@ class FlaggedCounts:
         counts = counts.groupby(keys, as_index=False)["pattern_count"].sum().sort_values(keys, ignore_index=True)
         return counts.assign(pair_set=pair_set.name)[["pair_set", *keys, "pattern_count"]]
 
+    def of_predictions(self) -> pd.DataFrame:
+        """The pattern counts of every candidate pair (the pairs a prediction rule finds, :data:`PREDICT`)."""
+        keys = list(self.gamma_columns)
+        counts = self.frame.loc[self.frame[PREDICT], [*keys, "pattern_count"]]
+        return counts.groupby(keys, as_index=False)["pattern_count"].sum().sort_values(keys, ignore_index=True)
+
     def pairs_in_any(self, pair_sets: list[PairSet]) -> int:
         """How many distinct pairs belong to at least one of ``pair_sets``."""
         found = self.frame[[flag(s) for s in pair_sets]].any(axis=1)
@@ -288,14 +294,15 @@ class FlaggedCounts:
 
 
 def count_flagged_patterns(vectors: CandidateVectors, settings: Settings) -> FlaggedCounts:
-    """Count the flagged pairs per flag combination and pattern: one small Spark job over the kept vectors."""
+    """Count the candidate and flagged pairs per flag combination and pattern: one small Spark
+    job over the kept vectors (the candidates' counts calibrate the model, :mod:`matcher.training.calibration`)."""
     gammas = tuple(gamma_columns(settings))
     flags = [flag(s) for s in vectors.pair_sets]
     if not flags:
         raise ValueError("no pair sets are flagged on these candidate vectors")
     frame = (
-        vectors.frame.where(" OR ".join(flags))
-        .groupBy(*flags, *gammas)
+        vectors.frame.where(" OR ".join([PREDICT, *flags]))
+        .groupBy(PREDICT, *flags, *gammas)
         .agg(F.count(F.lit(1)).alias("pattern_count"))
         .toPandas()
     )

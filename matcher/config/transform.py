@@ -272,6 +272,9 @@ class TransformConfig(StrictModel):
     blocking_rules: list[Union[BlockingRule, BlockingRuleSpec]] | Literal["auto"] = AUTO
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     precision_recall_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
+    # 'estimated': the threshold of best expected F-beta under the trained model (matcher.training.calibration);
+    # 'weight': 20 * (precision_recall_tradeoff - 0.5); None: 'estimated' when training chose the deterministic rules
+    threshold: Literal["estimated", "weight"] | None = None
     accuracy_cost_tradeoff: float = Field(default=0.5, ge=0.0, le=1.0)
     seed: int = 42
     truth_column: str | None = None

@@ -12,7 +12,8 @@ assignment:
   in a cluster of two or more: 1.0.
 
 The threshold is resolved once per run (:func:`matcher.matching.threshold.resolve_threshold`):
-the config's ``precision_recall_tradeoff``'s, or the one learned from labels when
+the config's ``precision_recall_tradeoff``'s, the one estimated at training from the model's
+expected precision and recall (``threshold: estimated``), or the one learned from labels when
 ``labels.threshold_from_labels`` is set.
 """
 
@@ -200,6 +201,7 @@ def find_matches(
     pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
     predict_s = time.perf_counter() - started
     threshold = resolve_threshold(config, model)
+    log.info("threshold: %s", threshold)
     clustering, facts = _clustering(pairs, config, threshold, calibration)
     rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)

@@ -7,8 +7,12 @@ match probability ``p`` are two forms of one value, ``p = 1 / (1 + 2 ** -w)``.
 * from the config: ``precision_recall_tradeoff`` asks for weight ``20 * (tradeoff - 0.5)``
   (0.5 is neutral, probability 0.5; 1.0 asks for weight 10, probability 0.999; 0.0
   accepts weight -10, probability 0.001);
+* estimated (``threshold: estimated``, the default when training chose the deterministic
+  rules): the weight of best expected F-beta under the trained model, computed at training
+  from the candidate pairs and stored in the model's metadata with the expected precision
+  and recall there (:mod:`matcher.training.calibration`);
 * from labels (``labels.threshold_from_labels: true`` and a model trained on labels): the
-  weight :func:`best_threshold` learned, stored in the model's metadata.
+  weight :func:`best_threshold` learned, stored in the model's metadata. Labels win.
 
 With ``labels.clustering_from_labels`` and average-link clustering, labels also choose
 ``clustering.min_mean_weight`` at match time (:func:`min_mean_weight_from_labels`), judged
@@ -19,6 +23,7 @@ which is what the parameter decides.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
@@ -31,7 +36,9 @@ from matcher.matching.clustering import cluster_by_average_link, cluster_edges
 from matcher.model.artifact import TrainedModel
 from matcher.training.supervision import f_beta
 
-ThresholdSource = Literal["config", "labels"]
+log = logging.getLogger(__name__)
+
+ThresholdSource = Literal["config", "labels", "estimated"]
 
 
 def weight_to_probability(weight: float) -> float:
@@ -56,6 +63,8 @@ class Threshold:
 
     match_weight: float
     source: ThresholdSource = "config"
+    expected_precision: float | None = None  # the model's own estimates at this threshold, when known
+    expected_recall: float | None = None
 
     @property
     def match_probability(self) -> float:
@@ -63,30 +72,62 @@ class Threshold:
 
     def as_dict(self) -> dict[str, Any]:
         """The form ``summary.json`` records under ``threshold``."""
-        return {"match_weight": self.match_weight, "match_probability": self.match_probability, "source": self.source}
+        recorded = {"match_weight": self.match_weight, "match_probability": self.match_probability, "source": self.source}
+        if self.expected_precision is not None:
+            recorded.update(expected_precision=self.expected_precision, expected_recall=self.expected_recall)
+        return recorded
 
     def same_as(self, other: "Threshold") -> bool:
         """Whether both cut the pairs at the same match probability (the form written pairs are compared in)."""
         return abs(self.match_probability - other.match_probability) <= 1e-12
 
     def __str__(self) -> str:
-        return f"match weight {self.match_weight:.4g} (probability {self.match_probability:.6g}, from {self.source})"
+        expected = (
+            f", expected precision {self.expected_precision:.3f} and recall {self.expected_recall:.3f}"
+            if self.expected_precision is not None else ""
+        )
+        return f"match weight {self.match_weight:.4g} (probability {self.match_probability:.6g}, from {self.source}{expected})"
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any]) -> "Threshold | None":
         """The threshold a run's ``summary.json`` recorded (older runs: only ``threshold_match_probability``)."""
         recorded = summary.get("threshold")
         if isinstance(recorded, Mapping) and "match_weight" in recorded:
-            return cls(float(recorded["match_weight"]), recorded.get("source", "config"))
+            precision, recall = recorded.get("expected_precision"), recorded.get("expected_recall")
+            return cls(
+                float(recorded["match_weight"]), recorded.get("source", "config"),
+                None if precision is None else float(precision), None if recall is None else float(recall),
+            )
         probability = summary.get("threshold_match_probability")
         return None if probability is None else cls(probability_to_weight(float(probability)))
 
 
+def threshold_mode(config: TransformConfig, model: TrainedModel | None) -> str:
+    """``config.threshold``, or its default: ``estimated`` when the model's training chose the
+    deterministic rules (its lambda then comes from the candidates' mixture), else ``weight``."""
+    if config.threshold is not None:
+        return config.threshold
+    automatic = ((model.metadata.get("setup") or {}).get("automatic") or []) if model is not None else []
+    return "estimated" if "training.deterministic_rules" in automatic else "weight"
+
+
 def resolve_threshold(config: TransformConfig, model: TrainedModel | None) -> Threshold:
-    """The run's threshold: the one learned from labels when configured and learned, else the tradeoff's."""
+    """The run's threshold: the one learned from labels when configured and learned, else the
+    estimated one (:func:`threshold_mode`) when the model has it, else the tradeoff's."""
     learned = (model.metadata.get("labels") or {}).get("threshold_match_weight") if model is not None else None
     if config.labels.threshold_from_labels and learned is not None:
         return Threshold(float(learned), "labels")
+    if threshold_mode(config, model) == "estimated" and model is not None:
+        estimated = model.metadata.get("estimated_threshold")
+        if estimated:
+            return Threshold(
+                float(estimated["match_weight"]), "estimated",
+                float(estimated["expected_precision"]), float(estimated["expected_recall"]),
+            )
+        if config.threshold == "estimated":
+            log.warning(
+                "the model records no estimated threshold (trained before it was estimated?): using precision_recall_tradeoff's"
+            )
     return Threshold(tradeoff_weight(config.precision_recall_tradeoff), "config")
 
 

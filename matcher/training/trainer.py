@@ -33,6 +33,7 @@ from matcher.model.splink_adapter import (
     non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
 )
 from matcher.runtime.errors import InputDataError
+from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns
 from matcher.training.em import expectation_maximisation
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
@@ -256,6 +257,8 @@ def train(
     data = describe_inputs(config, sizes)
     profile = check_columns(df, config, data)
     setup = automatic_setup(df, config)  # the rules the config leaves to the data
+    # lambda from the candidates' mixture replaces the deterministic rules' only when the rules are chosen here
+    mixture_lambda_for_model = "training.deterministic_rules" in config.automatic
     config = setup.config
     timings["setup"] = time.perf_counter() - started
     linker = make_linker(df, config)
@@ -295,6 +298,16 @@ def train(
         ]
         timings["m"] = time.perf_counter() - t
 
+        t = time.perf_counter()
+        candidate_patterns = counts.of_predictions()
+        lambdas = calibrate_lambda(
+            settings, candidate_patterns, of_set(rest, sampler.full), sampler.total_pairs,
+            use_mixture=mixture_lambda_for_model, observed=observed,
+        )
+        if lambdas["used"] == "mixture":
+            set_lambda(linker, lambdas["mixture"])
+        timings["lambda_mixture"] = time.perf_counter() - t
+
     supervised = None
     if labels is not None and len(labels):
         from matcher.training.supervision import learn_from_labels
@@ -302,6 +315,9 @@ def train(
         t = time.perf_counter()
         supervised = {"labels_hash": labels_hash, **learn_from_labels(df, config, linker, labels)}
         timings["labels"] = time.perf_counter() - t
+    estimated = estimate_threshold(
+        model_settings(linker), candidate_patterns, config.precision_recall_tradeoff, lambdas["blocking_recall"]
+    )
     timings["total"] = time.perf_counter() - started
 
     metadata = {
@@ -312,6 +328,8 @@ def train(
         "rows_per_input": dict(zip(config.dataset_names, sizes)),
         "column_formats": column_formats(config),
         "probability_two_random_records_match": lambda_of(settings),
+        "lambda": lambdas,
+        **({"estimated_threshold": estimated.as_dict()} if estimated is not None else {}),
         "u_sampling": u_sampling,
         "em_sessions": sessions,
         "columns": profile,
