@@ -21,10 +21,10 @@ from pyspark.sql import DataFrame
 from splink import Linker
 
 from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates, PairSet, count_flagged_patterns, outside_predictions
+from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.config.transform import BlockingRule as RuleSpec
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker, versions
-from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
 from matcher.model.postcode import column_formats, resolve_formats
 from matcher.model.splink_adapter import (
