@@ -225,14 +225,16 @@ class LabelsSpec(StrictModel):
 class ClusteringSpec(StrictModel):
     """How the above-threshold pairs become clusters (see :mod:`matcher.matching.clustering`).
 
-    ``connected_components`` (the default) joins every pair at or above the threshold,
-    so one wrong link chains two entities together. ``average_link`` merges clusters
-    along those links, strongest first, only while the mean match weight over every
-    pair of records between the two clusters reaches ``min_mean_weight``; a pair that
-    blocking never scored counts as ``unscored_pair_weight``.
+    ``connected_components`` joins every pair at or above the threshold, so one wrong link
+    chains two entities together. ``average_link`` merges clusters along those links,
+    strongest first, only while the mean match weight over every pair of records between
+    the two clusters reaches ``min_mean_weight``; a pair that blocking never scored counts
+    as ``unscored_pair_weight``. Left out, ``method`` is ``average_link`` when the threshold is
+    estimated (it sits where pairwise accuracy peaks, low enough for chains) and
+    ``connected_components`` otherwise (:func:`matcher.matching.threshold.clustering_spec`).
     """
 
-    method: Literal["connected_components", "average_link"] = "connected_components"
+    method: Literal["connected_components", "average_link"] | None = None
     min_mean_weight: float = Field(default=0.0, ge=-50.0, le=50.0)
     unscored_pair_weight: float = Field(default=0.0, ge=-50.0, le=50.0)
 

@@ -18,12 +18,6 @@ def check_arguments(config: TransformConfig, existing: RunFolder, new_path: str 
             f"{config.name}: match-incremental scores sources: configs as one de-duplicated table; "
             f"link_type {config.link_type!r} with sources needs a full 'matcher match'"
         )
-    if config.clustering.method != "connected_components":
-        # incremental re-clustering joins components; it would silently undo average link's splits
-        raise ConfigError(
-            f"{config.name}: match-incremental re-clusters with connected components; "
-            f"clustering.method {config.clustering.method!r} needs a full 'matcher match'"
-        )
     if (config.sources is not None) != isinstance(new_path, Mapping):
         raise ConfigError(f"{config.name}: --new takes SOURCE=PATH for a config with sources, a path otherwise")
     if output.root == existing.root:

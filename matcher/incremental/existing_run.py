@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from matcher.config.transform import TransformConfig
-from matcher.matching.threshold import Threshold, resolve_threshold
+from matcher.config.transform import ClusteringSpec, TransformConfig
+from matcher.matching.threshold import Threshold, clustering_spec, resolve_threshold
 from matcher.model.artifact import TrainedModel
 from matcher.runtime.errors import ConfigError, InputDataError
 from matcher.runtime.run_folder import RunFolder
@@ -37,6 +37,15 @@ class ExistingRun:
     def input_columns(self) -> list[str]:
         """The matches' columns that came from the input (all but the output columns)."""
         return [c for c in self.matches.schema.names if c not in OUTPUT_COLUMNS]
+
+    def clustering(self, config: TransformConfig) -> ClusteringSpec:
+        """How the run clustered: the config's method (or its default for this model), with the
+        average-link weights the run recorded (it may have learned ``min_mean_weight`` from labels)."""
+        spec = clustering_spec(config, self.model)
+        recorded = self.summary.get("clustering") or {}
+        if spec.method == "average_link" and recorded.get("method") == "average_link":
+            spec = spec.model_copy(update={k: recorded[k] for k in ("min_mean_weight", "unscored_pair_weight") if k in recorded})
+        return spec
 
     def records(self, key: str, columns: list[str]) -> pd.DataFrame:
         """Every existing record's ``key``, output columns and ``columns``, in the driver."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matcher.config.transform import ClusteringSpec
 from matcher.incremental.stored_pairs import StoredPairs, is_in
+from matcher.matching.clustering import cluster_by_average_link
 from matcher.matching.stable_ids import Reassignment, stable_match_ids
 
 
@@ -72,14 +75,34 @@ def _strongest(pairs: pa.Table) -> pd.Series:
     return pd.Series(strongest["p_max"].to_numpy(), index=strongest["record_id"].to_pandas())
 
 
+def _average_link_components(pairs: pa.Table, nodes: pd.DataFrame, threshold: float, spec: ClusteringSpec) -> pd.DataFrame:
+    """``record_id``, ``match_id`` of the ``nodes`` clustered by average link over every pair among them."""
+    members = set(nodes["record_id"])
+    among = pairs.filter(pc.and_(is_in(pairs["record_id_l"], members), is_in(pairs["record_id_r"], members)))
+    probability = np.clip(among["match_probability"].to_numpy(zero_copy_only=False), 1e-15, 1 - 1e-15)
+    edges = pd.DataFrame({
+        "id_l": among["record_id_l"].to_pandas(), "id_r": among["record_id_r"].to_pandas(),
+        "weight": np.log2(probability / (1 - probability)), "probability": probability, "link": probability >= threshold,
+    })
+    clustered = cluster_by_average_link(
+        edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight
+    )
+    return clustered[["record_id", "match_id"]]
+
+
 def recluster(
-    old_ids: pd.Series, removed: set, new_keys: pd.Series, new_pairs: pd.DataFrame, stored: StoredPairs, threshold: float
+    old_ids: pd.Series, removed: set, new_keys: pd.Series, new_pairs: pd.DataFrame, stored: StoredPairs, threshold: float,
+    clustering: ClusteringSpec | None = None,
 ) -> Reclustering:
     """Re-cluster the clusters touched by the new records (``new_keys``), the ``removed`` records
     and re-weighing, over the ``stored`` pairs and the ``new_pairs``.
 
     ``old_ids`` is every existing record's ``match_id`` by record id; the clusters left
-    untouched keep theirs, and no new id equals one of them.
+    untouched keep theirs, and no new id equals one of them. With ``clustering`` method
+    ``average_link`` the touched records are clustered by average link over every pair among
+    them (the pairs' weights from their probabilities); a full run clusters whole components
+    of links, so where a touched cluster was kept apart from an untouched one the two may
+    settle differently than a full run would.
     """
     old_pairs = stored.scores
     flipped = old_pairs.filter(pa.array(stored.flipped)).to_pandas()
@@ -88,5 +111,10 @@ def recluster(
     nodes = _nodes(remaining[remaining.isin(touched)], new_keys)
     new_scores = pa.Table.from_pandas(new_pairs[old_pairs.column_names], preserve_index=False).cast(old_pairs.schema)
     pairs_now = pa.concat_tables([old_pairs, new_scores])
-    reassignment = stable_match_ids(nodes, _edges(pairs_now, nodes, threshold), set(remaining[~remaining.isin(touched)]))
+    in_use = set(remaining[~remaining.isin(touched)])
+    if clustering is not None and clustering.method == "average_link":
+        components = _average_link_components(pairs_now, nodes, threshold, clustering)
+        reassignment = stable_match_ids(nodes, components=components, in_use=in_use)
+    else:
+        reassignment = stable_match_ids(nodes, _edges(pairs_now, nodes, threshold), in_use)
     return Reclustering(nodes, reassignment, _strongest(pairs_now), len(flipped))

@@ -166,7 +166,7 @@ def match_incremental_task(
         laps.timings["reweigh"] = stored.seconds
         laps.lap("reweigh_wait")
     old_ids = old.set_index(key)["match_id"]
-    clusters = recluster(old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold)
+    clusters = recluster(old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold, existing.clustering(config))
     laps.lap("cluster")
     changes = change_log(old_ids, clusters.reassignment, set(delta.new[key]), set(removals.updated), delta.deleted)
     rows = match_rows(changes.final, clusters.strongest, old, delta.new, key, threshold)

@@ -33,7 +33,7 @@ from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
 from matcher.matching.enforced import EnforcedLinks, enforced_links
 from matcher.model.artifact import TrainedModel, make_linker
-from matcher.matching.threshold import Threshold, min_mean_weight_from_labels, resolve_threshold
+from matcher.matching.threshold import Threshold, clustering_spec, min_mean_weight_from_labels, resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
 from matcher.training.supervision import f_beta_beta
 
@@ -166,10 +166,10 @@ def assign_matches(
 
 
 def _clustering(
-    pairs: DataFrame, config: TransformConfig, threshold: Threshold, calibration: pd.DataFrame | None
+    pairs: DataFrame, config: TransformConfig, model: TrainedModel, threshold: Threshold, calibration: pd.DataFrame | None
 ) -> tuple[ClusteringSpec, dict]:
     """The clustering to use and what describes it; ``min_mean_weight`` learned from ``calibration`` labels when configured."""
-    spec = config.clustering
+    spec = clustering_spec(config, model)
     facts: dict = {"method": spec.method}
     if spec.method != "average_link":
         return spec, facts
@@ -202,7 +202,7 @@ def find_matches(
     predict_s = time.perf_counter() - started
     threshold = resolve_threshold(config, model)
     log.info("threshold: %s", threshold)
-    clustering, facts = _clustering(pairs, config, threshold, calibration)
+    clustering, facts = _clustering(pairs, config, model, threshold, calibration)
     rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(

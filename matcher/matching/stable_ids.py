@@ -37,14 +37,17 @@ def _unused_id(smallest: Any, used: set) -> Any:
     return f"{smallest}~{n}"
 
 
-def stable_match_ids(nodes: pd.DataFrame, edges: pd.DataFrame, in_use: set) -> Reassignment:
-    """Cluster ``nodes`` (``record_id``, ``old_match_id``: null for new records) over ``edges`` (``id_l``, ``id_r``).
+def stable_match_ids(
+    nodes: pd.DataFrame, edges: pd.DataFrame | None = None, in_use: set = frozenset(), *, components: pd.DataFrame | None = None
+) -> Reassignment:
+    """Cluster ``nodes`` (``record_id``, ``old_match_id``: null for new records) over ``edges`` (``id_l``, ``id_r``),
+    or take their clusters from ``components`` (``record_id``, ``match_id``: any cluster label).
 
     ``in_use`` holds the ids of the clusters left untouched; no new id may equal one.
     Old ids survive by the rules in this module's docstring; the result is deterministic
     whatever the order of the rows.
     """
-    labelled = cluster_edges(edges)
+    labelled = components if components is not None else cluster_edges(edges)
     components = dict(zip(labelled[RECORD_ID].tolist(), labelled["match_id"].tolist()))
     frame = nodes.copy()
     frame["component"] = [components.get(r, r) for r in frame[RECORD_ID].tolist()]

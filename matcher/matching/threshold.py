@@ -111,6 +111,16 @@ def threshold_mode(config: TransformConfig, model: TrainedModel | None) -> str:
     return "estimated" if "training.deterministic_rules" in automatic else "weight"
 
 
+def clustering_spec(config: TransformConfig, model: TrainedModel | None) -> ClusteringSpec:
+    """``config.clustering`` with its method decided: the configured one, else ``average_link``
+    under an estimated threshold (:func:`threshold_mode`) and ``connected_components`` under any other."""
+    spec = config.clustering
+    if spec.method is not None:
+        return spec
+    method = "average_link" if threshold_mode(config, model) == "estimated" else "connected_components"
+    return spec.model_copy(update={"method": method})
+
+
 def resolve_threshold(config: TransformConfig, model: TrainedModel | None) -> Threshold:
     """The run's threshold: the one learned from labels when configured and learned, else the
     estimated one (:func:`threshold_mode`) when the model has it, else the tradeoff's."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
-from conftest import assert_one_line_error, minimal_config
+from conftest import minimal_config
 from conftest import cluster_sets as clusters
 
 from matcher.config.transform import ClusteringSpec, config_from_dict
@@ -119,8 +121,23 @@ def test_assign_matches_with_average_link_on_spark(spark, tmp_path):
     assert got[7][1] == 1.0  # no candidate pair at all
 
 
-def test_match_incremental_refuses_average_link_instead_of_silently_chaining(cli, write_config, tmp_path):
-    config = write_config(minimal_config(clustering={"method": "average_link"}))
-    result = cli("match-incremental", "--config", config, "--existing", tmp_path / "run", "--new", tmp_path / "new.csv",
-                 "--output", tmp_path / "out")
-    assert_one_line_error(result, "match-incremental re-clusters with connected components", "'average_link'")
+def test_match_incremental_with_average_link_does_not_chain_two_entities_through_a_new_record():
+    from matcher.incremental.recluster import recluster
+    from matcher.incremental.stored_pairs import StoredPairs
+
+    # existing entities {1, 2} and {3, 4}, the pairs across them strongly against; new record 5
+    # links to 2 and to 3: connected components chains all five, average link keeps them apart
+    stored = pa.table({
+        "record_id_l": [1, 3, 1, 1, 2, 2], "record_id_r": [2, 4, 3, 4, 3, 4],
+        "match_probability": [0.999, 0.999, 1e-6, 1e-6, 1e-6, 1e-6],
+    })
+    new_pairs = pd.DataFrame({"record_id_l": [2, 3], "record_id_r": [5, 5], "match_probability": [0.99, 0.9]})
+    old_ids = pd.Series([1, 1, 3, 3], index=[1, 2, 3, 4])
+    pairs = StoredPairs(stored, np.zeros(len(stored), dtype=bool), False, 0.0)
+
+    def grouped(spec):
+        final = recluster(old_ids, set(), pd.Series([5]), new_pairs, pairs, 0.5, spec).reassignment.ids
+        return sorted(sorted(g) for g in final.groupby("match_id")["record_id"].apply(list))
+
+    assert grouped(ClusteringSpec(method="connected_components")) == [[1, 2, 3, 4, 5]]
+    assert grouped(ClusteringSpec(method="average_link")) == [[1, 2, 5], [3, 4]]
