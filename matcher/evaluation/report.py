@@ -154,6 +154,45 @@ def _headline(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _rows_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_format(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def model_setup_section(metadata: dict[str, Any]) -> str:
+    """What training decided from the data: rules, EM sessions, lambda, threshold, and its warnings (HTML)."""
+    parts: list[str] = []
+    setup = metadata.get("setup") or {}
+    if setup.get("automatic"):
+        parts.append(f"<p>Chosen from the data: {html.escape(', '.join(setup['automatic']))}.</p>")
+    blocking = setup.get("blocking") or {}
+    if blocking.get("chosen"):
+        rows = [{**r, "rule": json.dumps(r.get("rule"))} for r in blocking["chosen"]]
+        parts.append("<h3>Blocking rules</h3>" + _rows_table(rows, ["rule", "pairs", "recall"]))
+        facts = {k: v for k, v in blocking.items() if not isinstance(v, (list, dict))}
+        parts.append(_table(facts.items(), ("blocking", "value")))
+    sessions = metadata.get("em_sessions") or []
+    if sessions:
+        rows = [{"blocking rule": s.get("blocking_rule"), "pairs": s.get("pairs"), "iterations": s.get("iterations"),
+                 "estimated": ", ".join(s.get("estimated", []))} for s in sessions]
+        parts.append("<h3>EM sessions</h3>" + _rows_table(rows, ["blocking rule", "pairs", "iterations", "estimated"]))
+    lam = metadata.get("lambda")
+    if isinstance(lam, dict):
+        parts.append("<h3>λ (probability two random records match)</h3>"
+                     + _table(((k, v) for k, v in lam.items() if not isinstance(v, (list, dict))), ("estimate", "value")))
+    threshold = metadata.get("estimated_threshold")
+    if threshold:
+        parts.append("<h3>Estimated threshold</h3>" + _table(threshold.items(), ("threshold", "value")))
+    warnings = list(metadata.get("warnings") or [])
+    for session in sessions:
+        warnings += [str(w) for w in session.get("warnings", [])]
+    if warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        parts.append(f"<h3>Model checks</h3><ul>{items}</ul>")
+    return f"<h2>Model setup</h2>{''.join(parts)}" if parts else ""
+
+
 def render_report(
     metrics: dict[str, Any],
     splink_model: dict[str, Any],
@@ -161,8 +200,9 @@ def render_report(
     pairs: DataFrame | None = None,
     truth: str | None = None,
     show_values: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> str:
-    """The report as one HTML document (no external resources)."""
+    """The report as one HTML document (no external resources); ``metadata`` is the model's."""
     settings = TrainedModel(splink_model).settings()
     charts: list[tuple[str, str, dict[str, Any]]] = [
         ("match-weights", "Match weights per comparison level", settings.match_weights_chart().chart_dict),
@@ -207,6 +247,7 @@ section {{ margin-bottom: 2em; }}
 {_table(_headline(metrics))}
 {_table(importances.items(), ("column", "importance")) if importances else ""}
 <details><summary>All metrics</summary>{_table(_flatten({k: v for k, v in metrics.items() if k != "outputs"}))}</details>
+{model_setup_section(metadata or {})}
 {sections}
 <script>
 const specs = {specs};
@@ -226,7 +267,7 @@ def write_run_report(folder, config, spark) -> Path:
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     model = TrainedModel.load(folder.model)
     pairs = spark.read.parquet(str(folder.pairs))  # a completed match run always wrote them
-    document = render_report(metrics, model.splink_model, pairs=pairs, truth=config.truth_column)
+    document = render_report(metrics, model.splink_model, pairs=pairs, truth=config.truth_column, metadata=model.metadata)
     target = Path(folder.report)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(document, encoding="utf-8")

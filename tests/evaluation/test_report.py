@@ -79,3 +79,21 @@ def test_evaluate_writes_the_report_again(fake_1000_run, cli, tmp_path):
     result = cli("evaluate", "--config", REPO / "configs" / "fake_1000.yaml", "--output", folder)
     assert result.code == 0, result.err
     assert "precision-recall" in _specs((folder / "report.html").read_text(encoding="utf-8"))
+
+
+def test_the_model_setup_section_shows_what_training_decided_and_its_warnings():
+    from matcher.evaluation.report import model_setup_section
+
+    metadata = {
+        "setup": {"automatic": ["blocking_rules"], "blocking": {
+            "budget_pairs": 316227, "chosen": [{"rule": ["surname", "dob"], "pairs": 1234, "recall": 0.91}]}},
+        "em_sessions": [{"blocking_rule": "l.dob = r.dob", "pairs": 99, "iterations": 7, "estimated": ["surname"],
+                         "warnings": ["surname: m of exact below u <b>"]}],
+        "lambda": {"deterministic": 0.001, "mixture": 0.003, "used": "mixture"},
+        "estimated_threshold": {"match_weight": 1.5, "expected_precision": 0.97},
+    }
+    section = model_setup_section(metadata)
+    for fragment in ("Chosen from the data: blocking_rules", "[&quot;surname&quot;, &quot;dob&quot;]", "0.9100", "l.dob = r.dob",
+                     "mixture", "expected_precision", "surname: m of exact below u &lt;b&gt;"):
+        assert fragment in section, fragment
+    assert model_setup_section({}) == ""
