@@ -14,10 +14,12 @@ and DuckDB both define alike (date columns are dates by the time Splink sees the
 parsed values through the same SQL, so the count and the rule agree).
 
 **Pairs.** Counted without making a pair: per key value ``n`` rows give
-``n (n - 1) / 2`` pairs (``link_only``: only the pairs across inputs), so one Spark
-aggregation over the rows counts every candidate (and a second the triples). On more than
-``sample_rows`` rows the count runs on a seeded Bernoulli sample of share ``f`` and is
-scaled by ``1 / f²`` (a pair survives sampling with probability ``f²``).
+``n (n - 1) / 2`` pairs (``link_only``: only the pairs across inputs). One Spark job
+evaluates every key with the rules' own SQL and hashes it; the driver counts every
+candidate's key frequencies from those hashes (:class:`_Rows`). On more than
+``sample_rows`` rows this runs on a seeded Bernoulli sample of share ``f`` and the counts are
+scaled by ``1 / f²`` (a pair survives sampling with probability ``f²``), the largest block by
+``1 / f``.
 
 **Skew.** A rule whose largest block (one key value: a placeholder such as "UNKNOWN", a
 shared phone, a very common name) alone holds more than ``skew_share`` of the pair budget is
@@ -430,8 +432,8 @@ def _estimates(
         log.debug("counted %d candidates in %.1f s", len(combos), time.perf_counter() - started)
         states_of = _States(keys, config.column_names)
 
-        # anchors: tight rules (at most one pair per record) leaving different columns out
-        cap = max(budget / 10, 1000)
+        # anchors: tight rules, each the loosest that leaves some column out
+        cap = max(3.0 * rows.rows, 1000.0)  # anchors: at most three pairs per record
         tight = [c for c in combos if 0 < counted[c][0] <= cap and not _skewed(counted[c], budget, skew_share)]
         anchors: list[tuple[int, ...]] = []
         for column in config.column_names:
