@@ -37,9 +37,11 @@ of its keys' m; the union's is measured on matches drawn from the estimated m.
 :func:`matcher.model.comparisons.record_id`) the labelled matches are the match sample
 instead, and every recall is measured on them directly.
 
-**Choice.** Greedy: the rule with the most recall gained per pair spent, while the sum of
-the chosen rules' pairs fits :func:`pair_budget` and a rule still adds at least
-``min_gain`` recall.
+**Choice.** Greedy: the rule with the most recall gained per new pair (plus one pass over
+the rows: every rule is a join), while the union's pairs fit :func:`pair_budget` and a rule
+still adds at least ``min_gain`` recall. A rule's new pairs are its pairs less the share of
+them the rules already chosen find, measured on a million random pairs of the sampled rows
+(when it finds at least 30 of them; else all its pairs count as new).
 
 ``pair_budget(rows, t) = max(rows × 10^(0.5 + 2t), 10^(5 + t))`` with ``t`` the config's
 ``accuracy_cost_tradeoff``: 3.2 comparisons per record at ``t = 0``, 32 at the default 0.5
@@ -365,11 +367,10 @@ def _em(states: np.ndarray, u: list[np.ndarray], sizes: list[int], iterations: i
 
 def _match_sample_from_anchors(
     rows: _Rows, states_of: _States, anchors: list[tuple[int, ...]], anchor_pairs: int, samples: int,
+    random_states: np.ndarray, rng: np.random.Generator,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Matches drawn column by column from m estimated on the anchors' pairs (see the module docstring)."""
     columns = states_of.columns
-    rng = np.random.default_rng(rows.config.seed)
-    random_states = states_of.of(*rows.random_pairs(200_000, rng))
     u = []
     for c, size in enumerate(states_of.sizes):
         s = random_states[:, c]
@@ -419,8 +420,8 @@ def _key_name(key: Key) -> str:
 
 def _estimates(
     df: DataFrame, config: TransformConfig, labels: pd.DataFrame | None, sample_rows: int, anchor_pairs: int,
-    skew_share: float, samples: int,
-) -> tuple[list[RuleEstimate], list[tuple[int, ...]], np.ndarray, _States, dict[str, Any]]:
+    skew_share: float, samples: int, random_pairs: int = 1_000_000,
+) -> tuple[list[RuleEstimate], list[tuple[int, ...]], np.ndarray, np.ndarray, _States, dict[str, Any]]:
     keys = column_keys(config)
     rows = _Rows(df, config, keys, sample_rows)
     try:
@@ -454,9 +455,14 @@ def _estimates(
             else:
                 log.warning("only %d labelled matches found among the rows: blocking recall estimated without labels", len(left))
         started = time.perf_counter()
+        rng = np.random.default_rng(config.seed)
+        # random pairs: u for the EM, the pattern of missing values, and how much rules overlap
+        random_states = np.concatenate(
+            [states_of.of(*rows.random_pairs(200_000, rng)).astype(np.int16) for _ in range(random_pairs // 200_000)]
+        )
         if labelled is None:
             match_sample, used = _match_sample_from_anchors(
-                rows, states_of, anchors_i, anchor_pairs, samples
+                rows, states_of, anchors_i, anchor_pairs, samples, random_states, rng
             )
             details["recall_from"] = used
         else:
@@ -485,7 +491,8 @@ def _estimates(
                 estimates[t] = estimate(t, *counts)
             log.debug("counted %d triples in %.1f s", len(triples), time.perf_counter() - started)
         combos_all = list(estimates)
-        return [estimates[c] for c in combos_all], [tuple(index[k] for k in c) for c in combos_all], match_sample, states_of, details
+        combos_i = [tuple(index[k] for k in c) for c in combos_all]
+        return [estimates[c] for c in combos_all], combos_i, match_sample, random_states, states_of, details
     finally:
         rows.close()
 
@@ -507,31 +514,42 @@ def choose_blocking_rules(
     anchor_pairs: int = 50_000, skew_share: float = 0.1, min_gain: float = 0.001, samples: int = 20_000,
 ) -> BlockingChoice:
     """The union of candidate rules with the most estimated recall within the pair budget (module docstring)."""
-    estimates, combos, match_sample, states_of, details = _estimates(
+    estimates, combos, match_sample, random_states, states_of, details = _estimates(
         df, config, labels, sample_rows, anchor_pairs, skew_share, samples
     )
     rows = details["rows"]
     budget = pair_budget(rows, config.accuracy_cost_tradeoff)
     fires = [states_of.fires(match_sample, c) for c in combos]
     usable = [i for i, e in enumerate(estimates) if not e.skewed and e.pairs <= budget and e.recall]
+    # the random pairs each usable rule finds: the share of them the chosen rules already find
+    # is the share of its pairs the union already has (when it finds enough random pairs to tell)
+    hits = {i: np.flatnonzero(states_of.fires(random_states, combos[i])) for i in usable}
+    seen = np.zeros(len(random_states), dtype=bool)
+
+    def new_pairs(i: int) -> float:
+        found = hits[i]
+        return estimates[i].pairs * (1.0 - seen[found].mean()) if len(found) >= 30 else estimates[i].pairs
+
     covered = np.zeros(len(match_sample), dtype=bool)
     chosen: list[int] = []
     spent = 0.0
     floor = float(rows)  # every rule also costs a pass over the rows (a join), however few pairs it makes
     while True:
-        best, best_score = None, 0.0
+        best, best_score, best_cost = None, 0.0, 0.0
         for i in usable:
-            if i in chosen or spent + estimates[i].pairs > budget:
+            cost = new_pairs(i)
+            if i in chosen or spent + cost > budget:
                 continue
             gain = float((fires[i] & ~covered).mean())
-            score = gain / (estimates[i].pairs + floor)
+            score = gain / (cost + floor)
             if gain >= min_gain and score > best_score:
-                best, best_score = i, score
+                best, best_score, best_cost = i, score, cost
         if best is None:
             break
         chosen.append(best)
         covered |= fires[best]
-        spent += estimates[best].pairs
+        seen[hits[best]] = True
+        spent += best_cost
     single = max(usable, key=lambda i: estimates[i].recall or 0.0, default=None)
     if single is not None and (estimates[single].recall or 0.0) > covered.mean():
         chosen, covered, spent = [single], fires[single].copy(), estimates[single].pairs  # greedy by ratio can do worse
@@ -552,6 +570,7 @@ def choose_blocking_rules(
         "candidates_considered": len(estimates),
         "chosen": [estimates[i].as_json() for i in chosen],
         "estimated_pairs": int(spent),
+        "estimated_pairs_without_overlaps_removed": int(sum(estimates[i].pairs for i in chosen)),
         "estimated_recall": None if union_recall is None else round(union_recall, 4),
         "excluded_skewed": skewed,
     }
