@@ -568,6 +568,7 @@ def choose_blocking_rules(
         "accuracy_cost_tradeoff": config.accuracy_cost_tradeoff,
         "budget_pairs": int(budget),
         "candidates_considered": len(estimates),
+        "candidates": [e.as_json() for e in estimates],
         "chosen": [estimates[i].as_json() for i in chosen],
         "estimated_pairs": int(spent),
         "estimated_pairs_without_overlaps_removed": int(sum(estimates[i].pairs for i in chosen)),

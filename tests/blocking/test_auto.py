@@ -171,6 +171,8 @@ def test_chosen_rules_find_the_true_pairs(spark):
     assert choice.report["estimated_recall"] == pytest.approx(recall, abs=0.05)
     assert choice.report["estimated_pairs"] <= choice.report["budget_pairs"]
     assert all(c["recall"] is not None for c in choice.report["chosen"])
+    assert len(choice.report["candidates"]) == choice.report["candidates_considered"] == len(choice.candidates)
+    json.dumps(choice.report)  # lands in the model's metadata
 
 
 def test_recall_from_labels(spark, generated):
