@@ -64,7 +64,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from matcher.config.transform import DATE_KINDS, BlockingRule, ComparisonKind, TransformConfig
+from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable, record_id
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame
 
 from matcher.blocking.auto import choose_blocking_rules, rule_estimates
@@ -31,14 +32,17 @@ class Setup:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def automatic_setup(df: DataFrame, config: TransformConfig) -> Setup:
-    """Choose the blocking and training rules ``config`` leaves to the data (``df`` as training reads it)."""
+def automatic_setup(df: DataFrame, config: TransformConfig, labels: pd.DataFrame | None = None) -> Setup:
+    """Choose the blocking and training rules ``config`` leaves to the data (``df`` as training reads it).
+
+    ``labels`` (labeled pairs: ``id_l``, ``id_r``, ``is_match``) measure the blocking rules'
+    recall on the labeled matches instead of estimating it."""
     if not config.automatic:
         return Setup(config)
     chosen: dict[str, Any] = {}
     report: dict[str, Any] = {"automatic": config.automatic}
     if config.blocking_rules == AUTO:
-        blocking = choose_blocking_rules(df, config)
+        blocking = choose_blocking_rules(df, config, labels=labels)
         chosen["blocking_rules"], candidates = blocking.rules, blocking.candidates
         report["blocking"] = blocking.report
     else:
