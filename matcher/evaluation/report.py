@@ -153,6 +153,24 @@ def _headline(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def model_checks(metadata: dict[str, Any]) -> list[str]:
+    """One line per finding of training's model checks (EM safeguards, training rules set aside by the automatic setup)."""
+    lines = []
+    for session in metadata.get("em_sessions") or []:
+        checks = session.get("checks") or {}
+        for finding in checks.get("findings", []):
+            lines.append(f"EM blocked on {session.get('blocking_rule')}: {finding.get('comparison') or 'whole session'}: "
+                         f"{finding.get('problem')} ({finding.get('detail')})")
+        if checks.get("findings"):
+            lines.append(f"EM blocked on {session.get('blocking_rule')}: recovery: {checks.get('recovery')}")
+    training = (metadata.get("setup") or {}).get("training") or {}
+    for rule, reason in (training.get("rejected") or {}).items():
+        lines.append(f"training rule {rule} not used for EM: {reason}")
+    for relaxed in training.get("relaxed") or []:
+        lines.append(f"no sound EM session for {relaxed.get('comparison')}: used {relaxed.get('rule')} anyway")
+    return lines
+
+
 def render_report(
     metrics: dict[str, Any],
     splink_model: dict[str, Any],
@@ -160,6 +178,7 @@ def render_report(
     pairs: DataFrame | None = None,
     truth: str | None = None,
     show_values: bool = False,
+    checks: list[str] | None = None,
 ) -> str:
     """The report as one HTML document (no external resources)."""
     settings = TrainedModel(splink_model).settings()
@@ -190,6 +209,9 @@ def render_report(
     )
     specs = _script_json({name: spec for name, _, spec in charts})
     importances = metrics.get("column_importances") or {}
+    checks_html = (
+        "<h2>Model checks</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in checks) + "</ul>" if checks else ""
+    )
     name = html.escape(str(metrics.get("config", "run")))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>matcher report: {name}</title>
@@ -206,6 +228,7 @@ section {{ margin-bottom: 2em; }}
 {_table(_headline(metrics))}
 {_table(importances.items(), ("column", "importance")) if importances else ""}
 <details><summary>All metrics</summary>{_table(_flatten({k: v for k, v in metrics.items() if k != "outputs"}))}</details>
+{checks_html}
 {sections}
 <script>
 const specs = {specs};
@@ -225,7 +248,9 @@ def write_run_report(folder, config, spark) -> Path:
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     model = TrainedModel.load(folder.model)
     pairs = spark.read.parquet(str(folder.pairs))  # a completed match run always wrote them
-    document = render_report(metrics, model.splink_model, pairs=pairs, truth=config.truth_column)
+    document = render_report(
+        metrics, model.splink_model, pairs=pairs, truth=config.truth_column, checks=model_checks(model.metadata)
+    )
     target = Path(folder.report)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(document, encoding="utf-8")
