@@ -125,6 +125,11 @@ def log_likelihood(gammas: np.ndarray, counts: np.ndarray, m, u, lam: float) -> 
 
 # --- safeguards: implausible estimates detected, recovered from, and reported ---------------
 
+IDENTIFYING_U = 0.1
+"""Exact agreement rarer than this among random pairs makes a comparison identifying: matches
+must agree on it more often than random pairs do, and less similar levels must not weigh more.
+A comparison of a few values (the record's source system, where one source rarely lists a person
+twice) can rightly count against a match, so the order checks leave it alone."""
 STRONG_U = 0.01
 """A comparison whose exact level two random records reach less often than this is a strong identifier."""
 ELSE_NEAR_ONE = 0.9
@@ -198,6 +203,8 @@ def check_estimates(
             continue
         order = sorted(m_k, reverse=True)
         top = order[0]
+        if u_k[top] > IDENTIFYING_U:
+            continue
         if m_k[top] < u_k[top]:
             findings.append(Finding(name, "exact_below_u", f"m of the closest level {m_k[top]:.3g} below its u {u_k[top]:.3g}"))
         if 0 in m_k and u_k[top] <= STRONG_U and m_k[0] >= ELSE_NEAR_ONE:

@@ -67,8 +67,8 @@ def test_a_plausible_result_passes_unchanged():
 
 
 def test_exact_below_u_levels_out_of_order_lambda_and_convergence_are_named():
-    u = [{2: 0.01, 1: 0.01, 0: 0.98}, {1: 0.3, 0: 0.7}]
-    m = [{2: 0.1, 1: 0.8, 0: 0.1}, {1: 0.1, 0: 0.9}]  # level 1 outweighs exact; b's exact below its u
+    u = [{2: 0.01, 1: 0.01, 0: 0.98}, {1: 0.05, 0: 0.95}]
+    m = [{2: 0.1, 1: 0.8, 0: 0.1}, {1: 0.01, 0: 0.99}]  # level 1 outweighs exact; b's exact below its u
     result = EMResult(m, 0.99995, 25, converged=False)
     found = check_estimates(result, u, ["a", "b"], 1_000_000, max_iterations=25)
     problems = {(f.comparison, f.problem) for f in found}
@@ -98,3 +98,10 @@ def test_warnings_name_the_comparison_and_the_recovery(caplog):
     text = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("surname" in t and "else_near_one" in t for t in text)
     assert any("recovery" in t for t in text)
+
+
+def test_a_comparison_of_a_few_values_may_count_against_a_match():
+    # records from the same source system rarely are the same person: m(same) below u is right there
+    u = [{1: 0.01, 0: 0.99}, {1: 0.365, 0: 0.635}]
+    m = [{1: 0.9, 0: 0.1}, {1: 0.02, 0: 0.98}]
+    assert check_estimates(EMResult(m, 0.3, 5), u, ["surname", "source_system"], 100_000) == []
