@@ -65,6 +65,8 @@ WEAK_BITS = 7.0
 """A column shared by more than one random pair in 2**7 = 128 is named weak in the reasons."""
 MAX_EVIDENCE_BITS = 20.0
 """Cap on one column's evidence (a unique id would otherwise outweigh everything)."""
+MIN_RECALL, MAX_RECALL = 0.05, 0.99
+"""Bounds on the estimated recall of the deterministic rules (lambda divides by it)."""
 _HASH_BUCKETS = 1_000_000
 
 
@@ -75,10 +77,15 @@ class TrainingChoice:
     deterministic_rules: list[BlockingRule]
     em_blocking_rules: list[BlockingRule]
     report: dict[str, Any] = field(default_factory=dict)
+    deterministic_recall: float | None = None
+    """Estimated share of the matches the deterministic rules find (None: the config's)."""
 
     def as_training(self) -> dict[str, Any]:
         """The ``training`` section these rules make (:meth:`TransformConfig.resolved`)."""
-        return {"deterministic_rules": self.deterministic_rules, "em_blocking_rules": self.em_blocking_rules}
+        training = {"deterministic_rules": self.deterministic_rules, "em_blocking_rules": self.em_blocking_rules}
+        if self.deterministic_recall is not None:
+            training["deterministic_recall"] = self.deterministic_recall
+        return training
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,42 @@ def choose_deterministic(measured: list[Measured]) -> list[Measured]:
     return chosen
 
 
+def estimated_true_pairs(measured: list[Measured]) -> float | None:
+    """How many record pairs are matches, by capture-recapture on pairs of one-column rules.
+
+    For columns A and B, the matches rule A finds (``n_A``), rule B finds (``n_B``) and both
+    find (the rule on A and B, ``n_AB``) give ``n_A n_B / n_AB`` matches in all, if a match's
+    agreement on A says nothing about its agreement on B. The median over every such pair
+    of columns whose rules expect at least :data:`MIN_MATCH_PAIRS` matches each; None without one.
+    """
+    singles = {
+        m.estimate.columns[0]: m for m in measured
+        if len(m.estimate.columns) == 1 and m.match_share is not None and m.expected_matches >= MIN_MATCH_PAIRS
+    }
+    found = []
+    for m in measured:
+        if len(m.estimate.columns) != 2 or m.match_share is None or m.expected_matches < MIN_MATCH_PAIRS:
+            continue
+        a, b = m.estimate.columns
+        if a in singles and b in singles:
+            found.append(singles[a].expected_matches * singles[b].expected_matches / m.expected_matches)
+    if not found:
+        return None
+    found.sort()
+    mid = len(found) // 2
+    return found[mid] if len(found) % 2 else (found[mid - 1] + found[mid]) / 2
+
+
+def deterministic_recall(chosen: list[Measured], true_pairs: float | None) -> float | None:
+    """Share of the matches the deterministic rules find together (rules taken as independent), or None."""
+    if not true_pairs or not chosen:
+        return None
+    missed = 1.0
+    for m in chosen:
+        missed *= 1.0 - min(1.0, m.expected_matches / true_pairs)
+    return min(MAX_RECALL, max(MIN_RECALL, 1.0 - missed))
+
+
 def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: list[RuleEstimate]) -> TrainingChoice:
     """Deterministic rules and EM sessions measured on ``df`` (see the module docstring)."""
     names = config.column_names
@@ -316,7 +359,10 @@ def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: li
             )
     if not sessions:  # nothing measurable at all: the simplest cover
         sessions = [min(measured, key=lambda m: m.estimate.pairs)]
-    deterministic = choose_deterministic(measured) or [min(measured, key=lambda m: m.estimate.pairs)]
+    chosen_deterministic = choose_deterministic(measured)
+    deterministic = chosen_deterministic or [min(measured, key=lambda m: m.estimate.pairs)]
+    true_pairs = estimated_true_pairs(measured)
+    recall = deterministic_recall(chosen_deterministic, true_pairs)
 
     for s in sessions:
         log.info(
@@ -327,6 +373,8 @@ def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: li
     for d in deterministic:
         log.info("deterministic rule %s: about %d pairs, estimated match share %.3f",
                  list(d.estimate.columns), int(d.estimate.pairs), d.match_share or 0.0)
+    if recall is not None:
+        log.info("deterministic rules find an estimated %.2f of about %d matching pairs", recall, int(true_pairs))
     report = {
         "method": "match share of each candidate rule measured on a row sample; sessions cover every comparison",
         "min_match_share": MIN_MATCH_SHARE,
@@ -336,8 +384,13 @@ def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: li
             {**s.as_json(), "estimates": [n for n in names if n not in s.columns]} for s in sessions
         ],
         "deterministic": [d.as_json() for d in deterministic],
+        "estimated_true_pairs": None if true_pairs is None else int(true_pairs),
+        "deterministic_recall": None if recall is None else round(recall, 4),
         "rejected": reasons,
         **({"relaxed": relaxed} if relaxed else {}),
         "candidates": [m.as_json() for m in measured],
     }
-    return TrainingChoice([d.estimate.rule for d in deterministic], [s.estimate.rule for s in sessions], report)
+    return TrainingChoice(
+        [d.estimate.rule for d in deterministic], [s.estimate.rule for s in sessions], report,
+        None if recall is None else round(recall, 4),
+    )

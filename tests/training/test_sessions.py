@@ -116,3 +116,27 @@ def test_a_comparison_no_sound_rule_estimates_is_reported_uncovered():
     sessions, reasons, uncovered = choose_sessions([only_a, weak], names, {"a": 3.0, "b": 9.0})
     assert sessions == [only_a] and uncovered == ["b"]
     assert "['a']" in reasons
+
+
+def test_capture_recapture_estimates_the_matches_and_the_deterministic_rules_recall():
+    from matcher.training.sessions import deterministic_recall, estimated_true_pairs
+
+    # 1000 matching pairs; a match agrees on a with 0.8, on b with 0.5, independently
+    a = Measured(RuleEstimate(["a"], ("a",), 1000.0), 1000, 0.8)
+    b = Measured(RuleEstimate(["b"], ("b",), 1000.0), 1000, 0.5)
+    ab = Measured(RuleEstimate(["a", "b"], ("a", "b"), 400.0), 400, 1.0)
+    assert estimated_true_pairs([a, b, ab]) == pytest.approx(1000.0)
+    assert estimated_true_pairs([a, b]) is None
+    assert deterministic_recall([ab], 1000.0) == pytest.approx(0.4)
+    assert deterministic_recall([ab, a], 1000.0) == pytest.approx(1 - 0.6 * 0.2)
+    assert deterministic_recall([ab], None) is None
+
+
+def test_the_chosen_recall_goes_into_the_training_section(chosen):
+    _, _, choice = chosen
+    training = choice.as_training()
+    if choice.deterministic_recall is None:
+        assert "deterministic_recall" not in training
+    else:
+        assert 0.05 <= training["deterministic_recall"] <= 0.99
+        assert choice.report["deterministic_recall"] == training["deterministic_recall"]
