@@ -25,7 +25,9 @@ estimated at least once (a session never estimates the comparisons its rule uses
 :func:`matcher.training.trainer.estimate_m` does), and by a second session where one is
 available (Splink takes the median of the sessions' estimates). Ties go to the higher match
 share, then to the rule on stronger columns. Deterministic rules (for lambda): the rules whose
-pairs are nearly all matches (:data:`DETERMINISTIC_MIN_SHARE`), the ones finding most matches.
+pairs are nearly all matches (:data:`DETERMINISTIC_MIN_SHARE`), the ones finding most matches,
+with ``deterministic_recall`` estimated by capture-recapture (:func:`estimated_true_pairs`;
+the two rules are taken as independent, which overstates the recall of rules sharing a column).
 Every candidate's measurement and the reason it was taken or left land in
 :attr:`TrainingChoice.report` (model metadata ``setup.training``).
 """
