@@ -45,6 +45,7 @@ from pyspark.sql import functions as F
 from matcher.blocking.auto import RuleEstimate
 from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
+from matcher.training.em import IDENTIFYING_U
 
 log = logging.getLogger(__name__)
 
@@ -296,21 +297,29 @@ def choose_deterministic(measured: list[Measured]) -> list[Measured]:
     return chosen
 
 
-def estimated_true_pairs(measured: list[Measured]) -> float | None:
+def estimated_true_pairs(measured: list[Measured], bits: dict[str, float] | None = None) -> float | None:
     """How many record pairs are matches, by capture-recapture on pairs of one-column rules.
 
     For columns A and B, the matches rule A finds (``n_A``), rule B finds (``n_B``) and both
     find (the rule on A and B, ``n_AB``) give ``n_A n_B / n_AB`` matches in all, if a match's
     agreement on A says nothing about its agreement on B. The median over every such pair
-    of columns whose rules expect at least :data:`MIN_MATCH_PAIRS` matches each; None without one.
+    of identifying columns (``bits`` at least ``log2 1/IDENTIFYING_U``: a column of a few
+    values, such as a source system that matches rarely share, breaks the independence)
+    whose three rules each show at least :data:`MIN_MEASURED_PAIRS` match-like pairs in
+    their samples; None without one.
     """
+    identifying = -math.log2(IDENTIFYING_U)
+
+    def counted(m: Measured) -> bool:
+        return m.match_share is not None and m.match_share * m.sampled_pairs >= MIN_MEASURED_PAIRS
+
     singles = {
         m.estimate.columns[0]: m for m in measured
-        if len(m.estimate.columns) == 1 and m.match_share is not None and m.expected_matches >= MIN_MATCH_PAIRS
+        if len(m.estimate.columns) == 1 and counted(m) and (bits is None or bits.get(m.estimate.columns[0], 0.0) >= identifying)
     }
     found = []
     for m in measured:
-        if len(m.estimate.columns) != 2 or m.match_share is None or m.expected_matches < MIN_MATCH_PAIRS:
+        if len(m.estimate.columns) != 2 or not counted(m):
             continue
         a, b = m.estimate.columns
         if a in singles and b in singles:
@@ -363,7 +372,7 @@ def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: li
         sessions = [min(measured, key=lambda m: m.estimate.pairs)]
     chosen_deterministic = choose_deterministic(measured)
     deterministic = chosen_deterministic or [min(measured, key=lambda m: m.estimate.pairs)]
-    true_pairs = estimated_true_pairs(measured)
+    true_pairs = estimated_true_pairs(measured, bits)
     recall = deterministic_recall(chosen_deterministic, true_pairs)
 
     for s in sessions:

@@ -140,3 +140,13 @@ def test_the_chosen_recall_goes_into_the_training_section(chosen):
     else:
         assert 0.05 <= training["deterministic_recall"] <= 0.99
         assert choice.report["deterministic_recall"] == training["deterministic_recall"]
+
+
+def test_capture_recapture_leaves_out_columns_of_a_few_values():
+    from matcher.training.sessions import estimated_true_pairs
+
+    a = Measured(RuleEstimate(["a"], ("a",), 1000.0), 1000, 0.8)
+    source = Measured(RuleEstimate(["source"], ("source",), 100_000.0), 20_000, 0.01)  # matches rarely share it
+    both = Measured(RuleEstimate(["a", "source"], ("a", "source"), 200.0), 200, 0.1)
+    assert estimated_true_pairs([a, source, both]) == pytest.approx(800 * 1000 / 20)
+    assert estimated_true_pairs([a, source, both], {"a": 9.0, "source": 1.5}) is None
