@@ -184,13 +184,29 @@ def model_setup_section(metadata: dict[str, Any]) -> str:
     threshold = metadata.get("estimated_threshold")
     if threshold:
         parts.append("<h3>Estimated threshold</h3>" + _table(threshold.items(), ("threshold", "value")))
-    warnings = list(metadata.get("warnings") or [])
-    for session in sessions:
-        warnings += [str(w) for w in session.get("warnings", [])]
+    warnings = model_checks(metadata)
     if warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         parts.append(f"<h3>Model checks</h3><ul>{items}</ul>")
     return f"<h2>Model setup</h2>{''.join(parts)}" if parts else ""
+
+
+def model_checks(metadata: dict[str, Any]) -> list[str]:
+    """One line per finding of training's model checks (EM safeguards, training rules set aside by the automatic setup)."""
+    lines = []
+    for session in metadata.get("em_sessions") or []:
+        checks = session.get("checks") or {}
+        for finding in checks.get("findings", []):
+            lines.append(f"EM blocked on {session.get('blocking_rule')}: {finding.get('comparison') or 'whole session'}: "
+                         f"{finding.get('problem')} ({finding.get('detail')})")
+        if checks.get("findings"):
+            lines.append(f"EM blocked on {session.get('blocking_rule')}: recovery: {checks.get('recovery')}")
+    training = (metadata.get("setup") or {}).get("training") or {}
+    for rule, reason in (training.get("rejected") or {}).items():
+        lines.append(f"training rule {rule} not used for EM: {reason}")
+    for relaxed in training.get("relaxed") or []:
+        lines.append(f"no sound EM session for {relaxed.get('comparison')}: used {relaxed.get('rule')} anyway")
+    return lines
 
 
 def render_report(

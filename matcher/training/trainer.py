@@ -35,7 +35,7 @@ from matcher.model.splink_adapter import (
 from matcher.runtime.errors import InputDataError
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns
-from matcher.training.em import expectation_maximisation
+from matcher.training.em import checked_expectation_maximisation, log_findings
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
 from matcher.training.setup import automatic_setup
 
@@ -207,15 +207,19 @@ def estimate_m(
         )
     comparisons = [settings.comparisons[k] for k in active]
     levels = [non_null_levels(cc) for cc in comparisons]
-    result = expectation_maximisation(
+    names = [cc.output_column_name for cc in comparisons]
+    checked = checked_expectation_maximisation(
         gammas(settings, frame)[:, active],
         frame["pattern_count"].to_numpy(),
         [{cl.comparison_vector_value: cl.m_probability for cl in lv} for lv in levels],
         [{cl.comparison_vector_value: cl.u_probability for cl in lv} for lv in levels],
         _blocking_adjusted_lambda(settings, rule),
+        names,
         max_iterations=config.training.max_iterations,
         convergence=config.training.em_convergence,
     )
+    result = checked.result
+    log_findings(f"blocked on {rule.blocking_rule_sql}", checked)
     description = f"EM, blocked on: {rule.blocking_rule_sql}"
     for lv, m in zip(levels, result.m):
         for cl in lv:
@@ -227,7 +231,9 @@ def estimate_m(
         "pairs": int(frame["pattern_count"].sum()),
         "patterns": len(frame),
         "iterations": result.iterations,
-        "estimated": [cc.output_column_name for cc in comparisons],
+        "lambda_blocked": result.probability_two_random_records_match,
+        "estimated": [n for n in names if n not in checked.dropped],
+        **({"checks": checked.as_json()} if checked.findings else {}),
     }
 
 

@@ -88,12 +88,13 @@ def test_the_model_setup_section_shows_what_training_decided_and_its_warnings():
         "setup": {"automatic": ["blocking_rules"], "blocking": {
             "budget_pairs": 316227, "chosen": [{"rule": ["surname", "dob"], "pairs": 1234, "recall": 0.91}]}},
         "em_sessions": [{"blocking_rule": "l.dob = r.dob", "pairs": 99, "iterations": 7, "estimated": ["surname"],
-                         "warnings": ["surname: m of exact below u <b>"]}],
+                         "checks": {"findings": [{"comparison": "surname", "problem": "m of exact below u <b>", "detail": "m 0.01"}],
+                                    "recovery": "restarts"}}],
         "lambda": {"deterministic": 0.001, "mixture": 0.003, "used": "mixture"},
         "estimated_threshold": {"match_weight": 1.5, "expected_precision": 0.97},
     }
     section = model_setup_section(metadata)
     for fragment in ("Chosen from the data: blocking_rules", "[&quot;surname&quot;, &quot;dob&quot;]", "0.9100", "l.dob = r.dob",
-                     "mixture", "expected_precision", "surname: m of exact below u &lt;b&gt;"):
+                     "mixture", "expected_precision", "surname: m of exact below u &lt;b&gt;", "recovery: restarts"):
         assert fragment in section, fragment
     assert model_setup_section({}) == ""
