@@ -46,6 +46,7 @@ from pyspark.sql import functions as F
 from matcher.blocking.auto import RuleEstimate
 from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
+from matcher.runtime.errors import InputDataError
 from matcher.training.em import IDENTIFYING_U
 
 log = logging.getLogger(__name__)
@@ -345,9 +346,13 @@ def deterministic_recall(chosen: list[Measured], true_pairs: float | None) -> fl
 def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: list[RuleEstimate]) -> TrainingChoice:
     """Deterministic rules and EM sessions measured on ``df`` (see the module docstring)."""
     names = config.column_names
-    usable = [c for c in candidates if c.pairs > 0]
+    # training rules on whole values: conventional for EM, and measured in one join (a rule in SQL needs its own)
+    pairing = [c for c in candidates if c.pairs > 0]
+    usable = [c for c in pairing if isinstance(c.rule, list)] or pairing
     if not usable:
-        raise ValueError(f"{config.name}: no candidate rule pairs any records: no training rules can be chosen")
+        raise InputDataError(
+            f"{config.name}: no two records agree on any comparison column: no training rules can be chosen from the data"
+        )
     rates = agreement_rates(df, config)
     bits = evidence_bits(rates)
     patterns = sample_agreements(df, config, usable)
