@@ -33,6 +33,7 @@ built-ins.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
 import pandas as pd
@@ -162,6 +163,22 @@ def parse_dates(values: pd.Series, formats: list[str], ocr_repair: bool = False)
     return parsed
 
 
+def parse_calendar_dates(values: pd.Series, formats: list[str], ocr_repair: bool = False) -> pd.Series:
+    """:func:`parse_dates` as ``datetime.date`` objects (None when no format reads a value), including
+    the years pandas' nanosecond timestamps cannot hold (before 1677, after 2262), read one by one."""
+    parsed = parse_dates(values, formats, ocr_repair)
+    out = pd.Series(parsed.dt.date, index=values.index, dtype=object).where(parsed.notna(), None)
+    for i in parsed.index[parsed.isna() & values.notna()]:
+        text = str(values[i]).strip()
+        for fmt in formats:
+            try:
+                out[i] = datetime.strptime(text, fmt).date()
+                break
+            except ValueError:
+                continue
+    return out
+
+
 def e164_phones(values: pd.Series, regions: pd.Series) -> pd.Series:
     """Phone numbers as E.164, read in each row's region; null when not a possible number."""
     import phonenumbers
@@ -211,7 +228,7 @@ def _placeholders_udf(values: pd.Series) -> pd.Series:
 def _date_udf(formats: list[str], ocr_repair: bool = False):
     @F.pandas_udf(T.DateType())
     def parse(values: pd.Series) -> pd.Series:
-        return parse_dates(values, formats, ocr_repair).dt.date
+        return parse_calendar_dates(values, formats, ocr_repair)
 
     return parse
 

@@ -9,6 +9,7 @@ holding words). Every decision carries a reason made of counts, shares and forma
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from dataclasses import dataclass
 
 import pandas as pd
@@ -113,6 +114,8 @@ def name_hint(name: str) -> str | None:
         if joined in whole:
             return label
     ts = set(tokens)
+    if ts & {"first", "given", "fore"} and ts & {"last", "sur", "surname", "family"}:
+        return "full_name"  # first_and_surname, given_family_name: both parts in one column
     if "name" in ts:
         for word, label in (("first", "first_name"), ("given", "first_name"), ("middle", "middle_name"),
                             ("last", "last_name"), ("family", "last_name"), ("sur", "last_name"), ("full", "full_name")):
@@ -146,9 +149,22 @@ def share(values: pd.Series, pattern: re.Pattern) -> float:
     return float(values.str.fullmatch(pattern).mean()) if len(values) else 0.0
 
 
+DATE_SAMPLE = 5_000
+"""Values a date format is tried on (``strptime`` reads any year, pandas' nanosecond dates stop at 1677)."""
+
+
 def _parses(values: pd.Series, fmt: str) -> pd.Series:
-    parsed = pd.to_datetime(values, format=fmt, errors="coerce", exact=True)
-    return parsed.notna() & parsed.dt.year.between(1850, 2100)
+    """Whether each value is a date in ``fmt`` with a plausible year: 1000-2100 when the year is set
+    apart by separators, 1850-2100 for digits only (``%Y%m%d``: other numbers would pass too)."""
+    earliest = 1850 if fmt.isalnum() or fmt.replace("%", "").isalpha() else 1000
+
+    def ok(value: str) -> bool:
+        try:
+            return earliest <= datetime.strptime(value, fmt).year <= 2100
+        except ValueError:
+            return False
+
+    return values.map(ok).astype(bool)
 
 
 def date_formats(values: pd.Series) -> tuple[tuple[str, ...], float]:
@@ -159,7 +175,7 @@ def date_formats(values: pd.Series) -> tuple[tuple[str, ...], float]:
     """
     if not len(values) or not values.str.contains(r"\d").mean() > 0.5:
         return (), 0.0
-    values = values[values.str.len() <= 30]
+    values = values[values.str.len() <= 30].head(DATE_SAMPLE)
     head = values.head(200)
     plausible = [fmt for fmt in DATE_FORMATS if _parses(head, fmt).any()] if len(values) > 200 else DATE_FORMATS
     masks = {fmt: _parses(values, fmt) for fmt in plausible}

@@ -318,7 +318,12 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
     """Decide which pass-through columns are compared, now that every source is mapped: an identifier or
     all-distinct free text only when another source shares it (and its values)."""
     settled = []
+    split_names = {"first_name", "last_name"} <= {d.target for d in decisions if d.compared}
     for d in decisions:
+        if split_names and d.kind.label == "full_name":  # the model assumes comparisons independent
+            settled.append(ColumnDecision(d.column, d.kind, None, False,
+                                          f"{d.kind.reason}; first and last name are compared: a full name repeats their evidence"))
+            continue
         entry = registry.get(d.target) if d.target else None
         if entry is not None and d.compared and d.kind.label in ("id", "free_text") and d.kind.field is None:
             shared = len(entry.sources) > 1 and entry.overlap > 0

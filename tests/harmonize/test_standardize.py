@@ -13,6 +13,7 @@ from matcher.harmonize.standardize import (
     clean_names,
     e164_phones,
     formal_first_names,
+    parse_calendar_dates,
     parse_dates,
     standard_email,
     standard_postcode,
@@ -54,6 +55,11 @@ def test_dates_parse_by_the_first_format_that_reads_the_whole_value():
                       ["%Y-%m-%d", "%Y%m%d", "%m/%d/%Y"])
     assert [None if pd.isna(d) else d.date().isoformat() for d in got] == [
         "1994-05-06", "1994-05-06", "1994-05-06", None, None, None, None]
+
+
+def test_calendar_dates_include_years_before_1677():
+    got = parse_calendar_dates(pd.Series(["1630-08-01", "1994-05-06", "1630-02-30", None]), ["%Y-%m-%d"])
+    assert [None if d is None else d.isoformat() for d in got] == ["1630-08-01", "1994-05-06", None, None]
 
 
 def test_dates_written_with_ocr_lookalikes_parse_only_when_repair_is_on():

@@ -142,3 +142,13 @@ def test_typed_parquet_dates_need_no_formats():
 
     k = kind("birthdate", [dt.date(1990, 1, 2), dt.date(1985, 5, 6)] * 3, "date")
     assert (k.field, k.comparison, k.date_formats) == ("dob", "birth_date", ("%Y-%m-%d",))
+
+
+def test_a_column_holding_first_and_last_name_together_is_a_full_name():
+    assert kind("first_and_surname", ["ann smith", "bob jones", "cy lee"] * 10).label == "full_name"
+
+
+def test_dates_before_1850_are_dates_when_the_year_is_set_apart():
+    values = ["1630-08-01", "1712-11-30", "1801-02-03"] * 10
+    k = kind("born", values)
+    assert k.comparison == "birth_date" and k.date_formats == ("%Y-%m-%d",)  # "born": a date of birth
