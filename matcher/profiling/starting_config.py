@@ -22,7 +22,7 @@ import yaml
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS
 from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
-from matcher.profiling.kinds import ISO_DATE, Kind, detect_kind, key_name_rank
+from matcher.profiling.kinds import ISO_DATE, Kind, detect_kind, key_name_rank, name_hint, name_tokens
 from matcher.profiling.profile import MAX_ROWS, FileProfile, profile_file
 from matcher.runtime.errors import ConfigError, InputDataError
 
@@ -318,11 +318,11 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
     """Decide which pass-through columns are compared, now that every source is mapped: an identifier or
     all-distinct free text only when another source shares it (and its values)."""
     settled = []
-    split_names = {"first_name", "last_name"} <= {d.target for d in decisions if d.compared}
+    compared = {d.target for d in decisions if d.compared}
     for d in decisions:
-        if split_names and d.kind.label == "full_name":  # the model assumes comparisons independent
-            settled.append(ColumnDecision(d.column, d.kind, None, False,
-                                          f"{d.kind.reason}; first and last name are compared: a full name repeats their evidence"))
+        why_not = _not_evidence(d, profile, compared)
+        if why_not:
+            settled.append(ColumnDecision(d.column, d.kind, None, False, f"{d.kind.reason}; {why_not}"))
             continue
         entry = registry.get(d.target) if d.target else None
         if entry is not None and d.compared and d.kind.label in ("id", "free_text") and d.kind.field is None:
@@ -342,6 +342,28 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
     formats = next((d.kind.date_formats for d in settled if d.target == "dob"), ())
     formats = () if formats in ((), (ISO_DATE,)) else formats
     return SourceDecision(source, profile, written_path(profile.path, base), key, key_reason, tuple(settled), formats)
+
+
+FEW_VALUES = 20
+"""A category with fewer distinct values (sex aside) says little about who a record is: left out."""
+_GROUP_TOKENS = {"household", "group", "team", "company", "employer", "account"}
+
+
+def _not_evidence(d: ColumnDecision, profile: FileProfile, compared: set[str | None]) -> str | None:
+    """Why a compared column would mislead the model (which treats comparisons as independent
+    evidence of one person), or None: a full name beside first and last name, an age beside a date
+    of birth, an id of a group of people, a category of a few values."""
+    if not d.compared:
+        return None
+    if d.kind.label == "full_name" and {"first_name", "last_name"} <= compared:
+        return "first and last name are compared: a full name repeats their evidence"
+    if name_tokens(d.column) and "age" in name_tokens(d.column) and "dob" in compared:
+        return "the date of birth is compared: an age repeats it (and changes between sources)"
+    if _GROUP_TOKENS & set(name_tokens(d.column)) and d.kind.label in ("id", "code", "free_text", "numeric", "category", "text"):
+        return "an identifier of a group (people in one household or account share it), not of a person"
+    if d.kind.label == "category" and name_hint(d.column) != "sex" and profile.column(d.column).distinct < FEW_VALUES:
+        return f"a category of {profile.column(d.column).distinct} values: little evidence of identity"
+    return None
 
 
 def _second_date(kind: Kind) -> Kind:

@@ -38,7 +38,7 @@ def test_demo_sources_map_onto_the_same_canonical_fields(demo):
                                "phone": "mobile", "postcode": "ship_zip", "city": "ship_city",
                                "updated_at": "updated", "person_id": "person_id"}
     assert loyalty["columns"] == {"first_name": "first", "last_name": "surname", "dob": "birthdate", "phone": "tel",
-                                  "email": "email", "postcode": "postal_code", "city": "town", "tier": "tier",
+                                  "email": "email", "postcode": "postal_code", "city": "town",
                                   "updated_at": "enrolled_at", "person_id": "person_id"}
     assert (crm["date_formats"], "date_formats" in shop, loyalty["date_formats"]) == (["%m/%d/%Y"], False, ["%d.%m.%Y"])
     # paths outside the config's project root are absolute; configs/ resolves against the repository root
@@ -166,3 +166,19 @@ def test_repeated_sources_and_none_are_config_errors(tmp_path):
         starting_config([], output=tmp_path / "c.yaml")
     with pytest.raises(InputDataError, match="b.csv: source file not found"):
         starting_config([a, tmp_path / "b.csv"], output=tmp_path / "c.yaml")
+
+
+def test_columns_that_would_repeat_or_fake_evidence_are_left_out(tmp_path, capsys):
+    rows = pd.DataFrame({
+        "id": range(40), "first_name": ["ann", "bob", "cy", "dee"] * 10, "last_name": ["lee", "ng", "ox", "poe"] * 10,
+        "full_name": ["ann lee", "bob ng", "cy ox", "dee poe"] * 10, "dob": ["1990-01-02", "1985-03-04"] * 20,
+        "age": [34, 39] * 20, "household_id": [f"h{i // 3}" for i in range(40)], "tier": ["gold", "silver"] * 20,
+    })
+    rows.to_csv(tmp_path / "people.csv", index=False)
+    code, out, _ = run_init(capsys, "--source", tmp_path / "people.csv", "--output", tmp_path / "c.yaml")
+    assert code == 0
+    compared = {c["name"] for c in yaml.safe_load((tmp_path / "c.yaml").read_text())["columns"]}
+    assert compared == {"first_name_canonical", "last_name", "dob"}
+    for reason in ("a full name repeats their evidence", "an age repeats it", "an identifier of a group",
+                   "a category of 2 values"):
+        assert reason in out, reason
