@@ -68,6 +68,8 @@ _SOURCES: dict[str, str] = {
     "golden_records": "matcher.harmonize.golden",
     # blocking, training, matching, evaluation
     "Candidates": "matcher.blocking.candidates",
+    "choose_blocking_rules": "matcher.blocking.auto",
+    "automatic_setup": "matcher.training.setup",
     "train": "matcher.training.trainer",
     "find_matches": "matcher.matching.matches",
     "MatchResult": "matcher.matching.matches",
@@ -98,6 +100,7 @@ _ORIGINAL = {"harmonize_sources": "harmonize"}  # public name -> the name in its
 __all__ = sorted(_SOURCES)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on first use
+    from matcher.blocking.auto import choose_blocking_rules
     from matcher.blocking.candidates import Candidates
     from matcher.config.transform import TransformConfig, config_from_dict, load_config
     from matcher.evaluation.metrics import evaluate
@@ -120,6 +123,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.runtime.logs import configure_logging
     from matcher.runtime.run_folder import RunFolder, open_run_folder, run_folder
     from matcher.runtime.session import get_session
+    from matcher.training.setup import automatic_setup
 
 
 def __getattr__(name: str) -> Any:
