@@ -322,7 +322,7 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
     for d in decisions:
         why_not = _not_evidence(d, profile, compared)
         if why_not:
-            settled.append(ColumnDecision(d.column, d.kind, None, False, f"{d.kind.reason}; {why_not}"))
+            settled.append(ColumnDecision(d.column, d.kind, d.target, False, f"{d.kind.reason}; {why_not}"))
             continue
         entry = registry.get(d.target) if d.target else None
         if entry is not None and d.compared and d.kind.label in ("id", "free_text") and d.kind.field is None:
@@ -347,14 +347,21 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
 FEW_VALUES = 20
 """A category with fewer distinct values (sex aside) says little about who a record is: left out."""
 _GROUP_TOKENS = {"household", "group", "team", "company", "employer", "account"}
+_ADDRESS_PARTS = ("postcode", "city", "street", "house_number", "unit", "state")
+"""The parts of an address, the one compared first: household members and neighbours share them all."""
 
 
 def _not_evidence(d: ColumnDecision, profile: FileProfile, compared: set[str | None]) -> str | None:
     """Why a compared column would mislead the model (which treats comparisons as independent
-    evidence of one person), or None: a full name beside first and last name, an age beside a date
-    of birth, an id of a group of people, a category of a few values."""
+    evidence of one person), or None: an address part beside the one that stands for the address,
+    a full name beside first and last name, an age beside a date of birth, an id of a group of
+    people, a category of a few values."""
     if not d.compared:
         return None
+    if d.target in _ADDRESS_PARTS:
+        stands_for = next(part for part in _ADDRESS_PARTS if part in compared)
+        if stands_for != d.target:
+            return f"{stands_for} is compared: the parts of one address repeat one another's evidence"
     if d.kind.label == "full_name" and {"first_name", "last_name"} <= compared:
         return "first and last name are compared: a full name repeats their evidence"
     if name_tokens(d.column) and "age" in name_tokens(d.column) and "dob" in compared:

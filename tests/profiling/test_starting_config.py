@@ -38,7 +38,7 @@ def test_demo_sources_map_onto_the_same_canonical_fields(demo):
                                "phone": "mobile", "postcode": "ship_zip", "city": "ship_city",
                                "updated_at": "updated", "person_id": "person_id"}
     assert loyalty["columns"] == {"first_name": "first", "last_name": "surname", "dob": "birthdate", "phone": "tel",
-                                  "email": "email", "postcode": "postal_code", "city": "town",
+                                  "email": "email", "postcode": "postal_code", "city": "town", "tier": "tier",
                                   "updated_at": "enrolled_at", "person_id": "person_id"}
     assert (crm["date_formats"], "date_formats" in shop, loyalty["date_formats"]) == (["%m/%d/%Y"], False, ["%d.%m.%Y"])
     # paths outside the config's project root are absolute; configs/ resolves against the repository root
@@ -49,7 +49,7 @@ def test_demo_top_level_compares_identifying_fields_and_never_the_truth(demo):
     columns = {c["name"]: (c["kind"], c.get("term_frequency", False)) for c in demo.config["columns"]}
     assert columns["first_name_canonical"] == ("name", True) and columns["last_name"] == ("name", True)
     assert columns["dob"] == ("birth_date", False) and columns["email"][0] == "email" and columns["phone"][0] == "phone"
-    assert columns["postcode"] == ("postcode", True) and columns["city"] == ("exact", True)
+    assert columns["postcode"] == ("postcode", True) and "city" not in columns and "street" not in columns  # the postcode stands for the address
     assert "person_id" not in columns and "updated_at" not in columns
     assert demo.config["truth_column"] == "person_id"
     assert demo.config["quality"] == {"require_any": [["first_name", "last_name", "dob", "email", "phone"]]}
