@@ -103,6 +103,8 @@ class StartingConfig:
                 lines.append(f"  {d.column:<{width}} skipped: {d.note}")
         compared = ", ".join(f"{c['name']} ({c['kind']})" for c in self.config["columns"])
         lines.append(f"comparison columns: {compared}")
+        if any(c["name"] == SOURCE_SYSTEM for c in self.config["columns"]):
+            lines.append(f"{SOURCE_SYSTEM}: compared, so the model learns whether a source holds duplicates")
         if "quality" in self.config:
             groups = self.config["quality"]["require_any"]
             lines.append(f"quality: every row needs one of {', '.join(groups[0])}")
@@ -437,6 +439,8 @@ def _config_dict(name: str, sources: list[SourceDecision], truth_name: str | Non
     if identifying:
         data["quality"] = {"require_any": [identifying]}
     data["columns"] = _comparisons(sources)
+    if len(sources) > 1:  # the model learns whether one source lists a person twice (m of "same source")
+        data["columns"].append({"name": SOURCE_SYSTEM, "kind": "exact"})
     if truth_name is not None:
         data["truth_column"] = truth_name
     data["output"] = f"output/{name}"

@@ -50,6 +50,7 @@ def test_demo_top_level_compares_identifying_fields_and_never_the_truth(demo):
     assert columns["first_name_canonical"] == ("name", True) and columns["last_name"] == ("name", True)
     assert columns["dob"] == ("birth_date", False) and columns["email"][0] == "email" and columns["phone"][0] == "phone"
     assert columns["postcode"] == ("postcode", True) and "city" not in columns and "street" not in columns  # the postcode stands for the address
+    assert columns["source_system"] == ("exact", False)  # several sources: is one person listed twice in one?
     assert "person_id" not in columns and "updated_at" not in columns
     assert demo.config["truth_column"] == "person_id"
     assert demo.config["quality"] == {"require_any": [["first_name", "last_name", "dob", "email", "phone"]]}
