@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,13 +147,21 @@ def assert_nothing_looks_complete(folder: Path) -> None:
     assert [p for p in present if p in (*COMPLETE_MARKERS, "model")] == [], present
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def gremlin_server(tmp_path_factory):
-    """A local Gremlin Server for the graph tests on port 8183 with its own saved graph (jars from
-    .graph-server/lib, fetched on first use); started through matcher.graph.server, stopped at the end."""
+    """A local Gremlin Server for the graph tests on a free port with its own saved graph (jars from
+    .graph-server/lib, fetched on first use); started through matcher.graph.server, stopped at the end.
+    A free port, so a server left behind by a killed run (or another run at once) is not in the way."""
     from matcher.graph.server import LocalGremlinServer
 
-    server = LocalGremlinServer(port=8183, state_dir=tmp_path_factory.mktemp("gremlin-server"))
+    server = LocalGremlinServer(port=free_port(), state_dir=tmp_path_factory.mktemp("gremlin-server"))
     server.start()
     yield server
     server.stop()

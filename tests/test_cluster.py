@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ from pathlib import Path
 import pyspark
 import pytest
 from chispa import assert_df_equality
-from conftest import REPO
+from conftest import REPO, free_port
 
 from matcher.runtime.session import similarity_jar
 
 SPARK_HOME = Path(pyspark.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cluster_environment() -> dict[str, str]:

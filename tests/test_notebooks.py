@@ -8,9 +8,8 @@ import shutil
 
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 from nbclient import NotebookClient
-from test_cluster import free_port
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
