@@ -12,6 +12,9 @@ RECORD_ID = "record_id"
 RESERVED_COLUMNS = ("match_id", "match_confidence_score", "source_dataset")
 """Columns matcher adds to every matched row; an input may not use these names."""
 
+SOURCE_DATASET_COLUMN = "source_dataset"
+"""The column naming each row's input (the synthetic ``harmonized`` one for a ``sources:`` config)."""
+
 
 class StrictModel(BaseModel):
     """A config section: unknown keys are errors and a parsed section is immutable."""

@@ -29,21 +29,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from matcher.config.base import RECORD_ID
-from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM, GoldenSpec
+from matcher.config.harmonization import SOURCE_SYSTEM, GoldenSpec
 from matcher.config.transform import TransformConfig
+from matcher.harmonize.rules import profile_fields
 
 _COMPLETENESS = "_completeness"
 _PRIORITY = "_priority"
-
-
-def profile_fields(config: TransformConfig) -> list[str]:
-    """The fields a customer profile carries: configured, or every mapped canonical field."""
-    spec = config.golden or GoldenSpec()
-    if spec.fields:
-        return list(spec.fields)
-    mapped = {c for s in config.sources or [] for c in s.columns}
-    fields = [f for f in CANONICAL_FIELDS if f in mapped]
-    return [*fields, *(d for d in DERIVED_FIELDS if "first_name" in mapped)]
 
 
 def _priority(spec: GoldenSpec) -> Column:

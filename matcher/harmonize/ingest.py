@@ -24,15 +24,14 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from matcher.config.transform import AUTO, DATE_KINDS, ComparisonKind, InputSpec, TransformConfig
+from matcher.config.transform import DATE_KINDS, ComparisonKind, InputSpec, TransformConfig
+from matcher.harmonize.rules import WHOLE_NUMBER, input_columns
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable
 from matcher.runtime.errors import InputDataError
 
 log = logging.getLogger(__name__)
 
 _EXAMPLES = 5
-# no leading zeros: "007" and "7" are different keys and must stay different after the cast
-WHOLE_NUMBER = r"^(0|-?[1-9][0-9]{0,17})$"
 
 CSV_DEFAULTS = {"header": "true", "multiLine": "true", "escape": '"'}
 """RFC 4180: a header line, quoted values may hold line breaks and doubled quotes (``""``).
@@ -290,13 +289,6 @@ def check_dates(df: DataFrame, config: TransformConfig) -> None:
             )
 
 
-def _rule_columns(config: TransformConfig) -> list[str]:
-    """Columns named by column-list blocking and training rules (raw SQL rules are not parsed)."""
-    lists = [config.blocking_rules, config.training.deterministic_rules, config.training.em_blocking_rules]
-    rules = [getattr(r, "rule", r) for rules in lists if rules != AUTO for r in rules]
-    return [column for rule in rules if isinstance(rule, list) for column in rule]
-
-
 def read_inputs(spark: SparkSession, config: TransformConfig, *, check_keys: bool = True) -> DataFrame:
     """All inputs, validated and stacked, with a ``source_dataset`` column naming each row's input.
 
@@ -312,10 +304,7 @@ def read_inputs(spark: SparkSession, config: TransformConfig, *, check_keys: boo
 
     Date columns are checked (:func:`check_dates`) either way.
     """
-    wanted = [config.primary_key, *config.column_names, *config.retain_columns, *_rule_columns(config)]
-    if config.truth_column:
-        wanted.append(config.truth_column)
-    wanted = list(dict.fromkeys(wanted))
+    wanted = input_columns(config)
     frames = []
     for spec in config.inputs:
         df = read_input(spark, spec)

@@ -28,24 +28,28 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from matcher.config.base import RECORD_ID
-from matcher.config.harmonization import CANONICAL_FIELDS, SOURCE_SYSTEM
+from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.config.transform import TransformConfig
-from matcher.harmonize.sources import SOURCE_KEY, pass_through_columns
-from matcher.harmonize.standardize import raw
+from matcher.harmonize.rules import (
+    NULL_KEY_REASON,
+    REPEATED_KEY_REASON,
+    REPLACEMENT_CHARACTER,
+    SOURCE_KEY,
+    allowed_values_reason,
+    encoding_columns,
+    encoding_reason,
+    parseable_reason,
+    raw,
+    require_any_reason,
+    required_reason,
+)
 from matcher.runtime.errors import MatcherError
 
 _ISSUES = "_issues"
-_DESCRIBED = {"date": "a date in the configured formats", "timestamp": "a timestamp in the configured formats",
-              "email": "an email address", "phone": "a phone number possible in its region"}
 
 
 def _issue(failed: Column, rule: str, reason: Column) -> Column:
     return F.when(failed, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
-
-
-def _text_columns(df: DataFrame, config: TransformConfig) -> list[str]:
-    present = [raw(f) for f in CANONICAL_FIELDS if raw(f) in df.columns]
-    return [*present, *(c for c in pass_through_columns(config) if c in df.columns), SOURCE_KEY]
 
 
 def rule_checks(df: DataFrame, config: TransformConfig) -> list[Column]:
@@ -53,28 +57,28 @@ def rule_checks(df: DataFrame, config: TransformConfig) -> list[Column]:
     spec = config.quality
     repeats = F.count(F.lit(1)).over(Window.partitionBy(SOURCE_SYSTEM, SOURCE_KEY))
     checks = [
-        _issue(F.col(SOURCE_KEY).isNull(), "primary_key", F.lit("primary key is null")),
+        _issue(F.col(SOURCE_KEY).isNull(), "primary_key", F.lit(NULL_KEY_REASON)),
         _issue(F.col(SOURCE_KEY).isNotNull() & (repeats > 1), "primary_key",
-               F.format_string("primary key %s repeats %d times in the source", F.col(SOURCE_KEY), repeats)),
+               F.format_string(REPEATED_KEY_REASON, F.col(SOURCE_KEY), repeats)),
     ]
-    for column in _text_columns(df, config):
-        checks.append(_issue(F.coalesce(F.instr(F.col(column), "\ufffd") > 0, F.lit(False)), "encoding",
-                             F.lit(f"{column} has bytes that are not valid in the source's encoding")))
+    for column in encoding_columns(df.columns, config):
+        checks.append(_issue(F.coalesce(F.instr(F.col(column), REPLACEMENT_CHARACTER) > 0, F.lit(False)), "encoding",
+                             F.lit(encoding_reason(column))))
     for field in spec.required:
-        checks.append(_issue(F.col(field).isNull(), "required", F.lit(f"{field} is missing")))
+        checks.append(_issue(F.col(field).isNull(), "required", F.lit(required_reason(field))))
     for group in spec.require_any:
         none = F.lit(True)
         for field in group:
             none = none & F.col(field).isNull()
-        checks.append(_issue(none, "require_any", F.lit(f"none of {', '.join(group)} is present")))
+        checks.append(_issue(none, "require_any", F.lit(require_any_reason(group))))
     for field in spec.parseable:
         given = F.coalesce(F.trim(F.col(raw(field))) != "", F.lit(False))
         checks.append(_issue(given & F.col(field).isNull(), "parseable",
-                             F.format_string(f"{field} %s is not {_DESCRIBED[CANONICAL_FIELDS[field]]}", F.col(raw(field)))))
+                             F.format_string(parseable_reason(field), F.col(raw(field)))))
     for field, allowed in spec.allowed_values.items():
         bad = F.col(field).isNotNull() & ~F.col(field).isin(allowed)
         checks.append(_issue(bad, "allowed_values",
-                             F.format_string(f"{field} %s is not one of the allowed values", F.col(field))))
+                             F.format_string(allowed_values_reason(field), F.col(field))))
     return checks
 
 

@@ -31,18 +31,11 @@ from matcher.config.base import RECORD_ID
 from matcher.config.harmonization import CANONICAL_FIELDS, HARMONIZED_INPUT, SOURCE_SYSTEM, SourceSpec
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.ingest import read_input
+from matcher.harmonize.rules import SOURCE_KEY, pass_through_columns
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 
 log = logging.getLogger(__name__)
-
-SOURCE_KEY = "source_key"
-
-
-def pass_through_columns(config: TransformConfig) -> list[str]:
-    """The non-canonical column names the sources map, in first-seen order."""
-    names = (c for s in config.sources or [] for c in s.columns if c not in CANONICAL_FIELDS)
-    return list(dict.fromkeys(names))
 
 
 def _as_text(df: DataFrame, column: str) -> F.Column:

@@ -41,10 +41,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from splink import ColumnExpression, SettingsCreator, block_on
 
+from matcher.config.base import SOURCE_DATASET_COLUMN
 from matcher.config.transform import DATE_KINDS, BlockingRule, ColumnSpec, ComparisonKind, TransformConfig
 from matcher.model.splink_adapter import ComparisonCreator
-
-SOURCE_DATASET_COLUMN = "source_dataset"
 
 
 def _numeric(col: str) -> ComparisonCreator:
