@@ -88,6 +88,9 @@ _SOURCES: dict[str, str] = {
     "evaluate_labels_task": "matcher.labels.tasks",
     "load_graph": "matcher.graph.writer",
     "load_graph_task": "matcher.graph.writer",
+    # real-time matching (matcher serve)
+    "MatchService": "matcher.serving.service",
+    "serve_task": "matcher.serving",
     # starting configs (matcher init)
     "starting_config": "matcher.profiling.starting_config",
     "write_starting_config": "matcher.profiling.starting_config",
@@ -123,6 +126,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.runtime.logs import configure_logging
     from matcher.runtime.run_folder import RunFolder, open_run_folder, run_folder
     from matcher.runtime.session import get_session
+    from matcher.serving import serve_task
+    from matcher.serving.service import MatchService
     from matcher.training.setup import automatic_setup
 
 

@@ -42,6 +42,7 @@ class Task:
     needs_config: bool = True
     output_help: str | None = None  # set when --output names a file, not the run folder (the task then takes --run)
     whole_folder: bool = False
+    output_aliases: tuple[str, ...] = ()  # other names of --output
 
 
 def _incremental_options(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +138,17 @@ def _init_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite CONFIG if it exists")
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+
+
+def _serve(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.serving import serve_task
+
+    return serve_task(config, folder, host=args.host, port=args.port)
+
+
 def _init(config: None, folder: None, args: argparse.Namespace) -> str:
     from matcher.profiling.starting_config import write_starting_config
 
@@ -191,6 +203,13 @@ TASKS: dict[str, Task] = {
                         parser.add_argument("--port", type=int, default=8182)),
         needs_config=False,
     ),
+    "serve": Task(
+        "match records over HTTP in milliseconds against the completed run in OUTPUT (alias --run): POST /match, "
+        "/match/batch, /records (kept and appended to the run), GET /entities/{match_id}, /health, /metrics; docs at /docs",
+        _serve,
+        _serve_options,
+        output_aliases=("--run",),
+    ),
     "label-set": Task(
         "write a FindMatches labeling file (CSV) around RUN/model's most uncertain pairs, or diverse blocked pairs without a model",
         _label_set,
@@ -237,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
             if task.output_help:
                 sub.add_argument("--output", required=True, metavar="CSV", help=task.output_help)
             else:
-                sub.add_argument("--output", metavar="DIR", help="run folder for the model and outputs (default: the config's 'output')")
+                sub.add_argument("--output", *task.output_aliases, dest="output", metavar="DIR",
+                                 help="run folder for the model and outputs (default: the config's 'output')")
         task.arguments(sub)
     return parser
 

@@ -179,3 +179,17 @@ def fake_1000_run(spark, tmp_path_factory):
     folder = run_folder(config, tmp_path_factory.mktemp("fake_1000_run"))
     run_task(config, folder, spark)
     return folder
+
+
+@pytest.fixture(scope="session")
+def demo_run_folder(spark, tmp_path_factory):
+    """One completed ``matcher run`` of the multi-source demo (configs/demo.yaml), shared by the tests
+    that only read a run folder. Do not modify it; copy it first."""
+    from matcher.config.transform import load_config
+    from matcher.pipeline import run_task
+    from matcher.runtime.run_folder import run_folder
+
+    config = load_config(REPO / "configs" / "demo.yaml")
+    folder = run_folder(config, tmp_path_factory.mktemp("demo_run"))
+    run_task(config, folder, spark)
+    return folder

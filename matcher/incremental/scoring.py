@@ -92,10 +92,10 @@ def score_new_records(
     if key != "record_id":
         scored.insert(0, "record_id_r", scored[f"{key}_r"])
         scored.insert(0, "record_id_l", scored[f"{key}_l"])
-    return _orient(scored)
+    return orient_pairs(scored)
 
 
-def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
+def orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     """Swap the ``_l``/``_r`` columns of the pairs whose left record id is the larger, as a full run orders them."""
     swap = (pairs["record_id_l"] > pairs["record_id_r"]).to_numpy()
     if not swap.any():

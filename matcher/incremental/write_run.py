@@ -23,9 +23,13 @@ from matcher.incremental.change_log import CHANGES_JSON, CHANGES_PARQUET, Change
 from matcher.incremental.existing_run import OUTPUT_COLUMNS, ExistingRun
 from matcher.incremental.stored_pairs import StoredPairs
 from matcher.matching.stable_ids import plain
-from matcher.runtime.errors import MatcherError
+from matcher.matching.threshold import match_confidence
 from matcher.runtime.outputs import atomic_directory, write_json, write_parquet
-from matcher.runtime.parquet_parts import rewrite_parquet_folder, write_parquet_parts
+from matcher.runtime.parquet_parts import (
+    as_table,
+    rewrite_parquet_folder,
+    write_parquet_parts,
+)
 from matcher.runtime.run_folder import RunFolder
 
 
@@ -37,19 +41,13 @@ class MatchRows:
     new: pd.DataFrame  # the new records with their match_id and match_confidence_score
 
 
-def _confidence(best: pd.Series, threshold: float) -> pd.Series:
-    """:mod:`matcher.matching.matches`'s ``match_confidence_score`` from each record's best pair probability."""
-    best = best.astype("float64")
-    return best.where(best >= threshold, 1.0 - best.fillna(0.0))
-
-
 def match_rows(
     final: pd.Series, strongest: pd.Series, old: pd.DataFrame, new: pd.DataFrame, key: str, threshold: float
 ) -> MatchRows:
     """The ``new`` records and the ``old`` ones whose ``match_id`` or ``match_confidence_score`` changed,
     given every record's ``final`` match_id and ``strongest`` pair probability (both by record id)."""
     changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
-    changed["match_confidence_score"] = _confidence(changed["record_id"].map(strongest), threshold).to_numpy()
+    changed["match_confidence_score"] = match_confidence(changed["record_id"].map(strongest), threshold).to_numpy()
     before = old.set_index(key).reindex(changed["record_id"])
     differs = (before["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
         before["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()
@@ -57,14 +55,6 @@ def match_rows(
     is_new = changed["record_id"].isin(new[key]).to_numpy()
     rewritten = changed[differs | is_new].rename(columns={"record_id": key})
     return MatchRows(changed[differs & ~is_new], new.merge(rewritten, on=key, how="left"))
-
-
-def _as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
-    missing = [n for n in schema.names if n not in frame.columns]
-    if missing:
-        raise MatcherError(f"{what}: column(s) {', '.join(missing)} of the existing run are not produced for the new records")
-    table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
-    return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
 
 
 def _update_matches(key: str, changes: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
@@ -94,14 +84,14 @@ def write_run(
     if output.model.exists():
         shutil.rmtree(output.model)
     shutil.copytree(existing.folder.model, output.model)
-    new_pair_table = _as_table(new_pairs, existing.pairs.schema, str(output.pairs))
+    new_pair_table = as_table(new_pairs, existing.pairs.schema, str(output.pairs))
     if stored.reweighed:
         write_parquet_parts(pa.concat_tables([stored.table, new_pair_table.cast(stored.table.schema)]), output.pairs, existing.pairs)
     else:
         rewrite_parquet_folder(existing.pairs, output.pairs, ["record_id_l", "record_id_r"], removed, None, set(), [new_pair_table])
     rewrite_parquet_folder(
         existing.matches, output.matches, [key], removed, _update_matches(key, rows.existing),
-        set(rows.existing["record_id"]), [_as_table(rows.new, existing.matches.schema, str(output.matches))],
+        set(rows.existing["record_id"]), [as_table(rows.new, existing.matches.schema, str(output.matches))],
     )
     with atomic_directory(output.root / CHANGES_PARQUET) as tmp:
         pq.write_table(log.as_table(existing.key_type), tmp / "records.parquet")
@@ -117,7 +107,7 @@ def write_harmonization_outputs(
     if existing.quarantine.is_dir():
         stored = ds.dataset(str(existing.quarantine))
         quarantined = harmonized.quarantined.toPandas().reindex(columns=stored.schema.names)  # other sources' columns: null
-        added = [_as_table(quarantined, stored.schema, str(output.quarantine))] if len(quarantined) else []
+        added = [as_table(quarantined, stored.schema, str(output.quarantine))] if len(quarantined) else []
         rewrite_parquet_folder(stored, output.quarantine, [RECORD_ID], set(), None, set(), added)
     else:
         write_parquet(harmonized.quarantined, output.quarantine)

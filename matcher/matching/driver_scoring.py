@@ -27,13 +27,21 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from splink import DuckDBAPI, Linker
+from splink import DuckDBAPI, Linker, SettingsCreator
 
 from matcher.config.transform import DATE_KINDS, TransformConfig
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
 from matcher.model.similarity import jaro_winkler_arrow
-from matcher.model.splink_adapter import register_term_frequencies
+from matcher.model.splink_adapter import (
+    CTEPipeline,
+    Settings,
+    blocking_columns,
+    comparison_vector_columns,
+    prediction_rules,
+    prediction_sqls,
+    register_term_frequencies,
+)
 from matcher.runtime.errors import MatcherError
 
 JARO_WINKLER_UDF = "matcher_jaro_winkler"
@@ -59,7 +67,8 @@ def duckdb_settings(config: TransformConfig, model: TrainedModel) -> dict[str, A
     return settings
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
+def duckdb_connection() -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB database with the Spark definition of ``jaro_winkler_similarity`` registered."""
     connection = duckdb.connect()
     connection.execute(f"SET threads = {os.cpu_count() or 1}")
     connection.create_function(
@@ -68,9 +77,9 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _comparable(frame: pd.DataFrame, config: TransformConfig) -> pa.Table:
+def comparable_table(frame: pd.DataFrame | pa.Table, config: TransformConfig) -> pa.Table:
     """``frame`` as Arrow, date columns parsed from ISO strings (null when unparseable), like Spark's ``to_date``."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     for column in (c.name for c in config.columns if c.kind in DATE_KINDS and c.name in table.column_names):
         values = table[column]
         if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
@@ -91,14 +100,44 @@ def predict_between(
 ) -> pd.DataFrame:
     """Splink's ``predict_between(left, right)`` on DuckDB with ``model``; ``frequencies`` maps each
     term-frequency column to its table (value, ``tf_<column>``). Returns Splink's prediction columns."""
-    connection = _connection()
+    connection = duckdb_connection()
     try:
         db_api = DuckDBAPI(connection=connection)
-        left_table = db_api.register(_comparable(left, config), dataset_display_name="existing_and_new")
-        right_table = db_api.register(_comparable(right, config), dataset_display_name="new")
+        left_table = db_api.register(comparable_table(left, config), dataset_display_name="existing_and_new")
+        right_table = db_api.register(comparable_table(right, config), dataset_display_name="new")
         linker = Linker(right_table, duckdb_settings(config, model), log_level=None)
-        register_term_frequencies(linker, lambda column, _: _comparable(frequencies[column], config))
+        register_term_frequencies(linker, lambda column, _: comparable_table(frequencies[column], config))
         scored = linker.inference.predict_between(left_table, right_table, warning_mode="never")
         return scored.as_pyarrow_table().to_pandas()
     finally:
         connection.close()
+
+
+def duckdb_model(config: TransformConfig, model: TrainedModel) -> Settings:
+    """Splink's model object for :func:`duckdb_settings` (its rules and comparisons in DuckDB's SQL)."""
+    return SettingsCreator.from_path_or_dict(duckdb_settings(config, model)).get_settings("duckdb")
+
+
+def pair_scoring_sql(config: TransformConfig, model: TrainedModel, left: str, right: str) -> str:
+    """One DuckDB query that scores the pairs of tables ``left`` × ``right`` some prediction rule blocks.
+
+    The query is Splink's: its blocked-pair columns, comparison vectors and prediction with
+    ``model``'s parameters (:func:`duckdb_settings`); ``match_key`` is the first rule that
+    holds, as a full run numbers them. Both tables hold the comparison columns as
+    :func:`comparable_table` gives them and every ``tf_<column>`` the model adjusts on (Splink
+    reads term frequencies from the records). Built once, it runs in milliseconds per call.
+    """
+    settings = duckdb_model(config, model)
+    rules = [f"({rule.blocking_rule_sql})" for rule in prediction_rules(settings)]
+    match_key = "CASE " + " ".join(f"WHEN {rule} THEN {i}" for i, rule in enumerate(rules)) + " END"
+    pipeline = CTEPipeline()
+    pipeline.enqueue_sql(
+        f"SELECT {', '.join(blocking_columns(settings))}, {match_key} AS match_key "
+        f"FROM {left} AS l JOIN {right} AS r ON {' OR '.join(rules)}",
+        "__splink__blocked",
+    )
+    pipeline.enqueue_sql(
+        f"SELECT {', '.join(comparison_vector_columns(settings))} FROM __splink__blocked", "__splink__df_comparison_vectors"
+    )
+    pipeline.enqueue_list_of_sqls(prediction_sqls(settings))
+    return pipeline.generate_cte_pipeline_sql()

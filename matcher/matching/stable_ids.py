@@ -25,7 +25,7 @@ def plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _unused_id(smallest: Any, used: set) -> Any:
+def unused_id(smallest: Any, used: set) -> Any:
     """An id for a cluster whose every member id names another cluster (e.g. an updated record that
     named its old cluster, which kept the id): ``<smallest>~2`` (``~3``, ... if taken) for text ids,
     one more than the largest id in use for whole-number ids."""
@@ -65,7 +65,7 @@ def stable_match_ids(
         if component in assigned:
             continue
         free = [r for r in sorted(members) if r not in used]
-        assigned[component] = free[0] if free else _unused_id(sorted(members)[0], used)
+        assigned[component] = free[0] if free else unused_id(sorted(members)[0], used)
         used.add(assigned[component])
     frame["match_id"] = frame["component"].map(assigned)
     result = Reassignment(frame[[RECORD_ID, "old_match_id", "match_id"]].reset_index(drop=True))

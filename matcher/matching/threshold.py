@@ -181,3 +181,10 @@ def min_mean_weight_from_labels(
     top = max(scores.values())
     best = min((c for c, f in scores.items() if f == top), key=lambda c: (abs(c - spec.min_mean_weight), c))
     return best, {"labeled_pairs": len(labeled), "beta": beta, "f_beta": {str(c): round(f, 4) for c, f in scores.items()}}
+
+
+def match_confidence(best: pd.Series, threshold: float) -> pd.Series:
+    """``match_confidence_score`` from each record's best pair probability (:mod:`matcher.matching.matches`):
+    that probability when it reaches ``threshold``, else one minus it (1.0 for a record without pairs)."""
+    best = best.astype("float64")
+    return best.where(best >= threshold, 1.0 - best.fillna(0.0))

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from matcher.runtime.errors import MatcherError
 from matcher.runtime.outputs import atomic_directory
 
 
@@ -91,3 +94,35 @@ def write_parquet_parts(table: pa.Table, target: Path, like: ds.Dataset) -> None
 
     with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=parts) as pool:
         list(pool.map(write, range(parts)))
+
+
+def as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    """``frame``'s columns of ``schema``, cast to it (metadata kept), or an error naming the missing columns."""
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise MatcherError(f"{what}: column(s) {', '.join(missing)} of the existing run are not produced for the new records")
+    table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+    return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def append_durable_part(table: pa.Table, folder: Path, like: ds.Dataset, prefix: str) -> Path:
+    """Add ``table`` to the Parquet folder ``folder`` as one more part file, durably: written to a hidden
+    temporary file (readers skip hidden files), flushed to disk, renamed into place and the folder
+    flushed, so the part is either absent or whole after a crash. Timestamps are stored like ``like``'s."""
+    name = f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+    temporary, final = folder / f".{name}.tmp", folder / name
+    with open(temporary, "wb") as sink:
+        pq.write_table(table, sink, **writer_options(like))
+        sink.flush()
+        os.fsync(sink.fileno())
+    os.replace(temporary, final)
+    _sync_directory(folder)
+    return final

@@ -1,0 +1,220 @@
+"""``python -m bench serve --out FILE.json``: ``matcher serve`` against a large run, driven by concurrent clients.
+
+1. (untimed, kept in ``--workdir``) the reference run: historical_50k grown to ``--rows``
+   records (default 1,000,000). Copy *k* of the 50,578 records shifts every letter of the
+   names (full name, first name, surname), birth place and occupation *k* places along the alphabet: new people whose name
+   frequencies, typos and block sizes have the original's shape, while dates of birth and
+   postcodes are shared with the other copies (their blocks grow with the size, as real
+   ones do). ``matcher run`` with ``configs/historical_50k.yaml`` (input and output
+   replaced) trains and matches it. A run folder already in ``--workdir`` is reused.
+2. ``matcher serve`` starts as a subprocess on a copy of that run: ``startup_s`` is from
+   launch to the first answer of ``/health``; ``rss_gb`` is the process's peak resident
+   memory (``VmHWM``) at the end.
+3. ``match``: ``--clients`` concurrent clients (threads with keep-alive connections) send
+   ``POST /match`` for ``--seconds``, each record a reference record with one letter of its
+   surname changed and a new id; ``records``: the same through ``POST /records`` (each
+   record is kept, appended to the run folder). The clients measure each request's latency;
+   ``rps`` is completed requests per second of wall clock; ``errors`` counts non-200 answers.
+
+The clients share the machine with the server (2 cores here): the figures include that load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from bench.datasets import ROOT, paths, prepare
+from bench.environment import load_average, source_version
+
+log = logging.getLogger("bench.serve")
+
+DATASET = "historical_50k"
+SHIFTED = ("first_name", "surname", "full_name", "first_and_surname", "birth_place", "occupation")
+
+
+def _shift(values: pa.ChunkedArray, k: int) -> pa.Array:
+    """Every letter moved ``k`` places along the alphabet (``k = 0``: unchanged)."""
+    lower, upper = string.ascii_lowercase, string.ascii_uppercase
+    table = str.maketrans(lower + upper, lower[k:] + lower[:k] + upper[k:] + upper[:k])
+    return pa.array([None if v is None else v.translate(table) for v in values.to_pylist()], type=pa.string())
+
+
+def grow(source: Path, rows: int, target: Path) -> dict[str, int]:
+    """Write ``rows`` records: the source's, then letter-shifted copies (new ids and entities), cut at ``rows``."""
+    base = pq.read_table(source)
+    copies = []
+    for k in range(-(-rows // base.num_rows)):
+        copy = base
+        if k:
+            for column in SHIFTED:
+                copy = copy.set_column(copy.schema.get_field_index(column), column, _shift(copy[column], k % 26))
+            for column in ("unique_id", "cluster"):
+                suffixed = pc.binary_join_element_wise(pc.cast(copy[column], pa.string()), pa.scalar(f"~{k}"), "")
+                copy = copy.set_column(copy.schema.get_field_index(column), column, suffixed)
+        copies.append(copy)
+    grown = pa.concat_tables(copies).slice(0, rows)
+    pq.write_table(grown, target)
+    return {"rows": grown.num_rows, "copies": len(copies)}
+
+
+def reference_run(rows: int, workdir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The config and run folder of the grown data set, made with ``matcher run`` unless already there."""
+    workdir = workdir.resolve()  # the config's paths are read relative to the config's folder
+    data, config_path, folder = workdir / f"records_{rows}.parquet", workdir / f"serve_{rows}.yaml", workdir / f"run_{rows}"
+    about: dict[str, Any] = {"rows": rows, "reused": (folder / "summary.json").exists()}
+    if not about["reused"]:
+        prepare(DATASET)
+        about.update(grow(paths(DATASET)[0], rows, data))
+        config = yaml.safe_load((ROOT / "configs" / f"{DATASET}.yaml").read_text(encoding="utf-8"))
+        config["inputs"][0]["path"] = str(data)
+        config.update(name=f"serve_{rows}", output=str(folder))
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "matcher", "--log-level", "WARNING", "run", "--config", str(config_path)],
+                       cwd=ROOT, check=True)
+        about["matcher_run_s"] = round(time.perf_counter() - started, 1)
+    return config_path, folder, about
+
+
+def _peak_rss_gb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024**2, 3)
+    except OSError:
+        pass
+    return None
+
+
+def _records(data: Path, count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` reference records with one surname letter changed and a new id each."""
+    table = pq.read_table(data)
+    rng = random.Random(seed)
+    picked = table.take(pa.array(sorted(rng.sample(range(table.num_rows), count)))).to_pylist()
+    for i, record in enumerate(picked):
+        surname = record.get("surname") or "x"
+        at = rng.randrange(len(surname))
+        record["surname"] = surname[:at] + rng.choice(string.ascii_lowercase) + surname[at + 1:]
+        record["unique_id"] = f"bench-{seed}-{i}"
+        record["dob"] = None if record.get("dob") is None else str(record["dob"])
+    return picked
+
+
+def drive(base_url: str, path: str, bodies: list[dict], clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` threads POST ``bodies`` (each used once, in turn) to ``path`` for ``seconds``."""
+    import httpx
+
+    latencies: list[float] = []
+    errors, lock, position = [0], threading.Lock(), [0]
+
+    def client() -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if position[0] >= len(bodies):
+                        return
+                    body = bodies[position[0]]
+                    position[0] += 1
+                started = time.perf_counter()
+                response = http.post(path, json=body)
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    errors[0] += response.status_code != 200
+
+    started = time.perf_counter()
+    deadline = started + seconds
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies), "errors": errors[0], "clients": clients, "wall_s": round(wall, 2),
+        "rps": round(len(latencies) / wall, 1),
+        **{f"p{q}_ms": round(float(np.percentile(ms, q)), 2) if len(ms) else None for q in (50, 95, 99)},
+    }
+
+
+def serve_and_drive(config: Path, folder: Path, data: Path, clients: int, seconds: float, port: int) -> dict[str, Any]:
+    """Start ``matcher serve`` on a copy of ``folder``, drive /match then /records, stop it."""
+    served = folder.with_name(folder.name + "_served")
+    shutil.rmtree(served, ignore_errors=True)
+    shutil.copytree(folder, served)
+    command = [sys.executable, "-m", "matcher", "--log-level", "WARNING", "serve", "--config", str(config),
+               "--run", str(served), "--port", str(port)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"matcher serve exited with {process.returncode}")
+            try:
+                health = httpx.get(f"{base_url}/health", timeout=1)
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        startup = time.perf_counter() - started
+        budget = int(seconds * 400) + 100  # more records than the clients can send in the time
+        match = drive(base_url, "/match", [{"record": r} for r in _records(data, budget, seed=1)], clients, seconds)
+        records = drive(base_url, "/records", [{"records": [r]} for r in _records(data, budget, seed=2)], clients, seconds)
+        return {"reference_records": health.json()["records"], "startup_s": round(startup, 2),
+                "rss_gb": _peak_rss_gb(process.pid), "match": match, "records": records}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(served, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, metavar="FILE.json")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="reference records (default 1,000,000)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long each endpoint is driven (default 30)")
+    parser.add_argument("--workdir", default=str(ROOT / "bench" / "results" / "serve"),
+                        help="where the reference run is made and kept (default bench/results/serve)")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config, folder, about = reference_run(args.rows, workdir)
+    log.info("reference run ready: %s", folder)
+    result = serve_and_drive(config, folder, workdir / f"records_{args.rows}.parquet", args.clients, args.seconds, args.port)
+    report = {"command": "serve", "cores": os.cpu_count(), "source": source_version(), "load_average": load_average(),
+              "reference": about, **result}
+    Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    log.info("match p95 %s ms at %s req/s; records p95 %s ms at %s req/s; start-up %s s; peak RSS %s GB",
+             result["match"]["p95_ms"], result["match"]["rps"], result["records"]["p95_ms"], result["records"]["rps"],
+             result["startup_s"], result["rss_gb"])
+    return 0
+

@@ -1,0 +1,159 @@
+"""The HTTP API of ``matcher serve``: FastAPI routes over a :class:`~matcher.serving.service.MatchService`.
+
+=======================  ===========================================================================
+``POST /match``          one record → its entity (existing ``match_id`` or a new one), confidence,
+                         the top candidates with ``match_probability`` and per-comparison weights
+``POST /match/batch``    up to 1,000 records, matched independently (none is kept)
+``POST /records``        up to 1,000 records matched one after the other, kept and appended to the
+                         run folder before the answer
+``GET /entities/{id}``   one entity's records and golden record
+``GET /health``          liveness and what is loaded; ``GET /metrics``: Prometheus text
+=======================  ===========================================================================
+
+Bad input gets a 4xx JSON body ``{"error": ..., "field": ...}`` naming the field, never its
+value; the service keeps serving. Request bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from matcher.runtime.errors import InputDataError
+from matcher.serving.metrics import RequestMetrics
+from matcher.serving.service import MAX_BATCH, ConflictError, MatchService
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class MatchRequest(BaseModel):
+    """One record in a source's own schema (``source`` names it) or in the harmonized schema (no ``source``)."""
+
+    record: dict[str, Any]
+    source: str | None = None
+    top: int = Field(5, ge=0, le=100, description="how many candidates to return")
+
+
+class BatchRequest(BaseModel):
+    """Up to 1,000 records of one source (or harmonized)."""
+
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    source: str | None = None
+    top: int = Field(5, ge=0, le=100)
+
+
+class BodyLimit:
+    """Refuses a request body larger than ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"request body larger than {limit} bytes", "field": "body"}, status_code=413)
+
+
+def _field(location: tuple | list) -> str:
+    return ".".join(str(part) for part in location if part != "body") or "body"
+
+
+def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The API over ``service`` (see the module docstring); OpenAPI page at ``/docs``."""
+    app = FastAPI(
+        title="matcher",
+        description=f"Real-time matching against the run in {service.run}: the batch's model, threshold and records.",
+        version="1",
+    )
+    metrics = RequestMetrics()
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(f"{request.method} {route.path if route else 'unmatched'}", response.status_code,
+                        time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {"loc": ("body",), "msg": "invalid request"}
+        return JSONResponse({"error": first["msg"], "field": _field(first["loc"])}, status_code=422)
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, err: ConflictError) -> JSONResponse:
+        return JSONResponse({"error": str(err), "field": "records"}, status_code=409)
+
+    @app.exception_handler(InputDataError)
+    async def bad_input(request: Request, err: InputDataError) -> JSONResponse:
+        return JSONResponse({"error": str(err), "field": getattr(err, "field", None)}, status_code=422)
+
+    @app.post("/match", summary="Match one record (it is not kept)")
+    def match(request: MatchRequest) -> dict[str, Any]:
+        return service.match([request.record], request.source, request.top)[0]
+
+    @app.post("/match/batch", summary="Match up to 1,000 records, each on its own (none is kept)")
+    def match_batch(request: BatchRequest) -> dict[str, Any]:
+        return {"results": service.match(request.records, request.source, request.top)}
+
+    @app.post("/records", summary="Match, keep and durably append up to 1,000 new records")
+    def add_records(request: BatchRequest) -> dict[str, Any]:
+        return {"results": service.add(request.records, request.source, request.top)}
+
+    @app.get("/entities/{match_id}", summary="One entity's records and golden record")
+    def entity(match_id: str) -> dict[str, Any]:
+        try:
+            return service.entity(match_id)
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"no entity has match_id {match_id!r}") from None
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": err.detail, "field": None}, status_code=err.status_code)
+
+    @app.get("/health", summary="Liveness and what is loaded")
+    def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.get("/metrics", summary="Request counts and latency histograms (Prometheus text format)")
+    def metrics_text() -> PlainTextResponse:
+        return PlainTextResponse(metrics.prometheus(records=len(service.reference)), media_type="text/plain; version=0.0.4")
+
+    return app
