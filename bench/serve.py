@@ -1,12 +1,14 @@
 """``python -m bench serve --out FILE.json``: ``matcher serve`` against a large run, driven by concurrent clients.
 
 1. (untimed, kept in ``--workdir``) the reference run: historical_50k grown to ``--rows``
-   records (default 1,000,000). Copy *k* of the 50,578 records shifts every letter of the
-   names (full name, first name, surname), birth place and occupation *k* places along the alphabet: new people whose name
-   frequencies, typos and block sizes have the original's shape, while dates of birth and
-   postcodes are shared with the other copies (their blocks grow with the size, as real
-   ones do). ``matcher run`` with ``configs/historical_50k.yaml`` (input and output
-   replaced) trains and matches it. A run folder already in ``--workdir`` is reused.
+   records (default 1,000,000) by copies. Copy *k* of the 50,578 records shifts every letter
+   of the names, birth place, occupation and postcode *k* places along the alphabet and
+   moves every date of birth 400·*k* years on (the Gregorian calendar repeats every 400
+   years): new people whose name frequencies, typos and block sizes have the original's
+   shape. Blocks therefore stay the original's size while the records grow (what a larger
+   population of distinct people gives); no block grows quadratically. ``matcher run`` with
+   ``configs/historical_50k.yaml`` (input and output replaced) trains and matches it. A run
+   folder already in ``--workdir`` is reused.
 2. ``matcher serve`` starts as a subprocess on a copy of that run: ``startup_s`` is from
    launch to the first answer of ``/health``; ``rss_gb`` is the process's peak resident
    memory (``VmHWM``) at the end.
@@ -39,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import yaml
 
@@ -48,7 +51,8 @@ from bench.environment import load_average, source_version
 log = logging.getLogger("bench.serve")
 
 DATASET = "historical_50k"
-SHIFTED = ("first_name", "surname", "full_name", "first_and_surname", "birth_place", "occupation")
+SHIFTED = ("first_name", "surname", "full_name", "first_and_surname", "birth_place", "occupation", "postcode_fake")
+YEARS_PER_COPY = 400
 
 
 def _shift(values: pa.ChunkedArray, k: int) -> pa.Array:
@@ -56,6 +60,17 @@ def _shift(values: pa.ChunkedArray, k: int) -> pa.Array:
     lower, upper = string.ascii_lowercase, string.ascii_uppercase
     table = str.maketrans(lower + upper, lower[k:] + lower[:k] + upper[k:] + upper[:k])
     return pa.array([None if v is None else v.translate(table) for v in values.to_pylist()], type=pa.string())
+
+
+def _later(dates: pa.ChunkedArray, years: int) -> pa.Array:
+    """``yyyy-MM-dd`` texts ``years`` later (other texts unchanged)."""
+
+    def one(value: str | None) -> str | None:
+        if value is None or len(value) < 5 or not value[:4].isdigit() or value[4] != "-":
+            return value
+        return f"{int(value[:4]) + years:04d}{value[4:]}"
+
+    return pa.array([one(v) for v in dates.to_pylist()], type=pa.string())
 
 
 def grow(source: Path, rows: int, target: Path) -> dict[str, int]:
@@ -67,6 +82,7 @@ def grow(source: Path, rows: int, target: Path) -> dict[str, int]:
         if k:
             for column in SHIFTED:
                 copy = copy.set_column(copy.schema.get_field_index(column), column, _shift(copy[column], k % 26))
+            copy = copy.set_column(copy.schema.get_field_index("dob"), "dob", _later(copy["dob"], YEARS_PER_COPY * k))
             for column in ("unique_id", "cluster"):
                 suffixed = pc.binary_join_element_wise(pc.cast(copy[column], pa.string()), pa.scalar(f"~{k}"), "")
                 copy = copy.set_column(copy.schema.get_field_index(column), column, suffixed)
@@ -105,9 +121,9 @@ def _peak_rss_gb(pid: int) -> float | None:
     return None
 
 
-def _records(data: Path, count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` reference records with one surname letter changed and a new id each."""
-    table = pq.read_table(data)
+def _records(data: Path, columns: list[str], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` reference records (their ``columns``) with one surname letter changed and a new id each."""
+    table = pq.read_table(data, columns=columns)
     rng = random.Random(seed)
     picked = table.take(pa.array(sorted(rng.sample(range(table.num_rows), count)))).to_pylist()
     for i, record in enumerate(picked):
@@ -181,8 +197,11 @@ def serve_and_drive(config: Path, folder: Path, data: Path, clients: int, second
                 time.sleep(0.2)
         startup = time.perf_counter() - started
         budget = int(seconds * 400) + 100  # more records than the clients can send in the time
-        match = drive(base_url, "/match", [{"record": r} for r in _records(data, budget, seed=1)], clients, seconds)
-        records = drive(base_url, "/records", [{"records": [r]} for r in _records(data, budget, seed=2)], clients, seconds)
+        columns = [c for c in ds.dataset(str(folder / "matches"), format="parquet").schema.names
+                   if c not in ("match_id", "match_confidence_score")]  # what the run keeps of an input record
+        match = drive(base_url, "/match", [{"record": r} for r in _records(data, columns, budget, seed=1)], clients, seconds)
+        records = drive(base_url, "/records", [{"records": [r]} for r in _records(data, columns, budget, seed=2)],
+                        clients, seconds)
         return {"reference_records": health.json()["records"], "startup_s": round(startup, 2),
                 "rss_gb": _peak_rss_gb(process.pid), "match": match, "records": records}
     finally:

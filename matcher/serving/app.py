@@ -106,7 +106,13 @@ def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -
     @app.middleware("http")
     async def measure(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as err:  # noqa: BLE001 - one request fails, the service keeps serving
+            log.error("%s %s failed: %s", request.method, request.url.path, type(err).__name__)
+            log.debug("request failure", exc_info=True)
+            response = JSONResponse({"error": f"internal error ({type(err).__name__}); nothing was kept", "field": None},
+                                    status_code=500)
         route = request.scope.get("route")
         metrics.observe(f"{request.method} {route.path if route else 'unmatched'}", response.status_code,
                         time.perf_counter() - started)

@@ -75,6 +75,12 @@ class TermFrequencyCounts:
             counts.update(values)
             self.totals[column] += len(values)
 
+    def remove(self, table: pa.Table) -> None:
+        for column, counts in self.counts.items():
+            values = table[column].drop_null().to_pylist()
+            counts.subtract(values)
+            self.totals[column] -= len(values)
+
     def frequencies(self, column: str, values: list[Any], new: list[bool]) -> pa.Array:
         """``tf_<column>`` of ``values``: their share of the column's values, a value of a ``new`` record
         counted once more (as a full run that includes the record counts it); null for a null value."""
@@ -95,7 +101,8 @@ class ReferenceRecords:
         self.expressions = rule_key_expressions(rules)
         self.unindexed_rules = [i for i, e in enumerate(self.expressions) if e is None]
         self._connection = connection
-        self._chunks: list[pa.Table] = []
+        self._base: pa.Table | None = None  # the run's records
+        self._added: list[pa.Table] = []  # records added since, merged into a few small tables
         self._table: pa.Table | None = None
         self._index: list[dict[tuple, list[int]]] = [{} for _ in self.expressions]
         self._positions: dict[Any, int] = {}
@@ -108,10 +115,9 @@ class ReferenceRecords:
 
     @property
     def table(self) -> pa.Table:
-        """Every record, in the order added (one contiguous table, rebuilt after additions)."""
-        if self._table is None or len(self._chunks) > 1:
-            self._table = pa.concat_tables(self._chunks).combine_chunks()
-            self._chunks = [self._table]
+        """Every record, in the order added: the run's table and the added ones, chunks of one table (no copy)."""
+        if self._table is None:
+            self._table = pa.concat_tables([self._base, *self._added]) if self._added else self._base
         return self._table
 
     def _add_to_index(self, table: pa.Table) -> None:
@@ -125,12 +131,41 @@ class ReferenceRecords:
             for offset, key in enumerate(key_tuples(self._connection, table, expressions)):
                 if key is not None:
                     index.setdefault(key, []).append(start + offset)
-        self._chunks.append(table)
+        if self._base is None:
+            self._base = table
+        else:
+            self._added.append(table)
+            if len(self._added) > 64:  # keep taking rows cheap: few chunks
+                self._added = [pa.concat_tables(self._added).combine_chunks()]
+        self._table = None
 
     def add(self, table: pa.Table) -> None:
         """Add matched records (the reference's columns, ``match_id`` set): candidates from now on."""
         self.frequencies.add(table)
         self._add_to_index(table.select(self.table.schema.names).cast(self.table.schema))
+
+    def discard_last(self, count: int) -> None:
+        """Take back the last ``count`` added records (when they could not be kept on disk)."""
+        if not count:
+            return
+        added = pa.concat_tables(self._added)
+        removed, kept = added.slice(added.num_rows - count), added.slice(0, added.num_rows - count)
+        first = len(self._positions) - count
+        for record_id, match_id in zip(removed[self.key].to_pylist(), removed["match_id"].to_pylist()):
+            del self._positions[record_id]
+            self._members[match_id] = [p for p in self._members[match_id] if p < first]
+            if not self._members[match_id]:
+                del self._members[match_id]
+        for index, expressions in zip(self._index, self.expressions):
+            if expressions is None:
+                continue
+            for key in key_tuples(self._connection, removed, expressions):
+                if key is not None and key in index:
+                    index[key] = [p for p in index[key] if p < first]
+                    if not index[key]:
+                        del index[key]
+        self.frequencies.remove(removed)
+        self._added, self._table = ([kept] if kept.num_rows else []), None
 
     def position(self, record_id: Any) -> int | None:
         """Where a record is in :attr:`table`, None when it is not a reference record."""

@@ -212,22 +212,28 @@ class MatchService:
                 raise ConflictError(
                     f"record {_json_value(known[0])!r}: already in the run; updates go through 'matcher match-incremental'")
             decisions, matched, pairs = [], [], []
-            for i in range(len(rows)):
-                row = rows.iloc[[i]].reset_index(drop=True)
-                scored = self.score(row)
-                decision = self.decide(row, scored, top)[0]
-                row = row.assign(match_id=[decision.match_id], match_confidence_score=[decision.match_confidence_score])
-                self.reference.add(self._comparable(row, [*self._input_columns, *OUTPUT_COLUMNS]))
-                decisions.append(decision)
-                matched.append(row)
-                pairs.append(scored)
-            all_pairs = orient_pairs(pd.concat(pairs, ignore_index=True).rename(columns=self._record_id_columns()))
-            self._journal.append(pd.concat(matched, ignore_index=True), all_pairs)
+            try:
+                for i in range(len(rows)):
+                    row = rows.iloc[[i]].reset_index(drop=True)
+                    scored = self.score(row)
+                    decision = self.decide(row, scored, top)[0]
+                    row = row.assign(match_id=[decision.match_id], match_confidence_score=[decision.match_confidence_score])
+                    self.reference.add(self._comparable(row, [*self._input_columns, *OUTPUT_COLUMNS]))
+                    decisions.append(decision)
+                    matched.append(row)
+                    pairs.append(scored)
+                self._journal.append(pd.concat(matched, ignore_index=True), self._pair_rows(pd.concat(pairs, ignore_index=True)))
+            except BaseException:
+                self.reference.discard_last(len(matched))  # nothing half-kept: not on disk, not a candidate
+                raise
         log.info("added %d records (%d new entities)", len(decisions), sum(d.new_entity for d in decisions))
         return self._answers(len(records), rows, decisions, quarantined)
 
-    def _record_id_columns(self) -> dict[str, str]:
-        return {} if self.key == "record_id" else {f"{self.key}_l": "record_id_l", f"{self.key}_r": "record_id_r"}
+    def _pair_rows(self, scored: pd.DataFrame) -> pd.DataFrame:
+        """Scored pairs as ``pairs/`` holds them: ``record_id_l``/``_r`` beside the key's, smaller id left."""
+        if self.key != "record_id":
+            scored = scored.assign(record_id_l=scored[f"{self.key}_l"], record_id_r=scored[f"{self.key}_r"])
+        return orient_pairs(scored)
 
     def _answers(self, n: int, rows: pd.DataFrame, decisions: list[Decision],
                  quarantined: list[tuple[int, str]]) -> list[dict[str, Any]]:

@@ -141,6 +141,24 @@ def test_whole_number_ids_of_a_single_input_run_get_the_batchs_scores(fake_1000_
         served.stop()
 
 
+def test_records_added_to_a_single_input_run_are_kept_with_the_runs_pair_columns(fake_1000_run, tmp_path):
+    shutil.copytree(fake_1000_run.root, tmp_path / "run")
+    folder = run_folder(load_config(FAKE), tmp_path / "run")
+    served = _serve(FAKE, folder)
+    try:
+        rows = pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv", dtype=str, keep_default_na=False).head(1)
+        record = {k: (v if v != "" else None) for k, v in rows.to_dict("records")[0].items()}
+        answer = served.client.post("/records", json={"records": [{**record, "unique_id": "5000"}]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"][0]["match_id"] == _matches(folder, "unique_id")[int(record["unique_id"])]
+    finally:
+        served.stop()
+    pairs = ds.dataset(str(folder.pairs), format="parquet").to_table().to_pandas()
+    added = pairs[(pairs["unique_id_r"] == 5000) | (pairs["unique_id_l"] == 5000)]
+    assert len(added) > 0 and (added["record_id_l"] < added["record_id_r"]).all()
+    assert (added["record_id_r"] == added["unique_id_r"]).all()
+
+
 def test_the_answer_explains_each_candidate_by_comparison(demo_api):
     record = _source_rows("crm")[0]
     answer = demo_api.client.post("/match", json={"source": "crm", "record": record}).json()
@@ -285,3 +303,19 @@ def test_no_record_value_reaches_the_logs_at_info(demo_copy, caplog):
     for value in ("given_name", "family_name", "email_address", "phone_number"):
         if record[value]:
             assert record[value] not in logged
+
+
+def test_a_record_that_cannot_be_written_is_not_kept_and_the_service_keeps_serving(demo_copy):
+    served = _serve(DEMO, demo_copy)
+    try:
+        shutil.rmtree(demo_copy.pairs)  # a real write failure: the folder the pairs go to is gone
+        twin = {**_source_rows("crm")[2], "customer_no": "C20002"}
+        failed = served.client.post("/records", json={"source": "crm", "records": [twin]})
+        assert failed.status_code == 500 and "nothing was kept" in failed.json()["error"]
+        assert served.service.reference.position("crm:C20002") is None
+        assert not served.service.reference.has_entity("crm:C20002")
+        again = served.client.post("/match", json={"source": "crm", "record": twin, "top": 100})
+        assert again.status_code == 200 and "crm:C20002" not in [c["record_id"] for c in again.json()["candidates"]]
+        assert served.client.get("/health").status_code == 200
+    finally:
+        served.stop()
