@@ -151,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.auto import main as auto
 
         return auto(argv[1:])
+    if argv[:1] == ["serve"]:  # matcher serve against a large run, concurrent clients: bench/serve.py
+        from bench.serve import main as serve
+
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]

@@ -224,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config, folder, about = reference_run(args.rows, workdir)

@@ -103,6 +103,8 @@ def orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs.copy()
     for name in [c for c in pairs.columns if c.endswith("_l") and f"{c[:-2]}_r" in pairs.columns]:
         other = f"{name[:-2]}_r"
+        if pairs[name].dtype != pairs[other].dtype:  # e.g. floats on one side, only nulls on the other
+            pairs[name], pairs[other] = pairs[name].astype(object), pairs[other].astype(object)
         left, right = pairs[name].copy(), pairs[other].copy()
         pairs.loc[swap, name] = right[swap]
         pairs.loc[swap, other] = left[swap]

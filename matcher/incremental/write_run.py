@@ -47,7 +47,7 @@ def match_rows(
     """The ``new`` records and the ``old`` ones whose ``match_id`` or ``match_confidence_score`` changed,
     given every record's ``final`` match_id and ``strongest`` pair probability (both by record id)."""
     changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
-    changed["match_confidence_score"] = match_confidence(changed["record_id"].map(strongest), threshold).to_numpy()
+    changed["match_confidence_score"] = match_confidence(changed["record_id"].map(strongest), threshold)
     before = old.set_index(key).reindex(changed["record_id"])
     differs = (before["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
         before["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()

@@ -183,8 +183,8 @@ def min_mean_weight_from_labels(
     return best, {"labeled_pairs": len(labeled), "beta": beta, "f_beta": {str(c): round(f, 4) for c, f in scores.items()}}
 
 
-def match_confidence(best: pd.Series, threshold: float) -> pd.Series:
+def match_confidence(best: pd.Series | np.ndarray | float, threshold: float) -> np.ndarray:
     """``match_confidence_score`` from each record's best pair probability (:mod:`matcher.matching.matches`):
-    that probability when it reaches ``threshold``, else one minus it (1.0 for a record without pairs)."""
-    best = best.astype("float64")
-    return best.where(best >= threshold, 1.0 - best.fillna(0.0))
+    that probability when it reaches ``threshold``, else one minus it (1.0 for a record without pairs: NaN)."""
+    best = np.asarray(best, dtype="float64")
+    return np.where(best >= threshold, best, 1.0 - np.nan_to_num(best, nan=0.0))

@@ -142,7 +142,7 @@ class ReferenceRecords:
     def add(self, table: pa.Table) -> None:
         """Add matched records (the reference's columns, ``match_id`` set): candidates from now on."""
         self.frequencies.add(table)
-        self._add_to_index(table.select(self.table.schema.names).cast(self.table.schema))
+        self._add_to_index(table.select(self._base.schema.names).cast(self._base.schema))
 
     def discard_last(self, count: int) -> None:
         """Take back the last ``count`` added records (when they could not be kept on disk)."""
@@ -170,6 +170,21 @@ class ReferenceRecords:
     def position(self, record_id: Any) -> int | None:
         """Where a record is in :attr:`table`, None when it is not a reference record."""
         return self._positions.get(record_id)
+
+    def rows(self, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+        """The records at ``positions`` (sorted), their ``columns`` (default all): taken from the run's
+        table and from the added records apart, never from one table of many chunks (slow to take from)."""
+        base = self._base.num_rows
+        split = int(np.searchsorted(positions, base))
+        parts = [self._base.take(positions[:split])]
+        if split < len(positions):
+            parts.append(pa.concat_tables(self._added).take(positions[split:] - base))
+        table = pa.concat_tables(parts)
+        return table if columns is None else table.select(columns)
+
+    def match_id(self, record_id: Any) -> Any:
+        """The entity of a reference record."""
+        return self.table["match_id"][self._positions[record_id]].as_py()
 
     def members(self, match_id: Any) -> list[int]:
         """The positions of one entity's records (empty when no entity has that id)."""

@@ -34,7 +34,6 @@ import pyarrow as pa
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.records import golden_record, prepare_records
 from matcher.incremental.existing_run import OUTPUT_COLUMNS, ExistingRun, open_existing_run
-from matcher.incremental.scoring import orient_pairs
 from matcher.incremental.term_frequency_drift import term_frequency_columns
 from matcher.matching.driver_scoring import comparable_table, duckdb_connection, duckdb_model, pair_scoring_sql
 from matcher.matching.stable_ids import plain, unused_id
@@ -72,6 +71,14 @@ class Decision:
         }
 
 
+def _other_side(name: str, pair: dict[str, Any]) -> str:
+    """``x_r`` for ``x_l`` and ``x_l`` for ``x_r`` when the pair has both; else ``name``."""
+    for side, other in (("_l", "_r"), ("_r", "_l")):
+        if name.endswith(side) and f"{name[:-2]}{other}" in pair:
+            return f"{name[:-2]}{other}"
+    return name
+
+
 def _json_value(value: Any) -> Any:
     """A table value as JSON holds it (dates as ISO text, NaN as null)."""
     value = plain(value)
@@ -96,11 +103,12 @@ class MatchService:
         self._input_columns = existing.input_columns
         self._tf_columns = term_frequency_columns(existing.model)
         self._journal = RunJournal(existing.matches, existing.pairs, existing.folder.matches, existing.folder.pairs)
-        records = comparable_table(existing.matches.to_table(), config)
+        records = comparable_table(existing.matches.to_table(), config).combine_chunks()  # one chunk: rows taken fast
         rules = prediction_rules(duckdb_model(config, existing.model))
         self.reference = ReferenceRecords(records, self.key, rules, self._tf_columns, duckdb_connection())
         schema = self._with_frequencies(records.select(self._input_columns).slice(0, 0), []).schema
         self._scorer = PairScorer(pair_scoring_sql(config, existing.model, PairScorer.NEW, PairScorer.CANDIDATES), schema)
+        self._scored_columns = [c for c in self._input_columns if c in self._scorer.columns]  # what blocking and scoring read
         if self.reference.unindexed_rules:
             log.warning(
                 "prediction rule(s) %s have no equi-join key to look up: every record is a candidate for them (slow on a large run)",
@@ -139,16 +147,16 @@ class MatchService:
             table = table.append_column(f"tf_{column}", shares)
         return table
 
-    def score(self, rows: pd.DataFrame) -> pd.DataFrame:
+    def score(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
         """Every pair a prediction rule blocks between ``rows`` and the reference records, scored; a
         record already in the reference is not paired with itself. ``_l`` is the new record."""
-        table = self._comparable(rows, self._input_columns)
+        table = self._comparable(rows, self._scored_columns)
         new = [self.reference.position(k) is None for k in table[self.key].to_pylist()]
         positions = self.reference.candidates(table)
-        candidates = self.reference.table.take(positions).select(self._input_columns)
+        candidates = self.reference.rows(positions, self._scored_columns)
         scored = self._scorer.score(self._with_frequencies(table, new),
-                                    self._with_frequencies(candidates, [False] * len(candidates))).to_pandas()
-        return scored[scored[f"{self.key}_l"] != scored[f"{self.key}_r"]].reset_index(drop=True)
+                                    self._with_frequencies(candidates, [False] * len(candidates)))
+        return [pair for pair in scored if pair[f"{self.key}_l"] != pair[f"{self.key}_r"]]
 
     # --- deciding ---------------------------------------------------------------------------
 
@@ -160,33 +168,38 @@ class MatchService:
             return record_id
         return unused_id(record_id, self.reference._members)
 
-    def _candidate(self, pair: pd.Series) -> dict[str, Any]:
-        position = self.reference.position(pair[f"{self.key}_r"])
-        comparisons = {}
-        for name in self.comparisons:
-            weight = float(pair[f"mw_{name}"]) + float(pair.get(f"mw_tf_adj_{name}", 0.0) or 0.0)
-            comparisons[name] = {"level": int(pair[f"gamma_{name}"]), "match_weight": weight}
+    def _candidate(self, pair: dict[str, Any]) -> dict[str, Any]:
+        """One scored pair as the answer shows a candidate: ids, probability, weight per comparison."""
+        other = pair[f"{self.key}_r"]
+        comparisons = {
+            name: {"level": int(pair[f"gamma_{name}"]),
+                   "match_weight": float(pair[f"mw_{name}"]) + float(pair.get(f"mw_tf_adj_{name}", 0.0))}
+            for name in self.comparisons
+        }
         return {
-            "record_id": _json_value(pair[f"{self.key}_r"]),
-            "match_id": _json_value(self.reference.table["match_id"][position].as_py()),
+            "record_id": _json_value(other),
+            "match_id": _json_value(self.reference.match_id(other)),
             "match_probability": float(pair["match_probability"]),
             "match_weight": float(pair["match_weight"]),
             "comparisons": comparisons,
         }
 
-    def decide(self, rows: pd.DataFrame, scored: pd.DataFrame, top: int) -> list[Decision]:
+    def decide(self, rows: pd.DataFrame, scored: list[dict[str, Any]], top: int) -> list[Decision]:
         """Each record's entity: its best candidate's when that pair reaches the threshold, else a new one."""
-        scored = scored.sort_values([f"{self.key}_l", "match_probability", f"{self.key}_r"], ascending=[True, False, True])
-        by_record = {k: group for k, group in scored.groupby(f"{self.key}_l", sort=False)}
+        by_record: dict[Any, list[dict[str, Any]]] = {}
+        for pair in scored:
+            by_record.setdefault(pair[f"{self.key}_l"], []).append(pair)
+        for pairs in by_record.values():
+            pairs.sort(key=lambda p: (-p["match_probability"], p[f"{self.key}_r"]))
         decisions = []
-        for record_id in rows[self.key]:
-            pairs = by_record.get(record_id, scored.iloc[:0])
-            best = float(pairs["match_probability"].iloc[0]) if len(pairs) else np.nan
-            candidates = [self._candidate(p) for _, p in pairs.head(top).iterrows()]
-            joins = len(pairs) > 0 and best >= self.threshold
+        for record_id in rows[self.key].tolist():
+            pairs = by_record.get(record_id, [])
+            best = pairs[0]["match_probability"] if pairs else np.nan
+            candidates = [self._candidate(p) for p in pairs[:max(top, 1)]]
+            joins = bool(pairs) and best >= self.threshold
             match_id = candidates[0]["match_id"] if joins else _json_value(self._new_match_id(record_id))
-            confidence = float(match_confidence(pd.Series([best]), self.threshold).iloc[0])
-            decisions.append(Decision(_json_value(record_id), match_id, not joins, confidence, candidates))
+            confidence = float(match_confidence(best, self.threshold))
+            decisions.append(Decision(_json_value(record_id), match_id, not joins, confidence, candidates[:top]))
         return decisions
 
     # --- the service's operations -------------------------------------------------------------
@@ -221,19 +234,24 @@ class MatchService:
                     self.reference.add(self._comparable(row, [*self._input_columns, *OUTPUT_COLUMNS]))
                     decisions.append(decision)
                     matched.append(row)
-                    pairs.append(scored)
-                self._journal.append(pd.concat(matched, ignore_index=True), self._pair_rows(pd.concat(pairs, ignore_index=True)))
+                    pairs.extend(scored)
+                self._journal.append(pd.concat(matched, ignore_index=True), self._pair_rows(pairs))
             except BaseException:
                 self.reference.discard_last(len(matched))  # nothing half-kept: not on disk, not a candidate
                 raise
         log.info("added %d records (%d new entities)", len(decisions), sum(d.new_entity for d in decisions))
         return self._answers(len(records), rows, decisions, quarantined)
 
-    def _pair_rows(self, scored: pd.DataFrame) -> pd.DataFrame:
-        """Scored pairs as ``pairs/`` holds them: ``record_id_l``/``_r`` beside the key's, smaller id left."""
-        if self.key != "record_id":
-            scored = scored.assign(record_id_l=scored[f"{self.key}_l"], record_id_r=scored[f"{self.key}_r"])
-        return orient_pairs(scored)
+    def _pair_rows(self, pairs: list[dict[str, Any]]) -> pd.DataFrame:
+        """Scored pairs as ``pairs/`` holds them: ``record_id_l``/``_r`` beside the key's, each pair
+        oriented as a full run orients it (smaller record id left: every ``_l``/``_r`` swapped)."""
+        rows = []
+        for pair in pairs:
+            pair = {**pair, "record_id_l": pair[f"{self.key}_l"], "record_id_r": pair[f"{self.key}_r"]}
+            if pair["record_id_l"] > pair["record_id_r"]:
+                pair = {_other_side(name, pair): value for name, value in pair.items()}
+            rows.append(pair)
+        return pd.DataFrame(rows)
 
     def _answers(self, n: int, rows: pd.DataFrame, decisions: list[Decision],
                  quarantined: list[tuple[int, str]]) -> list[dict[str, Any]]:
@@ -251,7 +269,7 @@ class MatchService:
             members = self.reference.members(int(match_id))
         if not members:
             raise KeyError(match_id)
-        rows = self.reference.table.take(members).to_pandas()
+        rows = self.reference.rows(np.array(sorted(members), dtype=np.int64)).to_pandas()
         records = [{k: _json_value(v) for k, v in row.items()} for row in rows.to_dict("records")]
         golden = golden_record(rows, self.config) if self.config.sources else None
         return {"match_id": records[0]["match_id"], "records": records,
