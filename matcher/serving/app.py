@@ -8,6 +8,7 @@
                          run folder before the answer
 ``GET /entities/{id}``   one entity's records and golden record
 ``GET /health``          liveness and what is loaded; ``GET /metrics``: Prometheus text
+``GET /docs``            the OpenAPI page (Swagger UI shipped in the package: works offline)
 =======================  ===========================================================================
 
 Bad input gets a 4xx JSON body ``{"error": ..., "field": ...}`` naming the field, never its
@@ -24,9 +25,12 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from matcher.runtime.errors import InputDataError
 from matcher.serving.metrics import RequestMetrics
@@ -35,6 +39,7 @@ from matcher.serving.service import MAX_BATCH, ConflictError, MatchService
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_ASSETS = "/docs-assets"
 
 
 class MatchRequest(BaseModel):
@@ -132,7 +137,18 @@ def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -
         title="matcher",
         description=f"Real-time matching against the run in {service.run}: the batch's model, threshold and records.",
         version="1",
+        docs_url=None,  # served below from the bundled Swagger UI: no CDN, works offline
+        redoc_url=None,
     )
+    app.mount(_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="matcher API",
+                                   swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{_ASSETS}/favicon-32x32.png")
+
     metrics = RequestMetrics()
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 

@@ -79,10 +79,16 @@ def _other_side(name: str, pair: dict[str, Any]) -> str:
     return name
 
 
+def _number(value: Any) -> float | None:
+    """A float JSON can hold: None for NaN and ±inf (a level with m = 0 has weight -inf)."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 def _json_value(value: Any) -> Any:
-    """A table value as JSON holds it (dates as ISO text, NaN as null)."""
+    """A table value as JSON holds it (dates as ISO text, NaN and ±inf as null)."""
     value = plain(value)
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -173,14 +179,14 @@ class MatchService:
         other = pair[f"{self.key}_r"]
         comparisons = {
             name: {"level": int(pair[f"gamma_{name}"]),
-                   "match_weight": float(pair[f"mw_{name}"]) + float(pair.get(f"mw_tf_adj_{name}", 0.0))}
+                   "match_weight": _number(float(pair[f"mw_{name}"]) + float(pair.get(f"mw_tf_adj_{name}", 0.0)))}
             for name in self.comparisons
         }
         return {
             "record_id": _json_value(other),
             "match_id": _json_value(self.reference.match_id(other)),
-            "match_probability": float(pair["match_probability"]),
-            "match_weight": float(pair["match_weight"]),
+            "match_probability": _number(pair["match_probability"]),
+            "match_weight": _number(pair["match_weight"]),
             "comparisons": comparisons,
         }
 

@@ -288,6 +288,15 @@ def test_metrics_count_requests_and_time_them(demo_api):
     assert demo_api.client.get("/openapi.json").json()["paths"].keys() >= {"/match", "/match/batch", "/records", "/entities/{match_id}"}
 
 
+def test_the_api_page_works_offline(demo_api):
+    page = demo_api.client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/docs-assets/{asset}" in page.text
+        assert demo_api.client.get(f"/docs-assets/{asset}").status_code == 200
+
+
 def test_no_record_value_reaches_the_logs_at_info(demo_copy, caplog):
     served = _serve(DEMO, demo_copy)
     record = {**_source_rows("crm")[5], "customer_no": "C40000"}
