@@ -41,18 +41,16 @@ _PLAIN_COLUMN = re.compile(r'^"?([A-Za-z_][A-Za-z0-9_]*)"?$')
 
 def key_tuples(connection: duckdb.DuckDBPyConnection, table: pa.Table, expressions: list[str]) -> list[tuple | None]:
     """Each row's key (``expressions`` evaluated on it) as a tuple; None when a part is null (a null key
-    blocks nothing, as in SQL). Plain columns are read directly, other expressions by DuckDB."""
+    blocks nothing, as in SQL). Plain columns are read directly, other expressions by DuckDB (a cursor
+    of ``connection`` per call: calls may come from several threads)."""
     plain = [_PLAIN_COLUMN.match(e) for e in expressions]
     if all(plain):
         columns = [table[m.group(1)] for m in plain]
     else:
-        connection.register(_KEYS_VIEW, table)
-        try:
+        with connection.cursor() as cursor:
+            cursor.register(_KEYS_VIEW, table)
             select = ", ".join(f"{e} AS k{i}" for i, e in enumerate(expressions))
-            keys = connection.execute(f"SELECT {select} FROM {_KEYS_VIEW}").to_arrow_table()
-        finally:
-            connection.unregister(_KEYS_VIEW)
-        columns = keys.columns
+            columns = cursor.sql(f"SELECT {select} FROM {_KEYS_VIEW}").to_arrow_table().columns
     values = [c.to_pylist() for c in columns]
     return [None if None in row else row for row in zip(*values)]
 

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import uvicorn
+import yaml
 
 from matcher.config.transform import load_config
 from matcher.runtime.run_folder import run_folder
@@ -328,3 +329,26 @@ def test_a_record_that_cannot_be_written_is_not_kept_and_the_service_keeps_servi
         assert served.client.get("/health").status_code == 200
     finally:
         served.stop()
+
+
+def test_function_and_or_blocking_rules_give_the_batchs_pairs(spark, write_config, tmp_path, caplog):
+    """A rule keyed on a function of a column (looked up by DuckDB) and an OR rule (no key: every
+    record a candidate, with a warning) still give exactly the batch's pairs."""
+    from matcher.pipeline import run_task
+
+    data = yaml.safe_load(FAKE.read_text(encoding="utf-8"))
+    data["inputs"][0]["path"] = str(REPO / "data" / "demo" / "fake_1000.csv")
+    data["blocking_rules"] = ["substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2) and l.dob = r.dob",
+                              "l.surname = r.surname or l.email = r.email"]
+    config_path = write_config(data)
+    config = load_config(config_path)
+    folder = run_folder(config, tmp_path / "run")
+    run_task(config, folder, spark)
+    with caplog.at_level(logging.WARNING):
+        service = MatchService.open(config, folder)
+    assert "have no equi-join key" in caplog.text
+    assert [e is None for e in service.reference.expressions] == [False, True]
+    rows = pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv", dtype=str, keep_default_na=False).head(200)
+    records = [{k: (v if v != "" else None) for k, v in row.items()} for row in rows.to_dict("records")]
+    results = service.match(records, top=1000)
+    assert _assert_same_as_batch(results, folder, "unique_id") > 50
