@@ -314,18 +314,19 @@ def _input_rows(config: TransformConfig, records: list[dict], source: str | None
     elif all(_WHOLE_NUMBER.search(_text(k)) for k in keys):
         keys = [int(_text(k)) for k in keys]
     kinds = {c.name: c.kind for c in config.columns}
-    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else rules.input_columns(config), dtype=object)
-    frame[key] = pd.Series(keys, dtype="int64" if keys and all(type(k) is int for k in keys) else object)
-    frame[SOURCE_DATASET_COLUMN] = name
+    # column by column in plain Python, one DataFrame at the end: a record at a time is the common case
+    data = {c: [r.get(c) for r in rows] for c in (list(rows[0]) if rows else rules.input_columns(config))}
+    data[key] = pd.Series(keys, dtype="int64" if keys and all(type(k) is int for k in keys) else object)
+    data[SOURCE_DATASET_COLUMN] = [name] * len(rows)
     for column, kind in kinds.items():
         if kind is ComparisonKind.numeric:
-            frame[column] = frame[column].map(_double).astype("float64")
+            data[column] = pd.Series([_double(v) for v in data[column]], dtype="float64")
         else:  # dates as yyyy-MM-dd (a timestamp loses its time), all else as text
             as_date = kind in DATE_KINDS
-            frame[column] = frame[column].map(
-                lambda v, d=as_date: _iso_date(v) if d and isinstance(v, date) else _text(v)).astype(object)
-    keep = [c for c in frame.columns if c not in kinds]
-    return frame[[*keep, *config.column_names]]
+            data[column] = [_iso_date(v) if as_date and isinstance(v, date) else _text(v) for v in data[column]]
+    keep = [c for c in data if c not in kinds]
+    return pd.DataFrame({c: data[c] for c in [*keep, *config.column_names]}).astype(
+        {c: object for c in [*keep, *config.column_names] if not isinstance(data[c], pd.Series)})
 
 
 def prepare_records(config: TransformConfig, records: list[dict], source: str | None = None) -> PreparedRecords:
