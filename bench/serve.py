@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, metavar="FILE.json")
     parser.add_argument("--rows", type=int, default=1_000_000, help="reference records (default 1,000,000)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument("--clients", type=int, default=2, help="concurrent client processes (default 2: on a 2-core machine more clients take the cores the server needs)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each endpoint is driven (default 30)")
     parser.add_argument("--workdir", default=str(ROOT / "bench" / "results" / "serve"),
                         help="where the reference run is made and kept (default bench/results/serve)")
