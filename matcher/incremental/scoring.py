@@ -92,10 +92,10 @@ def score_new_records(
     if key != "record_id":
         scored.insert(0, "record_id_r", scored[f"{key}_r"])
         scored.insert(0, "record_id_l", scored[f"{key}_l"])
-    return orient_pairs(scored)
+    return _orient(scored)
 
 
-def orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+def _orient(pairs: pd.DataFrame) -> pd.DataFrame:
     """Swap the ``_l``/``_r`` columns of the pairs whose left record id is the larger, as a full run orders them."""
     swap = (pairs["record_id_l"] > pairs["record_id_r"]).to_numpy()
     if not swap.any():
@@ -103,8 +103,6 @@ def orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs.copy()
     for name in [c for c in pairs.columns if c.endswith("_l") and f"{c[:-2]}_r" in pairs.columns]:
         other = f"{name[:-2]}_r"
-        if pairs[name].dtype != pairs[other].dtype:  # e.g. floats on one side, only nulls on the other
-            pairs[name], pairs[other] = pairs[name].astype(object), pairs[other].astype(object)
         left, right = pairs[name].copy(), pairs[other].copy()
         pairs.loc[swap, name] = right[swap]
         pairs.loc[swap, other] = left[swap]

@@ -5,8 +5,9 @@ each, with the run's own schema, written durably before the service answers
 (:func:`~matcher.runtime.parquet_parts.append_durable_part`): a part is either absent or
 whole. The next ``matcher match-incremental`` (or ``load-graph``) reads them like every other
 part, so the records are already matched, with their ``match_id``. ``matches/`` is written
-before ``pairs/``: a crash between the two leaves a matched record without its links, which
-the next full run finds again.
+before ``pairs/``; when the pairs cannot be written the records' part is removed again. Only a
+crash between the two leaves a matched record without its stored links, which the next full
+run finds again.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ class RunJournal:
     def append(self, records: pd.DataFrame, pairs: pd.DataFrame) -> list[Path]:
         """Write ``records`` (matched rows) and, when there are any, their ``pairs``; returns the parts written."""
         matches_folder, pairs_folder = self._folders
-        table = as_table(records, self._matches.schema, str(matches_folder))
-        written = [append_durable_part(table, matches_folder, self._matches, PART_PREFIX)]
-        if len(pairs):
-            table = as_table(pairs, self._pairs.schema, str(pairs_folder))
-            written.append(append_durable_part(table, pairs_folder, self._pairs, PART_PREFIX))
+        records_table = as_table(records, self._matches.schema, str(matches_folder))
+        pairs_table = as_table(pairs, self._pairs.schema, str(pairs_folder)) if len(pairs) else None
+        written = [append_durable_part(records_table, matches_folder, self._matches, PART_PREFIX)]
+        try:
+            if pairs_table is not None:
+                written.append(append_durable_part(pairs_table, pairs_folder, self._pairs, PART_PREFIX))
+        except BaseException:
+            written[0].unlink(missing_ok=True)  # all or nothing: records without their pairs are not kept
+            raise
         return written

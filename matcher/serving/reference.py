@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 import duckdb
 import numpy as np
@@ -91,7 +91,8 @@ class TermFrequencyCounts:
 
 
 class ReferenceRecords:
-    """The records new records are matched against, with their ``match_id``, in one Arrow table."""
+    """The records new records are matched against, with their ``match_id``: the run's Arrow table and
+    the added records' (positions count through both, in the order added)."""
 
     def __init__(self, table: pa.Table, key: str, rules: list[BlockingRule], tf_columns: list[str],
                  connection: duckdb.DuckDBPyConnection) -> None:
@@ -101,7 +102,6 @@ class ReferenceRecords:
         self._connection = connection
         self._base: pa.Table | None = None  # the run's records
         self._added: list[pa.Table] = []  # records added since, merged into a few small tables
-        self._table: pa.Table | None = None
         self._index: list[dict[tuple, list[int]]] = [{} for _ in self.expressions]
         self._positions: dict[Any, int] = {}
         self._members: dict[Any, list[int]] = {}
@@ -110,13 +110,6 @@ class ReferenceRecords:
 
     def __len__(self) -> int:
         return len(self._positions)
-
-    @property
-    def table(self) -> pa.Table:
-        """Every record, in the order added: the run's table and the added ones, chunks of one table (no copy)."""
-        if self._table is None:
-            self._table = pa.concat_tables([self._base, *self._added]) if self._added else self._base
-        return self._table
 
     def _add_to_index(self, table: pa.Table) -> None:
         start = len(self._positions)
@@ -135,7 +128,6 @@ class ReferenceRecords:
             self._added.append(table)
             if len(self._added) > 64:  # keep taking rows cheap: few chunks
                 self._added = [pa.concat_tables(self._added).combine_chunks()]
-        self._table = None
 
     def add(self, table: pa.Table) -> None:
         """Add matched records (the reference's columns, ``match_id`` set): candidates from now on."""
@@ -163,33 +155,35 @@ class ReferenceRecords:
                     if not index[key]:
                         del index[key]
         self.frequencies.remove(removed)
-        self._added, self._table = ([kept] if kept.num_rows else []), None
+        self._added = [kept] if kept.num_rows else []
 
     def position(self, record_id: Any) -> int | None:
-        """Where a record is in :attr:`table`, None when it is not a reference record."""
+        """A record's position (for :meth:`rows`), None when it is not a reference record."""
         return self._positions.get(record_id)
 
     def rows(self, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
         """The records at ``positions`` (sorted), their ``columns`` (default all): taken from the run's
         table and from the added records apart, never from one table of many chunks (slow to take from)."""
+        columns = columns or self._base.schema.names
         base = self._base.num_rows
         split = int(np.searchsorted(positions, base))
-        parts = [self._base.take(positions[:split])]
+        parts = [self._base.select(columns).take(positions[:split])]  # select is free, take copies
         if split < len(positions):
-            parts.append(pa.concat_tables(self._added).take(positions[split:] - base))
-        table = pa.concat_tables(parts)
-        return table if columns is None else table.select(columns)
+            parts.append(pa.concat_tables(self._added).select(columns).take(positions[split:] - base))
+        return pa.concat_tables(parts)
 
     def match_id(self, record_id: Any) -> Any:
         """The entity of a reference record."""
-        return self.table["match_id"][self._positions[record_id]].as_py()
+        return self.rows(np.array([self._positions[record_id]]), ["match_id"])["match_id"][0].as_py()
 
     def members(self, match_id: Any) -> list[int]:
         """The positions of one entity's records (empty when no entity has that id)."""
         return self._members.get(match_id, [])
 
-    def has_entity(self, match_id: Any) -> bool:
-        return match_id in self._members
+    @property
+    def entity_ids(self) -> Collection[Any]:
+        """Every entity's ``match_id``."""
+        return self._members.keys()
 
     def candidates(self, records: pa.Table) -> np.ndarray:
         """The positions of the records some rule's key joins to some record of ``records`` (sorted)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -65,10 +65,7 @@ class Decision:
     candidates: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id, "match_id": self.match_id, "new_entity": self.new_entity,
-            "match_confidence_score": self.match_confidence_score, "candidates": self.candidates,
-        }
+        return asdict(self)
 
 
 def _other_side(name: str, pair: dict[str, Any]) -> str:
@@ -104,9 +101,9 @@ class MatchService:
         self.key = config.primary_key
         self.threshold = existing.threshold.match_probability
         self.comparisons = [c.name for c in config.columns]
-        self._existing = existing
         self._lock = threading.Lock()
         self._input_columns = existing.input_columns
+        self._schema = existing.matches.schema.remove_metadata()
         self._tf_columns = term_frequency_columns(existing.model)
         self._journal = RunJournal(existing.matches, existing.pairs, existing.folder.matches, existing.folder.pairs)
         records = comparable_table(existing.matches.to_table(), config).combine_chunks()  # one chunk: rows taken fast
@@ -143,9 +140,8 @@ class MatchService:
 
     def _comparable(self, rows: pd.DataFrame, columns: list[str]) -> pa.Table:
         """``rows``' ``columns`` typed as the run's matches and compared as the batch compares them."""
-        schema = self._existing.matches.schema.remove_metadata()
         table = pa.Table.from_pandas(rows[columns], preserve_index=False)
-        return comparable_table(table.cast(pa.schema([schema.field(c) for c in columns])), self.config)
+        return comparable_table(table.cast(pa.schema([self._schema.field(c) for c in columns])), self.config)
 
     def _with_frequencies(self, table: pa.Table, new: list[bool]) -> pa.Table:
         for column in self._tf_columns:
@@ -172,7 +168,7 @@ class MatchService:
         own = self.reference.position(record_id)
         if not members or members == [own]:
             return record_id
-        return unused_id(record_id, self.reference._members)
+        return unused_id(record_id, self.reference.entity_ids)
 
     def _candidate(self, pair: dict[str, Any]) -> dict[str, Any]:
         """One scored pair as the answer shows a candidate: ids, probability, weight per comparison."""

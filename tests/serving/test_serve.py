@@ -323,12 +323,13 @@ def test_a_record_that_cannot_be_written_is_not_kept_and_the_service_keeps_servi
         failed = served.client.post("/records", json={"source": "crm", "records": [twin]})
         assert failed.status_code == 500 and "nothing was kept" in failed.json()["error"]
         assert served.service.reference.position("crm:C20002") is None
-        assert not served.service.reference.has_entity("crm:C20002")
+        assert "crm:C20002" not in served.service.reference.entity_ids
         again = served.client.post("/match", json={"source": "crm", "record": twin, "top": 100})
         assert again.status_code == 200 and "crm:C20002" not in [c["record_id"] for c in again.json()["candidates"]]
         assert served.client.get("/health").status_code == 200
     finally:
         served.stop()
+    assert "crm:C20002" not in _matches(demo_copy, "record_id").index  # nor on disk
 
 
 def test_function_and_or_blocking_rules_give_the_batchs_pairs(spark, write_config, tmp_path, caplog):
