@@ -144,9 +144,25 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    if args.review:
+        return _review(config, folder, args, matching=True)
     from matcher.serving import serve_task
 
     return serve_task(config, folder, host=args.host, port=args.port)
+
+
+def _review_options(parser: argparse.ArgumentParser) -> None:
+    _serve_options(parser)
+    parser.add_argument("--token", help="require this token (default: $MATCHER_REVIEW_TOKEN; none: the page is open to this machine)")
+    parser.add_argument("--require-token", action="store_true", help="require a token; a random one is made when none is given")
+    parser.add_argument("--reviewer", help="the name decisions are recorded under by default (default: $MATCHER_REVIEWER or $USER)")
+
+
+def _review(config: TransformConfig, folder: RunFolder, args: argparse.Namespace, *, matching: bool = False) -> str:
+    from matcher.review import review_task
+
+    return review_task(config, folder, host=args.host, port=args.port, token=args.token, require_token=args.require_token,
+                       who=args.reviewer, matching=matching)
 
 
 def _init(config: None, folder: None, args: argparse.Namespace) -> str:
@@ -207,7 +223,16 @@ TASKS: dict[str, Task] = {
         "match records over HTTP in milliseconds against the completed run in OUTPUT (alias --run): POST /match, "
         "/match/batch, /records (kept and appended to the run), GET /entities/{match_id}, /health, /metrics; docs at /docs",
         _serve,
-        _serve_options,
+        lambda parser: (_review_options(parser), parser.add_argument(
+            "--review", action="store_true", help="also serve the data-steward review page at /review (see 'matcher review')")),
+        output_aliases=("--run",),
+    ),
+    "review": Task(
+        "the data-steward review page for the completed run in OUTPUT (alias --run) at http://127.0.0.1:8080/review: "
+        "a queue of uncertain entities; confirm, split, merge, label pairs, undo; decisions go to OUTPUT/decisions.jsonl "
+        "and every later run enforces them",
+        _review,
+        _review_options,
         output_aliases=("--run",),
     ),
     "label-set": Task(

@@ -154,6 +154,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class LiveServer:
+    """A real uvicorn server for one ASGI ``app`` on a free port, in a thread, and an HTTP client to it."""
+
+    def __init__(self, app) -> None:
+        import threading
+        import time
+
+        import httpx
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="session")
 def gremlin_server(tmp_path_factory):
     """A local Gremlin Server for the graph tests on a free port with its own saved graph (jars from

@@ -131,11 +131,12 @@ def _field(location: tuple | list) -> str:
     return ".".join(str(part) for part in location if part != "body") or "body"
 
 
-def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The API over ``service`` (see the module docstring); OpenAPI page at ``/docs``."""
+def web_app(title: str, description: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> tuple[FastAPI, RequestMetrics]:
+    """The web stack every ``matcher`` page and API shares: the bundled OpenAPI page at ``/docs``, a
+    request-size limit, request metrics and JSON errors that name the field; returns the app and its metrics."""
     app = FastAPI(
-        title="matcher",
-        description=f"Real-time matching against the run in {service.run}: the batch's model, threshold and records.",
+        title=title,
+        description=description,
         version="1",
         docs_url=None,  # served below from the bundled Swagger UI: no CDN, works offline
         redoc_url=None,
@@ -144,14 +145,13 @@ def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="matcher API",
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{title} API",
                                    swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{_ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{_ASSETS}/favicon-32x32.png")
 
     metrics = RequestMetrics()
     app.add_middleware(BodyLimit, limit=max_body_bytes)
-
     app.add_middleware(Measured, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
@@ -159,13 +159,28 @@ def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -
         first = err.errors()[0] if err.errors() else {"loc": ("body",), "msg": "invalid request"}
         return JSONResponse({"error": first["msg"], "field": _field(first["loc"])}, status_code=422)
 
-    @app.exception_handler(ConflictError)
-    async def conflict(request: Request, err: ConflictError) -> JSONResponse:
-        return JSONResponse({"error": str(err), "field": "records"}, status_code=409)
-
     @app.exception_handler(InputDataError)
     async def bad_input(request: Request, err: InputDataError) -> JSONResponse:
         return JSONResponse({"error": str(err), "field": getattr(err, "field", None)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": err.detail, "field": None}, status_code=err.status_code)
+
+    return app, metrics
+
+
+def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The API over ``service`` (see the module docstring); OpenAPI page at ``/docs``."""
+    app, metrics = web_app(
+        "matcher",
+        f"Real-time matching against the run in {service.run}: the batch's model, threshold and records.",
+        max_body_bytes=max_body_bytes,
+    )
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, err: ConflictError) -> JSONResponse:
+        return JSONResponse({"error": str(err), "field": "records"}, status_code=409)
 
     @app.post("/match", summary="Match one record (it is not kept)")
     async def match(request: MatchRequest) -> JSONResponse:
@@ -185,10 +200,6 @@ def create_app(service: MatchService, *, max_body_bytes: int = MAX_BODY_BYTES) -
             return JSONResponse(service.entity(match_id))
         except KeyError:
             raise HTTPException(status_code=404, detail=f"no entity has match_id {match_id!r}") from None
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": err.detail, "field": None}, status_code=err.status_code)
 
     @app.get("/health", summary="Liveness and what is loaded")
     async def health() -> dict[str, Any]:

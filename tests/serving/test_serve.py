@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,37 +20,23 @@ import httpx
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-import uvicorn
 import yaml
 
 from matcher.config.transform import load_config
 from matcher.runtime.run_folder import run_folder
 from matcher.serving import MatchService, create_app
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, LiveServer, free_port
 
 DEMO = REPO / "configs" / "demo.yaml"
 FAKE = REPO / "configs" / "fake_1000.yaml"
 
 
-class Served:
+class Served(LiveServer):
     """A uvicorn server for one service, in a thread, and an HTTP client to it."""
 
     def __init__(self, service: MatchService) -> None:
         self.service = service
-        port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(create_app(service))
 
 
 def _serve(config_path: Path, folder) -> Served:
