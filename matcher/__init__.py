@@ -91,6 +91,11 @@ _SOURCES: dict[str, str] = {
     # real-time matching (matcher serve)
     "MatchService": "matcher.serving.service",
     "serve_task": "matcher.serving",
+    # data-steward review (matcher review) and the decision log every run enforces
+    "ReviewState": "matcher.review.state",
+    "create_review_app": "matcher.review",
+    "review_task": "matcher.review",
+    "DecisionLog": "matcher.matching.decisions",
     # starting configs (matcher init)
     "starting_config": "matcher.profiling.starting_config",
     "write_starting_config": "matcher.profiling.starting_config",
@@ -126,6 +131,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.runtime.logs import configure_logging
     from matcher.runtime.run_folder import RunFolder, open_run_folder, run_folder
     from matcher.runtime.session import get_session
+    from matcher.matching.decisions import DecisionLog
+    from matcher.review import create_review_app, review_task
+    from matcher.review.state import ReviewState
     from matcher.serving import serve_task
     from matcher.serving.service import MatchService
     from matcher.training.setup import automatic_setup

@@ -198,3 +198,38 @@ def test_a_token_guards_every_review_route(demo_run_folder, tmp_path):
         assert "httponly" in entered.headers["set-cookie"].lower() and "samesite=strict" in entered.headers["set-cookie"].lower()
         assert client.get("/review").status_code == 200  # the cookie from now on
         assert client.get("/health").status_code == 200  # only /review asks for it
+
+
+@pytest.mark.slow
+def test_matcher_review_prints_its_address_with_a_token_and_serves_only_to_it(demo_run_folder, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    shutil.copytree(demo_run_folder.root, tmp_path / "run")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "matcher", "review", "--config", str(DEMO), "--run", str(tmp_path / "run"),
+         "--port", str(port), "--require-token"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"review page: http://127.0.0.1:{port}/review?token="), line
+        address = line.split(": ", 1)[1].strip()
+        with httpx.Client(timeout=30) as client:
+            for _ in range(100):
+                try:
+                    opened = client.get(address, follow_redirects=True)
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert opened.status_code == 200 and "Entities to review" in opened.text
+            assert httpx.get(f"http://127.0.0.1:{port}/review").status_code == 401
+    finally:
+        process.terminate()
+        process.wait(20)
