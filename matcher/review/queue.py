@@ -27,15 +27,14 @@ def uncertainty(state) -> pd.DataFrame:
     """One row per entity worth a look: ``match_id``, ``size``, ``weakest_link``, ``near_miss``,
     ``near_match_id``, ``large``, ``same_source``, ``sources``, ``uncertainty``, ``reviewed``; most uncertain first."""
     current = state.current
-    pairs = state.pairs
-    left, right = current.reindex(pairs["id_l"]).to_numpy(), current.reindex(pairs["id_r"]).to_numpy()
-    probability = pairs["match_probability"].to_numpy(float)
+    labels = current.to_numpy()
+    left, right = labels[state.pair_l], labels[state.pair_r]
+    probability = state.pair_probability
     inside = left == right
-    ends = pd.DataFrame({
-        "id": np.concatenate([pairs["id_l"].to_numpy()[inside], pairs["id_r"].to_numpy()[inside]]),
-        "p": np.tile(probability[inside], 2),
-    })
-    strongest = ends.groupby("id")["p"].max().reindex(current.index).fillna(0.0)
+    ends = np.concatenate([state.pair_l[inside], state.pair_r[inside]])
+    strongest = np.zeros(len(current))
+    np.maximum.at(strongest, ends, np.tile(probability[inside], 2))
+    strongest = pd.Series(strongest, index=current.index)
     sizes = current.value_counts()
     entities = pd.DataFrame({"size": sizes})
     entities["weakest_link"] = strongest.groupby(current).min().reindex(entities.index)

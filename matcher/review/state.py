@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from matcher.config.base import RECORD_ID
@@ -63,8 +65,9 @@ class Action:
     undoes: str | None = None
 
 
-def _text(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+def _text(column: pa.ChunkedArray) -> pd.Series:
+    """A column of ids as text (Arrow's cast: fast at millions of rows)."""
+    return column.cast(pa.string()).to_pandas()
 
 
 class ReviewState:
@@ -78,7 +81,7 @@ class ReviewState:
         self.threshold = float(summary.get("threshold_match_probability", 0.5))
         self.records = self._read_records()
         self.pairs = self._read_pairs()
-        self.comparisons = [c[len("mw_"):] for c in self.pairs.columns if c.startswith("mw_") and not c.startswith("mw_tf_adj_")]
+        self.comparisons = [c[len("mw_"):] for c in self.pairs.column_names if c.startswith("mw_") and not c.startswith("mw_tf_adj_")]
         self.base_ids = self.records["match_id"]
         self._run_ids = set(self.base_ids)
         self._refresh(self.log.read())
@@ -91,11 +94,13 @@ class ReviewState:
         key = RECORD_ID if RECORD_ID in schema.names else self.config.primary_key
         shown = self.columns_shown(schema.names, key)
         self.source_column = next((c for c in (SOURCE_SYSTEM, SOURCE_DATASET_COLUMN) if c in shown), None)
-        table = pq.read_table(self.folder.matches, columns=[key, "match_id", *shown]).to_pandas()
-        table.insert(0, "id", _text(table[key]))
-        table["match_id"] = _text(table["match_id"])
-        self.key_values = dict(zip(table["id"], table.pop(key)))  # the run's own id type, for new ids
-        return table.set_index("id", drop=False)
+        table = pq.read_table(self.folder.matches, columns=[key, "match_id", *shown])
+        records = table.drop_columns([key, "match_id"]).to_pandas()
+        self._ids = table[key].cast(pa.string()).combine_chunks()
+        records.insert(0, "id", self._ids.to_pandas())
+        records["match_id"] = _text(table["match_id"])
+        self.key_values = dict(zip(records["id"], table[key].to_pylist()))  # the run's own id type, for new ids
+        return records.set_index("id", drop=False)
 
     def columns_shown(self, names: list[str], key: str) -> list[str]:
         """The columns a steward compares: the source, then the profile fields (sources) or the model's columns."""
@@ -104,13 +109,33 @@ class ReviewState:
         hidden = {key, "match_id", self.config.truth_column, *source}
         return source + [c for c in wanted if c in names and c not in hidden]
 
-    def _read_pairs(self) -> pd.DataFrame:
+    def _read_pairs(self) -> pa.Table:
+        """The scored pairs (Arrow, ids dropped); :attr:`pair_l`, :attr:`pair_r` hold the positions of their
+        records in :attr:`records`, :attr:`pair_probability` their match probabilities."""
         names = pq.read_schema(next(p for p in sorted(Path(self.folder.pairs).rglob("*.parquet")))).names
-        columns = ["record_id_l", "record_id_r", "match_probability", "match_weight",
-                   *[c for c in names if c.startswith(("mw_", "gamma_"))]]
-        pairs = pq.read_table(self.folder.pairs, columns=columns).to_pandas()
-        pairs["id_l"], pairs["id_r"] = _text(pairs.pop("record_id_l")), _text(pairs.pop("record_id_r"))
-        return pairs
+        weights = [c for c in names if c.startswith(("mw_", "gamma_"))]
+        table = pq.read_table(self.folder.pairs, columns=["record_id_l", "record_id_r", "match_probability", "match_weight", *weights])
+        codes = [pc.index_in(table[f"record_id{side}"].cast(pa.string()), value_set=self._ids) for side in ("_l", "_r")]
+        table = table.drop_columns(["record_id_l", "record_id_r"])
+        if codes[0].null_count or codes[1].null_count:  # keep the pairs whose two records are in matches/
+            known = pc.and_(pc.is_valid(codes[0]), pc.is_valid(codes[1]))
+            table, codes = table.filter(known), [c.filter(known) for c in codes]
+        table = table.combine_chunks()
+        self.pair_l, self.pair_r = (c.to_numpy(zero_copy_only=False).astype(np.int64) for c in codes)
+        self.pair_probability = table["match_probability"].to_numpy()
+        # every pair under each of its two records, sorted by record: a record's pairs by binary search
+        ends = np.concatenate([self.pair_l, self.pair_r])
+        order = np.argsort(ends, kind="stable")
+        self._ends, self._pair_of_end = ends[order], np.tile(np.arange(len(table)), 2)[order]
+        return table
+
+    def pairs_of(self, records: list[str]) -> pd.DataFrame:
+        """Every scored pair with one or both ends in ``records``, with the record ids as ``id_l`` and ``id_r``."""
+        codes = self.records.index.get_indexer(records)
+        starts, stops = np.searchsorted(self._ends, codes, "left"), np.searchsorted(self._ends, codes, "right")
+        positions = np.unique(np.concatenate([self._pair_of_end[a:b] for a, b in zip(starts, stops)] or [np.array([], int)]))
+        ids = self.records.index.to_numpy()
+        return self.pairs.take(positions).to_pandas().assign(id_l=ids[self.pair_l[positions]], id_r=ids[self.pair_r[positions]])
 
     # -- entities ------------------------------------------------------------------------------
 
@@ -122,8 +147,16 @@ class ReviewState:
         decided = pd.Series(self.decided, dtype=object)
         decided = decided[decided.index.isin(current.index)]
         current.loc[decided.index] = decided.to_numpy()
+        if getattr(self, "current", None) is None:
+            self.members = current.groupby(current).groups
+        else:  # only the entities whose records changed are regrouped (a decision touches a few)
+            changed = current.to_numpy() != self.current.to_numpy()
+            touched = set(self.current[changed]) | set(current[changed])
+            for match_id in touched:
+                self.members.pop(match_id, None)
+            regrouped = current[current.isin(touched)]
+            self.members.update(regrouped.groupby(regrouped).groups)
         self.current = current
-        self.members = current.groupby(current).groups
         self._queue: pd.DataFrame | None = None
 
     def entity_of(self, record: str) -> str | None:
@@ -156,10 +189,10 @@ class ReviewState:
         """Everything the entity page shows: records, links with their waterfall, near candidates, golden record, decisions."""
         members = self.members_of(match_id)
         rows = self.records.loc[members].assign(match_id=match_id)
-        inside = self.pairs["id_l"].isin(members) & self.pairs["id_r"].isin(members)
-        links = self.pairs[inside].sort_values("match_probability")
-        touching = self.pairs["id_l"].isin(members) ^ self.pairs["id_r"].isin(members)
-        near = self.pairs[touching].sort_values("match_probability", ascending=False).head(5)
+        pairs = self.pairs_of(members)
+        inside = pairs["id_l"].isin(members) & pairs["id_r"].isin(members)
+        links = pairs[inside].sort_values("match_probability")
+        near = pairs[~inside].sort_values("match_probability", ascending=False).head(5)
         undone = {d.undoes for d in self.decisions if d.action == "undo"}
         return {
             "match_id": match_id,
