@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.serve import main as serve
 
         return serve(argv[1:])
+    if argv[:1] == ["review"]:  # the review page's state over a large run: bench/review.py
+        from bench.review import main as review
+
+        return review(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]
