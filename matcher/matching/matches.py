@@ -117,11 +117,12 @@ def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: Data
     alone = [r for r in decided.records if r not in placed]
     if alone:
         members = pd.concat([members, pd.DataFrame({RECORD_ID: alone, "match_id": alone})], ignore_index=True)
-    largest: list = []
+    largest: list = []  # the largest record id, looked up once when needed
 
     def unused(smallest, used: set):
         if isinstance(smallest, (int, np.integer)):  # above every record id too: a singleton is named by its own
-            largest[:] = largest or [rows.agg(F.max(RECORD_ID)).first()[0]]
+            if not largest:
+                largest.append(rows.agg(F.max(RECORD_ID)).first()[0])
             used = used | set(largest)
         return unused_id(smallest, used)
 
