@@ -84,7 +84,9 @@ def _label_set_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _import_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, metavar="CSV", help="labeled FindMatches CSV (labeling_set_id, label, source columns)")
+    parser.add_argument("--labels", required=True, metavar="FILE",
+                        help="labeled FindMatches CSV (labeling_set_id, label, source columns), or a data stewards' decision "
+                             "log (*.jsonl, or a run folder holding decisions.jsonl): its decided pairs")
     parser.add_argument("--replace", action="store_true", help="discard the labels imported before (default: append)")
 
 

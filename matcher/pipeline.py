@@ -10,8 +10,11 @@ A run folder holds::
     summary.json      counts, threshold and timings of the match task
     metrics.json      summary + accuracy metrics (when a truth column is configured)
     report.html       metrics table and charts, self-contained (written by run and evaluate)
+    decisions.jsonl   the data stewards' decisions (written by ``matcher review``, never by a task)
 
 Every folder and file is written atomically; ``summary.json`` and ``metrics.json`` come last.
+A task replaces only the entries it writes: the decision log and its lock stay, and
+``match`` enforces the decisions in force (:mod:`matcher.matching.decisions`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from matcher.evaluation.report import write_run_report
 from matcher.evaluation.task import evaluate_task
 from matcher.harmonize.harmonization import Harmonized, harmonize, write_harmonization_outputs
 from matcher.harmonize.ingest import read_inputs
+from matcher.matching.decisions import DecisionLog
 from matcher.matching.matches import find_matches
 from matcher.matching.summary import run_summary
 from matcher.model.artifact import TrainedModel
@@ -90,7 +94,9 @@ def match_task(
 ) -> dict:
     """Score and cluster the inputs with the saved model; write matches, pairs and summary.json.
 
-    For a ``sources:`` config also the quarantine and the golden ``customers`` tables."""
+    The decisions in force of the run folder's ``decisions.jsonl`` are enforced (summary.json's
+    ``decisions`` says what they enforced). For a ``sources:`` config also the quarantine and
+    the golden ``customers`` tables."""
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
     config = model.configure(config)  # the rules training chose, when the config leaves them to the data
@@ -103,9 +109,10 @@ def match_task(
         result = find_matches(
             df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
             calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
+            decisions=DecisionLog(folder.root),
         )
         # counted as they are written: a cluster is named after its smallest record id, so it
-        # has exactly one row whose match_id is its own id
+        # has exactly one row whose match_id is its own id (not so for an id a decision gave)
         pairs_written, rows_written = Observation(), Observation()
         try:
             write_parquet(result.pairs.observe(pairs_written, F.count(F.lit(1)).alias("pairs")), folder.pairs)
@@ -116,9 +123,12 @@ def match_task(
             result.release()
     n_pairs = pairs_written.get["pairs"]
     rows_out, n_clusters = rows_written.get["rows"], rows_written.get["clusters"]
+    decided = {"decisions": result.decisions} if result.decisions is not None else {}
+    if decided:
+        n_clusters = spark.read.parquet(str(folder.matches)).select("match_id").distinct().count()
     summary = run_summary(
         config, result.threshold, rows_in=rows_in, rows_out=rows_out, n_pairs=n_pairs, n_clusters=n_clusters,
-        clustering=result.clustering,
+        clustering=result.clustering, **decided,
         outputs={"matches": str(folder.matches), "pairs": str(folder.pairs), "model": str(folder.model)},
         timings_s={
             "train": round(train_s, 3),

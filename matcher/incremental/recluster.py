@@ -4,6 +4,10 @@ A cluster is touched when it loses a record (updated or deleted) or one of its r
 linked above the threshold by a new pair or by a stored pair that re-weighing moved across
 it; the touched clusters' remaining records and every new record are re-clustered over the
 above-threshold pairs among them (:func:`matcher.matching.stable_ids.stable_match_ids`).
+
+With a decision log (:mod:`matcher.matching.decisions`), every cluster holding a record a
+decision in force names is touched too, the re-clustering respects the decisions' must- and
+cannot-links, and the components holding decided records take the ids the decisions gave.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import pyarrow.compute as pc
 
 from matcher.config.transform import ClusteringSpec
 from matcher.incremental.stored_pairs import StoredPairs, is_in
-from matcher.matching.clustering import cluster_by_average_link
+from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints
+from matcher.matching.enforced import DecidedLinks
 from matcher.matching.stable_ids import Reassignment, stable_match_ids
 
 
@@ -31,11 +36,14 @@ class Reclustering:
     flipped: int  # stored pairs that re-weighing moved across the threshold
 
 
-def _touched_clusters(old_ids: pd.Series, removed: set, new_pairs: pd.DataFrame, flipped: pd.DataFrame, threshold: float) -> set:
-    """The old clusters that lose a record or hold a record of a new above-threshold pair or of a ``flipped`` pair."""
+def _touched_clusters(
+    old_ids: pd.Series, removed: set, new_pairs: pd.DataFrame, flipped: pd.DataFrame, threshold: float, decided: list,
+) -> set:
+    """The old clusters that lose a record or hold a record of a new above-threshold pair, of a ``flipped``
+    pair or ``decided`` by a data steward."""
     strong = new_pairs[new_pairs["match_probability"] >= threshold]
     ends = set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])
-    linked_old = ends & set(old_ids.index)
+    linked_old = (ends | set(decided)) & set(old_ids.index)
     return set(old_ids.reindex(list(linked_old | removed)).dropna())
 
 
@@ -53,15 +61,18 @@ def _nodes(affected: pd.Series, new_keys: pd.Series) -> pd.DataFrame:
 
 
 def _edges(pairs: pa.Table, nodes: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """``id_l``, ``id_r`` of the ``pairs`` at or above ``threshold`` between two of the ``nodes``."""
+    """``id_l``, ``id_r``, ``weight`` (the match probability) of the ``pairs`` at or above ``threshold`` between two of the ``nodes``."""
     members = set(nodes["record_id"])
     edges = pairs.filter(pc.and_(
         pc.greater_equal(pairs["match_probability"], threshold),
         pc.and_(is_in(pairs["record_id_l"], members), is_in(pairs["record_id_r"], members)),
     ))
-    edges = pd.DataFrame({"id_l": edges["record_id_l"].to_pandas(), "id_r": edges["record_id_r"].to_pandas()})
+    edges = pd.DataFrame({
+        "id_l": edges["record_id_l"].to_pandas(), "id_r": edges["record_id_r"].to_pandas(),
+        "weight": edges["match_probability"].to_pandas(),
+    })
     if edges.empty:
-        edges = pd.DataFrame({"id_l": nodes["record_id"].iloc[:0], "id_r": nodes["record_id"].iloc[:0]})
+        edges = pd.DataFrame({"id_l": nodes["record_id"].iloc[:0], "id_r": nodes["record_id"].iloc[:0], "weight": 0.0})
     return edges
 
 
@@ -75,8 +86,11 @@ def _strongest(pairs: pa.Table) -> pd.Series:
     return pd.Series(strongest["p_max"].to_numpy(), index=strongest["record_id"].to_pandas())
 
 
-def _average_link_components(pairs: pa.Table, nodes: pd.DataFrame, threshold: float, spec: ClusteringSpec) -> pd.DataFrame:
-    """``record_id``, ``match_id`` of the ``nodes`` clustered by average link over every pair among them."""
+def _average_link_components(
+    pairs: pa.Table, nodes: pd.DataFrame, threshold: float, spec: ClusteringSpec, decided: DecidedLinks | None,
+) -> pd.DataFrame:
+    """``record_id``, ``match_id`` of the ``nodes`` clustered by average link over every pair among them
+    (respecting the ``decided`` links)."""
     members = set(nodes["record_id"])
     among = pairs.filter(pc.and_(is_in(pairs["record_id_l"], members), is_in(pairs["record_id_r"], members)))
     probability = np.clip(among["match_probability"].to_numpy(zero_copy_only=False), 1e-15, 1 - 1e-15)
@@ -85,17 +99,19 @@ def _average_link_components(pairs: pa.Table, nodes: pd.DataFrame, threshold: fl
         "weight": np.log2(probability / (1 - probability)), "probability": probability, "link": probability >= threshold,
     })
     clustered = cluster_by_average_link(
-        edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight
+        edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
+        must_link=decided.must_link if decided is not None else None,
+        cannot_link=decided.cannot_link if decided is not None else None,
     )
     return clustered[["record_id", "match_id"]]
 
 
 def recluster(
     old_ids: pd.Series, removed: set, new_keys: pd.Series, new_pairs: pd.DataFrame, stored: StoredPairs, threshold: float,
-    clustering: ClusteringSpec | None = None,
+    clustering: ClusteringSpec | None = None, decided: DecidedLinks | None = None,
 ) -> Reclustering:
-    """Re-cluster the clusters touched by the new records (``new_keys``), the ``removed`` records
-    and re-weighing, over the ``stored`` pairs and the ``new_pairs``.
+    """Re-cluster the clusters touched by the new records (``new_keys``), the ``removed`` records,
+    re-weighing and the ``decided`` records, over the ``stored`` pairs and the ``new_pairs``.
 
     ``old_ids`` is every existing record's ``match_id`` by record id; the clusters left
     untouched keep theirs, and no new id equals one of them. With ``clustering`` method
@@ -106,15 +122,17 @@ def recluster(
     """
     old_pairs = stored.scores
     flipped = old_pairs.filter(pa.array(stored.flipped)).to_pandas()
-    touched = _touched_clusters(old_ids, removed, new_pairs, flipped, threshold)
+    touched = _touched_clusters(old_ids, removed, new_pairs, flipped, threshold, decided.records if decided is not None else [])
     remaining = old_ids[~old_ids.index.isin(removed)]
     nodes = _nodes(remaining[remaining.isin(touched)], new_keys)
     new_scores = pa.Table.from_pandas(new_pairs[old_pairs.column_names], preserve_index=False).cast(old_pairs.schema)
     pairs_now = pa.concat_tables([old_pairs, new_scores])
     in_use = set(remaining[~remaining.isin(touched)])
+    edges, components = _edges(pairs_now, nodes, threshold), None
     if clustering is not None and clustering.method == "average_link":
-        components = _average_link_components(pairs_now, nodes, threshold, clustering)
-        reassignment = stable_match_ids(nodes, components=components, in_use=in_use)
-    else:
-        reassignment = stable_match_ids(nodes, _edges(pairs_now, nodes, threshold), in_use)
+        components = _average_link_components(pairs_now, nodes, threshold, clustering, decided)
+    elif decided is not None:
+        components = cluster_with_constraints(edges, decided.must_link, decided.cannot_link)
+    ids = decided.ids if decided is not None else None
+    reassignment = stable_match_ids(nodes, edges, in_use, components=components, decided=ids)
     return Reclustering(nodes, reassignment, _strongest(pairs_now), len(flipped))

@@ -19,15 +19,27 @@ record. A delete list (CSV or Parquet with the primary key column) removes recor
 The clusters that lose records are re-clustered from their remaining above-threshold
 pairs (``pairs/`` of the existing run), so a cluster can split.
 
-**Stable ids** (see :func:`stable_match_ids`). Clusters that no new, updated or deleted
-record touches keep their ``match_id`` byte for byte. Among the re-clustered
+**Decisions.** The existing run's data stewards' decision log (``decisions.jsonl``, see
+:mod:`matcher.matching.decisions`) is copied into the output folder as it was read and
+applied: every cluster holding a record that a decision in force names is re-clustered,
+with the decisions' must- and cannot-links respected (decided records no longer in the
+run are dropped with a warning; a contradiction is an error naming the log), and
+``summary.json`` gets a ``decisions`` entry. Rows on a decided must-link get
+``match_confidence_score`` 1.0.
+
+**Stable ids** (see :func:`stable_match_ids`). Clusters that no new, updated, deleted or
+decided record touches keep their ``match_id`` byte for byte. Among the re-clustered
 components:
 
+0. a component holding decided records takes the id the decisions gave most of them
+   (:func:`~matcher.matching.decisions.claimed_ids`; an id an untouched cluster uses is
+   never taken); a merge it makes is listed with ``rule: decision``;
 1. every old cluster's id goes to the component that holds most of its surviving
    records (tie: the component whose smallest record id is smallest);
 2. a component that receives several old ids (a bridge) keeps the id of the old cluster
    that contributed most records to it (tie: the smallest id); the others are
-   **retired** and listed as a merge;
+   **retired** and listed as a merge; a component named by rule 0 keeps that name and
+   no other takes an id rule 0 gave;
 3. a component that receives no old id (only new records, or the smaller piece of a
    split) takes the full run's rule: its smallest record id that no other cluster uses
    (when all are taken: ``<smallest>~2`` for text ids, the largest id in use + 1 for numbers).
@@ -62,6 +74,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 
@@ -76,6 +89,8 @@ from matcher.incremental.scoring import score_new_records
 from matcher.incremental.stored_pairs import stored_pairs_now
 from matcher.incremental.term_frequency_drift import term_frequencies, term_frequency_columns
 from matcher.incremental.write_run import match_rows, write_harmonization_outputs, write_run
+from matcher.matching.decisions import DECISIONS, Decision, DecisionLog, decided_ids, decided_records
+from matcher.matching.enforced import DecidedLinks, decided_links
 from matcher.matching.summary import run_summary
 from matcher.runtime.outputs import write_json
 from matcher.runtime.run_folder import RunFolder, task_session
@@ -102,8 +117,26 @@ class _Laps:
         return round(time.perf_counter() - self.started, 3)
 
 
+def _copy_decisions(existing: RunFolder, output: RunFolder) -> list[Decision] | None:
+    """The existing run's decision log, read under its lock and copied into ``output`` as read; None without one."""
+    log = DecisionLog(existing.root)
+    if not log.path.exists():
+        return None
+    with log.locked() as decisions:
+        log.copy_to(output.root)
+    return decisions
+
+
+def _decided(decisions: list[Decision], where: str, keys: pd.Series, integral: bool) -> DecidedLinks:
+    """The links and ids of ``decisions`` on the records with these ``keys`` (the run's after the delta)."""
+    wanted = decided_records(decisions) | set(decided_ids(decisions).values())
+    as_text = keys.astype(str)
+    found = as_text.isin(wanted).to_numpy()
+    return decided_links(decisions, where, dict(zip(as_text[found], keys[found])), integral)
+
+
 def _summary(config: TransformConfig, existing: ExistingRun, output: RunFolder, changes: ChangeLog,
-             incremental: dict[str, Any], timings: dict[str, float]) -> dict:
+             incremental: dict[str, Any], timings: dict[str, float], **sections: Any) -> dict:
     """``summary.json`` of the incremental run, with the ``incremental`` counts and the change log's."""
 
     def count(path: Path) -> int:
@@ -112,7 +145,7 @@ def _summary(config: TransformConfig, existing: ExistingRun, output: RunFolder, 
     return run_summary(
         config, existing.threshold, rows_in=len(changes.final), n_pairs=count(output.pairs),
         n_clusters=changes.final.nunique(), rows_out=count(output.matches),
-        incremental={"existing": existing.folder.location, **incremental, **changes.counts},
+        incremental={"existing": existing.folder.location, **incremental, **changes.counts}, **sections,
         outputs={
             "matches": str(output.matches),
             "pairs": str(output.pairs),
@@ -139,11 +172,12 @@ def match_incremental_task(
     ``quarantine`` and ``customers`` tables are updated too.
 
     ``output`` receives ``model/`` (a copy), ``matches/``, ``pairs/``, ``changes.json``,
-    ``changes/`` and ``summary.json`` (last). Returns the summary.
+    ``changes/``, the decision log (a copy, applied) and ``summary.json`` (last). Returns the summary.
     """
     laps = _Laps()
     check_arguments(config, existing_folder, new_path, output)
     existing = open_existing_run(config, existing_folder)
+    decisions = _copy_decisions(existing_folder, output)
     config = existing.model.configure(config)  # the rules the run's training chose, for an automatic config
     key, threshold = config.primary_key, existing.threshold.match_probability
     with task_session(output, spark) as spark:
@@ -166,10 +200,17 @@ def match_incremental_task(
         laps.timings["reweigh"] = stored.seconds
         laps.lap("reweigh_wait")
     old_ids = old.set_index(key)["match_id"]
-    clusters = recluster(old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold, existing.clustering(config))
+    decided = None
+    if decisions is not None:
+        keys = pd.concat([remaining[key], delta.new[key]], ignore_index=True)
+        decided = _decided(decisions, existing_folder.where(DECISIONS), keys, pa.types.is_integer(existing.key_type))
+    clusters = recluster(
+        old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold, existing.clustering(config), decided
+    )
     laps.lap("cluster")
     changes = change_log(old_ids, clusters.reassignment, set(delta.new[key]), set(removals.updated), delta.deleted)
-    rows = match_rows(changes.final, clusters.strongest, old, delta.new, key, threshold)
+    certain = set(decided.must_link["id_l"]) | set(decided.must_link["id_r"]) if decided is not None else set()
+    rows = match_rows(changes.final, clusters.strongest, old, delta.new, key, threshold, certain)
     changes_json = changes.as_json(existing_folder.location, str(new_path), str(delete_path) if delete_path else None)
     write_run(existing, output, key, removals.keys, stored, new_pairs, rows, changes, changes_json)
     laps.lap("write")
@@ -178,7 +219,8 @@ def match_incremental_task(
         "reclustered_records": int(len(clusters.nodes)), "term_frequency_reweighed": stored.reweighed,
         "pairs_across_threshold_after_reweighing": clusters.flipped, "rows_rewritten": int(len(rows.existing)),
     }
-    summary = _summary(config, existing, output, changes, incremental, {**laps.timings, "match_total": laps.total()})
+    sections = {"decisions": decided.facts} if decided is not None else {}
+    summary = _summary(config, existing, output, changes, incremental, {**laps.timings, "match_total": laps.total()}, **sections)
     if delta.harmonized is not None:
         summary["harmonization"] = write_harmonization_outputs(
             spark, config, existing.folder, output, delta.harmonized, changes.records, changes.retired)

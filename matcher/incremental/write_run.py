@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,12 +43,15 @@ class MatchRows:
 
 
 def match_rows(
-    final: pd.Series, strongest: pd.Series, old: pd.DataFrame, new: pd.DataFrame, key: str, threshold: float
+    final: pd.Series, strongest: pd.Series, old: pd.DataFrame, new: pd.DataFrame, key: str, threshold: float,
+    certain: set = frozenset(),
 ) -> MatchRows:
     """The ``new`` records and the ``old`` ones whose ``match_id`` or ``match_confidence_score`` changed,
-    given every record's ``final`` match_id and ``strongest`` pair probability (both by record id)."""
+    given every record's ``final`` match_id and ``strongest`` pair probability (both by record id);
+    the ``certain`` records (on a decided must-link) have confidence 1.0."""
     changed = pd.DataFrame({"record_id": final.index, "match_id": final.to_numpy()})
-    changed["match_confidence_score"] = match_confidence(changed["record_id"].map(strongest), threshold)
+    confidence = match_confidence(changed["record_id"].map(strongest), threshold)
+    changed["match_confidence_score"] = np.where(changed["record_id"].isin(list(certain)), 1.0, confidence)
     before = old.set_index(key).reindex(changed["record_id"])
     differs = (before["match_id"].to_numpy() != changed["match_id"].to_numpy()) | (
         before["match_confidence_score"].to_numpy() != changed["match_confidence_score"].to_numpy()

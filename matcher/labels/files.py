@@ -15,6 +15,11 @@ Written for people to open in a spreadsheet, a labeling file is created owner-on
 (mode 0600) and its cells are escaped against formula injection (:func:`escape_cell`);
 reading one removes exactly that escape (:func:`unescape_cell`), so a round trip is lossless.
 
+A data stewards' decision log (``<run>/decisions.jsonl``, :mod:`matcher.matching.decisions`)
+imports too (:func:`is_decision_log`): each pair the decisions in force judge (the latest
+verdict per pair) becomes a set of two rows, ``<decision_id>:<id_l>~<id_r>``, labeled alike
+for a match and differently for a non-match.
+
 Training records the labels hash in ``model/metadata.json`` so a model names the labels
 it learned from. Which sets are held out for ``matcher evaluate --labels`` is decided by
 :func:`held_out` (a seeded hash of the set id, ``labels.holdout_share`` of the sets).
@@ -35,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from matcher.config.transform import TransformConfig
+from matcher.matching.decisions import DECISIONS, DecisionLog, decision_pairs
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 from matcher.runtime.outputs import atomic_directory
@@ -288,9 +294,34 @@ def import_labels(config: TransformConfig, run_root: str | Path, path: str | Pat
     labels for the same pair, in this file or against earlier imports, are an error
     naming the pairs.
     """
-    store = LabelStore(run_root)
     rows = labeled_rows(read_labeling_file(path, config), path)
     _check_keys_in_source(rows, known_ids, config, path)
+    return store_labels(config, run_root, rows, path, replace=replace)
+
+
+def is_decision_log(path: str | Path) -> bool:
+    """Whether ``path`` names a decision log: a ``*.jsonl`` file, or a run folder holding ``decisions.jsonl``."""
+    path = Path(path)
+    return path.suffix == ".jsonl" or (path.is_dir() and (path / DECISIONS).is_file())
+
+
+def decision_label_pairs(path: str | Path) -> tuple[pd.DataFrame, Path]:
+    """The pairs the decisions in force of the log at ``path`` judge (``id_l``, ``id_r``, ``is_match``,
+    ``decision_id``; :func:`is_decision_log`) and the log's file."""
+    file = Path(path) / DECISIONS if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise InputDataError(f"{file}: decision log not found")
+    return decision_pairs(DecisionLog.at(file).read()), file
+
+
+def store_labels(config: TransformConfig, run_root: str | Path, rows: pd.DataFrame, path: str | Path, *, replace: bool = False) -> dict:
+    """Add labeled ``rows`` (labeling_set_id, label, source columns as text; read from ``path``)
+    to the run's label store, or replace the stored ones; returns the store's summary.
+
+    Conflicting labels for the same pair, in ``rows`` or against earlier imports, are an
+    error naming the pairs, and so are set ids imported before.
+    """
+    store = LabelStore(run_root)
     earlier = pd.DataFrame(columns=[LABELING_SET_ID, LABEL, IMPORT_NUMBER]) if replace else store.rows()
     info = {} if replace else store.info()
     number = int(info.get("imports", 0)) + 1
@@ -366,24 +397,27 @@ def training_pairs(config: TransformConfig, run_root: str | Path) -> tuple[pd.Da
     return pairs[~out].reset_index(drop=True), pairs[out].reset_index(drop=True), labels_hash(rows)
 
 
-def sets_from_pair_labels(pairs: pd.DataFrame, source: pd.DataFrame, config: TransformConfig) -> pd.DataFrame:
+def sets_from_pair_labels(
+    pairs: pd.DataFrame, source: pd.DataFrame, config: TransformConfig, set_ids: list[str] | None = None,
+) -> pd.DataFrame:
     """Clerical pair labels as a FindMatches labeling file: one set of two rows per labeled pair.
 
-    ``pairs`` has ``id_l``, ``id_r`` (primary keys) and ``is_match``; ``source`` holds the
-    source rows (text). A match gets label ``a`` twice, a non-match ``a`` and ``b``.
-    Pair ``i`` becomes set ``pair-<i>`` (its position in ``pairs``).
+    ``pairs`` has ``id_l``, ``id_r`` (record ids: primary keys, or ``<input>:<key>`` with
+    several inputs) and ``is_match``; ``source`` holds the source rows (text, with
+    ``source_dataset`` for several inputs). A match gets label ``a`` twice, a non-match
+    ``a`` and ``b``. Pair ``i`` becomes set ``set_ids[i]`` (default ``pair-<i>``).
     """
-    by_key = source.astype(str).set_index(config.primary_key, drop=False)
+    text = source.astype(str)
+    by_key = text.set_index(record_ids(text, config).to_numpy(), drop=False)
     unknown = sorted((set(pairs["id_l"].astype(str)) | set(pairs["id_r"].astype(str))) - set(by_key.index), key=_order_key)
     if unknown:
         raise InputDataError(f"pair labels name {len(unknown)} key(s) not in the source: {_listed(unknown)}")
     left = by_key.loc[pairs["id_l"].astype(str)].reset_index(drop=True)
     right = by_key.loc[pairs["id_r"].astype(str)].reset_index(drop=True)
-    set_ids = [f"pair-{i}" for i in range(len(pairs))]
+    set_ids = set_ids if set_ids is not None else [f"pair-{i}" for i in range(len(pairs))]
     left.insert(0, LABEL, "a")
     right.insert(0, LABEL, ["a" if m else "b" for m in pairs["is_match"].astype(bool)])
     left.insert(0, LABELING_SET_ID, set_ids)
     right.insert(0, LABELING_SET_ID, set_ids)
-    both = pd.concat([left.assign(_side=0), right.assign(_side=1)], ignore_index=True)
-    both["_n"] = [int(s.removeprefix("pair-")) for s in both[LABELING_SET_ID]]
+    both = pd.concat([left.assign(_side=0, _n=range(len(left))), right.assign(_side=1, _n=range(len(right)))], ignore_index=True)
     return both.sort_values(["_n", "_side"], kind="stable").drop(columns=["_n", "_side"]).reset_index(drop=True)

@@ -136,8 +136,8 @@ def _set_id(members: list[str], seed: int) -> str:
     return f"set-{digest}"
 
 
-def _source_rows(df: DataFrame, config: TransformConfig, wanted: set[str]) -> pd.DataFrame:
-    """The raw source rows (every column, as text) of the wanted record ids."""
+def source_rows(df: DataFrame, config: TransformConfig, wanted: set[str]) -> pd.DataFrame:
+    """The raw source rows (every column, as text) of the wanted record ids, with their record id as ``_rid``."""
     spark = df.sparkSession
     frames = []
     for spec in config.inputs:
@@ -188,7 +188,7 @@ def labeling_sets(
     if not built:
         raise InputDataError(f"{config.name}: no candidate pairs left to label (every candidate record is labeled already)")
     log.info("built %d labeling sets (%s rows)", len(built), sum(map(len, built)))
-    source = _source_rows(df, config, {r for members in built for r in members})
+    source = source_rows(df, config, {r for members in built for r in members})
     by_id = source.set_index("_rid")
     out = []
     for members in built:

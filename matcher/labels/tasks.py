@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import SparkSession
 
 from matcher.config.transform import TransformConfig
@@ -17,14 +18,18 @@ from matcher.harmonize.ingest import read_inputs
 from matcher.labels.evaluation import blocking_recall_of_matches, label_metrics
 from matcher.labels.files import (
     LabelStore,
+    decision_label_pairs,
     export_labels,
     import_labels,
+    is_decision_log,
     record_ids,
+    sets_from_pair_labels,
     source_record_ids,
+    store_labels,
     training_pairs,
     write_labeling_file,
 )
-from matcher.labels.labeling_sets import labeling_sets
+from matcher.labels.labeling_sets import labeling_sets, source_rows
 from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel
 from matcher.runtime.errors import InputDataError, MatcherError
@@ -65,13 +70,36 @@ def label_set_task(
     return f"labeling file: {output} ({rows['labeling_set_id'].nunique()} sets, {len(rows)} rows, from {basis})"
 
 
+def _import_decisions(config: TransformConfig, root: Path, path: str | Path, df, replace: bool) -> dict:
+    """Store the pairs a decision log judges as labels, one set of two source rows per pair; pairs
+    naming a record no longer in the inputs are dropped with a warning."""
+    pairs, file = decision_label_pairs(path)
+    wanted = set(pairs["id_l"]) | set(pairs["id_r"])
+    source = source_rows(df, config, wanted) if wanted else pd.DataFrame({"_rid": []})
+    known = set(source["_rid"])
+    dropped = sorted(wanted - known)
+    if dropped:
+        log.warning("%s: %d decided record id(s) are not in the inputs; their pairs are not imported: %s",
+                    file, len(dropped), ", ".join(dropped[:10]))
+    pairs = pairs[pairs["id_l"].isin(known) & pairs["id_r"].isin(known)].reset_index(drop=True)
+    if pairs.empty:
+        raise InputDataError(f"{file}: no decision in force judges a pair of records that are in the inputs; nothing to import")
+    set_ids = [f"{d}:{a}~{b}" for d, a, b in zip(pairs["decision_id"], pairs["id_l"], pairs["id_r"])]
+    rows = sets_from_pair_labels(pairs, source.drop(columns="_rid"), config, set_ids)
+    return store_labels(config, root, rows, file, replace=replace)
+
+
 def import_labels_task(
     config: TransformConfig, folder: RunFolder, labels: str | Path, *, replace: bool = False, spark: SparkSession | None = None
 ) -> str:
-    """Validate a labeling file against the source and store its labels in ``RUN/labels``."""
+    """Validate a labeling file against the source, or take the pairs of a data stewards' decision
+    log (:func:`is_decision_log`), and store the labels in ``RUN/labels``."""
     with task_session(folder, spark) as spark:
-        known = source_record_ids(read_inputs(spark, config), config)
-    summary = import_labels(config, folder.root, labels, known, replace=replace)
+        df = read_inputs(spark, config)
+        if is_decision_log(labels):
+            summary = _import_decisions(config, folder.root, labels, df, replace)
+        else:
+            summary = import_labels(config, folder.root, labels, source_record_ids(df, config), replace=replace)
     return (f"labels: {summary['rows']} rows in {summary['sets']} sets, {summary['pairs']} pairs "
             f"({summary['match_pairs']} matches) after {summary['imports']} import(s); stored in {LabelStore(folder.root).folder}; "
             f"run 'matcher train' to learn from them")

@@ -93,6 +93,13 @@ class DecisionLog:
     def __init__(self, root: str | Path):
         self.path = Path(root) / DECISIONS
 
+    @classmethod
+    def at(cls, path: str | Path) -> DecisionLog:
+        """The log in the file ``path``, whatever its name (a copy to import as labels)."""
+        log = cls(Path(path).parent)
+        log.path = Path(path)
+        return log
+
     def read(self) -> list[Decision]:
         """Every decision in the order written; a malformed line is an error naming its line number."""
         if not self.path.exists():
@@ -220,7 +227,23 @@ def decided_ids(decisions: Iterable[Decision]) -> dict[str, str]:
     return {r: i for r, i in ids.items() if i is not None}
 
 
-def name_clusters(members: pd.DataFrame, decided: dict[str, str], unused_id) -> pd.DataFrame:
+def claimed_ids(members: pd.DataFrame, cluster: str, decided: dict[str, Any]) -> dict[Any, Any]:
+    """Cluster (column ``cluster`` of ``members``, which has ``record_id``) → the decided id it takes.
+
+    A cluster takes the decided id most of its decided records carry (tie: the smallest id);
+    an id claimed by several clusters goes to the one with most such records (tie: smallest
+    cluster name). Clusters without a decided record are not listed.
+    """
+    claims = members.assign(claim=members["record_id"].astype(str).map(decided)).dropna(subset=["claim"])
+    if claims.empty:
+        return {}
+    votes = claims.groupby([cluster, "claim"]).size().rename("n").reset_index()
+    votes = votes.sort_values([cluster, "n", "claim"], ascending=[True, False, True]).drop_duplicates(cluster)
+    votes = votes.sort_values(["claim", "n", cluster], ascending=[True, False, True]).drop_duplicates("claim")
+    return dict(zip(votes[cluster], votes["claim"]))
+
+
+def name_clusters(members: pd.DataFrame, decided: dict[str, Any], unused_id) -> pd.DataFrame:
     """``members`` (``record_id``, ``match_id``) with each cluster that holds decided records named as the decisions named it.
 
     A cluster takes the decided id most of its decided records carry (tie: the smallest id);
@@ -232,14 +255,11 @@ def name_clusters(members: pd.DataFrame, decided: dict[str, str], unused_id) -> 
     if not decided or members.empty:
         return members
     as_text = members["record_id"].astype(str)
-    claims = members.assign(claim=as_text.map(decided)).dropna(subset=["claim"])
-    if claims.empty:
+    claimed = claimed_ids(members, "match_id", decided)
+    if not claimed:
         return members
-    votes = claims.groupby(["match_id", "claim"]).size().rename("n").reset_index()
-    votes = votes.sort_values(["match_id", "n", "claim"], ascending=[True, False, True]).drop_duplicates("match_id")
-    votes = votes.sort_values(["claim", "n", "match_id"], ascending=[True, False, True]).drop_duplicates("claim")
     typed = dict(zip(as_text, members["record_id"]))  # a decided id that is a record id keeps the run's id type
-    chosen = {cluster: typed.get(claim, claim) for cluster, claim in zip(votes["match_id"], votes["claim"])}
+    chosen = {cluster: typed.get(claim, claim) for cluster, claim in claimed.items()}
     used = set(chosen.values())
     renamed = dict(chosen)
     for cluster in sorted(set(members["match_id"]) - set(chosen)):

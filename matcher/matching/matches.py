@@ -8,8 +8,13 @@ assignment:
 * a singleton: one minus the highest match probability among its scored pairs (how
   sure we are that none of its candidates is the same entity), or 1.0 when blocking
   produced no candidate for it;
-* a row on an enforced must-link (pair list or exact rule, ``enforced`` in the config)
-  in a cluster of two or more: 1.0.
+* a row on an enforced must-link (pair list or exact rule, ``enforced`` in the config,
+  or a data steward's decision) in a cluster of two or more: 1.0.
+
+A cluster's ``match_id`` is its smallest record id, except for the clusters that hold
+records a data steward decided about (``<run>/decisions.jsonl``, see
+:mod:`matcher.matching.decisions`): their decisions are enforced as must- and cannot-links
+and those clusters take the ids the decisions gave them (:func:`~matcher.matching.decisions.name_clusters`).
 
 The threshold is resolved once per run (:func:`matcher.matching.threshold.resolve_threshold`):
 the config's ``precision_recall_tradeoff``'s, the one estimated at training from the model's
@@ -23,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -31,7 +37,9 @@ from matcher.blocking.candidates import Candidates, free_checkpoint, score
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
-from matcher.matching.enforced import EnforcedLinks, enforced_links
+from matcher.matching.decisions import DecisionLog, name_clusters
+from matcher.matching.enforced import DecidedLinks, EnforcedLinks, enforced_links, run_decisions
+from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.matching.threshold import Threshold, clustering_spec, min_mean_weight_from_labels, resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
@@ -67,6 +75,7 @@ class MatchResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     clustering: dict = field(default_factory=dict)
     candidates: Candidates | None = field(default=None, repr=False)
+    decisions: dict | None = None  # what the run folder's decision log enforced (summary.json's ``decisions``)
 
     def release(self) -> None:
         """Free the scored pairs and the candidate pairs they come from; call it once they are written."""
@@ -101,24 +110,46 @@ def _members(pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: En
     return clusters_from_pairs(pairs, threshold, must_link=must, cannot_link=cannot)
 
 
+def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: DataFrame) -> pd.DataFrame:
+    """``members`` plus the decided records the clustering left alone (as their own clusters),
+    the clusters holding decided records named as the decisions named them."""
+    placed = set(members[RECORD_ID])
+    alone = [r for r in decided.records if r not in placed]
+    if alone:
+        members = pd.concat([members, pd.DataFrame({RECORD_ID: alone, "match_id": alone})], ignore_index=True)
+    largest: list = []  # the largest record id, looked up once when needed
+
+    def unused(smallest, used: set):
+        if isinstance(smallest, (int, np.integer)):  # above every record id too: a singleton is named by its own
+            if not largest:
+                largest.append(rows.agg(F.max(RECORD_ID)).first()[0])
+            used = used | set(largest)
+        return unused_id(smallest, used)
+
+    return name_clusters(members, decided.ids, unused)
+
+
 def assign_matches(
     df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: Threshold | None = None,
-    labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None,
+    labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None, decided: DecidedLinks | None = None,
 ) -> tuple[DataFrame, float]:
     """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
 
     ``threshold`` defaults to the config's (no model), ``clustering`` to
     ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
     and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
-    when given.
+    and the ``decided`` links when given; the clusters holding decided records take
+    the ids the decisions gave them.
     """
     threshold = (threshold or resolve_threshold(config, None)).match_probability
     spec = clustering or config.clustering
     spark = df.sparkSession
     rows = df.withColumn(RECORD_ID, record_id(config))
     started = time.perf_counter()
-    links = enforced_links(rows, config, labeled)
+    links = enforced_links(rows, config, labeled, decided)
     members = _members(pairs, threshold, spec, links)
+    if decided is not None and decided.ids:
+        members = _named_by_decisions(members, decided, rows)
     cluster_s = time.perf_counter() - started
     id_type = rows.schema[RECORD_ID].dataType
     average_link = "strongest" in members.columns
@@ -185,11 +216,12 @@ def _clustering(
 
 def find_matches(
     df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
-    calibration: pd.DataFrame | None = None, candidates: Candidates | None = None,
+    calibration: pd.DataFrame | None = None, candidates: Candidates | None = None, decisions: DecisionLog | None = None,
 ) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`) with ``model``.
 
-    ``labeled`` pairs are enforced (see :func:`assign_matches`); ``calibration`` pairs
+    ``labeled`` pairs and the ``decisions`` of a data stewards' log (when its file exists)
+    are enforced (see :func:`assign_matches`); ``calibration`` pairs
     (training labels: ``id_l``, ``id_r`` as text, ``is_match``) choose
     ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set.
     ``candidates`` holds the pairs training compared in this run; the result keeps it
@@ -203,7 +235,8 @@ def find_matches(
     threshold = resolve_threshold(config, model)
     log.info("threshold: %s", threshold)
     clustering, facts = _clustering(pairs, config, model, threshold, calibration)
-    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering)
+    decided = run_decisions(decisions, df.select(record_id(config).alias(RECORD_ID))) if decisions is not None else None
+    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering, decided)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
     return MatchResult(
         rows=rows,
@@ -212,4 +245,5 @@ def find_matches(
         timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
         clustering=facts,
         candidates=candidates,
+        decisions=decided.facts if decided is not None else None,
     )
