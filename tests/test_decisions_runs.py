@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
+import yaml
 from conftest import REPO
 
 from matcher.config.transform import load_config
@@ -149,3 +150,26 @@ def test_match_incremental_applies_a_decision_made_after_the_base_run_and_lists_
     assert not {r["record_id"] for r in changes["records"]} & touched  # nothing the earlier decisions settled moved
     assert result["decisions"]["in_force"] == {"split": 2, "merge": 1, "match": 1}
     assert result["n_clusters"] == after["match_id"].nunique() == summary(decided.folder)["n_clusters"] + 1
+
+
+def test_the_identity_graph_follows_the_decisions_after_the_rerun(spark, decided, gremlin_server):
+    from gremlin_python.process.anonymous_traversal import traversal
+
+    from matcher.config.transform import config_from_dict
+    from matcher.graph.connection import connect
+    from matcher.graph.server import clear_graph
+    from matcher.graph.writer import load_graph_task
+
+    clear_graph(gremlin_server.endpoint)
+    raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    config = config_from_dict({**raw, "graph": {"endpoint": gremlin_server.endpoint}}, base_dir=DEMO.parent)
+    load_graph_task(config, RunFolder(decided.base), spark)  # the graph as the run before the decisions made it
+    load_graph_task(config, RunFolder(decided.folder), spark)  # then the re-run that holds them
+    g = traversal().with_remote(connect(config.graph))
+    moved = decided.split[0]
+    customer_of = lambda record: g.V(record).out("member_of").id_().to_list()  # noqa: E731
+    assert customer_of(moved) == [f"customer:{moved}~2"]
+    assert {c for r in decided.split[1:] for c in customer_of(r)} == {f"customer:{moved}"}
+    survivor, retired = decided.merged
+    assert {c for r in decided.merged_records for c in customer_of(r)} == {f"customer:{survivor}"}
+    assert g.V(f"customer:{retired}").count().next() == 0  # the retired entity's customer is gone
