@@ -36,7 +36,7 @@ def _layout(title: str, body: str, state: ReviewState, who: str) -> str:
 <main><div id="message" class="message" hidden></div>{body}</main></body></html>"""
 
 
-def _chips(row: dict[str, Any], threshold: float) -> str:
+def _chips(row: dict[str, Any]) -> str:
     chips = []
     if pd.notna(row["weakest_link"]) and row["weakest_link"] < 0.95:
         chips.append(("weak", f"weakest link {row['weakest_link']:.2f}"))
@@ -73,18 +73,20 @@ def filter_queue(queue: pd.DataFrame, state: ReviewState, *, q: str = "", show: 
     return queue
 
 
+def _options(values: list[tuple[str, str]], chosen: str) -> str:
+    return "".join(f'<option value="{v}"{" selected" if v == chosen else ""}>{_e(t)}</option>' for v, t in values)
+
+
 def queue_page(state: ReviewState, who: str, *, q: str = "", show: str = "open", flag: str = "any", page: int = 1) -> str:
     full = state.queue()
     rows = filter_queue(full, state, q=q, show=show, flag=flag)
     start = (max(page, 1) - 1) * PAGE_SIZE
     shown = rows.iloc[start:start + PAGE_SIZE]
-    options = lambda name, values, chosen: "".join(  # noqa: E731
-        f'<option value="{v}"{" selected" if v == chosen else ""}>{_e(t)}</option>' for v, t in values)
     body = [f"""<h2>Entities to review <span class="muted">({len(rows):,} of {len(full):,}; {len(state.decisions):,} decisions logged)</span></h2>
 <form class="filters" method="get" action="/review">
 <label>Search<input type="search" name="q" value="{_e(q)}" placeholder="match_id, record id or key"></label>
-<label>Show<select name="show">{options("show", [("open", "to review"), ("reviewed", "reviewed"), ("all", "all")], show)}</select></label>
-<label>Flag<select name="flag">{options("flag", [("any", "any"), *[(k, v) for k, v in FLAGS.items() if k != "reviewed"]], flag)}</select></label>
+<label>Show<select name="show">{_options([("open", "to review"), ("reviewed", "reviewed"), ("all", "all")], show)}</select></label>
+<label>Flag<select name="flag">{_options([("any", "any"), *[(k, v) for k, v in FLAGS.items() if k != "reviewed"]], flag)}</select></label>
 <button type="submit">Filter</button></form>
 <table id="queue"><thead><tr><th>match_id</th><th class="num">records</th><th>sources</th><th class="num">weakest link</th>
 <th class="num">near miss</th><th>why it is here</th><th class="num">uncertainty</th></tr></thead><tbody>"""]
@@ -94,7 +96,7 @@ def queue_page(state: ReviewState, who: str, *, q: str = "", show: str = "open",
         width = int(min(row["uncertainty"], 1.0) * 80)
         body.append(
             f'<tr><td>{_entity_link(row["match_id"])}</td><td class="num">{row["size"]}</td><td>{_e(row["sources"])}</td>'
-            f'<td class="num">{weakest}</td><td class="num">{near}</td><td>{_chips(row, state.threshold)}</td>'
+            f'<td class="num">{weakest}</td><td class="num">{near}</td><td>{_chips(row)}</td>'
             f'<td class="num"><span class="bar" style="width:{width}px"></span> {row["uncertainty"]:.2f}</td></tr>'
         )
     body.append("</tbody></table>")

@@ -168,10 +168,12 @@ class ReviewState:
         return sorted(self.members[match_id], key=lambda r: self.key_values[r])
 
     def version(self, match_id: str) -> str:
-        """Changes whenever the entity's records change or a decision names one of them."""
+        """Changes whenever the entity's records change or a decision names one of them (or undoes one that did)."""
         members = self.members_of(match_id)
-        touching = [d.decision_id for d in self.decisions if set(d.records) & set(members) or set(d.moved) & set(members)]
-        return hashlib.sha1(json.dumps([members, touching]).encode()).hexdigest()[:12]
+        named = set(members)
+        touching = {d.decision_id for d in self.decisions if named & (set(d.records) | set(d.moved))}
+        touching |= {d.decision_id for d in self.decisions if d.undoes in touching}
+        return hashlib.sha1(json.dumps([members, sorted(touching)]).encode()).hexdigest()[:12]
 
     def reviewed(self, match_id: str) -> bool:
         """Every record of the entity is on a decision in force that gave it this id."""

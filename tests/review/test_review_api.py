@@ -233,3 +233,13 @@ def test_matcher_review_prints_its_address_with_a_token_and_serves_only_to_it(de
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_undoing_a_confirm_changes_the_entitys_version_too(review):
+    state, client = review
+    match_id = _entity_of_size(state, 4)
+    confirmed = _decide(client, action="confirm", match_id=match_id).json()["decision"]["decision_id"]
+    seen = state.version(match_id)
+    client.post(f"/review/api/decisions/{confirmed}/undo", json={"who": WHO})
+    assert state.version(match_id) != seen
+    assert _decide(client, action="confirm", match_id=match_id, version=seen).status_code == 409
