@@ -31,7 +31,7 @@ def _layout(title: str, body: str, state: ReviewState, who: str) -> str:
 <script src="{ASSETS}/review.js" defer></script></head>
 <body><header><h1>matcher review</h1>
 <nav><a href="/review">Queue</a><a href="/review/decisions">Decisions</a></nav>
-<span class="muted" title="{_e(state.folder.location)}">run {_e(state.folder.root.name)} · threshold {state.threshold:.3g}</span>
+<span class="muted" title="{_e(state.folder.location)}">{_e(state.folder.root.name)} · threshold {state.threshold:.3g}</span>
 <label class="who">Reviewer <input id="who" type="text" value="{_e(who)}" autocomplete="name"></label></header>
 <main><div id="message" class="message" hidden></div>{body}</main></body></html>"""
 

@@ -243,3 +243,17 @@ def test_undoing_a_confirm_changes_the_entitys_version_too(review):
     client.post(f"/review/api/decisions/{confirmed}/undo", json={"who": WHO})
     assert state.version(match_id) != seen
     assert _decide(client, action="confirm", match_id=match_id, version=seen).status_code == 409
+
+
+def test_serve_with_review_answers_matching_and_review_on_one_app(demo_run_folder, tmp_path):
+    from matcher.serving import MatchService
+
+    shutil.copytree(demo_run_folder.root, tmp_path / "run")
+    config = load_config(DEMO)
+    folder = run_folder(config, tmp_path / "run")
+    app = create_review_app(ReviewState(config, folder), service=MatchService.open(config, folder))
+    with TestClient(app) as client:
+        matched = client.post("/match", json={"source": "shop", "record": {"id": "S-new", "first": "Ann", "last": "Lee", "dob": "1990-01-02"}})
+        assert matched.status_code == 200 and "match_id" in matched.json()
+        assert client.get("/review/api/queue").json()["total"] > 0
+        assert client.get("/metrics").status_code == 200

@@ -60,8 +60,8 @@ def test_review_split_merge_undo_in_a_browser_then_a_rerun_holds_the_decisions(d
     from matcher.pipeline import match_task
 
     config = load_config(DEMO)
-    shutil.copytree(demo_run_folder.root, tmp_path / "run")
-    folder = run_folder(config, tmp_path / "run")
+    shutil.copytree(demo_run_folder.root, tmp_path / "demo")
+    folder = run_folder(config, tmp_path / "demo")
     state = ReviewState(config, folder)
     entity = next(m for m in state.queue()["match_id"] if len(state.members[m]) == 4)
     other = next(m for m in state.queue()["match_id"] if len(state.members[m]) == 2)
