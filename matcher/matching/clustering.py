@@ -83,7 +83,7 @@ def clusters_from_pairs(
     )
 
 
-def _find(parent, x):
+def find_root(parent, x):
     """The root of ``x`` in a union-find ``parent`` map (dict or list), halving the path on the way."""
     while parent[x] != x:
         parent[x] = parent[parent[x]]
@@ -129,7 +129,7 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
     members = {x: {x} for x in ids}
     barred = {x: set(forbidden.get(x, ())) for x in ids}
     for a, b, weight in inside.itertuples(index=False):
-        ra, rb = _find(parent, a), _find(parent, b)
+        ra, rb = find_root(parent, a), find_root(parent, b)
         if ra == rb:
             continue
         if not barred[ra].isdisjoint(members[rb]):
@@ -141,7 +141,7 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
         parent[rb] = ra
         members[ra] |= members.pop(rb)
         barred[ra] |= barred.pop(rb)
-    roots = {x: _find(parent, x) for x in ids}
+    roots = {x: find_root(parent, x) for x in ids}
     smallest = {root: min(group) for root, group in members.items()}
     resplit = pd.DataFrame({RECORD_ID: list(roots), "match_id": [smallest[r] for r in roots.values()]})
     kept = plain[~plain["match_id"].isin(split)]
@@ -274,7 +274,7 @@ class _AverageLink:
         self.barred[y].add(x)
 
     def find(self, x: int) -> int:
-        return _find(self.parent, x)
+        return find_root(self.parent, x)
 
     def barred_pair(self, x: int, y: int) -> tuple[int, int]:
         rx, ry = self.find(x), self.find(y)

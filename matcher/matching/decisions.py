@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from matcher.matching.clustering import find_root
 from matcher.runtime.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -198,19 +199,11 @@ def decision_links(decisions: Iterable[Decision]) -> tuple[pd.DataFrame, pd.Data
 def contradiction(decisions: Iterable[Decision]) -> tuple[str, str] | None:
     """A cannot-linked pair that the must-links join anyway (through other records), or None when the decisions hold together."""
     must, cannot = decision_links(decisions)
-    parent: dict[str, str] = {}
-
-    def root(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    parent = {x: x for x in pd.concat([must["id_l"], must["id_r"]])}
     for a, b in zip(must["id_l"], must["id_r"]):
-        parent[root(a)] = root(b)
+        parent[find_root(parent, a)] = find_root(parent, b)
     for a, b in zip(cannot["id_l"], cannot["id_r"]):
-        if root(a) == root(b):
+        if a in parent and b in parent and find_root(parent, a) == find_root(parent, b):
             return a, b
     return None
 
