@@ -2,7 +2,8 @@
 
 A labeling file is a UTF-8 CSV (no byte-order mark) whose first columns are
 ``labeling_set_id`` and ``label``, then the source columns (the primary key among them;
-``source_dataset`` too when the transform has several inputs). Within one set, two rows
+``source_dataset`` too when the transform has several inputs; for a ``sources:`` config the
+harmonized columns, keyed by ``record_id``, its primary key). Within one set, two rows
 with the same label are a match and two rows with different labels a non-match; rows in
 different sets say nothing about each other. A pair label is a set of two rows.
 
@@ -86,7 +87,8 @@ def _listed(values: list, limit: int = _SHOWN) -> str:
 
 
 def key_columns(config: TransformConfig) -> list[str]:
-    """The columns that name a record in a labeling file: the primary key (and ``source_dataset`` for several inputs)."""
+    """The columns that name a record in a labeling file: the primary key (``record_id`` for a ``sources:``
+    config: its one harmonized input), and ``source_dataset`` for several inputs."""
     return [config.primary_key] if len(config.inputs) == 1 else [SOURCE_DATASET_COLUMN, config.primary_key]
 
 
@@ -281,7 +283,7 @@ def _check_keys_in_source(rows: pd.DataFrame, known_ids: set[str], config: Trans
 
 
 def source_record_ids(df, config: TransformConfig) -> set[str]:
-    """Record ids (as text) of the rows of :func:`matcher.harmonize.ingest.read_inputs`."""
+    """Record ids (as text) of the rows of :func:`matcher.labels.labeling_sets.label_source`."""
     from matcher.model.comparisons import record_id
 
     return {r[0] for r in df.select(record_id(config).cast("string")).collect()}

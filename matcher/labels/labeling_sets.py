@@ -11,8 +11,10 @@ rules in a seeded random order and sets grow through blocked neighbours in that 
 diverse candidates for a first round of labels.
 
 Sets never share a record and skip records already labeled in the run folder. Every row
-is the source row as read (all its columns), after ``labeling_set_id`` and an empty
-``label``. The same data, model, seed and options give the same file.
+is the source row as read (all its columns) or, for a ``sources:`` config, the harmonized
+row (``record_id``, ``source_system``, the canonical and pass-through columns), after
+``labeling_set_id`` and an empty ``label``. The same data, model, seed and options give
+the same file.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates
 from matcher.config.base import RECORD_ID
+from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
 from matcher.config.transform import TransformConfig
-from matcher.harmonize.ingest import read_input
+from matcher.harmonize.harmonization import harmonize
+from matcher.harmonize.ingest import read_input, read_inputs
+from matcher.harmonize.rules import pass_through_columns
 from matcher.labels.files import LABEL, LABELING_SET_ID
 from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel, make_linker
@@ -136,16 +143,45 @@ def _set_id(members: list[str], seed: int) -> str:
     return f"set-{digest}"
 
 
+@contextmanager
+def label_source(spark: SparkSession, config: TransformConfig) -> Iterator[DataFrame]:
+    """The rows labels are about, cached while the block runs: for a ``sources:`` config the
+    harmonized rows that passed the quality gate (keyed by ``record_id``), else :func:`read_inputs`."""
+    if config.sources is not None:
+        harmonized = harmonize(spark, config)
+        try:
+            yield harmonized.rows
+        finally:
+            harmonized.unpersist()
+        return
+    df = read_inputs(spark, config).cache()
+    try:
+        yield df
+    finally:
+        df.unpersist()
+
+
+def _wanted(spark: SparkSession, wanted: set[str]) -> DataFrame:
+    return F.broadcast(spark.createDataFrame(pd.DataFrame({"_rid": sorted(wanted)})))
+
+
 def source_rows(df: DataFrame, config: TransformConfig, wanted: set[str]) -> pd.DataFrame:
-    """The raw source rows (every column, as text) of the wanted record ids, with their record id as ``_rid``."""
+    """The rows (every value as text) of the wanted record ids, with their record id as ``_rid``.
+
+    ``df`` is :func:`label_source`'s. For a ``sources:`` config: its harmonized ``record_id``,
+    ``source_system``, canonical and pass-through columns; otherwise each input's raw rows as
+    read (with ``source_dataset`` for several inputs)."""
     spark = df.sparkSession
+    if config.sources is not None:
+        columns = [RECORD_ID, SOURCE_SYSTEM, *CANONICAL_FIELDS, *DERIVED_FIELDS, *pass_through_columns(config)]
+        picked = df.select(F.col(RECORD_ID).alias("_rid"), *[F.col(c).cast("string").alias(c) for c in columns])
+        return picked.join(_wanted(spark, wanted), "_rid", "inner").toPandas().fillna("")
     frames = []
     for spec in config.inputs:
         raw = read_input(spark, spec)
         key = F.col(config.primary_key).cast("string")
         rid = key if len(config.inputs) == 1 else F.concat(F.lit(f"{spec.name}:"), key)
-        keys = spark.createDataFrame(pd.DataFrame({"_rid": sorted(wanted)}))
-        picked = raw.withColumn("_rid", rid).join(F.broadcast(keys), "_rid", "inner")
+        picked = raw.withColumn("_rid", rid).join(_wanted(spark, wanted), "_rid", "inner")
         picked = picked.select("_rid", *[F.col(c).cast("string").alias(c) for c in raw.columns])
         frame = picked.toPandas()
         if len(config.inputs) > 1:
@@ -165,7 +201,7 @@ def labeling_sets(
 ) -> pd.DataFrame:
     """A FindMatches labeling file as a DataFrame: ``labeling_set_id``, ``label`` (empty), the source columns.
 
-    ``df`` is :func:`matcher.harmonize.ingest.read_inputs`'s output; ``already_labeled`` are record
+    ``df`` is :func:`label_source`'s; ``already_labeled`` are record
     ids (text) that no set may contain.
     """
     if sets < 1 or set_size < 2:

@@ -14,7 +14,6 @@ from pyspark.sql import SparkSession
 
 from matcher.config.transform import TransformConfig
 from matcher.evaluation.task import evaluate_task
-from matcher.harmonize.ingest import read_inputs
 from matcher.labels.evaluation import blocking_recall_of_matches, label_metrics
 from matcher.labels.files import (
     LabelStore,
@@ -29,7 +28,7 @@ from matcher.labels.files import (
     training_pairs,
     write_labeling_file,
 )
-from matcher.labels.labeling_sets import labeling_sets, source_rows
+from matcher.labels.labeling_sets import label_source, labeling_sets, source_rows
 from matcher.matching.threshold import resolve_threshold
 from matcher.model.artifact import TrainedModel
 from matcher.runtime.errors import InputDataError, MatcherError
@@ -59,12 +58,10 @@ def label_set_task(
     model = _model_or_none(config, folder)
     store = LabelStore(folder.root)
     taken = set(record_ids(store.rows(), config)) if store.exists() else set()
-    with task_session(folder, spark) as spark:
-        df = read_inputs(spark, config).cache()
+    with task_session(folder, spark) as spark, label_source(spark, config) as df:
         # without a model, an automatic config's blocking rules are chosen here as training would
         config = model.configure(config) if model is not None else automatic_setup(df, config).config
         rows = labeling_sets(df, config, model, sets=sets, set_size=set_size, already_labeled=taken)
-        df.unpersist()
     write_labeling_file(rows, output)
     basis = "the model's most uncertain pairs" if model is not None else "blocked candidate pairs (no trained model yet)"
     return f"labeling file: {output} ({rows['labeling_set_id'].nunique()} sets, {len(rows)} rows, from {basis})"
@@ -94,8 +91,7 @@ def import_labels_task(
 ) -> str:
     """Validate a labeling file against the source, or take the pairs of a data stewards' decision
     log (:func:`is_decision_log`), and store the labels in ``RUN/labels``."""
-    with task_session(folder, spark) as spark:
-        df = read_inputs(spark, config)
+    with task_session(folder, spark) as spark, label_source(spark, config) as df:
         if is_decision_log(labels):
             summary = _import_decisions(config, folder.root, labels, df, replace)
         else:
@@ -125,15 +121,14 @@ def evaluate_labels_task(config: TransformConfig, folder: RunFolder, spark: Spar
         )
     threshold = resolve_threshold(config, model).match_weight
     with task_session(folder, spark) as spark:
-        df = read_inputs(spark, config).cache()
-        scored = score_record_pairs(df, config, model, held[["id_l", "id_r", "is_match"]]).cache()
-        metrics = label_metrics(scored, threshold)
-        scored.unpersist()
+        with label_source(spark, config) as df:
+            scored = score_record_pairs(df, config, model, held[["id_l", "id_r", "is_match"]]).cache()
+            metrics = label_metrics(scored, threshold)
+            scored.unpersist()
         if exists(folder.pairs):
             share = blocking_recall_of_matches(held, spark.read.parquet(str(folder.pairs)))
             metrics["blocking_recall_of_labeled_matches"] = share
             metrics["end_to_end_recall"] = None if share is None else metrics["recall"] * share
-        df.unpersist()
         trained_on = (model.metadata.get("labels") or {}).get("labels_hash")
         result = {
             "config": config.name,
