@@ -157,7 +157,7 @@ def entity_page(state: ReviewState, match_id: str, who: str, done: str | None = 
 <button data-do="split">Split: move ticked records out</button>
 <input type="text" name="other" placeholder="other match_id"><button data-do="merge">Merge</button></div>
 <h3>Records</h3><table id="records"><thead><tr><th></th><th>record id</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
-<h3>Links inside the entity</h3>
+<h3>Links inside the entity{_shown_of(len(e["links"]), e["links_total"])}</h3>
 <table id="links"><thead><tr><th>record</th><th>record</th><th class="num">probability</th><th class="num">weight</th><th>waterfall</th>{names}<th></th></tr></thead>
 <tbody>{links}</tbody></table>
 <h3>Closest records in other entities</h3>
@@ -165,6 +165,10 @@ def entity_page(state: ReviewState, match_id: str, who: str, done: str | None = 
 <tbody>{candidates}</tbody></table>
 <h3>Decisions about these records</h3>{_decision_table(e['decisions'])}</section>"""
     return _layout(f"Entity {match_id}", body, state, who)
+
+
+def _shown_of(shown: int, total: int) -> str:
+    return f' <span class="muted">(the {shown:,} weakest of {total:,})</span>' if total > shown else ""
 
 
 def _decision_table(decisions: list[dict[str, Any]]) -> str:

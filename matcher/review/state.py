@@ -44,6 +44,7 @@ from matcher.runtime.run_folder import RunFolder
 
 SOURCE_SYSTEM = "source_system"
 LARGE = 10  # an entity of this many records is "large" in the queue
+SHOWN_LINKS = 200  # an entity page lists its weakest links, up to this many
 
 
 class ReviewConflict(InputDataError):
@@ -203,7 +204,8 @@ class ReviewState:
             "columns": [c for c in rows.columns if c not in ("id", "match_id")],
             "records": [self._record(r) for r in rows.to_dict("records")],
             "golden": self._golden(rows),
-            "links": [self._link(p) for p in links.to_dict("records")],
+            "links": [self._link(p) for p in links.head(SHOWN_LINKS).to_dict("records")],
+            "links_total": int(len(links)),
             "candidates": [
                 {**self._link(p), "other_match_id": self.current[p["id_r"] if p["id_l"] in members else p["id_l"]]}
                 for p in near.to_dict("records")
