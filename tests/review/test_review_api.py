@@ -257,3 +257,16 @@ def test_serve_with_review_answers_matching_and_review_on_one_app(demo_run_folde
         assert matched.status_code == 200 and "match_id" in matched.json()
         assert client.get("/review/api/queue").json()["total"] > 0
         assert client.get("/metrics").status_code == 200
+
+
+def test_an_entity_page_lists_only_its_weakest_links_with_the_total(review, monkeypatch):
+    from matcher.review import state as state_module
+
+    state, client = review
+    match_id = _entity_of_size(state, 4)
+    every = client.get(f"/review/api/entities/{match_id}").json()["links"]
+    monkeypatch.setattr(state_module, "SHOWN_LINKS", 2)
+    capped = client.get(f"/review/api/entities/{match_id}").json()
+    assert capped["links_total"] == len(every) > 2
+    assert capped["links"] == every[:2]  # weakest first
+    assert f"the 2 weakest of {len(every)}" in client.get(f"/review/entities/{match_id}").text
