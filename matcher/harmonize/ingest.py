@@ -15,9 +15,11 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import sys
+from contextlib import contextmanager
 from functools import reduce
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -39,6 +41,9 @@ An input's own ``options`` win (keys compared without case, as Spark does)."""
 
 DATE_FORMATS = "yyyy-MM-dd, or a date or timestamp column of a Parquet input"
 """What a ``date``/``birth_date`` column of ``inputs:`` may hold (``sources:`` have ``date_formats``)."""
+DATE_FIX = ("convert them to yyyy-MM-dd, or list the file under 'sources:' with its date_formats "
+            "(strptime codes, e.g. date_formats: ['%d/%m/%Y'])")
+"""How to make other date formats readable: ``inputs:`` take ISO dates only."""
 
 _MAGIC = {
     b"PAR1": "a Parquet file (set format: parquet)",
@@ -47,6 +52,17 @@ _MAGIC = {
 }
 _COMPRESSED = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst")  # Spark decompresses these by name
 _CHUNK = 1 << 20
+
+
+@contextmanager
+def csv_fields_unlimited() -> Iterator[None]:
+    """Lift Python's :mod:`csv` field size limit (128 KiB) for the block: a long value is data,
+    and Spark reads it whole."""
+    before = csv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def _option(options: dict[str, str], *names: str) -> str | None:
@@ -129,7 +145,7 @@ def _check_field_counts(file: Path, spec: InputSpec, options: dict[str, str], en
         return
     dialect = {"delimiter": sep, "quotechar": quote, "doublequote": escape == quote,
                "escapechar": None if escape == quote else escape}
-    with file.open(encoding=encoding, errors="replace", newline="") as f:
+    with file.open(encoding=encoding, errors="replace", newline="") as f, csv_fields_unlimited():
         reader = csv.reader(f, **dialect)
         header = next(reader, None)
         if header is None:
@@ -278,14 +294,14 @@ def check_dates(df: DataFrame, config: TransformConfig) -> None:
             if 2 * bad > total:
                 raise InputDataError(
                     f"{spec.path}: date column {column!r}: {bad} of {total} values ({bad / total:.0%}) are not "
-                    f"dates in an accepted format ({DATE_FORMATS})"
+                    f"dates in an accepted format ({DATE_FORMATS}); {DATE_FIX}"
                 )
             mine = parsed.where((F.col(SOURCE_DATASET_COLUMN) == spec.name) & failed[i])
             keys = [r[0] for r in mine.select(config.primary_key).orderBy(config.primary_key).limit(_EXAMPLES).collect()]
             log.warning(
                 "%s: date column %r: %d of %d values (%.1f%%) are not dates in an accepted format (%s) and "
-                "compare as null; primary keys: %s%s", spec.path, column, bad, total, 100 * bad / total,
-                DATE_FORMATS, ", ".join(map(str, keys)), " ..." if bad > len(keys) else "",
+                "compare as null (%s); primary keys: %s%s", spec.path, column, bad, total, 100 * bad / total,
+                DATE_FORMATS, DATE_FIX, ", ".join(map(str, keys)), " ..." if bad > len(keys) else "",
             )
 
 

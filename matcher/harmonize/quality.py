@@ -12,7 +12,8 @@ encoding         a mapped text value holds U+FFFD, the mark a decoder leaves for
 required         a listed field is null after standardization
 require_any      every field of a listed group is null (``[[email, phone, dob]]``)
 parseable        a listed date/email/phone/timestamp field has a raw value that did not
-                 standardize (a malformed date or phone); unlisted fields just become null
+                 standardize (a malformed date or phone); unlisted fields become null, and
+                 for unlisted date fields that is logged (:func:`warn_unparsed_dates`)
 allowed_values   a listed field's standardized value is not among the allowed ones
 ===============  =========================================================================
 
@@ -24,11 +25,13 @@ dropped: rows in = rows passed + rows quarantined, per source (:func:`reconcile`
 
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from matcher.config.base import RECORD_ID
-from matcher.config.harmonization import SOURCE_SYSTEM
+from matcher.config.harmonization import CANONICAL_FIELDS, SOURCE_SYSTEM
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.rules import (
     NULL_KEY_REASON,
@@ -45,7 +48,10 @@ from matcher.harmonize.rules import (
 )
 from matcher.runtime.errors import MatcherError
 
+log = logging.getLogger(__name__)
+
 _ISSUES = "_issues"
+_EXAMPLES = 5
 
 
 def _issue(failed: Column, rule: str, reason: Column) -> Column:
@@ -125,3 +131,34 @@ def reconcile(counts: dict[str, dict], matched: DataFrame) -> dict[str, dict]:
         out[name] = {"rows_in": c["rows_in"], "rows_matched": c["rows_matched"],
                      "rows_quarantined": c["rows_quarantined"], "quarantined_by_rule": c["quarantined_by_rule"]}
     return out
+
+
+def warn_unparsed_dates(df: DataFrame, config: TransformConfig) -> None:
+    """Log a WARNING per source and date field not under ``quality.parseable`` whose non-empty raw
+    values did not parse with the date formats (they become null): the file, source column, count
+    and up to five record ids, never the values, and how to fix it."""
+    fields = [f for f, kind in CANONICAL_FIELDS.items()
+              if kind == "date" and f in df.columns and raw(f) in df.columns and f not in config.quality.parseable]
+    if not fields:
+        return
+    failed = {f: F.coalesce(F.trim(F.col(raw(f))) != "", F.lit(False)) & F.col(f).isNull() for f in fields}
+    stats = df.groupBy(SOURCE_SYSTEM).agg(
+        *(F.count(F.when(F.trim(F.col(raw(f))) != "", 1)).alias(f"given_{f}") for f in fields),
+        *(F.count(F.when(bad, 1)).alias(f"failed_{f}") for f, bad in failed.items()),
+    ).collect()
+    sources = {s.name: s for s in config.sources or []}
+    for row in sorted(stats, key=lambda r: r[SOURCE_SYSTEM]):
+        source = sources[row[SOURCE_SYSTEM]]
+        for field in fields:
+            bad, total = row[f"failed_{field}"], row[f"given_{field}"]
+            if not bad:
+                continue
+            mine = df.where((F.col(SOURCE_SYSTEM) == source.name) & failed[field])
+            ids = [r[0] for r in mine.select(RECORD_ID).orderBy(RECORD_ID).limit(_EXAMPLES).collect()]
+            log.warning(
+                "%s: source %r column %r (%s): %d of %d values (%.1f%%) match none of the date_formats and become "
+                "null; add their format to the source's date_formats (or standardize.date_formats), or list %s "
+                "under quality.parseable to quarantine them; record ids: %s%s", source.path, source.name,
+                source.columns.get(field, field), field, bad, total, 100 * bad / total, field,
+                ", ".join(map(str, ids)), " ..." if bad > len(ids) else "",
+            )

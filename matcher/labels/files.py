@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 
 from matcher.config.transform import TransformConfig
+from matcher.harmonize.ingest import csv_fields_unlimited
 from matcher.matching.decisions import DECISIONS, DecisionLog, decision_pairs
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
@@ -126,15 +127,16 @@ def _check_control_characters(text: str, path: str | Path) -> None:
     line = text.count("\n", 0, found.start()) + 1
     char = found.group()
     reader = csv.reader(io.StringIO(text))
-    header = next(reader)
     where = f"line {line} (header)"
-    if not _CONTROL.search(",".join(header)):
-        for number, row in enumerate(reader, start=1):
-            position = next((i for i, cell in enumerate(row) if _CONTROL.search(cell)), None)
-            if position is not None:
-                name = unescape_cell(header[position]) if position < len(header) else f"#{position + 1}"
-                where = f"line {line} (data row {number}), column {name}"
-                break
+    with csv_fields_unlimited():
+        header = next(reader)
+        if not _CONTROL.search(",".join(header)):
+            for number, row in enumerate(reader, start=1):
+                position = next((i for i, cell in enumerate(row) if _CONTROL.search(cell)), None)
+                if position is not None:
+                    name = unescape_cell(header[position]) if position < len(header) else f"#{position + 1}"
+                    where = f"line {line} (data row {number}), column {name}"
+                    break
     kind = " (NUL)" if char == "\x00" else ""
     raise InputDataError(f"{path}: {where}: control character U+{ord(char):04X}{kind} in a value; remove it")
 
