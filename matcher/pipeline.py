@@ -13,6 +13,9 @@ A run folder holds::
     decisions.jsonl   the data stewards' decisions (written by ``matcher review``, never by a task)
 
 Every folder and file is written atomically; ``summary.json`` and ``metrics.json`` come last.
+A task that rewrites outputs holds the folder's lock (``.matcher.lock``: one run at a time)
+and first removes the old ``summary.json``, ``metrics.json`` and report, so a run killed
+half-way never looks complete (:func:`~matcher.runtime.run_folder.claim_run_folder`).
 A task replaces only the entries it writes: the decision log and its lock stay, and
 ``match`` enforces the decisions in force (:mod:`matcher.matching.decisions`).
 """
@@ -38,7 +41,7 @@ from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import record_id
 from matcher.runtime.errors import MatcherError
 from matcher.runtime.outputs import write_json, write_parquet
-from matcher.runtime.run_folder import RunFolder, task_session
+from matcher.runtime.run_folder import RunFolder, replaces_outputs, task_session
 from matcher.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) 
     return read_inputs(spark, config).cache()
 
 
+@replaces_outputs
 def train_task(
     config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None,
     candidates: Candidates | None = None,
@@ -82,6 +86,7 @@ def _training_labels(config: TransformConfig, folder: RunFolder):
     return labeled if labels_hash else None
 
 
+@replaces_outputs
 def match_task(
     config: TransformConfig,
     folder: RunFolder,
@@ -146,6 +151,7 @@ def match_task(
     return summary
 
 
+@replaces_outputs
 def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, retrain: bool = False) -> dict:
     """Train when there is no model for this config, match, evaluate when truth is configured,
     and load the identity graph when the config has a ``graph`` section."""

@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from matcher.runtime.errors import MatcherError
-from matcher.runtime.outputs import atomic_directory
+from matcher.runtime.outputs import atomic_directory, check_matcher_written
 
 
 def _link_or_copy(source: str, target: Path) -> None:
@@ -75,6 +75,7 @@ def rewrite_parquet_folder(
             table = update(table)
         pq.write_table(table, tmp / name, **options)
 
+    check_matcher_written(target)
     with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(lambda fragment: rewrite(fragment, tmp), dataset.get_fragments()))
         for i, table in enumerate(added):
@@ -92,6 +93,7 @@ def write_parquet_parts(table: pa.Table, target: Path, like: ds.Dataset) -> None
     def write(i: int) -> None:
         pq.write_table(table.slice(i * size, size), tmp / f"part-{i:05d}.parquet", **options)
 
+    check_matcher_written(target)
     with atomic_directory(target) as tmp, ThreadPoolExecutor(max_workers=parts) as pool:
         list(pool.map(write, range(parts)))
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from pyspark.sql import SparkSession
 
 from matcher.runtime.errors import ConfigError, InputDataError
-from matcher.runtime.outputs import is_remote
+from matcher.runtime.outputs import check_matcher_written, is_remote
 from matcher.runtime.remote_folder import SPARK_WRITTEN, copy_children, hadoop_error, relocate, relocate_json_file, remove
+from matcher.runtime.run_lock import held_here, run_folder_lock
 from matcher.runtime.session import get_session
 
 
@@ -86,6 +89,16 @@ class RunFolder:
         return self.root / "report.html"
 
     @property
+    def completion_markers(self) -> tuple[Path, ...]:
+        """What makes the folder look complete, ``summary.json`` first (every reader requires it)."""
+        return self.summary, self.metrics, self.report
+
+    @property
+    def replaced_tables(self) -> list[Path]:
+        """The local Parquet folders a match replaces."""
+        return [p for p in (self.matches, self.pairs, self.quarantine, self.customers) if isinstance(p, Path)]
+
+    @property
     def checkpoints(self) -> Path | str:
         if self.checkpoint_dir:
             return self.checkpoint_dir if is_remote(self.checkpoint_dir) else Path(self.checkpoint_dir)
@@ -151,6 +164,72 @@ def _stage(spark: SparkSession, folder: RunFolder, *, skip: Sequence[str], read_
         raise InputDataError(f"{folder.uri}: run folder does not exist")
 
 
+def _make_root(root: Path) -> None:
+    """Create the run folder ``root``, or a one-line error naming what is in the way."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: is a file, not a run folder; choose another --output")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except NotADirectoryError:
+        blocking = next(p for p in reversed(root.parents) if p.exists() and not p.is_dir())
+        raise ConfigError(f"{root}: cannot create the run folder, {blocking} is a file") from None
+    except OSError as err:
+        raise ConfigError(f"{root}: cannot create the run folder, not writable ({err.strerror})") from None
+
+
+@contextmanager
+def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[RunFolder]:
+    """Create ``folder`` and hold its lock (:mod:`matcher.runtime.run_lock`) while the block runs.
+
+    ``replaces``: the task rewrites the outputs. Unless a task of this process already holds the
+    folder, its Parquet folders must hold only the matcher's files, and the completion markers are
+    removed before any work, so a run killed half-way never looks complete. A remote folder's
+    local staging copy is private to the task: nothing to lock or remove there."""
+    if folder.uri:
+        yield folder
+        return
+    _make_root(folder.root)
+    outermost = not held_here(folder.root)
+    with run_folder_lock(folder.root):
+        if replaces and outermost:
+            for table in folder.replaced_tables:
+                check_matcher_written(table)
+            _retract(folder)
+        yield folder
+
+
+def _retract(folder: RunFolder) -> None:
+    """Remove the completion markers durably (the folder is flushed) before outputs are rewritten."""
+    removed = False
+    for marker in folder.completion_markers:
+        try:
+            marker.unlink()
+            removed = True
+        except FileNotFoundError:
+            pass
+    if removed:
+        descriptor = os.open(folder.root, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+Task = TypeVar("Task", bound=Callable[..., Any])
+
+
+def replaces_outputs(task: Task) -> Task:
+    """Decorate a task ``task(config, folder, ...)`` that rewrites ``folder``'s outputs:
+    it runs under :func:`claim_run_folder` with ``replaces``."""
+
+    @functools.wraps(task)
+    def claimed(config: Any, folder: RunFolder, *args: Any, **kwargs: Any) -> Any:
+        with claim_run_folder(folder, replaces=True):
+            return task(config, folder, *args, **kwargs)
+
+    return claimed  # type: ignore[return-value]
+
+
 _open_checkpoints: list[str] = []
 """The checkpoint folders of the task sessions open in this process, innermost last."""
 
@@ -162,18 +241,21 @@ def task_session(folder: RunFolder, spark: SparkSession | None) -> Iterator[Spar
 
     Tasks nest (``run`` trains and matches): an inner session on the same checkpoint folder
     leaves it to the outermost one, which removes it; an inner session on another folder
-    removes its own and points Spark back at the outer one's."""
-    folder.root.mkdir(parents=True, exist_ok=True)
-    checkpoints = str(folder.checkpoints)
-    spark = spark or get_session()
-    if not _open_checkpoints or _open_checkpoints[-1] != checkpoints:
-        spark.sparkContext.setCheckpointDir(checkpoints)
-    _open_checkpoints.append(checkpoints)
-    try:
-        yield spark
-    finally:
-        _open_checkpoints.pop()
-        if checkpoints not in _open_checkpoints:
-            remove(checkpoints)
-        if _open_checkpoints and _open_checkpoints[-1] != checkpoints:
-            spark.sparkContext.setCheckpointDir(_open_checkpoints[-1])
+    removes its own and points Spark back at the outer one's.
+
+    The folder is claimed (:func:`claim_run_folder`) before Spark starts: another process
+    working in it, or a folder that cannot be written, is a one-line error."""
+    with claim_run_folder(folder):
+        checkpoints = str(folder.checkpoints)
+        spark = spark or get_session()
+        if not _open_checkpoints or _open_checkpoints[-1] != checkpoints:
+            spark.sparkContext.setCheckpointDir(checkpoints)
+        _open_checkpoints.append(checkpoints)
+        try:
+            yield spark
+        finally:
+            _open_checkpoints.pop()
+            if checkpoints not in _open_checkpoints:
+                remove(checkpoints)
+            if _open_checkpoints and _open_checkpoints[-1] != checkpoints:
+                spark.sparkContext.setCheckpointDir(_open_checkpoints[-1])
