@@ -146,16 +146,21 @@ def test_only_the_matchers_own_files_may_be_replaced(tmp_path):
 
 # 4. an output that cannot be written; 5. an output that is a file
 
+def _tmpfs(folder: Path, options: str, what: str):
+    """A tmpfs mounted on a new ``folder`` with ``options`` for the test, skipped when mounting is not allowed;
+    unmounted lazily after it (Spark may still hold a file there)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount {what}: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A read-only file system (a tmpfs mounted ``ro``: permissions alone do not stop root)."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=64k", "a read-only tmpfs")
 
 
 def test_a_read_only_output_is_named_before_spark_works(cli, read_only_folder):
@@ -178,13 +183,7 @@ def test_an_output_that_is_a_file_is_named(cli, tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tiny tmpfs: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", "--lazy", str(folder)], check=True)  # Spark may still hold a file there
+    yield from _tmpfs(tmp_path / "tiny", "size=256k", "a tiny tmpfs")
 
 
 @pytest.mark.slow
