@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.golden import golden_records
-from matcher.harmonize.quality import apply_quality_gate, reconcile, source_counts, warn_unparsed_dates
+from matcher.harmonize.quality import apply_quality_gate, reconcile, source_counts
 from matcher.harmonize.sources import read_sources
 from matcher.harmonize.standardize import standardize
 from matcher.runtime.outputs import write_parquet
@@ -41,7 +41,6 @@ def harmonize(spark: SparkSession, config: TransformConfig) -> Harmonized:
     """Read every source, standardize, and split by the quality gate. The standardized rows
     are cached (standardizing runs Python once per row); call ``unpersist()`` when done."""
     standardized = standardize(read_sources(spark, config), config).cache()
-    warn_unparsed_dates(standardized, config)
     rows, quarantined = apply_quality_gate(standardized, config)
     counts = source_counts(standardized, quarantined, config)
     for name, c in counts.items():

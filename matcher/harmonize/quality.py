@@ -13,7 +13,7 @@ required         a listed field is null after standardization
 require_any      every field of a listed group is null (``[[email, phone, dob]]``)
 parseable        a listed date/email/phone/timestamp field has a raw value that did not
                  standardize (a malformed date or phone); unlisted fields become null, and
-                 for unlisted date fields that is logged (:func:`warn_unparsed_dates`)
+                 for unlisted date fields that is logged (:func:`source_counts`)
 allowed_values   a listed field's standardized value is not among the allowed ones
 ===============  =========================================================================
 
@@ -104,10 +104,18 @@ def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFram
 
 
 def source_counts(rows_in: DataFrame, quarantined: DataFrame, config: TransformConfig) -> dict[str, dict]:
-    """Per source: rows in, rows quarantined, and quarantined rows per rule."""
+    """Per source: rows in, rows quarantined, and quarantined rows per rule. The same pass over
+    ``rows_in`` counts the dates that did not parse (:func:`_warn_unparsed_dates`)."""
     counts = {s.name: {"rows_in": 0, "rows_quarantined": 0, "quarantined_by_rule": {}} for s in config.sources or []}
-    for r in rows_in.groupBy(SOURCE_SYSTEM).count().collect():
+    fields = _unchecked_date_fields(rows_in, config)
+    stats = rows_in.groupBy(SOURCE_SYSTEM).agg(
+        F.count(F.lit(1)).alias("count"),
+        *(F.count(F.when(_given(f), 1)).alias(f"given_{f}") for f in fields),
+        *(F.count(F.when(_given(f) & F.col(f).isNull(), 1)).alias(f"failed_{f}") for f in fields),
+    ).collect()
+    for r in stats:
         counts[r[SOURCE_SYSTEM]]["rows_in"] = r["count"]
+    _warn_unparsed_dates(rows_in, stats, fields, config)
     for r in quarantined.groupBy(SOURCE_SYSTEM).count().collect():
         counts[r[SOURCE_SYSTEM]]["rows_quarantined"] = r["count"]
     by_rule = quarantined.select(SOURCE_SYSTEM, F.explode(F.split("rule", ",")).alias("r")).groupBy(SOURCE_SYSTEM, "r").count()
@@ -133,19 +141,20 @@ def reconcile(counts: dict[str, dict], matched: DataFrame) -> dict[str, dict]:
     return out
 
 
-def warn_unparsed_dates(df: DataFrame, config: TransformConfig) -> None:
-    """Log a WARNING per source and date field not under ``quality.parseable`` whose non-empty raw
-    values did not parse with the date formats (they become null): the file, source column, count
-    and up to five record ids, never the values, and how to fix it."""
-    fields = [f for f, kind in CANONICAL_FIELDS.items()
-              if kind == "date" and f in df.columns and raw(f) in df.columns and f not in config.quality.parseable]
-    if not fields:
-        return
-    failed = {f: F.coalesce(F.trim(F.col(raw(f))) != "", F.lit(False)) & F.col(f).isNull() for f in fields}
-    stats = df.groupBy(SOURCE_SYSTEM).agg(
-        *(F.count(F.when(F.trim(F.col(raw(f))) != "", 1)).alias(f"given_{f}") for f in fields),
-        *(F.count(F.when(bad, 1)).alias(f"failed_{f}") for f, bad in failed.items()),
-    ).collect()
+def _unchecked_date_fields(df: DataFrame, config: TransformConfig) -> list[str]:
+    """The date fields whose unparsed values become null (not under ``quality.parseable``)."""
+    return [f for f, kind in CANONICAL_FIELDS.items()
+            if kind == "date" and f in df.columns and raw(f) in df.columns and f not in config.quality.parseable]
+
+
+def _given(field: str) -> Column:
+    return F.coalesce(F.trim(F.col(raw(field))) != "", F.lit(False))
+
+
+def _warn_unparsed_dates(df: DataFrame, stats: list, fields: list[str], config: TransformConfig) -> None:
+    """Log a WARNING per source and date field of ``fields`` whose non-empty raw values did not parse
+    with the date formats (they become null), from the per-source ``stats``: the file, source column,
+    count and up to five record ids, never the values, and how to fix it."""
     sources = {s.name: s for s in config.sources or []}
     for row in sorted(stats, key=lambda r: r[SOURCE_SYSTEM]):
         source = sources[row[SOURCE_SYSTEM]]
@@ -153,7 +162,7 @@ def warn_unparsed_dates(df: DataFrame, config: TransformConfig) -> None:
             bad, total = row[f"failed_{field}"], row[f"given_{field}"]
             if not bad:
                 continue
-            mine = df.where((F.col(SOURCE_SYSTEM) == source.name) & failed[field])
+            mine = df.where((F.col(SOURCE_SYSTEM) == source.name) & _given(field) & F.col(field).isNull())
             ids = [r[0] for r in mine.select(RECORD_ID).orderBy(RECORD_ID).limit(_EXAMPLES).collect()]
             log.warning(
                 "%s: source %r column %r (%s): %d of %d values (%.1f%%) match none of the date_formats and become "

@@ -89,7 +89,7 @@ from matcher.incremental.scoring import score_new_records
 from matcher.incremental.stored_pairs import stored_pairs_now
 from matcher.incremental.term_frequency_drift import term_frequencies, term_frequency_columns
 from matcher.incremental.write_run import match_rows, write_harmonization_outputs, write_run
-from matcher.matching.decisions import DECISIONS, Decision, DecisionLog, decided_ids, decided_records
+from matcher.matching.decisions import DECISIONS, Decision, DecisionLog, ids_named
 from matcher.matching.enforced import DecidedLinks, decided_links
 from matcher.matching.summary import run_summary
 from matcher.runtime.outputs import write_json
@@ -129,7 +129,7 @@ def _copy_decisions(existing: RunFolder, output: RunFolder) -> list[Decision] | 
 
 def _decided(decisions: list[Decision], where: str, keys: pd.Series, integral: bool) -> DecidedLinks:
     """The links and ids of ``decisions`` on the records with these ``keys`` (the run's after the delta)."""
-    wanted = decided_records(decisions) | set(decided_ids(decisions).values())
+    wanted = ids_named(decisions)
     as_text = keys.astype(str)
     found = as_text.isin(wanted).to_numpy()
     return decided_links(decisions, where, dict(zip(as_text[found], keys[found])), integral)

@@ -274,6 +274,12 @@ def decided_records(decisions: Iterable[Decision]) -> set[str]:
     return named
 
 
+def ids_named(decisions: Iterable[Decision]) -> set[str]:
+    """Every record id a decision in force names, or gives as a match_id: the ids a run looks up."""
+    decisions = list(decisions)
+    return decided_records(decisions) | set(decided_ids(decisions).values())
+
+
 def counts(decisions: Iterable[Decision]) -> dict[str, int]:
     """Decisions in force by action, for summaries."""
     return dict(Counter(d.action for d in in_force(decisions)))

@@ -41,6 +41,7 @@ from matcher.matching.decisions import (
     decided_ids,
     decided_records,
     decision_links,
+    ids_named,
 )
 from matcher.runtime.errors import InputDataError
 
@@ -158,7 +159,7 @@ def run_decisions(decisions: DecisionLog, ids: DataFrame) -> DecidedLinks | None
         return None
     with decisions.locked() as read:  # a line being appended is never read half-written
         decided = list(read)
-    wanted = decided_records(decided) | set(decided_ids(decided).values())
+    wanted = ids_named(decided)
     integral = isinstance(ids.schema[RECORD_ID].dataType, IntegralType)
     return decided_links(decided, decisions.path, known_ids(wanted, ids), integral)
 

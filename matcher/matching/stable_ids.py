@@ -10,6 +10,7 @@ free record id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,15 @@ def _owners(shares: pd.DataFrame) -> pd.DataFrame:
     return owners.sort_values(["component", "n", "old_match_id"], ascending=[True, False, True])
 
 
+def smallest_free_id(members: Iterable, used: set) -> Any:
+    """A cluster's name: its smallest member id that no other cluster uses, else :func:`unused_id`'s."""
+    ordered = sorted(members)
+    for member in ordered:
+        if member not in used:
+            return member
+    return unused_id(ordered[0], used)
+
+
 def stable_match_ids(
     nodes: pd.DataFrame, edges: pd.DataFrame | None = None, in_use: set = frozenset(), *, components: pd.DataFrame | None = None,
     decided: dict[str, Any] | None = None,
@@ -84,8 +94,7 @@ def stable_match_ids(
     for component, members in frame.groupby("component", sort=True)[RECORD_ID]:
         if component in assigned:
             continue
-        free = [r for r in sorted(members) if r not in used]
-        assigned[component] = free[0] if free else unused_id(sorted(members)[0], used)
+        assigned[component] = smallest_free_id(members, used)
         used.add(assigned[component])
     frame["match_id"] = frame["component"].map(assigned)
     result = Reassignment(frame[[RECORD_ID, "old_match_id", "match_id"]].reset_index(drop=True))

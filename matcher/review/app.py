@@ -108,8 +108,8 @@ def review_routes(app: FastAPI, state: ReviewState, *, token: str | None = None,
     @router.get("/api/queue", summary="Entities to review, most uncertain first")
     async def queue(q: str = "", show: str = "open", flag: str = "any", limit: int = 100, offset: int = 0) -> JSONResponse:
         rows = pages.filter_queue(state.queue(), state, q=q, show=show, flag=flag)
-        shown = rows.iloc[offset:offset + limit].astype(object).where(rows.iloc[offset:offset + limit].notna(), None)
-        return JSONResponse({"total": len(rows), "entities": shown.to_dict("records")})
+        page = rows.iloc[offset:offset + limit]
+        return JSONResponse({"total": len(rows), "entities": page.astype(object).where(page.notna(), None).to_dict("records")})
 
     @router.get("/api/entities/{match_id}", summary="One entity as the review page shows it")
     async def entity(match_id: str) -> dict[str, Any]:

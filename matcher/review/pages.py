@@ -38,9 +38,9 @@ def _layout(title: str, body: str, state: ReviewState, who: str) -> str:
 
 def _chips(row: dict[str, Any]) -> str:
     chips = []
-    if pd.notna(row["weakest_link"]) and row["weakest_link"] < 0.95:
+    if row["weak"]:
         chips.append(("weak", f"weakest link {row['weakest_link']:.2f}"))
-    if pd.notna(row["near_miss"]) and row["near_miss"] >= 0.05:
+    if row["near"]:
         chips.append(("near", f"near miss {row['near_miss']:.2f}"))
     if row["large"]:
         chips.append(("large", f"{row['size']} records"))
@@ -58,12 +58,10 @@ def filter_queue(queue: pd.DataFrame, state: ReviewState, *, q: str = "", show: 
         queue = queue[~queue["reviewed"]]
     elif show == "reviewed":
         queue = queue[queue["reviewed"]]
-    masks = {
-        "weak": queue["weakest_link"] < 0.95, "near": queue["near_miss"] >= 0.05, "large": queue["large"],
-        "same_source": queue["same_source"].notna(),
-    }
-    if flag in masks:
-        queue = queue[masks[flag].fillna(False).astype(bool)]
+    if flag == "same_source":
+        queue = queue[queue["same_source"].notna()]
+    elif flag in ("weak", "near", "large"):
+        queue = queue[queue[flag].astype(bool)]
     q = q.strip()
     if q:
         ids = state.current.index

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 FLAG_WEIGHT = 0.25
+WEAK_LINK = 0.95  # flagged "weakly held" below this weakest link
+NEAR_MISS = 0.05  # flagged "near miss" from this probability of a pair to another entity
 
 
 def uncertainty(state) -> pd.DataFrame:
     """One row per entity worth a look: ``match_id``, ``size``, ``weakest_link``, ``near_miss``,
-    ``near_match_id``, ``large``, ``same_source``, ``sources``, ``uncertainty``, ``reviewed``; most uncertain first."""
+    ``near_match_id``, ``large``, ``weak``, ``near``, ``same_source``, ``sources``, ``uncertainty``, ``reviewed``; most uncertain first."""
     current = state.current
     labels = current.to_numpy()
     left, right = labels[state.pair_l], labels[state.pair_r]
@@ -47,6 +49,8 @@ def uncertainty(state) -> pd.DataFrame:
     entities["near_miss"] = across["p"].reindex(entities.index)
     entities["near_match_id"] = across["other"].reindex(entities.index)
     entities["large"] = entities["size"] >= state.large
+    entities["weak"] = (entities["weakest_link"] < WEAK_LINK).fillna(False)
+    entities["near"] = (entities["near_miss"] >= NEAR_MISS).fillna(False)
     source = state.source_column
     entities["same_source"], entities["sources"], oddness = None, None, 0.0
     if source is not None and state.records[source].nunique() > 1:

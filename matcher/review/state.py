@@ -37,7 +37,7 @@ from matcher.harmonize.rules import profile_fields
 from matcher.matching.decisions import (
     Decision, DecisionLog, contradiction, decided_ids, in_force, next_id, now,
 )
-from matcher.matching.stable_ids import unused_id
+from matcher.matching.stable_ids import smallest_free_id
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 from matcher.runtime.run_folder import RunFolder
@@ -71,6 +71,14 @@ def _text(column: pa.ChunkedArray) -> pd.Series:
     return column.cast(pa.string()).to_pandas()
 
 
+def _schema(table: str | Path) -> pa.Schema:
+    """The schema of the run's Parquet folder ``table``; a one-line error when it holds no part."""
+    part = next(iter(sorted(Path(table).rglob("*.parquet"))), None)
+    if part is None:
+        raise InputDataError(f"{table}: no Parquet part here; review a folder that 'matcher run' completed")
+    return pq.read_schema(part)
+
+
 class ReviewState:
     """Entities of one run folder with the decision log applied; every change goes through :meth:`decide`."""
 
@@ -91,7 +99,7 @@ class ReviewState:
 
     def _read_records(self) -> pd.DataFrame:
         """The run's rows with text ``id`` (record id) and ``match_id`` as the index and a column."""
-        schema = pq.read_schema(next(p for p in sorted(Path(self.folder.matches).rglob("*.parquet"))))
+        schema = _schema(self.folder.matches)
         key = RECORD_ID if RECORD_ID in schema.names else self.config.primary_key
         shown = self.columns_shown(schema.names, key)
         self.source_column = next((c for c in (SOURCE_SYSTEM, SOURCE_DATASET_COLUMN) if c in shown), None)
@@ -113,7 +121,7 @@ class ReviewState:
     def _read_pairs(self) -> pa.Table:
         """The scored pairs (Arrow, ids dropped); :attr:`pair_l`, :attr:`pair_r` hold the positions of their
         records in :attr:`records`, :attr:`pair_probability` their match probabilities."""
-        names = pq.read_schema(next(p for p in sorted(Path(self.folder.pairs).rglob("*.parquet")))).names
+        names = _schema(self.folder.pairs).names
         weights = [c for c in names if c.startswith(("mw_", "gamma_"))]
         table = pq.read_table(self.folder.pairs, columns=["record_id_l", "record_id_r", "match_probability", "match_weight", *weights])
         codes = [pc.index_in(table[f"record_id{side}"].cast(pa.string()), value_set=self._ids) for side in ("_l", "_r")]
@@ -294,12 +302,9 @@ class ReviewState:
         return decision_id
 
     def _new_id(self, part: list[str], taken: set[str]) -> str:
-        """A part's smallest record id that no entity uses, else :func:`unused_id`'s."""
-        free = [r for r in part if r not in taken]
-        if free:
-            return free[0]
-        typed = {self.key_values[r] for r in taken if r in self.key_values}
-        return str(unused_id(self.key_values[part[0]], typed | {m for m in taken if m not in self.key_values}))
+        """A part's name, by the rule every run names a cluster (:func:`smallest_free_id`), in the run's id type."""
+        typed = {self.key_values.get(m, m) for m in taken}
+        return str(smallest_free_id([self.key_values[r] for r in part], typed))
 
     def _split(self, base: dict, match_id: str, members: list[str], moved: tuple[str, ...]) -> Decision:
         moved_set = set(moved)

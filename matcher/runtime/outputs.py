@@ -38,6 +38,15 @@ def check_matcher_written(target: str | Path) -> None:
             )
 
 
+def sync_directory(path: str | Path) -> None:
+    """Flush a local folder's entries (creations, renames, removals) to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def is_remote(path: str | Path) -> bool:
     return "://" in str(path)
 

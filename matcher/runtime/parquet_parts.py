@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from matcher.runtime.errors import MatcherError
-from matcher.runtime.outputs import atomic_directory, check_matcher_written
+from matcher.runtime.outputs import atomic_directory, check_matcher_written, sync_directory
 
 
 def _link_or_copy(source: str, target: Path) -> None:
@@ -107,14 +107,6 @@ def as_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
     return table.replace_schema_metadata(None).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
 
 
-def _sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def append_durable_part(table: pa.Table, folder: Path, like: ds.Dataset, prefix: str) -> Path:
     """Add ``table`` to the Parquet folder ``folder`` as one more part file, durably: written to a hidden
     temporary file (readers skip hidden files), flushed to disk, renamed into place and the folder
@@ -126,5 +118,5 @@ def append_durable_part(table: pa.Table, folder: Path, like: ds.Dataset, prefix:
         sink.flush()
         os.fsync(sink.fileno())
     os.replace(temporary, final)
-    _sync_directory(folder)
+    sync_directory(folder)
     return final

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import tempfile
 import uuid
@@ -15,7 +14,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 from pyspark.sql import SparkSession
 
 from matcher.runtime.errors import ConfigError, InputDataError
-from matcher.runtime.outputs import check_matcher_written, is_remote
+from matcher.runtime.outputs import check_matcher_written, is_remote, sync_directory
 from matcher.runtime.remote_folder import SPARK_WRITTEN, copy_children, hadoop_error, relocate, relocate_json_file, remove
 from matcher.runtime.run_lock import held_here, run_folder_lock
 from matcher.runtime.session import get_session
@@ -208,11 +207,7 @@ def _retract(folder: RunFolder) -> None:
         except FileNotFoundError:
             pass
     if removed:
-        descriptor = os.open(folder.root, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        sync_directory(folder.root)
 
 
 Task = TypeVar("Task", bound=Callable[..., Any])
