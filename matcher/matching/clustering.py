@@ -60,6 +60,26 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     return _smallest_id_clusters(uniques, labels)
 
 
+def threshold_links(pairs: DataFrame, threshold: float) -> pd.DataFrame:
+    """The scored pairs whose ``match_probability`` reaches ``threshold``, collected as
+    ``id_l``, ``id_r`` and ``weight`` (the probability): two ids and a float per link."""
+    edges = pairs.where(pairs["match_probability"] >= threshold)
+    return edges.select(*_edge_ends(), F.col("match_probability").alias("weight")).toPandas()
+
+
+def cluster_links(
+    links: pd.DataFrame, *, must_link: pd.DataFrame | None = None, cannot_link: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Connected components of ``links`` (:func:`threshold_links`), respecting ``must_link`` /
+    ``cannot_link`` (``id_l``, ``id_r``) when given (:func:`cluster_with_constraints`)."""
+    if must_link is None and cannot_link is None:
+        return cluster_edges(links)
+    empty = pd.DataFrame({"id_l": links["id_l"].iloc[:0], "id_r": links["id_r"].iloc[:0]})
+    return cluster_with_constraints(
+        links, must_link if must_link is not None else empty, cannot_link if cannot_link is not None else empty
+    )
+
+
 def clusters_from_pairs(
     pairs: DataFrame,
     threshold: float,
@@ -72,15 +92,7 @@ def clusters_from_pairs(
     With ``must_link`` / ``cannot_link`` (``id_l``, ``id_r``) the clusters respect them
     (:func:`cluster_with_constraints`).
     """
-    edges = pairs.where(pairs["match_probability"] >= threshold)
-    if must_link is None and cannot_link is None:
-        edges = edges.select(*_edge_ends()).toPandas()
-        return cluster_edges(edges)
-    edges = edges.select(*_edge_ends(), F.col("match_probability").alias("weight")).toPandas()
-    empty = pd.DataFrame({"id_l": edges["id_l"].iloc[:0], "id_r": edges["id_r"].iloc[:0]})
-    return cluster_with_constraints(
-        edges, must_link if must_link is not None else empty, cannot_link if cannot_link is not None else empty
-    )
+    return cluster_links(threshold_links(pairs, threshold), must_link=must_link, cannot_link=cannot_link)
 
 
 def find_root(parent, x):

@@ -36,8 +36,9 @@ from pyspark.sql import functions as F
 from matcher.blocking.candidates import Candidates, free_checkpoint, score
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
-from matcher.matching.clustering import cluster_by_average_link, clusters_from_pairs, component_pairs
+from matcher.matching.clustering import cluster_by_average_link, cluster_links, component_pairs, threshold_links
 from matcher.matching.decisions import DecisionLog, name_clusters
+from matcher.matching.entities import entity_report
 from matcher.matching.enforced import DecidedLinks, EnforcedLinks, enforced_links, run_decisions
 from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
@@ -96,18 +97,34 @@ def _python(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _members(pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None) -> pd.DataFrame:
-    """``record_id``, ``match_id`` (and ``strongest`` for average link) of the records the clustering placed."""
+def _members(
+    pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``record_id``, ``match_id`` (and ``strongest`` for average link) of the records the
+    clustering placed, and the links it clustered (``id_l``, ``id_r``: above the threshold or must-links)."""
     must = links.must_link if links is not None else None
     cannot = links.cannot_link if links is not None else None
     if spec.method == "average_link":
-        return cluster_by_average_link(
-            component_pairs(pairs, threshold, must), min_mean_weight=spec.min_mean_weight,
-            unscored_pair_weight=spec.unscored_pair_weight, must_link=must, cannot_link=cannot,
+        edges = component_pairs(pairs, threshold, must)
+        members = cluster_by_average_link(
+            edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
+            must_link=must, cannot_link=cannot,
         )
-    if links is None:
-        return clusters_from_pairs(pairs, threshold)
-    return clusters_from_pairs(pairs, threshold, must_link=must, cannot_link=cannot)
+        above = edges.loc[edges["link"], ["id_l", "id_r"]]
+    else:
+        above = threshold_links(pairs, threshold)
+        members = cluster_links(above, must_link=must, cannot_link=cannot)
+    if must is not None and len(must):
+        above = pd.concat([above[["id_l", "id_r"]], must[["id_l", "id_r"]]], ignore_index=True)
+    return members, above[["id_l", "id_r"]]
+
+
+@dataclass(frozen=True)
+class Clustered:
+    """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`)."""
+
+    seconds: float
+    entities: dict
 
 
 def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: DataFrame) -> pd.DataFrame:
@@ -132,8 +149,9 @@ def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: Data
 def assign_matches(
     df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: Threshold | None = None,
     labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None, decided: DecidedLinks | None = None,
-) -> tuple[DataFrame, float]:
-    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns rows and cluster time.
+) -> tuple[DataFrame, Clustered]:
+    """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns the rows and
+    what clustering took and found (:class:`Clustered`).
 
     ``threshold`` defaults to the config's (no model), ``clustering`` to
     ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
@@ -147,9 +165,10 @@ def assign_matches(
     rows = df.withColumn(RECORD_ID, record_id(config))
     started = time.perf_counter()
     links = enforced_links(rows, config, labeled, decided)
-    members = _members(pairs, threshold, spec, links)
+    members, above = _members(pairs, threshold, spec, links)
     if decided is not None and decided.ids:
         members = _named_by_decisions(members, decided, rows)
+    entities = entity_report(members, above, df.count())
     cluster_s = time.perf_counter() - started
     id_type = rows.schema[RECORD_ID].dataType
     average_link = "strongest" in members.columns
@@ -193,7 +212,7 @@ def assign_matches(
         rows = rows.drop(SOURCE_DATASET_COLUMN)
         if config.primary_key != RECORD_ID:
             rows = rows.drop(RECORD_ID)
-    return rows, cluster_s
+    return rows, Clustered(cluster_s, entities)
 
 
 def _clustering(
@@ -236,14 +255,14 @@ def find_matches(
     log.info("threshold: %s", threshold)
     clustering, facts = _clustering(pairs, config, model, threshold, calibration)
     decided = run_decisions(decisions, df.select(record_id(config).alias(RECORD_ID))) if decisions is not None else None
-    rows, cluster_s = assign_matches(df, pairs, config, threshold, labeled, clustering, decided)
-    log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, cluster_s)
+    rows, clustered = assign_matches(df, pairs, config, threshold, labeled, clustering, decided)
+    log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, clustered.seconds)
     return MatchResult(
         rows=rows,
         pairs=pairs,
         threshold=threshold,
         timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
-        clustering=facts,
+        clustering={**facts, "entities": clustered.entities},
         candidates=candidates,
         decisions=decided.facts if decided is not None else None,
     )

@@ -36,6 +36,7 @@ from matcher.runtime.errors import InputDataError
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns
 from matcher.training.em import checked_expectation_maximisation, log_findings
+from matcher.training.evidence_against import enforce_evidence_against
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
 from matcher.training.setup import automatic_setup
 
@@ -302,10 +303,11 @@ def train(
         sessions = [
             estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s)), data=data) for s in em_sets
         ]
+        candidate_patterns = counts.of_predictions()
+        evidence_against = enforce_evidence_against(linker, settings, candidate_patterns)
         timings["m"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        candidate_patterns = counts.of_predictions()
         lambdas = calibrate_lambda(
             settings, candidate_patterns, of_set(rest, sampler.full), sampler.total_pairs,
             use_mixture=mixture_lambda_for_model, observed=observed,
@@ -338,6 +340,7 @@ def train(
         **({"estimated_threshold": estimated.as_dict()} if estimated is not None else {}),
         "u_sampling": u_sampling,
         "em_sessions": sessions,
+        **({"evidence_against": evidence_against} if evidence_against else {}),
         "columns": profile,
         **({"setup": setup.report} if setup.report else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
