@@ -2,8 +2,8 @@
 
 The model of the data, in the order it is drawn (one ``numpy`` Generator seeded with ``S``):
 
-* **people and their records**: each person gets ``min(zipf(2.7), 30)`` records
-  (about 78 % one record, 12 % two, a few with 10 or more; mean about 1.5); people are
+* **people and their records**: each person gets ``zipf(2.7)`` records (draws above 30
+  folded into 10-30: about 78 % one record, 12 % two, a few with 10 or more; mean about 1.5); people are
   drawn until the records reach ``N``. Each record goes to one of ``K`` sources (uneven
   source weights), so a person can appear twice in one source.
 * **households**: people are grouped into households of 1-5; members share the surname
@@ -36,7 +36,7 @@ arguments give byte-identical files.
 from __future__ import annotations
 
 import argparse
-import gzip
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,12 +134,9 @@ def _load_places() -> pd.DataFrame:
 
 def _load_nicknames() -> dict[str, list[str]]:
     """First name → its nicknames, from pseudopeople's table (empty when it is not installed)."""
-    try:
-        import pseudopeople
-    except ImportError:
-        return {}
-    path = Path(pseudopeople.__file__).parent / "data" / "nicknames.csv"
-    if not path.exists():
+    spec = importlib.util.find_spec("pseudopeople")  # the file only: importing the package is slow
+    path = Path(spec.origin).parent / "data" / "nicknames.csv" if spec and spec.origin else None
+    if path is None or not path.exists():
         return {}
     table: dict[str, list[str]] = {}
     for line in path.read_text(encoding="utf-8").splitlines()[1:]:
@@ -153,14 +150,21 @@ def _load_nicknames() -> dict[str, list[str]]:
 
 def _record_counts(rng: np.random.Generator, rows: int) -> np.ndarray:
     """Records per person (long-tailed), summing to exactly ``rows``."""
-    counts = np.minimum(rng.zipf(2.7, size=int(rows / 1.3) + 16), 30)
-    while counts.sum() < rows:
-        counts = np.concatenate([counts, np.minimum(rng.zipf(2.7, size=int(rows / 1.3) + 16), 30)])
+    draws = [_entity_sizes(rng, int(rows / 1.3) + 16)]
+    while sum(int(d.sum()) for d in draws) < rows:
+        draws.append(_entity_sizes(rng, int(rows / 1.3) + 16))
+    counts = np.concatenate(draws)
     total = np.cumsum(counts)
     people = int(np.searchsorted(total, rows) + 1)
     counts = counts[:people].copy()
     counts[-1] -= int(total[people - 1] - rows)
     return counts.astype(np.int64)
+
+
+def _entity_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` draws of zipf(2.7); draws above 30 are folded into 10-30 (no pile-up at a cap)."""
+    sizes = rng.zipf(2.7, size=n)
+    return np.where(sizes > 30, 10 + sizes % 21, sizes)
 
 
 def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
