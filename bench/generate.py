@@ -21,8 +21,8 @@ The model of the data, in the order it is drawn (one ``numpy`` Generator seeded 
 * **record noise**: keyboard typos, deletions, transpositions and doubled letters (names 3 %,
   streets 3 %, emails 2 %), nicknames (8 %), first and last name swapped (1.5 %), day and
   month swapped (2 %, only where both are <= 12), middle names written whole, as an initial or
-  not at all, placeholder phones (``000-000-0000``, ``555-555-5555``, 1.5 %) and emails
-  (``none@none.com``, ``noemail@...``, 1 %), street suffix spelled out or abbreviated, case and
+  not at all, placeholder phones (``000-000-0000``, ``555-555-5555``, 0.3 %) and emails
+  (``none@none.com``, ``noemail@...``, 0.2 %), street suffix spelled out or abbreviated, case and
   whitespace variation, and 5-15 % missing values per field, varying by source.
 
 Each source follows one of four templates (cycled when ``K > 4``) with its own column names,
@@ -65,6 +65,10 @@ SUFFIX_WEIGHTS = np.array([30, 20, 14, 12, 8, 6, 3, 3, 2, 2], dtype=float)
 DOMAINS = np.array(["gmail.com", "yahoo.com", "hotmail.com", "aol.com", "outlook.com", "icloud.com",
                     "comcast.net", "msn.com", "att.net", "verizon.net"])
 DOMAIN_WEIGHTS = np.array([38, 18, 10, 6, 9, 6, 5, 3, 3, 2], dtype=float)
+PLACEHOLDER_PHONE_RATE = 0.003
+PLACEHOLDER_EMAIL_RATE = 0.002
+"""Small on purpose: every placeholder record pairs with every other under a ``[phone]`` or
+``[email]`` blocking rule (at 1M rows about 1,500 records per placeholder phone, 1.1M pairs each)."""
 PLACEHOLDER_PHONES = np.array(["0000000000", "5555555555"])
 PLACEHOLDER_EMAILS = np.array(["none@none.com", "noemail@gmail.com", "noemail@none.com", "na@na.com"])
 KEYBOARD = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
@@ -336,10 +340,10 @@ def _name_noise(rng: np.random.Generator, rec: pd.DataFrame) -> None:
     _apply_typos(street, 0.03, rng)
     email = rec["email"].to_numpy(object).copy()
     _apply_typos(email, 0.02, rng)
-    placeholder = rng.random(n) < 0.01
+    placeholder = rng.random(n) < PLACEHOLDER_EMAIL_RATE
     email[placeholder] = PLACEHOLDER_EMAILS[rng.integers(0, len(PLACEHOLDER_EMAILS), int(placeholder.sum()))]
     phone = rec["phone"].to_numpy(object).copy()
-    placeholder = rng.random(n) < 0.015
+    placeholder = rng.random(n) < PLACEHOLDER_PHONE_RATE
     phone[placeholder] = PLACEHOLDER_PHONES[rng.integers(0, 2, int(placeholder.sum()))]
     dob = pd.DatetimeIndex(rec["dob"])
     year, month, day = dob.year.to_numpy(), dob.month.to_numpy(), dob.day.to_numpy()
