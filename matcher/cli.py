@@ -22,6 +22,7 @@ from matcher.model.artifact import TrainedModel
 from matcher.pipeline import evaluate_task, match_task, run_task, train_task
 from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
 from matcher.runtime.logs import configure_logging
+from matcher.runtime.progress import set_mode
 from matcher.runtime.run_folder import RunFolder, open_run_folder
 
 log = logging.getLogger("matcher")
@@ -275,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging verbosity (default INFO; record values are only logged at DEBUG)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="show no progress of the stages (default: bars on a terminal, log lines elsewhere; "
+                             "also MATCHER_PROGRESS=off)")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, task in TASKS.items():
         sub = tasks.add_parser(name, help=task.help, description=task.help)
@@ -352,6 +356,7 @@ def _one_line(text: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_mode("off" if args.no_progress else None)
     configure_logging(args.log_level)
     try:
         task = TASKS[args.task]

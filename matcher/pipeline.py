@@ -41,6 +41,7 @@ from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import record_id
 from matcher.runtime.errors import MatcherError
 from matcher.runtime.outputs import write_json, write_parquet
+from matcher.runtime.progress import stage, step
 from matcher.runtime.run_folder import RunFolder, replaces_outputs, task_session
 from matcher.training.trainer import train
 
@@ -66,7 +67,7 @@ def train_task(
     from matcher.labels.files import training_pairs
 
     labeled, _, labels_hash = training_pairs(config, folder.root)
-    with task_session(folder, spark) as spark:
+    with task_session(folder, spark) as spark, stage("train"):
         model = train(
             _inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash,
             candidates=candidates,
@@ -105,7 +106,9 @@ def match_task(
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
     config = model.configure(config)  # the rules training chose, when the config leaves them to the data
-    with task_session(folder, spark) as spark:  # the scored pairs live in its checkpoints until written out
+    # the scored pairs live in the session's checkpoints until written out
+    with task_session(folder, spark) as spark, stage("match"):
+        step("read inputs")
         if config.sources is not None and harmonized is None:
             harmonized = harmonize(spark, config)
         df = harmonized.rows if harmonized is not None else _inputs(config, spark, df)
@@ -120,8 +123,10 @@ def match_task(
         # has exactly one row whose match_id is its own id (not so for an id a decision gave)
         pairs_written, rows_written = Observation(), Observation()
         try:
+            step("write pairs")
             write_parquet(result.pairs.observe(pairs_written, F.count(F.lit(1)).alias("pairs")), folder.pairs)
             own_id = F.col("match_id") == record_id(config)
+            step("write matches")
             rows = result.rows.observe(rows_written, F.count(F.lit(1)).alias("rows"), F.count(F.when(own_id, 1)).alias("clusters"))
             write_parquet(rows, folder.matches)
         finally:
@@ -142,10 +147,11 @@ def match_task(
         },
     )
     if harmonized is not None:
-        summary["harmonization"] = write_harmonization_outputs(
-            harmonized, spark.read.parquet(str(folder.matches)), config, quarantine=folder.quarantine,
-            customers=folder.customers,
-        )
+        with stage("write quarantine and customers"):
+            summary["harmonization"] = write_harmonization_outputs(
+                harmonized, spark.read.parquet(str(folder.matches)), config, quarantine=folder.quarantine,
+                customers=folder.customers,
+            )
         summary["outputs"].update(quarantine=str(folder.quarantine), customers=str(folder.customers))
     write_json(summary, folder.summary)
     return summary
@@ -161,8 +167,9 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
     except MatcherError:
         fresh = False
     with task_session(folder, spark) as spark:
-        harmonized = harmonize(spark, config) if config.sources is not None else None
-        df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
+        with stage("read inputs"):
+            harmonized = harmonize(spark, config) if config.sources is not None else None
+            df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()
         train_s = 0.0
         with Candidates() as candidates:  # training compares the candidate pairs once; matching scores them
             if not fresh:
@@ -182,5 +189,6 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
             metrics["graph"] = load_graph_task(config, folder, spark)
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     write_json(metrics, folder.metrics)
-    write_run_report(folder, config, spark)
+    with stage("report"):
+        write_run_report(folder, config, spark)
     return metrics

@@ -16,6 +16,7 @@ from matcher.evaluation.metrics import evaluate
 from matcher.evaluation.report import write_run_report
 from matcher.runtime.errors import ConfigError, MatcherError
 from matcher.runtime.outputs import write_json
+from matcher.runtime.progress import stage
 from matcher.runtime.run_folder import RunFolder, task_session
 
 
@@ -28,7 +29,7 @@ def evaluate_task(
     if not folder.summary.exists():
         raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
     summary = json.loads(folder.summary.read_text(encoding="utf-8"))
-    with task_session(folder, spark) as spark:
+    with task_session(folder, spark) as spark, stage("evaluate"):
         accuracy = evaluate(
             spark.read.parquet(str(folder.matches)),
             spark.read.parquet(str(folder.pairs)),
@@ -39,5 +40,6 @@ def evaluate_task(
     metrics = {**summary, **accuracy}
     write_json(metrics, folder.metrics)
     if report:
-        write_run_report(folder, config, spark)
+        with stage("report"):
+            write_run_report(folder, config, spark)
     return metrics

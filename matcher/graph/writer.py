@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from typing import Any, Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ from matcher.graph.model import Cluster, Record, identifier_columns
 from matcher.matching.threshold import resolve_threshold
 from matcher.runtime.errors import ConfigError, GraphError, InputDataError
 from matcher.runtime.outputs import write_json
+from matcher.runtime.progress import stage
 from matcher.runtime.remote_folder import exists
 from matcher.runtime.run_folder import RunFolder, task_session
 
@@ -181,33 +181,6 @@ def _merge(parts: list[dict]) -> WriteCounts:
     return total
 
 
-class _Progress:
-    """Logs how many of the write stage's partitions are done, every ``every_s`` seconds."""
-
-    def __init__(self, spark: SparkSession, every_s: float = 5.0):
-        self._tracker = spark.sparkContext.statusTracker()
-        self._stop = threading.Event()
-        self._every_s = every_s
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "_Progress":
-        self._started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            for stage in self._tracker.getActiveStageIds():
-                info = self._tracker.getStageInfo(stage)
-                if info is not None:
-                    log.info("graph load: %d/%d partitions written (%.0f s)", info.numCompletedTasks,
-                             info.numTasks, time.perf_counter() - self._started)
-
-
 def load_graph(
     matches: DataFrame,
     config: TransformConfig,
@@ -227,7 +200,7 @@ def load_graph(
     started = time.perf_counter()
     table = cluster_table(matches, config, pairs=pairs, customers=customers, threshold=threshold)
     table = table.repartition(partitions, "match_id")
-    with _Progress(spark):
+    with stage("graph load"):  # its heartbeat counts the partitions written (Spark tasks)
         parts = table.rdd.mapPartitions(lambda rows: _write_partition(rows, spec, salt)).collect()
     counts = _merge(parts)
     slowest = max((part["seconds"] for part in parts), default=0.0)

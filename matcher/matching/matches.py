@@ -44,6 +44,7 @@ from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.matching.threshold import Threshold, clustering_spec, min_mean_weight_from_labels, resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
+from matcher.runtime.progress import step
 from matcher.training.supervision import f_beta_beta
 
 log = logging.getLogger(__name__)
@@ -248,9 +249,11 @@ def find_matches(
     """
     started = time.perf_counter()
     candidates = candidates or Candidates()
+    step("score pairs")
     # scored once and kept: clustering, the confidence scores and the written pairs all read them
     pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
     predict_s = time.perf_counter() - started
+    step("cluster")
     threshold = resolve_threshold(config, model)
     log.info("threshold: %s", threshold)
     clustering, facts = _clustering(pairs, config, model, threshold, calibration)

@@ -33,6 +33,7 @@ from matcher.model.splink_adapter import (
     non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
 )
 from matcher.runtime.errors import InputDataError
+from matcher.runtime.progress import step
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns
 from matcher.training.em import checked_expectation_maximisation, log_findings
@@ -256,6 +257,7 @@ def train(
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    step("profile inputs")
     config = resolve_formats(df, config)
     by = SOURCE_SYSTEM if config.links_sources else SOURCE_DATASET_COLUMN  # one Splink table per source or input
     sizes_by_input = {r[by]: r["count"] for r in df.groupBy(by).count().collect()}
@@ -263,6 +265,7 @@ def train(
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
     profile = check_columns(df, config, data)
+    step("automatic setup")
     setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None)  # what the config leaves to the data
     # lambda from the candidates' mixture replaces the deterministic rules' only when the rules are chosen here
     mixture_lambda_for_model = "training.deterministic_rules" in config.automatic
@@ -274,6 +277,7 @@ def train(
         # job 1 compares every candidate pair once and counts the patterns of the training sets
         # among them (deterministic rules, EM sessions) and of the u probe
         t = time.perf_counter()
+        step("compare candidate pairs")
         settings = model_settings(linker)
         sampler = USampler(linker, config, sizes)
         deterministic = [PairSet(f"deterministic_{i}", _rule(r)) for i, r in enumerate(config.training.deterministic_rules)]
@@ -284,6 +288,7 @@ def train(
 
         # job 2 counts the u sample and the training sets' pairs that no prediction rule finds
         t = time.perf_counter()
+        step("u estimation")
         probe = counts.of_set(sampler.probe)
         fractions = u_fractions(linker, sampler, probe)
         outside = [*outside_predictions(settings, deterministic, cumulative=True), *outside_predictions(settings, em_sets)]
@@ -300,6 +305,7 @@ def train(
         )
 
         t = time.perf_counter()
+        step("EM", total=len(em_sets), unit="sessions")
         sessions = [
             estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s)), data=data) for s in em_sets
         ]
@@ -308,6 +314,7 @@ def train(
         timings["m"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        step("lambda")
         lambdas = calibrate_lambda(
             settings, candidate_patterns, of_set(rest, sampler.full), sampler.total_pairs,
             use_mixture=mixture_lambda_for_model, observed=observed,
@@ -321,8 +328,10 @@ def train(
         from matcher.training.supervision import learn_from_labels
 
         t = time.perf_counter()
+        step("learn from labels")
         supervised = {"labels_hash": labels_hash, **learn_from_labels(df, config, linker, labels)}
         timings["labels"] = time.perf_counter() - t
+    step("threshold")
     estimated = estimate_threshold(
         model_settings(linker), candidate_patterns, config.precision_recall_tradeoff, lambdas["blocking_recall"]
     )
