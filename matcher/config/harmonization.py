@@ -34,6 +34,10 @@ CANONICAL_FIELDS: dict[str, str] = {
 }
 """The canonical customer schema: field name → how it is standardized (:mod:`matcher.harmonize.standardize`)."""
 
+ADDRESS_PARTS = ("postcode", "city", "street", "house_number", "unit", "state")
+"""The canonical parts of an address, the most telling first: household members and neighbours
+share them all, so comparing several counts one agreement several times."""
+
 DERIVED_FIELDS = ("first_name_canonical",)
 """Columns standardization adds beside the canonical ones (``first_name`` with nicknames resolved)."""
 

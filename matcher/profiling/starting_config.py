@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import yaml
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS
-from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
+from matcher.config.harmonization import ADDRESS_PARTS, CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
 from matcher.profiling.kinds import ISO_DATE, Kind, detect_kind, key_name_rank, name_hint, name_tokens
 from matcher.profiling.profile import MAX_ROWS, FileProfile, profile_file
 from matcher.runtime.errors import ConfigError, InputDataError
@@ -349,8 +349,6 @@ def _settle(source: str, profile: FileProfile, key: str, key_reason: str, decisi
 FEW_VALUES = 20
 """A category with fewer distinct values (sex aside) says little about who a record is: left out."""
 _GROUP_TOKENS = {"household", "group", "team", "company", "employer", "account"}
-_ADDRESS_PARTS = ("postcode", "city", "street", "house_number", "unit", "state")
-"""The parts of an address, the one compared first: household members and neighbours share them all."""
 
 
 def _not_evidence(d: ColumnDecision, profile: FileProfile, compared: set[str | None]) -> str | None:
@@ -360,8 +358,8 @@ def _not_evidence(d: ColumnDecision, profile: FileProfile, compared: set[str | N
     people, a category of a few values."""
     if not d.compared:
         return None
-    if d.target in _ADDRESS_PARTS:
-        stands_for = next(part for part in _ADDRESS_PARTS if part in compared)
+    if d.target in ADDRESS_PARTS:
+        stands_for = next(part for part in ADDRESS_PARTS if part in compared)
         if stands_for != d.target:
             return f"{stands_for} is compared: the parts of one address repeat one another's evidence"
     if d.kind.label == "full_name" and {"first_name", "last_name"} <= compared:

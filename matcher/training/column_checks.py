@@ -3,6 +3,12 @@
 A column with no values cannot be learned from (refused); a column holding one value in
 every row, or an exact column that never repeats a value, cannot separate matches from
 non-matches (warned). One Spark aggregation over the rows training reads.
+
+Fellegi-Sunter adds the evidence of each comparison as if they were independent; two
+comparisons that repeat one fact (the parts of one address) count it twice, so a
+``sources:`` config comparing several address parts, or first names as written when
+the nicknames-resolved ``first_name_canonical`` is there, is warned about too
+(:func:`repeated_evidence`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from matcher.config.harmonization import ADDRESS_PARTS
 from matcher.config.transform import ComparisonKind, TransformConfig
 from matcher.runtime.errors import InputDataError
 
@@ -60,3 +67,26 @@ def check_columns(df: DataFrame, config: TransformConfig, data: str) -> dict[str
         if p["non_null_share"] < 0.05:
             log.warning("column %r has a value in only %.1f%% of rows", column.name, 100 * p["non_null_share"])
     return profile
+
+
+def repeated_evidence(config: TransformConfig) -> list[str]:
+    """Warnings about comparisons that count one fact twice, or a name that nicknames split (``sources:`` configs)."""
+    if config.sources is None:
+        return []
+    compared = config.column_names
+    warnings = []
+    parts = [c for c in ADDRESS_PARTS if c in compared]
+    if len(parts) > 1:
+        warnings.append(
+            f"columns {', '.join(parts)} are all compared: the parts of one address repeat one another's evidence "
+            f"(household members and neighbours share them all), so pairs at one address weigh as if they agreed "
+            f"{len(parts)} times; compare {parts[0]} alone (`matcher init` does)"
+        )
+    if "first_name" in compared and "first_name_canonical" not in compared:
+        warnings.append(
+            "first_name is compared as written: a nickname (Bill, William) counts as a different name; "
+            "compare first_name_canonical instead (nicknames resolved; `matcher init` does)"
+        )
+    for warning in warnings:
+        log.warning(warning)
+    return warnings

@@ -35,7 +35,7 @@ from matcher.model.splink_adapter import (
 from matcher.runtime.errors import InputDataError
 from matcher.runtime.progress import step
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
-from matcher.training.column_checks import check_columns
+from matcher.training.column_checks import check_columns, repeated_evidence
 from matcher.training.em import checked_expectation_maximisation, log_findings
 from matcher.training.evidence_against import enforce_evidence_against
 from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
@@ -265,6 +265,7 @@ def train(
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
     profile = check_columns(df, config, data)
+    advice = repeated_evidence(config)
     step("automatic setup")
     setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None)  # what the config leaves to the data
     # lambda from the candidates' mixture replaces the deterministic rules' only when the rules are chosen here
@@ -351,6 +352,7 @@ def train(
         "em_sessions": sessions,
         **({"evidence_against": evidence_against} if evidence_against else {}),
         "columns": profile,
+        **({"column_advice": advice} if advice else {}),
         **({"setup": setup.report} if setup.report else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         **({"labels": supervised} if supervised else {}),

@@ -6,11 +6,11 @@ import logging
 
 import pandas as pd
 import pytest
-from conftest import minimal_config
+from conftest import REPO, minimal_config
 
 from matcher.config.transform import config_from_dict
 from matcher.runtime.errors import InputDataError
-from matcher.training.column_checks import check_columns
+from matcher.training.column_checks import check_columns, repeated_evidence
 
 
 def frame(spark, rows):
@@ -32,3 +32,32 @@ def test_a_column_holding_one_value_is_warned_about_without_the_value(spark, cap
     assert profile["city"]["distinct"] == 1 and profile["first_name"]["non_null_share"] == 1.0
     assert "'city' holds one value in every row" in caplog.text
     assert "Leeds" not in caplog.text
+
+
+def _sources_config(columns: list[dict]):
+    from matcher.config.transform import load_config
+
+    data = load_config(REPO / "configs" / "demo.yaml").model_dump(mode="json", exclude_none=True)
+    for key in ("inputs", "primary_key", "blocking_rules", "training"):
+        data.pop(key, None)
+    data["columns"] = columns
+    return config_from_dict(data)
+
+
+def test_several_address_parts_and_first_names_as_written_are_warned_about(caplog):
+    config = _sources_config([
+        {"name": "first_name", "kind": "name"}, {"name": "street", "kind": "text"},
+        {"name": "postcode", "kind": "postcode"}, {"name": "city", "kind": "exact"},
+    ])
+    with caplog.at_level(logging.WARNING, logger="matcher.training.column_checks"):
+        advice = repeated_evidence(config)
+    assert len(advice) == 2
+    assert advice[0].startswith("columns postcode, city, street are all compared") and "compare postcode alone" in advice[0]
+    assert "compare first_name_canonical instead" in advice[1]
+    assert caplog.text.count("WARNING") == 2
+
+
+def test_one_address_part_and_canonical_first_names_need_no_advice():
+    config = _sources_config([{"name": "first_name_canonical", "kind": "name"}, {"name": "postcode", "kind": "postcode"}])
+    assert repeated_evidence(config) == []
+    assert repeated_evidence(config_from_dict(minimal_config())) == []  # not a sources: config
