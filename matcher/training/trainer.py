@@ -262,7 +262,7 @@ def train(
     sizes = [int(sizes_by_input.get(name, 0)) for name in config.dataset_names]
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
-    profile = check_columns(df, config, data)
+    profile = check_columns(df, config, data, sum(sizes))
     setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None)  # what the config leaves to the data
     # lambda from the candidates' mixture replaces the deterministic rules' only when the rules are chosen here
     mixture_lambda_for_model = "training.deterministic_rules" in config.automatic
