@@ -66,10 +66,14 @@ def pairs_within_groups(rows: DataFrame, by: list[str], *, link_only: bool = Fal
     return int(total or 0)
 
 
-def cluster_metrics(rows: DataFrame, truth: str, *, cluster: str = "match_id", link_only: bool = False) -> dict:
-    """Precision/recall/F1 of the pairs implied by ``cluster`` against those implied by ``truth``."""
+def cluster_metrics(
+    rows: DataFrame, truth: str, *, cluster: str = "match_id", link_only: bool = False, actual: int | None = None
+) -> dict:
+    """Precision/recall/F1 of the pairs implied by ``cluster`` against those implied by ``truth``
+    (``actual``: the true pairs, :func:`pairs_within_groups` by ``truth``, when already counted)."""
     predicted = pairs_within_groups(rows, [cluster], link_only=link_only)
-    actual = pairs_within_groups(rows, [truth], link_only=link_only)
+    if actual is None:
+        actual = pairs_within_groups(rows, [truth], link_only=link_only)
     tp = pairs_within_groups(rows, [cluster, truth], link_only=link_only)
     return {**precision_recall_f1(tp, predicted - tp, actual - tp), "tp": tp, "fp": predicted - tp, "fn": actual - tp}
 
@@ -118,6 +122,6 @@ def evaluate(rows: DataFrame, pairs: DataFrame, *, truth: str, threshold: float,
     link_only = link_type == "link_only"
     true_pairs = pairs_within_groups(rows, [truth], link_only=link_only)
     metrics = pairwise_metrics(pairs, truth, threshold, true_pairs)
-    metrics["clusters"] = cluster_metrics(rows, truth, link_only=link_only)
+    metrics["clusters"] = cluster_metrics(rows, truth, link_only=link_only, actual=true_pairs)
     metrics["column_importances"] = column_importances(pairs)
     return metrics

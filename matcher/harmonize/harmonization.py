@@ -34,14 +34,18 @@ class Harmonized:
     standardized: DataFrame
 
     def unpersist(self) -> None:
+        self.rows.unpersist()
         self.standardized.unpersist()
 
 
 def harmonize(spark: SparkSession, config: TransformConfig) -> Harmonized:
     """Read every source, standardize, and split by the quality gate. The standardized rows
-    are cached (standardizing runs Python once per row); call ``unpersist()`` when done."""
+    are cached (standardizing runs Python once per row), and so are the rows that passed the
+    gate (training and matching read them in some 40 Spark jobs, each of which would otherwise
+    repeat the gate's shuffle and window); call ``unpersist()`` when done."""
     standardized = standardize(read_sources(spark, config), config).cache()
     rows, quarantined = apply_quality_gate(standardized, config)
+    rows = rows.cache()
     counts = source_counts(standardized, quarantined, config)
     for name, c in counts.items():
         log.info("source %s: %d rows in, %d quarantined", name, c["rows_in"], c["rows_quarantined"])

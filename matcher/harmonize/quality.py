@@ -116,11 +116,13 @@ def source_counts(rows_in: DataFrame, quarantined: DataFrame, config: TransformC
     for r in stats:
         counts[r[SOURCE_SYSTEM]]["rows_in"] = r["count"]
     _warn_unparsed_dates(rows_in, stats, fields, config)
-    for r in quarantined.groupBy(SOURCE_SYSTEM).count().collect():
-        counts[r[SOURCE_SYSTEM]]["rows_quarantined"] = r["count"]
-    by_rule = quarantined.select(SOURCE_SYSTEM, F.explode(F.split("rule", ",")).alias("r")).groupBy(SOURCE_SYSTEM, "r").count()
-    for r in by_rule.collect():
-        counts[r[SOURCE_SYSTEM]]["quarantined_by_rule"][r["r"]] = r["count"]
+    # one query for both: quarantined rows per source and combination of rules, summed here
+    # per source and per rule (a row failing several rules counts once for each)
+    for r in sorted(quarantined.groupBy(SOURCE_SYSTEM, "rule").count().collect(), key=lambda r: (r[SOURCE_SYSTEM], r["rule"])):
+        mine = counts[r[SOURCE_SYSTEM]]
+        mine["rows_quarantined"] += r["count"]
+        for rule in r["rule"].split(","):
+            mine["quarantined_by_rule"][rule] = mine["quarantined_by_rule"].get(rule, 0) + r["count"]
     return counts
 
 

@@ -4,6 +4,11 @@ A column with no values cannot be learned from (refused); a column holding one v
 every row, or an exact column that never repeats a value, cannot separate matches from
 non-matches (warned). One Spark aggregation over the rows training reads.
 
+Distinct values are counted exactly for inputs of up to :data:`EXACT_DISTINCT_ROWS` rows.
+Spark's ``approx_count_distinct`` at 1% error keeps 16,384 registers per column and
+partition, and its fixed cost does not shrink with the data: on the 1,289-row demo the
+six columns' estimate took 17-37 s (the exact count: 1-2 s).
+
 Fellegi-Sunter adds the evidence of each comparison as if they were independent; two
 comparisons that repeat one fact (the parts of one address) count it twice, so a
 ``sources:`` config comparing several address parts, or first names as written when
@@ -27,14 +32,21 @@ log = logging.getLogger(__name__)
 _WHOLE_VALUE_KINDS = frozenset({ComparisonKind.exact, ComparisonKind.numeric})
 """Kinds with no level between "equal" and "different": a value that never repeats never agrees."""
 
+EXACT_DISTINCT_ROWS = 1_000_000
+"""Up to this many input rows distinct values are counted exactly, beyond it estimated (1% error)."""
 
-def column_profile(df: DataFrame, config: TransformConfig) -> dict[str, dict[str, float]]:
-    """Per comparison column: the share of rows with a value and the (approximate) number of distinct values."""
+
+def column_profile(df: DataFrame, config: TransformConfig, rows: int | None = None) -> dict[str, dict[str, float]]:
+    """Per comparison column: the share of rows with a value and the number of distinct values,
+    exact when ``rows`` (the input's row count, if known) is at most :data:`EXACT_DISTINCT_ROWS`,
+    else approximate."""
     columns = config.column_names
+    exact = rows is not None and rows <= EXACT_DISTINCT_ROWS
+    distinct = F.count_distinct if exact else (lambda c: F.approx_count_distinct(c, 0.01))
     row = df.agg(
         F.count(F.lit(1)).alias("__rows"),
         *(F.count(c).alias(f"n_{i}") for i, c in enumerate(columns)),
-        *(F.approx_count_distinct(c, 0.01).alias(f"d_{i}") for i, c in enumerate(columns)),
+        *(distinct(c).alias(f"d_{i}") for i, c in enumerate(columns)),
     ).collect()[0]
     rows = row["__rows"] or 1
     return {
@@ -43,12 +55,13 @@ def column_profile(df: DataFrame, config: TransformConfig) -> dict[str, dict[str
     }
 
 
-def check_columns(df: DataFrame, config: TransformConfig, data: str) -> dict[str, dict[str, float]]:
+def check_columns(df: DataFrame, config: TransformConfig, data: str, rows: int | None = None) -> dict[str, dict[str, float]]:
     """Refuse a comparison column without values; warn about one that cannot tell records apart.
 
-    ``data`` names the inputs in the messages. Returns :func:`column_profile`.
+    ``data`` names the inputs in the messages; ``rows`` is their row count when known.
+    Returns :func:`column_profile`.
     """
-    profile = column_profile(df, config)
+    profile = column_profile(df, config, rows)
     empty = [c for c, p in profile.items() if p["non_null"] == 0]
     if empty:
         raise InputDataError(

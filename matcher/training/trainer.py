@@ -264,7 +264,7 @@ def train(
     sizes = [int(sizes_by_input.get(name, 0)) for name in config.dataset_names]
     check_enough_records(config, sizes)
     data = describe_inputs(config, sizes)
-    profile = check_columns(df, config, data)
+    profile = check_columns(df, config, data, sum(sizes))
     advice = repeated_evidence(config)
     step("automatic setup")
     setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None)  # what the config leaves to the data
