@@ -29,11 +29,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -232,40 +231,51 @@ def _measured_fields(measured: Measured, cap_s: float) -> dict[str, Any]:
 
 # --- the stock subprocess (``--one``) ---------------------------------------------------------
 
+def _harmonized_with_rules(spark, config, timings: dict[str, float]):
+    """matcher's harmonized rows (cached; timed as ``harmonize``) and the config with the rules it leaves to
+    the data chosen by matcher's automatic setup; also the seconds that choice took (not a stock cost)."""
+    from matcher.harmonize.harmonization import harmonize
+    from matcher.model.postcode import resolve_formats
+    from matcher.training.setup import automatic_setup
+
+    t = time.perf_counter()
+    rows = harmonize(spark, config).rows.cache()
+    rows.count()
+    timings["harmonize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    config = automatic_setup(rows, resolve_formats(rows, config)).config
+    return rows, config, time.perf_counter() - t
+
+
+def _linker(name: str, spark, rows, config, folder: Path):
+    """Stock Splink's linker over the harmonized rows: DuckDB on a pandas copy, or Spark checkpointing in ``folder``."""
+    from splink import DuckDBAPI, SparkAPI
+
+    from bench.stock import _stock_linker
+    from matcher.model.comparisons import comparable
+
+    if name == "splink_duckdb":
+        return _stock_linker(DuckDBAPI(), [comparable(rows, config).toPandas()], config)
+    checkpoints = folder / "_checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    spark.sparkContext.setCheckpointDir(str(checkpoints))
+    return _stock_linker(SparkAPI(spark_session=spark), [comparable(rows, config)], config)
+
+
 def _stock_child(name: str, config_path: Path, folder: Path, memory: str) -> dict[str, Any]:
     """Harmonize (timed), choose the rules spec.yaml leaves to the data (untimed), run stock Splink
     (timed), write ``pairs.parquet`` and ``rows.parquet`` (untimed) into ``folder``."""
-    from splink import DuckDBAPI, SparkAPI
-
-    from bench.stock import _stock_linker, _train_predict_cluster
+    from bench.stock import _train_predict_cluster
     from matcher.config.transform import load_config
-    from matcher.harmonize.harmonization import harmonize
     from matcher.matching.threshold import resolve_threshold
-    from matcher.model.comparisons import comparable
-    from matcher.model.postcode import resolve_formats
     from matcher.runtime.session import get_session
-    from matcher.training.setup import automatic_setup
 
     spark = get_session(memory=memory)
-    config = load_config(config_path)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    harmonized = harmonize(spark, config)
-    rows = harmonized.rows.cache()
-    rows.count()
-    timings["harmonize"] = time.perf_counter() - started
+    rows, config, rules_s = _harmonized_with_rules(spark, load_config(config_path), timings)
     t = time.perf_counter()
-    config = automatic_setup(rows, resolve_formats(rows, config)).config
-    rules_s = time.perf_counter() - t
-    t = time.perf_counter()
-    if name == "splink_duckdb":
-        frames, db_api = [comparable(rows, config).toPandas()], DuckDBAPI()
-    else:
-        checkpoints = folder / "_checkpoints"
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        spark.sparkContext.setCheckpointDir(str(checkpoints))
-        frames, db_api = [comparable(rows, config)], SparkAPI(spark_session=spark)
-    linker = _stock_linker(db_api, frames, config)
+    linker = _linker(name, spark, rows, config, folder)
     timings["setup"] = time.perf_counter() - t
     predictions, clusters = _train_predict_cluster(linker, config, timings)
     if name == "splink_spark_stock":
@@ -315,11 +325,12 @@ def dataset(rows: int, workdir: Path, sources: int, seed: int) -> Path:
     return folder
 
 
-def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """Every chosen run on one generated data set, one after the other, each in a fresh folder."""
+def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespace,
+                 results: dict[str, Any], save: Callable[[], None]) -> None:
+    """Every chosen run on one generated data set into ``results``, one after the other, each in a fresh
+    folder; ``save`` after each run, so a stopped bench keeps what it measured."""
     truth = read_truth(data / "truth.parquet")
     base = Path(args.workdir) / f"runs_{rows}"
-    results: dict[str, Any] = {}
     for name in runs:
         folder = base / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -328,6 +339,7 @@ def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespac
         log.info("%d rows, %s: starting (load average %s)", rows, name, before)
         if name == "splink_spark_stock" and rows > args.stock_cap_rows:
             results[name] = {"wall_s": None, "capped_s": None, "skipped": f"rows above --stock-cap-rows {args.stock_cap_rows}"}
+            save()
             continue
         if name in STOCK_RUNS:
             folder.mkdir(parents=True)
@@ -338,7 +350,7 @@ def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespac
         log.info("%d rows, %s: %s s, %s GB, cluster F1 %s", rows, name, result.get("wall_s"),
                  result.get("peak_rss_gb"), result.get("cluster_f1"))
         results[name] = result
-    return results
+        save()
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -378,6 +390,18 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _start_report(earlier: Path | None) -> dict[str, Any]:
+    """A new report (machine, checkout, load), or with ``--append`` the one in ``earlier``: its sizes are kept
+    unless measured again, and the machine, checkout and load of each call are listed in ``calls``."""
+    call = {"machine": machine(), "source_version": source_version(), "load_average": load_average()}
+    if earlier is not None and earlier.exists():
+        report = json.loads(earlier.read_text(encoding="utf-8"))
+        report.setdefault("calls", []).append(call)
+        return report
+    return {**call, "calls": [call], "definitions": {"pairwise_f1": PAIRWISE_DEFINITION, "cluster_f1": CLUSTER_DEFINITION},
+            "sizes": {}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="100000,250000,1000000", help="comma-separated sizes (default 100000,250000,1000000)")
@@ -388,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stock-cap-rows", type=int, default=250_000, help="skip splink_spark_stock above this size (default 250000)")
     parser.add_argument("--cap-s", type=float, default=900.0, help="stop a run after this many seconds (default 900)")
+    parser.add_argument("--append", action="store_true", help="add the sizes measured to the report already in --out")
     parser.add_argument("--memory", default="4g", help="Spark driver memory of the stock runs (default 4g)")
     parser.add_argument("--one", choices=STOCK_RUNS, help=argparse.SUPPRESS)  # the stock runs' subprocess entry
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -410,17 +435,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown := [r for r in runs if r not in RUNS]:
         print(f"bench scale: error: unknown run(s) {', '.join(unknown)} (expected: {', '.join(RUNS)})", file=sys.stderr)
         return 2
-    report: dict[str, Any] = {"machine": machine(), "source_version": source_version(), "load_average": load_average(),
-                              "definitions": {"pairwise_f1": PAIRWISE_DEFINITION, "cluster_f1": CLUSTER_DEFINITION},
-                              "sizes": {}}
     out = Path(args.out)
+    report = _start_report(out if args.append else None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for rows in (int(r) for r in args.rows.split(",")):
-        data = dataset(rows, Path(args.workdir), args.sources, args.seed)
-        report["sizes"][str(rows)] = run_one_size(rows, data, runs, args)
+
+    def save() -> None:
         report["cost_growth"] = cost_growth(report["sizes"])
         report["load_average_after"] = load_average()
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")  # after every size: a stopped bench keeps its numbers
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    for rows in (int(r) for r in args.rows.split(",")):
+        data = dataset(rows, Path(args.workdir), args.sources, args.seed)
+        report["sizes"][str(rows)] = {}
+        run_one_size(rows, data, runs, args, report["sizes"][str(rows)], save)
+    report["sizes"] = dict(sorted(report["sizes"].items(), key=lambda item: int(item[0])))
+    save()
     print(markdown(report))
     failed = [n for size in report["sizes"].values() for n, r in size.items() if "error" in r]
     return 1 if failed else 0
