@@ -87,3 +87,12 @@ def test_cost_growth_and_markdown() -> None:
     assert growth["splink_spark_stock"]["5000/1000"]["time_ratio"] is None
     table = scale.markdown({"sizes": sizes, "cost_growth": growth})
     assert "capped at 900" in table and "| ours_cli | 5000/1000 | 5.0 | 2.0 | 1.5 |" in table
+
+
+def test_append_keeps_earlier_sizes(tmp_path: Path) -> None:
+    earlier = tmp_path / "scale.json"
+    assert scale._start_report(earlier)["sizes"] == {}  # nothing there yet: a new report
+    earlier.write_text(json.dumps({"sizes": {"1000": {"ours_cli": {"wall_s": 1.0}}}, "calls": [{}]}))
+    report = scale._start_report(earlier)
+    assert report["sizes"] == {"1000": {"ours_cli": {"wall_s": 1.0}}} and len(report["calls"]) == 2
+    assert "load_average" in report["calls"][-1]
