@@ -391,8 +391,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _start_report(earlier: Path | None) -> dict[str, Any]:
-    """A new report (machine, checkout, load), or with ``--append`` the one in ``earlier``: its sizes are kept
-    unless measured again, and the machine, checkout and load of each call are listed in ``calls``."""
+    """A new report (machine, checkout, load), or with ``--append`` the one in ``earlier``: its sizes and runs are
+    kept unless measured again, and the machine, checkout and load of each call are listed in ``calls``."""
     call = {"machine": machine(), "source_version": source_version(), "load_average": load_average()}
     if earlier is not None and earlier.exists():
         report = json.loads(earlier.read_text(encoding="utf-8"))
@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stock-cap-rows", type=int, default=250_000, help="skip splink_spark_stock above this size (default 250000)")
     parser.add_argument("--cap-s", type=float, default=900.0, help="stop a run after this many seconds (default 900)")
-    parser.add_argument("--append", action="store_true", help="add the sizes measured to the report already in --out")
+    parser.add_argument("--append", action="store_true", help="add the sizes and runs measured to the report already in --out (a run measured again replaces its entry)")
     parser.add_argument("--memory", default="4g", help="Spark driver memory of the stock runs (default 4g)")
     parser.add_argument("--one", choices=STOCK_RUNS, help=argparse.SUPPRESS)  # the stock runs' subprocess entry
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -446,8 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for rows in (int(r) for r in args.rows.split(",")):
         data = dataset(rows, Path(args.workdir), args.sources, args.seed)
-        report["sizes"][str(rows)] = {}
-        run_one_size(rows, data, runs, args, report["sizes"][str(rows)], save)
+        run_one_size(rows, data, runs, args, report["sizes"].setdefault(str(rows), {}), save)
     report["sizes"] = dict(sorted(report["sizes"].items(), key=lambda item: int(item[0])))
     save()
     print(markdown(report))
