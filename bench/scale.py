@@ -358,16 +358,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def cost_growth(sizes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per run, time and memory ratios between consecutive sizes (``"100000/20000"``)."""
+    """Per run, time and memory ratios between consecutive sizes (``"100000/20000"``); None unless both completed."""
     ordered = sorted(sizes, key=int)
     growth: dict[str, dict[str, Any]] = {}
     for small, big in zip(ordered, ordered[1:]):
         for name in sizes[big]:
             a, b = sizes[small].get(name, {}), sizes[big][name]
+            completed = a.get("wall_s") is not None and b.get("wall_s") is not None  # not failed, capped or skipped
             growth.setdefault(name, {})[f"{big}/{small}"] = {
                 "rows_ratio": round(int(big) / int(small), 3),
-                "time_ratio": _ratio(b.get("wall_s"), a.get("wall_s")),
-                "memory_ratio": _ratio(b.get("peak_rss_gb"), a.get("peak_rss_gb")),
+                "time_ratio": _ratio(b.get("wall_s"), a.get("wall_s")) if completed else None,
+                "memory_ratio": _ratio(b.get("peak_rss_gb"), a.get("peak_rss_gb")) if completed else None,
             }
     return growth
 

@@ -85,6 +85,9 @@ def test_cost_growth_and_markdown() -> None:
     growth = scale.cost_growth(sizes)
     assert growth["ours_cli"]["5000/1000"] == {"rows_ratio": 5.0, "time_ratio": 2.0, "memory_ratio": 1.5}
     assert growth["splink_spark_stock"]["5000/1000"]["time_ratio"] is None
+    sizes["1000"]["splink_spark_stock"] = {"wall_s": 3.0, "peak_rss_gb": 1.0}
+    sizes["5000"]["splink_spark_stock"]["peak_rss_gb"] = 2.0  # a capped run's memory is no growth figure
+    assert scale.cost_growth(sizes)["splink_spark_stock"]["5000/1000"]["memory_ratio"] is None
     table = scale.markdown({"sizes": sizes, "cost_growth": growth})
     assert "capped at 900" in table and "| ours_cli | 5000/1000 | 5.0 | 2.0 | 1.5 |" in table
 
