@@ -159,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.review import main as review
 
         return review(argv[1:])
+    if argv[:1] == ["scale"]:  # cost and accuracy at growing sizes, each run in its own process: bench/scale.py
+        from bench.scale import main as scale
+
+        return scale(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]

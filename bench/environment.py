@@ -9,8 +9,19 @@ from typing import Any
 from bench.datasets import ROOT
 
 
-def machine(spark) -> dict[str, Any]:
-    """Cores, memory and versions of what the benchmark ran on."""
+def _java_version() -> str | None:
+    """The first line of ``java -version`` (for a benchmark whose JVMs live in subprocesses)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stderr.splitlines() or [None])[0]
+
+
+def machine(spark=None) -> dict[str, Any]:
+    """Cores, memory and versions of what the benchmark ran on (Java from ``java -version`` without ``spark``)."""
     import duckdb
     import pyspark
     import splink
@@ -28,10 +39,10 @@ def machine(spark) -> dict[str, Any]:
         "memory_gb": memory_gb,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.version"),
+        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.version") if spark else _java_version(),
         "spark": pyspark.__version__,
-        "spark_master": spark.sparkContext.master,
-        "spark_shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+        "spark_master": spark.sparkContext.master if spark else None,
+        "spark_shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions") if spark else None,
         "splink": splink.__version__,
         "duckdb": duckdb.__version__,
     }
