@@ -8,6 +8,9 @@ JVM included), sampled every 0.5 s with psutil.
 * ``ours_cli``: ``python -m matcher run --config DIR/config.yaml`` (automatic setup) into a
   fresh folder; ``wall_s`` is process start to exit, ``stages`` come from the run's
   ``summary.json`` and ``model/metadata.json``;
+* ``ours_init``: as a new user starts from files: ``python -m matcher init`` on the sources
+  (``init_s``; it decides the mapping and the comparison columns), then ``matcher run`` of the
+  config it wrote (``wall_s``, as for ``ours_cli``);
 * ``ours_spec``: the same with ``DIR/spec.yaml`` (hand-written blocking rules);
 * ``splink_duckdb`` / ``splink_spark_stock``: stock Splink 5 with ``spec.yaml``'s comparisons
   and blocking rules (:mod:`bench.stock`), on matcher's harmonized rows; ``wall_s`` is from
@@ -44,7 +47,7 @@ from bench.environment import load_average, machine, source_version
 
 log = logging.getLogger("bench.scale")
 
-RUNS = ("ours_cli", "ours_spec", "splink_duckdb", "splink_spark_stock")
+RUNS = ("ours_cli", "ours_init", "ours_spec", "splink_duckdb", "splink_spark_stock")
 STOCK_RUNS = ("splink_duckdb", "splink_spark_stock")
 DEFAULT_WORKDIR = Path("/tmp/matcher-scale")
 PAIRWISE_DEFINITION = ("scored pairs with match_probability >= the run's threshold (ours: pairs/ and summary.json's "
@@ -206,6 +209,19 @@ def run_ours(config: Path, folder: Path, truth: pd.Series, cap_s: float) -> dict
     return result
 
 
+def run_ours_init(data: Path, folder: Path, truth: pd.Series, cap_s: float) -> dict[str, Any]:
+    """``matcher init`` on the data set's source files (timed as ``init_s``), then :func:`run_ours` of its config."""
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    config = folder.parent / f"{folder.name}.yaml"
+    cmd = [sys.executable, "-m", "matcher", "init", "--output", str(config), "--force"]
+    for source in manifest["sources"]:
+        cmd += ["--source", str(data / source["file"])]
+    init = run_measured(cmd, folder.parent / f"{folder.name}_init.log", cap_s)
+    if init.returncode != 0:
+        return {**_measured_fields(init, cap_s), "init_failed": True}
+    return {**run_ours(config, folder, truth, cap_s), "init_s": round(init.wall_s, 2)}
+
+
 def run_stock(name: str, spec: Path, folder: Path, truth: pd.Series, cap_s: float, memory: str) -> dict[str, Any]:
     """Stock Splink (``name``) on ``spec`` in a ``python -m bench.scale --one`` subprocess, measured and scored."""
     cmd = [sys.executable, "-m", "bench.scale", "--one", name, "--config", str(spec), "--folder", str(folder),
@@ -344,6 +360,8 @@ def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespac
         if name in STOCK_RUNS:
             folder.mkdir(parents=True)
             result = run_stock(name, data / "spec.yaml", folder, truth, args.cap_s, args.memory)
+        elif name == "ours_init":
+            result = run_ours_init(data, folder, truth, args.cap_s)
         else:
             result = run_ours(data / ("config.yaml" if name == "ours_cli" else "spec.yaml"), folder, truth, args.cap_s)
         result.update(load_avg_before=before, load_avg_after=load_average())
