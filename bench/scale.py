@@ -267,21 +267,21 @@ def _linker(name: str, spark, rows, config, folder: Path):
     """Stock Splink's linker over the harmonized rows: DuckDB on a pandas copy, or Spark checkpointing in ``folder``."""
     from splink import DuckDBAPI, SparkAPI
 
-    from bench.stock import _stock_linker
+    from bench.stock import stock_linker
     from matcher.model.comparisons import comparable
 
     if name == "splink_duckdb":
-        return _stock_linker(DuckDBAPI(), [comparable(rows, config).toPandas()], config)
+        return stock_linker(DuckDBAPI(), [comparable(rows, config).toPandas()], config)
     checkpoints = folder / "_checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     spark.sparkContext.setCheckpointDir(str(checkpoints))
-    return _stock_linker(SparkAPI(spark_session=spark), [comparable(rows, config)], config)
+    return stock_linker(SparkAPI(spark_session=spark), [comparable(rows, config)], config)
 
 
 def _stock_child(name: str, config_path: Path, folder: Path, memory: str) -> dict[str, Any]:
     """Harmonize (timed), choose the rules spec.yaml leaves to the data (untimed), run stock Splink
     (timed), write ``pairs.parquet`` and ``rows.parquet`` (untimed) into ``folder``."""
-    from bench.stock import _train_predict_cluster
+    from bench.stock import train_predict_cluster
     from matcher.config.transform import load_config
     from matcher.matching.threshold import resolve_threshold
     from matcher.runtime.session import get_session
@@ -293,7 +293,7 @@ def _stock_child(name: str, config_path: Path, folder: Path, memory: str) -> dic
     t = time.perf_counter()
     linker = _linker(name, spark, rows, config, folder)
     timings["setup"] = time.perf_counter() - t
-    predictions, clusters = _train_predict_cluster(linker, config, timings)
+    predictions, clusters = train_predict_cluster(linker, config, timings)
     if name == "splink_spark_stock":
         clusters.as_spark_dataframe().count()
     wall_s = time.perf_counter() - started - rules_s

@@ -108,7 +108,7 @@ def harmonized_pandas_inputs(spark: SparkSession, config: TransformConfig) -> li
         harmonized.unpersist()
 
 
-def _train_predict_cluster(linker: Linker, config: TransformConfig, timings: dict[str, float]):
+def train_predict_cluster(linker: Linker, config: TransformConfig, timings: dict[str, float]):
     t = time.perf_counter()
     linker.training.estimate_probability_two_random_records_match(
         [blocking_rule(r) for r in config.training.deterministic_rules], recall=config.training.deterministic_recall
@@ -136,7 +136,7 @@ def _train_predict_cluster(linker: Linker, config: TransformConfig, timings: dic
     return predictions, clusters
 
 
-def _stock_linker(db_api, frames: list, config: TransformConfig) -> Linker:
+def stock_linker(db_api, frames: list, config: TransformConfig) -> Linker:
     """Splink's own linker over the inputs (one frame per ``config.inputs``) registered with ``db_api``."""
     tables = [db_api.register(df, dataset_display_name=spec.name) for df, spec in zip(frames, config.inputs)]
     return Linker(tables if len(tables) > 1 else tables[0], splink_settings(config), log_level=logging.WARNING)
@@ -169,9 +169,9 @@ def splink_spark_stock(spark: SparkSession, config: TransformConfig, checkpoint_
     db_api = SparkAPI(spark_session=spark)
     for spec in config.inputs:  # an earlier round's temp views share these names
         spark.catalog.dropTempView(spec.name)
-    linker = _stock_linker(db_api, frames, config)
+    linker = stock_linker(db_api, frames, config)
     timings["setup"] = time.perf_counter() - started
-    predictions, clusters = _train_predict_cluster(linker, config, timings)
+    predictions, clusters = train_predict_cluster(linker, config, timings)
     clustered = clusters.as_spark_dataframe()
     clustered.count()
     wall_s = time.perf_counter() - started
@@ -195,9 +195,9 @@ def splink_duckdb(spark: SparkSession, config: TransformConfig) -> StockRun:
     else:
         frames = read_pandas_inputs(config)
     db_api = DuckDBAPI()
-    linker = _stock_linker(db_api, frames, config)
+    linker = stock_linker(db_api, frames, config)
     timings["setup"] = time.perf_counter() - started
-    predictions, clusters = _train_predict_cluster(linker, config, timings)
+    predictions, clusters = train_predict_cluster(linker, config, timings)
     wall_s = time.perf_counter() - started
 
     scored, clustered = predictions.as_duckdbpyrelation(), clusters.as_duckdbpyrelation()
