@@ -167,22 +167,23 @@ def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
     return pq.read_table(path, columns=columns).to_pandas()
 
 
+def _evaluate_outputs(folder: Path, facts: str, rows: str, cluster: str, pairs: str, truth: pd.Series) -> dict[str, Any]:
+    """:func:`evaluate` of a run's rows (``record_id`` + ``cluster``) and scored pairs at the threshold in ``facts``."""
+    threshold = json.loads((folder / facts).read_text(encoding="utf-8"))["threshold_match_probability"]
+    members = _read_columns(folder / rows, ["record_id", cluster])
+    scored = _read_columns(folder / pairs, ["record_id_l", "record_id_r", "match_probability"])
+    kept = scored[scored["match_probability"] >= threshold]
+    return evaluate(members["record_id"], members[cluster], kept["record_id_l"], kept["record_id_r"], truth)
+
+
 def evaluate_ours(folder: Path, truth: pd.Series) -> dict[str, Any]:
     """:func:`evaluate` of a matcher run folder: ``matches/``, ``pairs/`` at summary.json's threshold."""
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    matches = _read_columns(folder / "matches", ["record_id", "match_id"])
-    pairs = _read_columns(folder / "pairs", ["record_id_l", "record_id_r", "match_probability"])
-    kept = pairs[pairs["match_probability"] >= summary["threshold_match_probability"]]
-    return evaluate(matches["record_id"], matches["match_id"], kept["record_id_l"], kept["record_id_r"], truth)
+    return _evaluate_outputs(folder, "summary.json", "matches", "match_id", "pairs", truth)
 
 
 def evaluate_stock(folder: Path, truth: pd.Series) -> dict[str, Any]:
     """:func:`evaluate` of a stock run's ``rows.parquet`` and ``pairs.parquet`` at ``result.json``'s threshold."""
-    result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-    rows = _read_columns(folder / "rows.parquet", ["record_id", "cluster_id"])
-    pairs = _read_columns(folder / "pairs.parquet", ["record_id_l", "record_id_r", "match_probability"])
-    kept = pairs[pairs["match_probability"] >= result["threshold_match_probability"]]
-    return evaluate(rows["record_id"], rows["cluster_id"], kept["record_id_l"], kept["record_id_r"], truth)
+    return _evaluate_outputs(folder, "result.json", "rows.parquet", "cluster_id", "pairs.parquet", truth)
 
 
 # --- the runs ---------------------------------------------------------------------------------
