@@ -265,19 +265,27 @@ def _run_pair(data: Path, scratch: Path, args: argparse.Namespace) -> dict[str, 
     return runs
 
 
-def machine_info() -> dict[str, Any]:
-    """:func:`bench.environment.machine` from a short local session (the runs themselves are other JVMs)."""
-    from bench.environment import machine
-    from matcher.runtime.session import local_session
-
-    spark = local_session(cores=1, memory="1g", app_name="bench-standalone-info")
+def java_version(env: dict[str, str]) -> str | None:
+    """The version ``java -version`` of ``JAVA_HOME`` reports (what the Spark processes run)."""
+    java = Path(env["JAVA_HOME"]) / "bin" / "java"
     try:
-        info = machine(spark)
-    finally:
-        spark.stop()
-    for key in ("spark_master", "spark_shuffle_partitions"):  # this session's, not the runs'
-        info.pop(key, None)
-    return info
+        banner = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return banner.split('"')[1] if banner.count('"') >= 2 else None
+
+
+def machine_info(env: dict[str, str]) -> dict[str, Any]:
+    """Cores, memory and versions, as :func:`bench.environment.machine` reports them, without a JVM here."""
+    import platform
+
+    import splink
+
+    memory_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal:")), None)
+    return {"cores": os.cpu_count(), "memory_gb": round(memory_kb / 1024**2, 1) if memory_kb else None,
+            "platform": platform.platform(), "python": platform.python_version(), "java": java_version(env),
+            "spark": pyspark.__version__, "splink": splink.__version__}
 
 
 def run_figures(run: Path) -> dict[str, Any]:
@@ -309,24 +317,34 @@ def standalone(args: argparse.Namespace) -> dict[str, Any]:
     try:
         generate(args.rows, sources=4, seed=args.seed, out=scratch / "data")
         runs = _run_pair(scratch / "data", scratch, args)
-        report = {"rows": args.rows, "workers": args.workers, "worker_cores": 1, "worker_memory": args.worker_memory,
-                  "shuffle_partitions": args.partitions, "machine": machine_info(), "source": source_version(),
-                  "load_avg": load_average(), "runs": runs,
-                  **compare_matches(scratch / "run_cluster", scratch / "run_local"),
-                  **compare_models(scratch / "run_cluster", scratch / "run_local")}
         for name, run in runs.items():
             run.update(run_figures(scratch / f"run_{name}"))
-        report["wall_s"] = {name: run["wall_s"] for name, run in runs.items()}
-        return report
+        return {
+            "rows": args.rows, "workers": args.workers, "worker_cores": 1, "worker_memory": args.worker_memory,
+            "shuffle_partitions": args.partitions, "machine": machine_info(spark_env(scratch)),
+            "source": source_version(), "load_avg": load_average(),
+            "wall_s": {name: run["wall_s"] for name, run in runs.items()}, "runs": runs,
+            **compare_matches(scratch / "run_cluster", scratch / "run_local"),
+            **compare_models(scratch / "run_cluster", scratch / "run_local"),
+        }
     finally:
         if not args.workdir:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _exit(signum: int, frame: object) -> None:
+    """SIGTERM as ``SystemExit``, so the ``finally`` blocks stop the cluster and the job."""
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    report = standalone(args)
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        report = standalone(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
