@@ -26,12 +26,15 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pyspark
 
 from bench.datasets import ROOT
 from bench.environment import load_average, source_version
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("bench.standalone")
 
@@ -203,7 +206,8 @@ def timed_submit(args: list[str], env: dict[str, str], log_file: Path) -> float:
     return round(time.perf_counter() - started, 2)
 
 
-def match_ids(run: Path) -> "pd.Series":  # noqa: F821 - pandas imported lazily
+def match_ids(run: Path) -> pd.Series:
+    """``match_id`` by ``record_id`` from a run folder's ``matches/``."""
     import pandas as pd
 
     frame = pd.read_parquet(run / "matches", columns=["record_id", "match_id"])
