@@ -4,7 +4,7 @@ Generates ``N`` records (:func:`bench.generate.generate`, 4 sources), starts a l
 standalone cluster from pyspark's bundled launcher (one master, ``--workers`` workers of one
 core and ``--worker-memory`` each, everything bound to 127.0.0.1), runs ``jobs/run.py`` (the
 Glue / ``spark-submit`` entry point, ``--retrain true``) on it with ``spark-submit --master
-spark://...``, stops the cluster (always: also on failure or Ctrl-C, by process group), runs
+spark://...``, stops the cluster (always: also on failure, Ctrl-C or SIGTERM, by process group), runs
 the same job with ``--master local[CORES]`` and compares the two run folders: the match_id of
 every record (``matches/``) and the m/u probabilities of ``model/splink_model.json``.
 """
