@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.serve import main as serve
 
         return serve(argv[1:])
+    if argv[:1] == ["standalone"]:  # the same run on a local Spark standalone cluster and in local mode: bench/standalone.py
+        from bench.standalone import main as standalone
+
+        return standalone(argv[1:])
     if argv[:1] == ["review"]:  # the review page's state over a large run: bench/review.py
         from bench.review import main as review
 
