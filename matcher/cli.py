@@ -301,6 +301,12 @@ def _print_summary(result: dict) -> None:
         f"pairs scored: {result['n_pairs']}",
         f"clusters: {result['n_clusters']} (threshold match probability {result['threshold_match_probability']:.4f})",
     ]
+    entities = (result.get("clustering") or {}).get("entities")
+    if entities and entities["largest"]:
+        lines.append(
+            f"largest entity: {entities['largest'][0]['size']} records; {entities['flagged']} look larger than the data "
+            "supports (summary.json: clustering.entities)"
+        )
     recorded = result.get("threshold") or {}
     if recorded.get("expected_precision") is not None:
         lines.append(

@@ -87,6 +87,8 @@ def test_run_prints_the_harmonization_summary(demo):
     assert "harmonization: 1293 rows from 3 sources" in out
     assert "  crm: 450 in = " in out
     assert "golden customers: " in out
+    largest = demo["metrics"]["clustering"]["entities"]["largest"][0]["size"]
+    assert f"largest entity: {largest} records; 0 look larger than the data supports" in out
 
 
 # --- match-incremental on the multi-source demo ---------------------------------------------------
