@@ -9,19 +9,20 @@ from typing import Any
 from bench.datasets import ROOT
 
 
-def _java_version() -> str | None:
+def _java_version(java: str = "java") -> str | None:
     """The first line of ``java -version`` (for a benchmark whose JVMs live in subprocesses)."""
     import subprocess
 
     try:
-        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stderr.splitlines() or [None])[0]
 
 
-def machine(spark=None) -> dict[str, Any]:
-    """Cores, memory and versions of what the benchmark ran on (Java from ``java -version`` without ``spark``)."""
+def machine(spark=None, *, java: str = "java") -> dict[str, Any]:
+    """Cores, memory and versions of what the benchmark ran on (without ``spark``, Java from ``java -version``
+    of the ``java`` executable given)."""
     import duckdb
     import pyspark
     import splink
@@ -39,7 +40,7 @@ def machine(spark=None) -> dict[str, Any]:
         "memory_gb": memory_gb,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.version") if spark else _java_version(),
+        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.version") if spark else _java_version(java),
         "spark": pyspark.__version__,
         "spark_master": spark.sparkContext.master if spark else None,
         "spark_shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions") if spark else None,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import pyspark
 
 from bench.datasets import ROOT
-from bench.environment import load_average, source_version
+from bench.environment import load_average, machine, source_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -269,29 +269,6 @@ def _run_pair(data: Path, scratch: Path, args: argparse.Namespace) -> dict[str, 
     return runs
 
 
-def java_version(env: dict[str, str]) -> str | None:
-    """The version ``java -version`` of ``JAVA_HOME`` reports (what the Spark processes run)."""
-    java = Path(env["JAVA_HOME"]) / "bin" / "java"
-    try:
-        banner = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60).stderr
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return banner.split('"')[1] if banner.count('"') >= 2 else None
-
-
-def machine_info(env: dict[str, str]) -> dict[str, Any]:
-    """Cores, memory and versions, as :func:`bench.environment.machine` reports them, without a JVM here."""
-    import platform
-
-    import splink
-
-    memory_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal:")), None)
-    return {"cores": os.cpu_count(), "memory_gb": round(memory_kb / 1024**2, 1) if memory_kb else None,
-            "platform": platform.platform(), "python": platform.python_version(), "java": java_version(env),
-            "spark": pyspark.__version__, "splink": splink.__version__}
-
-
 def run_figures(run: Path) -> dict[str, Any]:
     """Pairs, clusters and stage timings the run wrote (``metrics.json``, ``model/metadata.json``)."""
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -325,7 +302,7 @@ def standalone(args: argparse.Namespace) -> dict[str, Any]:
             run.update(run_figures(scratch / f"run_{name}"))
         return {
             "rows": args.rows, "workers": args.workers, "worker_cores": 1, "worker_memory": args.worker_memory,
-            "shuffle_partitions": args.partitions, "machine": machine_info(spark_env(scratch)),
+            "shuffle_partitions": args.partitions, "machine": machine(java=str(Path(spark_env(scratch)["JAVA_HOME"]) / "bin" / "java")),
             "source": source_version(), "load_avg": load_average(),
             "wall_s": {name: run["wall_s"] for name, run in runs.items()}, "runs": runs,
             **compare_matches(scratch / "run_cluster", scratch / "run_local"),

@@ -117,7 +117,7 @@ def match_task(
         result = find_matches(
             df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
             calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
-            decisions=DecisionLog(folder.root),
+            decisions=DecisionLog(folder.root), records=rows_in,
         )
         # counted as they are written: a cluster is named after its smallest record id, so it
         # has exactly one row whose match_id is its own id (not so for an id a decision gave)

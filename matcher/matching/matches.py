@@ -150,6 +150,7 @@ def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: Data
 def assign_matches(
     df: DataFrame, pairs: DataFrame, config: TransformConfig, threshold: Threshold | None = None,
     labeled: pd.DataFrame | None = None, clustering: ClusteringSpec | None = None, decided: DecidedLinks | None = None,
+    records: int | None = None,
 ) -> tuple[DataFrame, Clustered]:
     """Attach ``match_id`` and ``match_confidence_score`` to every row of ``df``; returns the rows and
     what clustering took and found (:class:`Clustered`).
@@ -158,7 +159,8 @@ def assign_matches(
     ``config.clustering``; ``config.enforced`` must-links and cannot-links are respected,
     and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
     and the ``decided`` links when given; the clusters holding decided records take
-    the ids the decisions gave them.
+    the ids the decisions gave them. ``records`` is the row count of ``df`` when the caller
+    has it (counted otherwise, for the entity report).
     """
     threshold = (threshold or resolve_threshold(config, None)).match_probability
     spec = clustering or config.clustering
@@ -169,7 +171,7 @@ def assign_matches(
     members, above = _members(pairs, threshold, spec, links)
     if decided is not None and decided.ids:
         members = _named_by_decisions(members, decided, rows)
-    entities = entity_report(members, above, df.count())
+    entities = entity_report(members, above, records if records is not None else df.count())
     cluster_s = time.perf_counter() - started
     id_type = rows.schema[RECORD_ID].dataType
     average_link = "strongest" in members.columns
@@ -237,6 +239,7 @@ def _clustering(
 def find_matches(
     df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
     calibration: pd.DataFrame | None = None, candidates: Candidates | None = None, decisions: DecisionLog | None = None,
+    records: int | None = None,
 ) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`) with ``model``.
 
@@ -246,6 +249,7 @@ def find_matches(
     ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set.
     ``candidates`` holds the pairs training compared in this run; the result keeps it
     (or a new one), so call :meth:`MatchResult.release` after writing the outputs.
+    ``records``: the row count of ``df`` when known (saves counting it again).
     """
     started = time.perf_counter()
     candidates = candidates or Candidates()
@@ -258,7 +262,7 @@ def find_matches(
     log.info("threshold: %s", threshold)
     clustering, facts = _clustering(pairs, config, model, threshold, calibration)
     decided = run_decisions(decisions, df.select(record_id(config).alias(RECORD_ID))) if decisions is not None else None
-    rows, clustered = assign_matches(df, pairs, config, threshold, labeled, clustering, decided)
+    rows, clustered = assign_matches(df, pairs, config, threshold, labeled, clustering, decided, records)
     log.info("scored the candidate pairs in %.1f s, clustered in %.1f s", predict_s, clustered.seconds)
     return MatchResult(
         rows=rows,

@@ -180,7 +180,8 @@ class CheckedEM:
         }
 
 
-def _weight(m: float, u: float) -> float:
+def weight_bits(m: float, u: float) -> float:
+    """A level's match weight, log2(m / u), finite for zero m or u."""
     return float(np.log2(max(m, 1e-300)) - np.log2(max(u, 1e-300)))
 
 
@@ -211,8 +212,8 @@ def check_estimates(
             findings.append(Finding(name, "else_near_one", f"m of the 'else' level {m_k[0]:.3g} for a strong identifier"))
         judged = [lv for lv in order if m_k[lv] * lam * pairs >= ORDER_MIN_MATCHES]
         for i, level in enumerate(judged[1:], start=1):
-            closer = min(_weight(m_k[c], u_k[c]) for c in judged[:i])
-            if _weight(m_k[level], u_k[level]) > closer + ORDER_TOLERANCE_BITS:
+            closer = min(weight_bits(m_k[c], u_k[c]) for c in judged[:i])
+            if weight_bits(m_k[level], u_k[level]) > closer + ORDER_TOLERANCE_BITS:
                 findings.append(Finding(name, "levels_out_of_order", f"level {level} weighs more than a more similar level"))
                 break
     return findings

@@ -31,7 +31,7 @@ import pandas as pd
 from matcher.model.splink_adapter import (
     Settings, apply_trained_m_u, is_else_level, non_null_levels, replace_trained_m,
 )
-from matcher.training.em import IDENTIFYING_U
+from matcher.training.em import IDENTIFYING_U, weight_bits
 from matcher.training.patterns import gammas
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Judged:
     measured_m: float | None
 
     def weight(self, m: float) -> float:
-        return float(np.log2(max(m, 1e-12) / max(self.u, 1e-12)))
+        return weight_bits(m, self.u)
 
     @property
     def corrected(self) -> bool:
@@ -109,7 +109,7 @@ def judge(settings: Settings, candidate_patterns: pd.DataFrame) -> list[Judged]:
         if not identifying[k] or else_level is None or not isinstance(else_level.m_probability, (int, float)):
             continue
         m, u = float(else_level.m_probability), float(else_level.u_probability)
-        if np.log2(max(m, 1e-12) / max(u, 1e-12)) <= -MIN_EVIDENCE_BITS:
+        if weight_bits(m, u) <= -MIN_EVIDENCE_BITS:
             continue
         pairs, share = measured_else_share(vectors, counts, k, tops, identifying)
         judged.append(Judged(cc.output_column_name, m, u, pairs, share if pairs >= MIN_PAIRS else None))
