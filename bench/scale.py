@@ -11,6 +11,9 @@ JVM included), sampled every 0.5 s with psutil.
 * ``ours_init``: as a new user starts from files: ``python -m matcher init`` on the sources
   (``init_s``; it decides the mapping and the comparison columns), then ``matcher run`` of the
   config it wrote (``wall_s``, as for ``ours_cli``);
+* ``ours_init_independent``: ``ours_init`` with ``training.correct_dependence: false`` added
+  to the written config: the comparisons taken as independent, the baseline that shows what
+  the dependence correction (:mod:`matcher.training.dependence`) changes;
 * ``ours_spec``: the same with ``DIR/spec.yaml`` (hand-written blocking rules);
 * ``splink_duckdb`` / ``splink_spark_stock``: stock Splink 5 with ``spec.yaml``'s comparisons
   and blocking rules (:mod:`bench.stock`), on matcher's harmonized rows; ``wall_s`` is from
@@ -41,13 +44,14 @@ import numpy as np
 import pandas as pd
 import psutil
 import pyarrow.parquet as pq
+import yaml
 
 from bench.datasets import ROOT
 from bench.environment import load_average, machine, source_version
 
 log = logging.getLogger("bench.scale")
 
-RUNS = ("ours_cli", "ours_init", "ours_spec", "splink_duckdb", "splink_spark_stock")
+RUNS = ("ours_cli", "ours_init", "ours_init_independent", "ours_spec", "splink_duckdb", "splink_spark_stock")
 STOCK_RUNS = ("splink_duckdb", "splink_spark_stock")
 DEFAULT_WORKDIR = Path("/tmp/matcher-scale")
 PAIRWISE_DEFINITION = ("scored pairs with match_probability >= the run's threshold (ours: pairs/ and summary.json's "
@@ -210,8 +214,9 @@ def run_ours(config: Path, folder: Path, truth: pd.Series, cap_s: float) -> dict
     return result
 
 
-def run_ours_init(data: Path, folder: Path, truth: pd.Series, cap_s: float) -> dict[str, Any]:
-    """``matcher init`` on the data set's source files (timed as ``init_s``), then :func:`run_ours` of its config."""
+def run_ours_init(data: Path, folder: Path, truth: pd.Series, cap_s: float, *, correct_dependence: bool = True) -> dict[str, Any]:
+    """``matcher init`` on the data set's source files (timed as ``init_s``), then :func:`run_ours` of its config
+    (with ``training.correct_dependence: false`` added unless ``correct_dependence``)."""
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     config = folder.parent / f"{folder.name}.yaml"
     cmd = [sys.executable, "-m", "matcher", "init", "--output", str(config), "--force"]
@@ -220,6 +225,10 @@ def run_ours_init(data: Path, folder: Path, truth: pd.Series, cap_s: float) -> d
     init = run_measured(cmd, folder.parent / f"{folder.name}_init.log", cap_s)
     if init.returncode != 0:
         return {**_measured_fields(init, cap_s), "init_failed": True}
+    if not correct_dependence:
+        written = yaml.safe_load(config.read_text(encoding="utf-8"))
+        written.setdefault("training", {})["correct_dependence"] = False
+        config.write_text(yaml.safe_dump(written, sort_keys=False), encoding="utf-8")
     return {**run_ours(config, folder, truth, cap_s), "init_s": round(init.wall_s, 2)}
 
 
@@ -361,8 +370,8 @@ def run_one_size(rows: int, data: Path, runs: list[str], args: argparse.Namespac
         if name in STOCK_RUNS:
             folder.mkdir(parents=True)
             result = run_stock(name, data / "spec.yaml", folder, truth, args.cap_s, args.memory)
-        elif name == "ours_init":
-            result = run_ours_init(data, folder, truth, args.cap_s)
+        elif name in ("ours_init", "ours_init_independent"):
+            result = run_ours_init(data, folder, truth, args.cap_s, correct_dependence=name == "ours_init")
         else:
             result = run_ours(data / ("config.yaml" if name == "ours_cli" else "spec.yaml"), folder, truth, args.cap_s)
         result.update(load_avg_before=before, load_avg_after=load_average())

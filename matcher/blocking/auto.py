@@ -16,7 +16,7 @@ parsed values through the same SQL, so the count and the rule agree).
 **Pairs.** Counted without making a pair: per key value ``n`` rows give
 ``n (n - 1) / 2`` pairs (``link_only``: only the pairs across inputs). One Spark job
 evaluates every key with the rules' own SQL and hashes it; the driver counts every
-candidate's key frequencies from those hashes (:class:`_Rows`). On more than
+candidate's key frequencies from those hashes (:class:`KeyedRows`). On more than
 ``sample_rows`` rows this runs on a seeded Bernoulli sample of share ``f`` and the counts are
 scaled by ``1 / f²`` (a pair survives sampling with probability ``f²``), the largest block by
 ``1 / f``.
@@ -186,7 +186,7 @@ def _combinations(keys: list[Key], size: int) -> list[tuple[Key, ...]]:
 # --- counting ---------------------------------------------------------------------------------
 
 
-class _Rows:
+class KeyedRows:
     """The rows' key hashes (one 64-bit hash per key, 0 when the key is null), on a sample when large.
 
     Spark evaluates every key with the rules' own SQL and hashes it, in one job over the
@@ -232,25 +232,32 @@ class _Rows:
                 key = key * np.uint64(0x9E3779B97F4A7C15) + h.astype(np.uint64)
         return key, valid
 
+    def _pairs(self, key: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+        """Pairs of the ``valid`` sampled rows with equal ``key`` (across inputs for ``link_only``) and the largest block."""
+        key = key[valid]
+        if not len(key):
+            return 0.0, 0.0
+        _, inverse, n = np.unique(key, return_inverse=True, return_counts=True)
+        n = n.astype(np.float64)
+        if self.link_only:
+            by_source = np.unique(inverse.astype(np.int64) * (int(self.src.max()) + 1) + self.src[valid], return_counts=True)[1]
+            return (float((n * n).sum()) - float((by_source.astype(np.float64) ** 2).sum())) / 2, float(n.max())
+        return float((n * (n - 1) / 2).sum()), float(n.max())
+
     def count(self, combos: list[tuple[int, ...]]) -> list[tuple[float, int]]:
         """Per combination of key indexes, its pairs and its largest block, scaled to all rows."""
         out = []
-        scale = 1.0 / self.fraction
         for combo in combos:
-            key, valid = self.combined(combo)
-            key = key[valid]
-            if not len(key):
-                out.append((0.0, 0))
-                continue
-            _, inverse, n = np.unique(key, return_inverse=True, return_counts=True)
-            n = n.astype(np.float64)
-            if self.link_only:
-                by_source = np.unique(inverse.astype(np.int64) * (int(self.src.max()) + 1) + self.src[valid], return_counts=True)[1]
-                pairs = (float((n * n).sum()) - float((by_source.astype(np.float64) ** 2).sum())) / 2
-            else:
-                pairs = float((n * (n - 1) / 2).sum())
-            out.append((pairs * scale * scale, int(round(n.max() * scale))))
+            pairs, largest = self._pairs(*self.combined(combo))
+            out.append((pairs / self.fraction**2, int(round(largest / self.fraction))))
         return out
+
+    def agreeing_pairs(self, combo: tuple[int, ...], filled: tuple[int, ...]) -> float:
+        """Pairs of rows that fill in every key of ``filled`` and agree on every key of ``combo``
+        (all their pairs when ``combo`` is empty), scaled to all rows."""
+        valid = np.all(self.hash[:, list(filled)] != 0, axis=1) if filled else np.ones(self.counted, dtype=bool)
+        key = self.combined(combo)[0] if combo else np.zeros(self.counted, dtype=np.uint64)
+        return self._pairs(key, valid)[0] / self.fraction**2
 
     def anchor_pairs(self, combo: tuple[int, ...], limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Both sides' hashes of up to ``limit`` of the combination's pairs (a random share when it has more)."""
@@ -366,7 +373,7 @@ def _em(states: np.ndarray, u: list[np.ndarray], sizes: list[int], iterations: i
 
 
 def _match_sample_from_anchors(
-    rows: _Rows, states_of: _States, anchors: list[tuple[int, ...]], anchor_pairs: int, samples: int,
+    rows: KeyedRows, states_of: _States, anchors: list[tuple[int, ...]], anchor_pairs: int, samples: int,
     random_states: np.ndarray, rng: np.random.Generator,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Matches drawn column by column from m estimated on the anchors' pairs (see the module docstring)."""
@@ -423,7 +430,7 @@ def _estimates(
     skew_share: float, samples: int, random_pairs: int = 1_000_000,
 ) -> tuple[list[RuleEstimate], list[tuple[int, ...]], np.ndarray, np.ndarray, _States, dict[str, Any]]:
     keys = column_keys(config)
-    rows = _Rows(df, config, keys, sample_rows)
+    rows = KeyedRows(df, config, keys, sample_rows)
     try:
         budget = pair_budget(rows.rows, config.accuracy_cost_tradeoff)
         index = {k: i for i, k in enumerate(keys)}

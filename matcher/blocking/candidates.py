@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
 
+from matcher.model.dependence import dependence_comparisons, derived_gamma_sql
 from matcher.model.level_sql import gamma_sql
 from matcher.model.splink_adapter import (
     BlockingRule, CTEPipeline, Settings, blocking_columns, blocking_where_condition, comparison_case_sql,
@@ -313,7 +314,11 @@ def score(vectors: CandidateVectors, settings: Settings) -> DataFrame:
     """Splink's predictions (``match_weight``, ``match_probability``, ``mw_*`` ...) of the
     prediction candidates, computed with the trained parameters in ``settings``."""
     name = f"__matcher_vectors_{uuid.uuid4().hex[:8]}"
-    vectors.frame.where(F.col(PREDICT)).drop(PREDICT, *(flag(s) for s in vectors.pair_sets)).createOrReplaceTempView(name)
+    frame = vectors.frame.where(F.col(PREDICT)).drop(PREDICT, *(flag(s) for s in vectors.pair_sets))
+    for cc in dependence_comparisons(settings):  # added by training after these pairs were compared
+        if gamma_column(cc) not in frame.columns:
+            frame = frame.withColumn(gamma_column(cc), F.expr(derived_gamma_sql(settings, cc)))
+    frame.createOrReplaceTempView(name)
     vectors.views.append(name)
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(f"select * from {name}", "__splink__df_comparison_vectors")

@@ -161,7 +161,9 @@ class TrainingSpec(StrictModel):
     """How the Fellegi-Sunter parameters are estimated.
 
     ``deterministic_rules`` and ``em_blocking_rules`` are chosen from the data when left
-    out (or ``auto``); rules written here win.
+    out (or ``auto``); rules written here win. ``correct_dependence`` measures which
+    comparisons agree together among non-matches (a household's surname, address and phone)
+    and takes the doubly counted evidence off (:mod:`matcher.training.dependence`).
     """
 
     deterministic_rules: list[BlockingRule] | Literal["auto"] = AUTO
@@ -170,6 +172,7 @@ class TrainingSpec(StrictModel):
     u_max_pairs: float | None = Field(default=None, gt=0)
     max_iterations: int = Field(default=25, ge=1, le=1000)
     em_convergence: float = Field(default=1e-4, gt=0)
+    correct_dependence: bool = True
 
     @field_validator("deterministic_rules", "em_blocking_rules")
     @classmethod

@@ -32,6 +32,7 @@ from splink import DuckDBAPI, Linker, SettingsCreator
 from matcher.config.transform import DATE_KINDS, TransformConfig
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
+from matcher.model.dependence import PREFIX as DEPENDENCE_PREFIX
 from matcher.model.similarity import jaro_winkler_arrow
 from matcher.model.splink_adapter import (
     CTEPipeline,
@@ -53,9 +54,11 @@ def duckdb_settings(config: TransformConfig, model: TrainedModel) -> dict[str, A
     settings = splink_settings(model.configure(config)).get_settings("duckdb").as_dict()
     trained = model.splink_model
     settings["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
-    if len(settings["comparisons"]) != len(trained["comparisons"]):
+    # dependence corrections are the model's own, in SQL both engines read
+    fitted_columns = [c for c in trained["comparisons"] if not c["output_column_name"].startswith(DEPENDENCE_PREFIX)]
+    if len(settings["comparisons"]) != len(fitted_columns):
         raise MatcherError(f"{config.name}: the model's comparisons do not match the config's; retrain with 'matcher train'")
-    for comparison, fitted in zip(settings["comparisons"], trained["comparisons"]):
+    for comparison, fitted in zip(settings["comparisons"], fitted_columns):
         levels, fitted_levels = comparison["comparison_levels"], fitted["comparison_levels"]
         if comparison["output_column_name"] != fitted["output_column_name"] or len(levels) != len(fitted_levels):
             raise MatcherError(
@@ -64,6 +67,7 @@ def duckdb_settings(config: TransformConfig, model: TrainedModel) -> dict[str, A
         for level, fitted_level in zip(levels, fitted_levels):
             level.update({k: fitted_level[k] for k in _TRAINED_LEVEL_KEYS if k in fitted_level})
             level["sql_condition"] = level["sql_condition"].replace("jaro_winkler_similarity(", f"{JARO_WINKLER_UDF}(")
+    settings["comparisons"] += [c for c in trained["comparisons"] if c not in fitted_columns]
     return settings
 
 

@@ -36,10 +36,10 @@ from splink.internals.waterfall_chart import records_to_waterfall_data
 
 __all__ = [
     "CONCAT_SEPARATOR", "BlockingRule", "CTEPipeline", "Comparison", "ComparisonCreator", "ComparisonLevel",
-    "InputColumn", "Settings", "add_trained_m", "add_trained_u", "apply_trained_m_u", "bayes_factor",
+    "InputColumn", "Settings", "add_comparison", "add_trained_m", "add_trained_u", "apply_trained_m_u", "bayes_factor",
     "bayes_factor_to_prob", "blocking_columns", "blocking_where_condition", "chart_libraries",
     "columns_used_by_sql", "comparison_case_sql", "comparison_input_columns", "comparison_vector_columns",
-    "database_api", "enqueue_records_with_tf", "gamma_column", "gamma_columns", "input_tables", "is_else_level",
+    "database_api", "enqueue_records_with_tf", "forget_trained_m", "gamma_column", "gamma_columns", "input_tables", "is_else_level", "is_fixed",
     "lambda_of", "levels_implied_by_rule", "link_type", "model_settings", "non_null_levels", "prediction_rules",
     "prediction_sqls", "prob_to_bayes_factor", "register_term_frequencies", "replace_trained_m", "run_pipeline",
     "set_lambda", "term_frequency_columns", "to_blocking_rule", "waterfall_chart",
@@ -174,6 +174,18 @@ def non_null_levels(comparison: Comparison) -> list[ComparisonLevel]:
     return list(comparison._comparison_levels_excluding_null)
 
 
+def is_fixed(comparison: Comparison) -> bool:
+    """Whether every level's m and u are fixed, never trained (``_fix_m_probability``, ``_fix_u_probability``)."""
+    return all(level._fix_m_probability and level._fix_u_probability for level in non_null_levels(comparison))
+
+
+def add_comparison(settings: Settings, comparison: dict[str, Any]) -> None:
+    """Append a comparison given as a settings dict to a model (its levels numbered as Splink does)."""
+    built = Comparison(**comparison, sqlglot_dialect=settings._sqlglot_dialect)
+    built.column_info_settings = settings.column_info_settings
+    settings.comparisons = [*settings.comparisons, built]
+
+
 def is_else_level(level: ComparisonLevel) -> bool:
     """Whether the level is the catch-all ``ELSE`` (``_is_else_level``)."""
     return bool(level._is_else_level)
@@ -192,6 +204,14 @@ def add_trained_u(level: ComparisonLevel, probability: float, description: str) 
 def add_trained_m(level: ComparisonLevel, probability: float, description: str) -> None:
     """Record one estimate of the level's m (``_add_trained_m_probability``); Splink applies the median of them."""
     level._add_trained_m_probability(probability, description)
+
+
+def forget_trained_m(settings: Settings) -> None:
+    """Drop every trained m estimate of the model's trainable levels (``_trained_m_probabilities``), to train again."""
+    for comparison in settings.comparisons:
+        for level in non_null_levels(comparison):
+            if not level._fix_m_probability:
+                level._trained_m_probabilities = []
 
 
 def replace_trained_m(level: ComparisonLevel, probability: float, description: str) -> None:

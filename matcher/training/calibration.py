@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 from matcher.model.splink_adapter import (
-    Settings, columns_used_by_sql, comparison_input_columns, lambda_of, levels_implied_by_rule, non_null_levels,
-    prediction_rules,
+    Settings, columns_used_by_sql, comparison_input_columns, is_fixed, lambda_of, levels_implied_by_rule,
+    non_null_levels, prediction_rules,
 )
 from matcher.training.em import log2_bayes_factors
 from matcher.training.patterns import SKIPPED, gammas
@@ -72,6 +72,7 @@ class Parameters:
     m: list[dict[int, float]]
     u: list[dict[int, float]]
     null_share: list[float]
+    fixed: tuple[bool, ...] = ()  # per comparison, whether m and u are held (a dependence correction)
 
     @classmethod
     def of(cls, settings: Settings, u_sample: pd.DataFrame | None = None) -> "Parameters":
@@ -93,7 +94,7 @@ class Parameters:
             for k in range(len(m)):
                 evaluated = counts[vectors[:, k] != SKIPPED].sum()
                 nulls[k] = float(counts[vectors[:, k] == -1].sum() / evaluated) if evaluated > 0 else 0.0
-        return cls(m, u, nulls)
+        return cls(m, u, nulls, tuple(is_fixed(cc) for cc in settings.comparisons))
 
     def log2_bayes_factors(self, vectors: np.ndarray) -> np.ndarray:
         """log2(m/u) of each pattern row (nulls and untrained levels carry no evidence)."""
@@ -103,6 +104,8 @@ class Parameters:
         """Σ over the distinct pattern rows of their probability among matches (at most 1)."""
         mass = np.ones(vectors.shape[0])
         for k, m_k in enumerate(self.m):
+            if self.fixed and self.fixed[k]:  # a correction's factors are no probabilities
+                continue
             column = vectors[:, k]
             factor = np.full(vectors.shape[0], self.null_share[k])
             for level, value in m_k.items():

@@ -39,10 +39,12 @@ def log2_bayes_factors(gammas: np.ndarray, m: list[dict[int, float]], u: list[di
     return total
 
 
-def match_probabilities(gammas: np.ndarray, m, u, lam: float) -> np.ndarray:
-    """Posterior match probability of each pattern under the current parameters."""
+def match_probabilities(gammas: np.ndarray, m, u, lam: float, offset: np.ndarray | None = None) -> np.ndarray:
+    """Posterior match probability of each pattern under the current parameters (``offset``: fixed bits per pattern)."""
     with np.errstate(divide="ignore"):
         log_odds = np.log2(lam) - np.log2(1.0 - lam) + log2_bayes_factors(gammas, m, u)
+    if offset is not None:
+        log_odds = log_odds + offset
     return 1.0 / (1.0 + np.exp2(-np.clip(log_odds, -1000, 1000)))
 
 
@@ -58,6 +60,8 @@ def expectation_maximisation(
     prior: list[dict[int, float]] | None = None,
     prior_pairs: float = 0.0,
     fixed_lambda: bool = False,
+    offset: np.ndarray | None = None,
+    free_u: bool = False,
 ) -> EMResult:
     """Run EM with u fixed.
 
@@ -71,15 +75,19 @@ def expectation_maximisation(
     returned ``m``), as Splink does. With ``prior`` (per comparison, ``{level: m}``) each
     M-step adds ``prior_pairs`` pseudo-matches spread as the prior says (a Dirichlet
     prior: the estimate shrinks towards ``prior``, the more the fewer matches there are).
-    ``fixed_lambda`` keeps lambda at ``lam_start`` (only m moves).
+    ``fixed_lambda`` keeps lambda at ``lam_start`` (only m moves). ``offset`` adds fixed
+    evidence (bits) to each pattern: the comparisons whose m and u are not trained.
+    ``free_u`` re-estimates u too, from the pairs EM takes for non-matches: a latent
+    two-class model whose non-matches need not look like random pairs.
     """
     counts = counts.astype(float)
     converged = True
+    u = [dict(u_k) for u_k in u]
     m = [dict(m_k) for m_k in m_start]
     lam = lam_start
     iteration = 0
     for iteration in range(1, max_iterations + 1):
-        p = match_probabilities(gammas, m, u, lam)
+        p = match_probabilities(gammas, m, u, lam, offset)
         weighted = counts * p
         new_m = []
         for k, m_k in enumerate(m):
@@ -92,6 +100,8 @@ def expectation_maximisation(
                 }
             total = sum(level_counts.values())
             new_m.append({level: float(c / total) if total > 0 else m_k[level] for level, c in level_counts.items()})
+        if free_u:
+            u = [_level_shares(gammas[:, k], counts * (1.0 - p), u_k) for k, u_k in enumerate(u)]
         new_lam = lam if fixed_lambda else float(weighted.sum() / counts.sum())
         change = max(
             [abs(new_lam - lam)]
@@ -108,8 +118,16 @@ def expectation_maximisation(
     return EMResult(observed, lam, iteration, converged)
 
 
-def log_likelihood(gammas: np.ndarray, counts: np.ndarray, m, u, lam: float) -> float:
-    """Log-likelihood of the pattern counts under the two-class model (nulls carry no evidence)."""
+def _level_shares(column: np.ndarray, weights: np.ndarray, levels: dict[int, float]) -> dict[int, float]:
+    """Each level's share of ``weights`` (half a pair of prior each), for the levels of ``levels``."""
+    found = {level: float(weights[column == level].sum()) + 0.5 for level in levels}
+    total = sum(found.values())
+    return {level: c / total for level, c in found.items()}
+
+
+def log_likelihood(gammas: np.ndarray, counts: np.ndarray, m, u, lam: float, offset: np.ndarray | None = None) -> float:
+    """Log-likelihood of the pattern counts under the two-class model (nulls carry no evidence;
+    ``offset`` bits count on the match side)."""
     log_m = np.zeros(gammas.shape[0])
     log_u = np.zeros(gammas.shape[0])
     for k, (m_k, u_k) in enumerate(zip(m, u)):
@@ -119,6 +137,8 @@ def log_likelihood(gammas: np.ndarray, counts: np.ndarray, m, u, lam: float) -> 
             if at.any():
                 log_m[at] += np.log(max(m_k.get(level, 0.0), 1e-300))
                 log_u[at] += np.log(max(u_value, 1e-300))
+    if offset is not None:
+        log_m = log_m + offset * np.log(2.0)
     mixed = np.logaddexp(np.log(lam) + log_m, np.log1p(-lam) + log_u)
     return float((counts * mixed).sum())
 
@@ -267,6 +287,7 @@ def checked_expectation_maximisation(
     *,
     max_iterations: int = 25,
     convergence: float = 1e-4,
+    offset: np.ndarray | None = None,
 ) -> CheckedEM:
     """EM with safeguards: check the result (:func:`check_estimates`) and recover when it is implausible.
 
@@ -280,7 +301,8 @@ def checked_expectation_maximisation(
     pairs = float(counts.sum())
 
     def run(m0, lam0, iterations=max_iterations, **kw) -> tuple[EMResult, list[Finding]]:
-        r = expectation_maximisation(gammas, counts, m0, u, lam0, max_iterations=iterations, convergence=convergence, **kw)
+        r = expectation_maximisation(gammas, counts, m0, u, lam0, max_iterations=iterations, convergence=convergence,
+                                     offset=offset, **kw)
         return r, check_estimates(r, u, names, pairs, max_iterations=iterations)
 
     def serious(found: list[Finding]) -> bool:
@@ -311,11 +333,11 @@ def checked_expectation_maximisation(
         tried.append((start, r, found))
     plausible = [t for t in tried if not serious(t[2])]
     if plausible:
-        start, best, found = max(plausible, key=lambda t: log_likelihood(gammas, counts, t[1].m, u, t[1].probability_two_random_records_match))
+        start, best, found = max(plausible, key=lambda t: log_likelihood(gammas, counts, t[1].m, u, t[1].probability_two_random_records_match, offset))
         recovery.append(f"restarted from {len(tried)} starting points; best likelihood among plausible results: start from {start}")
         return CheckedEM(best, findings, "; ".join(recovery), found, [], start)
 
-    start, best, found = max(tried, key=lambda t: log_likelihood(gammas, counts, t[1].m, u, t[1].probability_two_random_records_match))
+    start, best, found = max(tried, key=lambda t: log_likelihood(gammas, counts, t[1].m, u, t[1].probability_two_random_records_match, offset))
     if any(f.problem == "lambda_too_low" for f in found):
         replaced = [n for n, m_k in zip(names, best.m) if m_k]
     else:

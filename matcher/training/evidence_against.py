@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from matcher.model.splink_adapter import (
-    Settings, apply_trained_m_u, is_else_level, non_null_levels, replace_trained_m,
+    Settings, apply_trained_m_u, is_else_level, is_fixed, non_null_levels, replace_trained_m,
 )
 from matcher.training.em import IDENTIFYING_U, weight_bits
 from matcher.training.patterns import gammas
@@ -84,10 +84,12 @@ def _tops(settings: Settings) -> tuple[list[int], list[float]]:
     return tops, u_tops
 
 
-def measured_else_share(vectors: np.ndarray, counts: np.ndarray, k: int, tops: list[int], identifying: list[bool]) -> tuple[int, float]:
-    """Pairs agreeing on every other comparison they fill in (:data:`MIN_OTHERS` identifying ones at least)
-    with comparison ``k`` filled in, and the share of them at ``k``'s else level (0), with half a pair of prior."""
-    others = [j for j in range(vectors.shape[1]) if j != k]
+def measured_else_share(
+    vectors: np.ndarray, counts: np.ndarray, k: int, tops: list[int], identifying: list[bool], fixed: list[bool],
+) -> tuple[int, float]:
+    """Pairs agreeing on every other trained comparison they fill in (:data:`MIN_OTHERS` identifying ones at
+    least) with comparison ``k`` filled in, and the share of them at ``k``'s else level (0), with half a pair of prior."""
+    others = [j for j in range(vectors.shape[1]) if j != k and not fixed[j]]
     filled = vectors[:, others] >= 0
     agree = vectors[:, others] == np.asarray(tops)[others]
     strong = filled[:, [i for i, j in enumerate(others) if identifying[j]]].sum(axis=1)
@@ -101,6 +103,7 @@ def judge(settings: Settings, candidate_patterns: pd.DataFrame) -> list[Judged]:
     """The identifying comparisons whose else level EM let weigh more than ``-MIN_EVIDENCE_BITS``, measured."""
     tops, u_tops = _tops(settings)
     identifying = [u <= IDENTIFYING_U for u in u_tops]
+    fixed = [is_fixed(cc) for cc in settings.comparisons]
     vectors = gammas(settings, candidate_patterns)
     counts = candidate_patterns["pattern_count"].to_numpy(float)
     judged = []
@@ -111,7 +114,7 @@ def judge(settings: Settings, candidate_patterns: pd.DataFrame) -> list[Judged]:
         m, u = float(else_level.m_probability), float(else_level.u_probability)
         if weight_bits(m, u) <= -MIN_EVIDENCE_BITS:
             continue
-        pairs, share = measured_else_share(vectors, counts, k, tops, identifying)
+        pairs, share = measured_else_share(vectors, counts, k, tops, identifying, fixed)
         judged.append(Judged(cc.output_column_name, m, u, pairs, share if pairs >= MIN_PAIRS else None))
     return judged
 

@@ -13,13 +13,14 @@ import pandas as pd
 from splink import Linker
 
 from matcher.blocking.candidates import SAMPLE_BUCKETS, JoinInputs, PairSet, any_rule
+from matcher.model.dependence import NOT_EVALUATED
 from matcher.model.level_sql import gamma_sql
 from matcher.model.splink_adapter import (
-    CTEPipeline, Settings, blocking_columns, database_api, gamma_column, gamma_columns, model_settings, non_null_levels,
-    run_pipeline,
+    CTEPipeline, Settings, blocking_columns, database_api, gamma_column, gamma_columns, is_fixed, model_settings,
+    non_null_levels, run_pipeline,
 )
 
-SKIPPED = -2
+SKIPPED = NOT_EVALUATED
 """Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
 
 
@@ -107,3 +108,16 @@ def level_counts(settings: Settings, frame: pd.DataFrame) -> list[dict[int, floa
          for cl in non_null_levels(cc)}
         for k, cc in enumerate(settings.comparisons)
     ]
+
+
+def fixed_bits(settings: Settings, frame: pd.DataFrame) -> np.ndarray | None:
+    """Per pattern row, the evidence (bits) of the comparisons whose m and u are fixed; None when none are."""
+    fixed = [k for k, cc in enumerate(settings.comparisons) if is_fixed(cc)]
+    if not fixed:
+        return None
+    vectors = gammas(settings, frame)
+    bits = np.zeros(len(frame))
+    for k in fixed:
+        for level in non_null_levels(settings.comparisons[k]):
+            bits[vectors[:, k] == level.comparison_vector_value] += np.log2(level.m_probability / level.u_probability)
+    return bits

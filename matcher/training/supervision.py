@@ -32,7 +32,8 @@ from splink import Linker
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.model.splink_adapter import (
-    CONCAT_SEPARATOR, apply_trained_m_u, database_api, gamma_column, model_settings, non_null_levels, replace_trained_m,
+    CONCAT_SEPARATOR, apply_trained_m_u, database_api, gamma_column, is_fixed, model_settings, non_null_levels,
+    replace_trained_m,
 )
 
 LABELS_DESCRIPTION = "labels combined with EM"
@@ -84,7 +85,7 @@ def m_from_labels(linker: Linker, scored: pd.DataFrame, prior_pairs: float) -> d
     settings = model_settings(linker)
     matches = scored[scored["is_match"]]
     used = {}
-    for cc in settings.comparisons:
+    for cc in (c for c in settings.comparisons if not is_fixed(c)):
         levels = non_null_levels(cc)
         gamma = matches[gamma_column(cc)].to_numpy(dtype=int)
         counts = {cl.comparison_vector_value: float((gamma == cl.comparison_vector_value).sum()) for cl in levels}

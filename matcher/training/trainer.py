@@ -20,25 +20,29 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from splink import Linker
 
-from matcher.blocking.candidates import SAMPLE_BUCKETS, Candidates, PairSet, count_flagged_patterns, outside_predictions
+from matcher.blocking.candidates import (
+    SAMPLE_BUCKETS, Candidates, FlaggedCounts, PairSet, count_flagged_patterns, outside_predictions,
+)
 from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.config.transform import BlockingRule as RuleSpec
 from matcher.config.transform import TransformConfig
 from matcher.model.artifact import TrainedModel, make_linker, versions
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, blocking_rule
+from matcher.model.dependence import with_derived_gammas
 from matcher.model.postcode import column_formats, resolve_formats
 from matcher.model.splink_adapter import (
     BlockingRule, Settings, add_trained_m, add_trained_u, apply_trained_m_u, bayes_factor, bayes_factor_to_prob,
-    columns_used_by_sql, comparison_input_columns, lambda_of, levels_implied_by_rule, link_type, model_settings,
+    columns_used_by_sql, comparison_input_columns, forget_trained_m, gamma_columns, is_fixed, lambda_of, levels_implied_by_rule, link_type, model_settings,
     non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
 )
 from matcher.runtime.errors import InputDataError
 from matcher.runtime.progress import step
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns, repeated_evidence
+from matcher.training.dependence import add_groups, measure
 from matcher.training.em import checked_expectation_maximisation, log_findings
 from matcher.training.evidence_against import enforce_evidence_against
-from matcher.training.patterns import add_counts, gammas, level_counts, of_set, pattern_counts
+from matcher.training.patterns import add_counts, fixed_bits, gammas, level_counts, of_set, pattern_counts
 from matcher.training.setup import automatic_setup
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ _DIALECT = "spark"
 U_MIN_COUNT_PER_LEVEL = 100  # as Splink: each level of a comparison seen this often in the u sample
 U_PROBE_SHARE = 0.02  # share of the u sample used to measure how common each level is
 U_PROBE_SAFETY = 1.25  # evaluate a quarter more than the share the probe says is needed
+MIN_M = 1e-12
+"""Least m an EM session records: a level matches never reach (Splink refuses values near float underflow)."""
 MIN_TRAINING_RECORDS = 3
 """Fewest records training accepts. Lambda and u are shares of all record pairs, and EM
 splits pairs into matches and non-matches, so it needs at least two pairs to tell them
@@ -201,7 +207,7 @@ def estimate_m(
     """
     settings = model_settings(linker)
     used = set(columns_used_by_sql(rule.blocking_rule_sql, _DIALECT))
-    active = [k for k, cc in enumerate(settings.comparisons) if not used & comparison_input_columns(cc)]
+    active = [k for k, cc in enumerate(settings.comparisons) if not is_fixed(cc) and not used & comparison_input_columns(cc)]
     if frame.empty:
         raise InputDataError(
             f"{data or config.name}: training.em_blocking_rules {rule.blocking_rule_sql!r} finds no record pairs: "
@@ -219,6 +225,7 @@ def estimate_m(
         names,
         max_iterations=config.training.max_iterations,
         convergence=config.training.em_convergence,
+        offset=fixed_bits(settings, frame),
     )
     result = checked.result
     log_findings(f"blocked on {rule.blocking_rule_sql}", checked)
@@ -226,7 +233,7 @@ def estimate_m(
     for lv, m in zip(levels, result.m):
         for cl in lv:
             if cl.comparison_vector_value in m:
-                add_trained_m(cl, m[cl.comparison_vector_value], description)
+                add_trained_m(cl, max(m[cl.comparison_vector_value], MIN_M), description)
     apply_trained_m_u(linker)
     return {
         "blocking_rule": rule.blocking_rule_sql,
@@ -307,12 +314,29 @@ def train(
 
         t = time.perf_counter()
         step("EM", total=len(em_sets), unit="sessions")
-        sessions = [
-            estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s)), data=data) for s in em_sets
-        ]
+
+        def em_sessions() -> list[dict]:
+            return [estimate_m(linker, config, s.rule, add_counts(counts.of_set(s), of_set(rest, s)), data=data) for s in em_sets]
+
+        sessions = em_sessions()
+        timings["m"] = time.perf_counter() - t
+
+        # comparisons that agree together among non-matches: measured with the first estimates, then EM again
+        t = time.perf_counter()
+        step("dependence")
+        groups = measure(df, config, settings, counts.of_predictions()) if config.training.correct_dependence else []
+        if groups:
+            add_groups(settings, groups)
+            counts = FlaggedCounts(with_derived_gammas(settings, counts.frame), tuple(gamma_columns(settings)))
+            rest = with_derived_gammas(settings, rest)
+            forget_trained_m(settings)
+            sessions = em_sessions()
+        timings["dependence"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         candidate_patterns = counts.of_predictions()
         evidence_against = enforce_evidence_against(linker, settings, candidate_patterns)
-        timings["m"] = time.perf_counter() - t
+        timings["evidence_against"] = time.perf_counter() - t
 
         t = time.perf_counter()
         step("lambda")
@@ -351,6 +375,7 @@ def train(
         "u_sampling": u_sampling,
         "em_sessions": sessions,
         **({"evidence_against": evidence_against} if evidence_against else {}),
+        **({"dependence": [g.as_json() for g in groups]} if groups else {}),
         "columns": profile,
         **({"column_advice": advice} if advice else {}),
         **({"setup": setup.report} if setup.report else {}),

@@ -131,8 +131,8 @@ def test_sampled_counts_scale(spark, generated):
     config = _config()
     df = _frame(spark, generated)
     keys = auto.column_keys(config)
-    full = auto._Rows(df, config, keys, 10**9)
-    half = auto._Rows(df, config, keys, len(generated) // 2)
+    full = auto.KeyedRows(df, config, keys, 10**9)
+    half = auto.KeyedRows(df, config, keys, len(generated) // 2)
     try:
         combos = [(i,) for i, k in enumerate(keys) if k.column == "city" or k.name == "first_1"]
         for (exact, _), (sampled, _) in zip(full.count(combos), half.count(combos)):

@@ -24,7 +24,7 @@ def test_the_else_share_is_measured_on_pairs_agreeing_on_every_other_comparison(
         [-1, 2, 2, 2],  # judged one missing: left out
     ])
     counts = np.array([90.0, 10.0, 500.0, 400.0, 70.0])
-    pairs, share = measured_else_share(vectors, counts, 0, [2, 2, 2, 2], [True, True, True, True])
+    pairs, share = measured_else_share(vectors, counts, 0, [2, 2, 2, 2], [True, True, True, True], [False] * 4)
     assert pairs == 100
     assert share == pytest.approx(10.5 / 101)
 

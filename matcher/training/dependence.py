@@ -1,0 +1,184 @@
+"""Comparisons that agree together among non-matches, measured (the correction: :mod:`matcher.model.dependence`).
+
+Fellegi-Sunter adds up the evidence of the comparisons as if two different people agreed on
+each independently. Customer data breaks that where it matters most: household members
+share a surname, an address, a postcode and a landline, so two of them agree on all four
+far more often than the product of the four agreement rates says. The model then counts
+the household four times over and a different first name or birth date cannot outweigh it:
+household members become one entity.
+
+Here the dependence is measured without labels, after a first round of EM. For a set ``S``
+of comparisons (their closest levels: exact equality of one column):
+
+* all pairs agreeing on ``S`` are counted without making them, from the key frequencies of
+  the rows' values (:class:`~matcher.blocking.auto.KeyedRows`), and so is each member alone;
+* the true matches among them are estimated on the candidate pairs that agree on ``S``, from
+  the evidence of the comparisons *outside* ``S``: the share of matches among those pairs is
+  fitted by EM with m and u held (a household agrees on surname and address and differs on
+  first name and birth date; a person who moved agrees on name and birth date). A dependence
+  outside ``S`` (a shared landline) makes pairs look like matches, which only lowers the
+  lift, never raises it;
+* the non-matches agreeing on ``S`` are the rest; ``lift(S) = P(S agrees | non-match) /
+  Π P(each member agrees)``, the count taken two standard errors low.
+
+A set is measured only when its non-matches are at least :data:`MIN_PAIRS` counted pairs and
+:data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every agreeing pair is a
+match, a small error in the match estimate would decide the lift. Pairs lifting at least
+:data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
+:data:`MAX_MEMBERS` each); every subset of two or more members of a group gets its own lift.
+Each group becomes one comparison of the model whose levels take the doubly counted evidence
+off (:mod:`matcher.model.dependence`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import re
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+
+from matcher.blocking.auto import Key, KeyedRows
+from matcher.config.transform import TransformConfig
+from matcher.model.dependence import Agreement, Group
+from matcher.model.splink_adapter import Comparison, Settings, add_comparison, is_fixed, non_null_levels
+from matcher.training.em import agreement_start, expectation_maximisation
+from matcher.training.patterns import gammas
+
+log = logging.getLogger(__name__)
+
+MIN_LIFT = 2.0
+"""Two comparisons are dependent when non-matches agree on both at least this many times more often than independence says."""
+MIN_PAIRS = 50
+"""Fewest non-matching pairs (counted, before scaling a sample up) agreeing on a set for its lift to be measured."""
+MIN_NON_MATCH_SHARE = 0.2
+"""Least share of non-matches among the pairs agreeing on a set for its lift to be measured."""
+MAX_MEMBERS = 4
+"""Most comparisons in one group (a group of k has up to 2^k - k - 1 levels)."""
+SAMPLE_ROWS = 300_000
+"""Rows counted at most (a seeded sample beyond, counts scaled as in automatic blocking)."""
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _exact_column(cc: Comparison) -> str | None:
+    """The column a comparison compares when its null level is that column's nulls and its closest level equality."""
+    null = next((lv for lv in cc.comparison_levels if lv.is_null_level), None)
+    levels = non_null_levels(cc)
+    if null is None or not levels:
+        return None
+    written = {re.sub(r"[`\"\s]", "", lv.sql_condition).lower() for lv in (null, levels[0])}
+    column = cc.output_column_name
+    wanted = {f"{column}_lisnullor{column}_risnull".lower(), f"{column}_l={column}_r".lower()}
+    return column if _PLAIN.match(column) and written == wanted else None
+
+
+class _Evidence:
+    """The candidate pairs' patterns and the model's u, to count the matches agreeing on a set."""
+
+    def __init__(self, settings: Settings, candidate_patterns: pd.DataFrame) -> None:
+        self.vectors = gammas(settings, candidate_patterns)
+        self.counts = candidate_patterns["pattern_count"].to_numpy(float)
+        trained = [k for k, cc in enumerate(settings.comparisons) if not is_fixed(cc)]
+        self.names = [settings.comparisons[k].output_column_name for k in trained]
+        self.tops = [non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
+        self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
+                   for lv in non_null_levels(settings.comparisons[k]) if isinstance(lv.u_probability, (int, float))}
+                  for k in trained]
+        self.vectors = self.vectors[:, trained]
+
+    def matches_agreeing(self, columns: tuple[str, ...]) -> float:
+        """Expected true matches among the candidate pairs agreeing on ``columns``: two latent classes
+        fitted on those pairs over the comparisons outside ``columns``, the match class started from the
+        pairs that agree on most evidence, the other free to agree (a household shares a house number)."""
+        members = [self.names.index(c) for c in columns]
+        agree = np.all([self.vectors[:, k] == self.tops[k] for k in members], axis=0)
+        if not agree.any():
+            return 0.0
+        outside = [k for k in range(len(self.names)) if k not in members]
+        vectors, counts, u = self.vectors[agree][:, outside], self.counts[agree], [self.u[k] for k in outside]
+        m, share = agreement_start(vectors, counts, u)
+        fitted = expectation_maximisation(vectors, counts, m, u, share, free_u=True, max_iterations=200)
+        return fitted.probability_two_random_records_match * float(counts.sum())
+
+
+class _Lifts:
+    """Lifts of sets of comparisons among non-matches: key-frequency counts less the estimated matches."""
+
+    def __init__(self, rows: KeyedRows, columns: list[str], evidence: _Evidence) -> None:
+        self.rows, self.evidence = rows, evidence
+        self.index = {c: i for i, c in enumerate(columns)}
+
+    def _pairs(self, agree: tuple[str, ...], filled: tuple[str, ...]) -> float:
+        return self.rows.agreeing_pairs(tuple(self.index[c] for c in agree), tuple(self.index[c] for c in filled))
+
+    def lift(self, columns: tuple[str, ...]) -> Agreement | None:
+        """``columns``' lift among non-matches (module docstring); None when it cannot be measured."""
+        together = self._pairs(columns, columns)
+        matches = min(self.evidence.matches_agreeing(columns), together)
+        non_matches = together - matches
+        raw = non_matches * self.rows.fraction**2
+        if raw < MIN_PAIRS or non_matches < MIN_NON_MATCH_SHARE * together:
+            return None
+        # each member's agreement among the same pairs (filled in on the whole set): which sources fill a
+        # column in is no dependence of the values
+        everything = self._pairs((), columns)
+        pairs = everything - matches
+        alone = [(self._pairs((c,), columns) - matches) / pairs for c in columns] if pairs > 0 else [0.0]
+        if min(alone) <= 0:
+            return None
+        low = max(raw - 2.0 * math.sqrt(raw), 0.0) / self.rows.fraction**2
+        return Agreement(columns, (low / pairs) / math.prod(alone), non_matches)
+
+
+def _groups(edges: list[tuple[float, str, str]]) -> list[list[str]]:
+    """Connected groups of at most :data:`MAX_MEMBERS`, joining the strongest edges first."""
+    group_of: dict[str, list[str]] = {}
+    for _, a, b in sorted(edges, reverse=True):
+        ga, gb = group_of.get(a, [a]), group_of.get(b, [b])
+        if ga is gb or len(ga) + len(gb) > MAX_MEMBERS:
+            continue
+        merged = ga + gb
+        for c in merged:
+            group_of[c] = merged
+    unique = {id(g): g for g in group_of.values()}
+    return [g for g in unique.values() if len(g) > 1]
+
+
+def measure(
+    df: DataFrame, config: TransformConfig, settings: Settings, candidate_patterns: pd.DataFrame,
+    *, sample_rows: int = SAMPLE_ROWS,
+) -> list[Group]:
+    """The groups of dependent comparisons in ``df``'s :func:`~matcher.model.comparisons.comparable` rows,
+    with ``settings`` trained once and ``candidate_patterns`` the candidate pairs' pattern counts."""
+    exact = [c for cc in settings.comparisons if not is_fixed(cc) and (c := _exact_column(cc)) in config.column_names]
+    if len(exact) < 2 or candidate_patterns.empty:
+        return []
+    rows = KeyedRows(df, config, [Key(c, "value", ("{c}",)) for c in exact], sample_rows)
+    try:
+        lifts = _Lifts(rows, exact, _Evidence(settings, candidate_patterns))
+        edges = [(found.lift, *pair) for pair in itertools.combinations(exact, 2)
+                 if (found := lifts.lift(pair)) is not None and found.lift >= MIN_LIFT]
+        groups = []
+        for members in _groups(edges):
+            members = [c for c in exact if c in members]  # the config's order
+            levels = [found for size in range(len(members), 1, -1) for subset in itertools.combinations(members, size)
+                      if (found := lifts.lift(subset)) is not None and found.lift > 1.0]
+            if levels:
+                groups.append(Group(tuple(members), tuple(levels)))
+        return groups
+    finally:
+        rows.close()
+
+
+def add_groups(settings: Settings, groups: list[Group]) -> None:
+    """Append each group's comparison to the model, and say what it corrects (column names and numbers only)."""
+    for group in groups:
+        add_comparison(settings, group.comparison())
+        strongest = max(group.levels, key=lambda level: level.lift)
+        log.info(
+            "%s agree together %.0fx more often among non-matches than independence says: "
+            "the model takes %.1f bits off when they all agree", "+".join(strongest.columns), strongest.lift, -strongest.bits,
+        )

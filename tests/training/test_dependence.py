@@ -1,0 +1,153 @@
+"""Comparisons that agree together among non-matches (households): measured without labels and corrected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from matcher.blocking.candidates import Candidates
+from matcher.config.transform import config_from_dict
+from matcher.matching.driver_scoring import duckdb_settings
+from matcher.model.artifact import make_linker
+from matcher.model.dependence import PREFIX, derived_gamma, derived_gamma_sql
+from matcher.model.splink_adapter import gamma_column
+from matcher.training.dependence import MAX_MEMBERS, _groups
+from matcher.training.trainer import train
+
+COLUMNS = ["first_name", "last_name", "dob", "postcode", "house_number"]
+
+
+def people(households: bool, seed: int = 7) -> pd.DataFrame:
+    """Records of about 1,500 people, 1-3 records each with a few typos and gaps. With ``households``
+    people live 1-4 to a household sharing surname, postcode and house number; else each draws their own."""
+    rng = np.random.default_rng(seed)
+    surnames = [f"sur{i}" for i in range(300)]
+    firsts = [f"first{i}" for i in range(400)]
+    rows, person = [], 0
+    while person < 1500:
+        size = int(rng.integers(1, 5)) if households else 1
+        home = (rng.choice(surnames), f"{rng.integers(100, 160)}", str(rng.integers(1, 200)))
+        for _ in range(size):
+            last, postcode, house = home
+            born = pd.Timestamp("1940-01-01") + pd.Timedelta(days=int(rng.integers(0, 23000)))
+            first = rng.choice(firsts)
+            for _ in range(int(rng.integers(1, 4))):
+                rows.append({
+                    "pk": f"r{len(rows)}", "person": person,
+                    "first_name": first + "x" if rng.random() < 0.1 else first, "last_name": last,
+                    "dob": born.strftime("%Y-%m-%d"), "postcode": None if rng.random() < 0.05 else postcode,
+                    "house_number": house,
+                })
+            person += 1
+    return pd.DataFrame(rows)
+
+
+def config():
+    return config_from_dict({
+        "name": "households", "inputs": [{"name": "people", "path": "unused.csv"}], "primary_key": "pk",
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name"},
+                    {"name": "dob", "kind": "birth_date"}, {"name": "postcode", "kind": "exact"},
+                    {"name": "house_number", "kind": "exact"}],
+        "blocking_rules": [["last_name"], ["dob"]],
+        "training": {"deterministic_rules": [["first_name", "last_name", "dob"]], "em_blocking_rules": [["dob"], ["last_name"]]},
+    })
+
+
+def frame(spark, records: pd.DataFrame):
+    return spark.createDataFrame(records[["pk", *COLUMNS]].astype(object).where(records.notna(), None)).withColumn(
+        "source_dataset", F.lit("people")
+    )
+
+
+def true_lift(records: pd.DataFrame, columns: list[str]) -> float:
+    """P(all of ``columns`` agree | different people) / Π P(each agrees | different people), counted exactly
+    over every pair filled in on the columns."""
+    filled = records.dropna(subset=columns)
+
+    def agreeing(keys: list[str]) -> tuple[float, float]:
+        """Pairs agreeing on ``keys``: all of them, and those of one person."""
+        def pairs(groups):
+            n = groups.size().to_numpy(float)
+            return float((n * (n - 1) / 2).sum())
+        everyone = pairs(filled.groupby(keys)) if keys else len(filled) * (len(filled) - 1) / 2
+        return everyone, pairs(filled.groupby([*keys, "person"]))
+
+    total, same = agreeing([])
+    different = total - same
+    together = (lambda a, s: (a - s) / different)(*agreeing(columns))
+    alone = np.prod([(lambda a, s: (a - s) / different)(*agreeing([c])) for c in columns])
+    return together / alone
+
+
+@pytest.fixture(scope="module")
+def households(spark):
+    records = people(households=True)
+    df = frame(spark, records).cache()
+    model = train(df, config())
+    yield records, df, model
+    df.unpersist()
+
+
+def test_households_make_surname_and_address_agree_together_and_the_lift_is_measured_without_labels(households):
+    records, _, model = households
+    (group,) = [g for g in model.metadata["dependence"] if {"last_name", "postcode"} <= set(g["columns"])]
+    levels = {tuple(level["columns"]): level for level in group["levels"]}
+    measured = levels[("last_name", "postcode")]["lift"]
+    truth = true_lift(records, ["last_name", "postcode"])
+    assert truth > 10
+    assert truth / 3 <= measured <= truth * 1.5, (measured, truth)
+    assert levels[("last_name", "postcode")]["weight"] == pytest.approx(-np.log2(measured), abs=1e-3)
+    # the model scores with it: one more comparison, its levels' factor 1 / lift, held in training
+    (comparison,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == group["comparison"]]
+    by_label = {lv["label_for_charts"]: lv for lv in comparison["comparison_levels"]}
+    level = by_label["last_name, postcode agree together"]
+    assert level["m_probability"] / level["u_probability"] == pytest.approx(1 / measured, rel=1e-3)
+    assert level["fix_m_probability"] and level["fix_u_probability"]
+
+
+def test_without_households_nothing_is_corrected(spark):
+    records = people(households=False)
+    model = train(frame(spark, records), config())
+    groups = model.metadata.get("dependence", [])
+    assert not [g for g in groups if {"last_name", "postcode"} <= set(g["columns"])], groups
+    assert true_lift(records, ["last_name", "postcode"]) < 2
+
+
+def test_it_can_be_turned_off(spark, households):
+    _, df, _ = households
+    off = config().model_copy(update={"training": config().training.model_copy(update={"correct_dependence": False})})
+    model = train(df, off)
+    assert "dependence" not in model.metadata
+    assert not [c for c in model.splink_model["comparisons"] if c["output_column_name"].startswith(PREFIX)]
+
+
+def test_the_level_from_the_sql_equals_the_level_from_the_members_levels(spark, households):
+    _, df, model = households
+    settings = model.settings()
+    (cc,) = [c for c in settings.comparisons if c.output_column_name.startswith(PREFIX)]
+    with Candidates() as candidates:  # compared with the trained model's SQL, the dependence comparison included
+        vectors = candidates.get(make_linker(df, config(), model)).frame
+        from_sql = vectors.select(
+            *[gamma_column(c) for c in settings.comparisons], F.expr(derived_gamma_sql(settings, cc)).alias("derived")
+        ).toPandas()
+    assert from_sql[gamma_column(cc)].nunique() > 2  # several levels occur
+    assert (from_sql[gamma_column(cc)] == from_sql["derived"]).all()
+    assert (derived_gamma(settings, cc, from_sql) == from_sql[gamma_column(cc)].to_numpy()).all()
+
+
+def test_duckdb_scoring_takes_the_dependence_comparison_as_trained(households):
+    _, _, model = households
+    settings = duckdb_settings(config(), model)
+    names = [c["output_column_name"] for c in settings["comparisons"]]
+    assert names[: len(COLUMNS)] == COLUMNS and names[len(COLUMNS):] == [
+        c["output_column_name"] for c in model.splink_model["comparisons"] if c["output_column_name"].startswith(PREFIX)
+    ]
+
+
+def test_groups_join_the_strongest_dependences_first_and_stay_small():
+    edges = [(50.0, "a", "b"), (40.0, "b", "c"), (30.0, "c", "d"), (20.0, "d", "e"), (3.0, "x", "y"), (10.0, "a", "e")]
+    groups = sorted(sorted(g) for g in _groups(edges))
+    assert groups == [["a", "b", "c", "d"], ["x", "y"]]
+    assert all(len(g) <= MAX_MEMBERS for g in groups)
