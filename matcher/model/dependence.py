@@ -79,14 +79,16 @@ class Group:
         return {"comparison": self.name, "columns": list(self.columns), "levels": [level.as_json() for level in self.levels]}
 
 
-def _members(settings: Settings, cc: Comparison) -> list[tuple[str, str, int]] | None:
-    """A dependence comparison's members: name, gamma column and closest level's value each."""
-    names = cc.output_column_name[len(PREFIX):].split("__")
+def _members(settings: Settings, cc: Comparison) -> list[tuple[str, str, int]]:
+    """A dependence comparison's members (read from its null level): name, gamma column and closest level's value each."""
+    null = next(level for level in cc.comparison_levels if level.is_null_level)
+    names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)_l IS NULL", null.sql_condition)
     by_name = {c.output_column_name: c for c in settings.comparisons}
     return [(n, gamma_column(by_name[n]), non_null_levels(by_name[n])[0].comparison_vector_value) for n in names]
 
 
 def _level_columns(level) -> tuple[str, ...]:
+    """The members a level's SQL (``a_l = a_r AND ...``) needs to agree."""
     return tuple(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)_l = ", level.sql_condition))
 
 

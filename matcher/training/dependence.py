@@ -13,15 +13,20 @@ of comparisons (their closest levels: exact equality of one column):
 * all pairs agreeing on ``S`` are counted without making them, from the key frequencies of
   the rows' values (:class:`~matcher.blocking.auto.KeyedRows`), and so is each member alone;
 * the true matches among them are estimated on the candidate pairs that agree on ``S``, from
-  the evidence of the comparisons *outside* ``S``: the share of matches among those pairs is
-  fitted by EM with m and u held (a household agrees on surname and address and differs on
-  first name and birth date; a person who moved agrees on name and birth date). A dependence
-  outside ``S`` (a shared landline) makes pairs look like matches, which only lowers the
-  lift, never raises it;
+  the comparisons *outside* ``S``: two latent classes are fitted to those pairs, the match
+  class started from the pairs that agree on most evidence, the other free to agree on what
+  non-matches share (a household agrees on surname and address, and on its house number
+  too, but differs on first name and birth date; a person who moved agrees on name and
+  birth date). Matches that no blocking rule finds are not seen there: blocking recall
+  bounds the error;
 * the non-matches agreeing on ``S`` are the rest; ``lift(S) = P(S agrees | non-match) /
   Π P(each member agrees)``, the count taken two standard errors low.
 
-A set is measured only when its non-matches are at least :data:`MIN_PAIRS` counted pairs and
+A date never takes part: a birth date is a person's own (people who share one are twins), and
+where matches agreeing on a birth date and more differ on everything else (first and last
+name swapped, both mistyped) the latent classes cannot tell them from two people; counting
+them as non-matches would take evidence off true matches. A set is measured only when its
+non-matches are at least :data:`MIN_PAIRS` counted pairs and
 :data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every agreeing pair is a
 match, a small error in the match estimate would decide the lift. Pairs lifting at least
 :data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
@@ -42,7 +47,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 
 from matcher.blocking.auto import Key, KeyedRows
-from matcher.config.transform import TransformConfig
+from matcher.config.transform import DATE_KINDS, TransformConfig
 from matcher.model.dependence import Agreement, Group
 from matcher.model.splink_adapter import Comparison, Settings, add_comparison, is_fixed, non_null_levels
 from matcher.training.em import agreement_start, expectation_maximisation
@@ -110,12 +115,18 @@ class _Lifts:
     def __init__(self, rows: KeyedRows, columns: list[str], evidence: _Evidence) -> None:
         self.rows, self.evidence = rows, evidence
         self.index = {c: i for i, c in enumerate(columns)}
+        self._lifts: dict[tuple[str, ...], Agreement | None] = {}
 
     def _pairs(self, agree: tuple[str, ...], filled: tuple[str, ...]) -> float:
         return self.rows.agreeing_pairs(tuple(self.index[c] for c in agree), tuple(self.index[c] for c in filled))
 
     def lift(self, columns: tuple[str, ...]) -> Agreement | None:
         """``columns``' lift among non-matches (module docstring); None when it cannot be measured."""
+        if columns not in self._lifts:
+            self._lifts[columns] = self._measure(columns)
+        return self._lifts[columns]
+
+    def _measure(self, columns: tuple[str, ...]) -> Agreement | None:
         together = self._pairs(columns, columns)
         matches = min(self.evidence.matches_agreeing(columns), together)
         non_matches = together - matches
@@ -153,7 +164,9 @@ def measure(
 ) -> list[Group]:
     """The groups of dependent comparisons in ``df``'s :func:`~matcher.model.comparisons.comparable` rows,
     with ``settings`` trained once and ``candidate_patterns`` the candidate pairs' pattern counts."""
-    exact = [c for cc in settings.comparisons if not is_fixed(cc) and (c := _exact_column(cc)) in config.column_names]
+    own = {c.name for c in config.columns if c.kind in DATE_KINDS}
+    exact = [c for cc in settings.comparisons
+             if not is_fixed(cc) and (c := _exact_column(cc)) in config.column_names and c not in own]
     if len(exact) < 2 or candidate_patterns.empty:
         return []
     rows = KeyedRows(df, config, [Key(c, "value", ("{c}",)) for c in exact], sample_rows)

@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EMResult:
-    """Estimated m per (comparison, level), lambda within the blocked pairs, iterations run."""
+    """Estimated m per (comparison, level), lambda within the blocked pairs, iterations run
+    (and u, when EM estimated it too)."""
 
     m: list[dict[int, float]]
     probability_two_random_records_match: float
     iterations: int
     converged: bool = True
+    u: list[dict[int, float]] | None = None
 
 
 def log2_bayes_factors(gammas: np.ndarray, m: list[dict[int, float]], u: list[dict[int, float]]) -> np.ndarray:
@@ -115,7 +117,7 @@ def expectation_maximisation(
     else:
         converged = False
     observed = [{level: m[k][level] for level in m[k] if (gammas[:, k] == level).any()} for k in range(len(m))]
-    return EMResult(observed, lam, iteration, converged)
+    return EMResult(observed, lam, iteration, converged, u if free_u else None)
 
 
 def _level_shares(column: np.ndarray, weights: np.ndarray, levels: dict[int, float]) -> dict[int, float]:

@@ -93,6 +93,7 @@ def households(spark):
 def test_households_make_surname_and_address_agree_together_and_the_lift_is_measured_without_labels(households):
     records, _, model = households
     (group,) = [g for g in model.metadata["dependence"] if {"last_name", "postcode"} <= set(g["columns"])]
+    assert not [g for g in model.metadata["dependence"] if "dob" in g["columns"]]  # a date is a person's own
     levels = {tuple(level["columns"]): level for level in group["levels"]}
     measured = levels[("last_name", "postcode")]["lift"]
     truth = true_lift(records, ["last_name", "postcode"])
