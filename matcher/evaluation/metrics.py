@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from matcher.config.harmonization import SOURCE_SYSTEM
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
+from matcher.model.dependence import PREFIX as DEPENDENCE_PREFIX
 
 
 def precision_recall_f1(tp: float, fp: float, fn: float) -> dict[str, float]:
@@ -107,8 +108,10 @@ def pairwise_metrics(pairs: DataFrame, truth: str, threshold: float, true_pairs:
 
 
 def column_importances(pairs: DataFrame) -> dict[str, float]:
-    """Mean |match weight| per comparison over the scored pairs, normalised to sum to 1."""
-    columns = [c for c in pairs.columns if c.startswith("mw_") and not c.startswith("mw_tf_adj_")]
+    """Mean |match weight| per comparison column over the scored pairs, normalised to sum to 1
+    (dependence corrections, :mod:`matcher.model.dependence`, are no column and are left out)."""
+    columns = [c for c in pairs.columns
+               if c.startswith("mw_") and not c.startswith(("mw_tf_adj_", f"mw_{DEPENDENCE_PREFIX}"))]
     if not columns:
         return {}
     means = pairs.agg(*[F.avg(F.abs(c)).alias(c) for c in columns]).first().asDict()

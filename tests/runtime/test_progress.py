@@ -139,7 +139,8 @@ def test_a_run_off_a_terminal_logs_every_main_stage(tmp_path, spark, capsys, pro
     assert done == [
         "stage read inputs",
         "stage train › profile inputs", "stage train › automatic setup", "stage train › compare candidate pairs",
-        "stage train › u estimation", "stage train › EM", "stage train › lambda", "stage train › threshold",
+        "stage train › u estimation", "stage train › EM", "stage train › dependence", "stage train › lambda",
+        "stage train › threshold",
         "stage train",
         "stage match › read inputs", "stage match › score pairs", "stage match › cluster",
         "stage match › write pairs", "stage match › write matches", "stage match",
