@@ -32,8 +32,9 @@ from matcher.model.dependence import with_derived_gammas
 from matcher.model.postcode import column_formats, resolve_formats
 from matcher.model.splink_adapter import (
     BlockingRule, Settings, add_trained_m, add_trained_u, apply_trained_m_u, bayes_factor, bayes_factor_to_prob,
-    columns_used_by_sql, comparison_input_columns, forget_trained_m, gamma_columns, is_fixed, lambda_of, levels_implied_by_rule, link_type, model_settings,
-    non_null_levels, prob_to_bayes_factor, set_lambda, to_blocking_rule,
+    columns_used_by_sql, comparison_input_columns, forget_trained_m, gamma_columns, is_fixed, lambda_of,
+    levels_implied_by_rule, link_type, model_settings, non_null_levels, prob_to_bayes_factor, set_lambda,
+    to_blocking_rule,
 )
 from matcher.runtime.errors import InputDataError
 from matcher.runtime.progress import step
