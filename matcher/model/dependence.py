@@ -63,11 +63,11 @@ class Group:
         fixed = {"fix_m_probability": True, "fix_u_probability": True}
         null = " AND ".join(f"({c}_l IS NULL OR {c}_r IS NULL)" for c in self.columns)
         levels = [{"sql_condition": null, "label_for_charts": "Null", "is_null_level": True}]
-        for level in self.levels:
-            m, u = (2.0**level.bits, 1.0) if level.bits <= 0 else (1.0, 2.0**-level.bits)
+        for level in self.levels:  # measured lifts exceed 1: m = 1 / lift, u = 1
             levels.append({
                 "sql_condition": " AND ".join(f"{c}_l = {c}_r" for c in level.columns),
-                "label_for_charts": f"{', '.join(level.columns)} agree together", "m_probability": m, "u_probability": u,
+                "label_for_charts": f"{', '.join(level.columns)} agree together", "m_probability": 1.0 / level.lift,
+                "u_probability": 1.0,
                 **fixed,
             })
         levels.append({"sql_condition": "ELSE", "label_for_charts": "All other comparisons", "m_probability": 1.0,

@@ -84,15 +84,14 @@ class _Evidence:
     """The candidate pairs' patterns and the model's u, to count the matches agreeing on a set."""
 
     def __init__(self, settings: Settings, candidate_patterns: pd.DataFrame) -> None:
-        self.vectors = gammas(settings, candidate_patterns)
-        self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         trained = [k for k, cc in enumerate(settings.comparisons) if not is_fixed(cc)]
+        self.vectors = gammas(settings, candidate_patterns)[:, trained]
+        self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         self.names = [settings.comparisons[k].output_column_name for k in trained]
         self.tops = [non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
         self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
                    for lv in non_null_levels(settings.comparisons[k]) if isinstance(lv.u_probability, (int, float))}
                   for k in trained]
-        self.vectors = self.vectors[:, trained]
 
     def matches_agreeing(self, columns: tuple[str, ...]) -> float:
         """Expected true matches among the candidate pairs agreeing on ``columns``: two latent classes

@@ -20,14 +20,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EMResult:
-    """Estimated m per (comparison, level), lambda within the blocked pairs, iterations run
-    (and u, when EM estimated it too)."""
+    """Estimated m per (comparison, level), lambda within the blocked pairs, iterations run."""
 
     m: list[dict[int, float]]
     probability_two_random_records_match: float
     iterations: int
     converged: bool = True
-    u: list[dict[int, float]] | None = None
 
 
 def log2_bayes_factors(gammas: np.ndarray, m: list[dict[int, float]], u: list[dict[int, float]]) -> np.ndarray:
@@ -117,7 +115,7 @@ def expectation_maximisation(
     else:
         converged = False
     observed = [{level: m[k][level] for level in m[k] if (gammas[:, k] == level).any()} for k in range(len(m))]
-    return EMResult(observed, lam, iteration, converged, u if free_u else None)
+    return EMResult(observed, lam, iteration, converged)
 
 
 def _level_shares(column: np.ndarray, weights: np.ndarray, levels: dict[int, float]) -> dict[int, float]:
@@ -268,13 +266,7 @@ def agreement_start(gammas: np.ndarray, counts: np.ndarray, u: list[dict[int, fl
         agreed += np.where(column == top, bits, 0.0)
     like = (available > 0) & (agreed >= available / 2)
     weights = counts.astype(float) * like
-    m = []
-    for k, u_k in enumerate(u):
-        column = gammas[:, k]
-        level_counts = {level: weights[column == level].sum() + 0.5 for level in u_k}
-        total = sum(level_counts.values())
-        m.append({level: c / total for level, c in level_counts.items()})
-    m = [{level: float(v) for level, v in m_k.items()} for m_k in m]
+    m = [_level_shares(gammas[:, k], weights, u_k) for k, u_k in enumerate(u)]
     share = float(weights.sum() / max(counts.sum(), 1.0))
     return m, float(min(max(share, 0.01), 0.99))
 

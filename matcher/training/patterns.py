@@ -19,6 +19,7 @@ from matcher.model.splink_adapter import (
     CTEPipeline, Settings, blocking_columns, database_api, gamma_column, gamma_columns, is_fixed, model_settings,
     non_null_levels, run_pipeline,
 )
+from matcher.training.em import log2_bayes_factors
 
 SKIPPED = NOT_EVALUATED
 """Comparison-vector value of a comparison that a thinned u sample did not evaluate."""
@@ -115,9 +116,9 @@ def fixed_bits(settings: Settings, frame: pd.DataFrame) -> np.ndarray | None:
     fixed = [k for k, cc in enumerate(settings.comparisons) if is_fixed(cc)]
     if not fixed:
         return None
-    vectors = gammas(settings, frame)
-    bits = np.zeros(len(frame))
-    for k in fixed:
-        for level in non_null_levels(settings.comparisons[k]):
-            bits[vectors[:, k] == level.comparison_vector_value] += np.log2(level.m_probability / level.u_probability)
-    return bits
+    levels = [non_null_levels(settings.comparisons[k]) for k in fixed]
+    return log2_bayes_factors(
+        gammas(settings, frame)[:, fixed],
+        [{lv.comparison_vector_value: lv.m_probability for lv in lv_k} for lv_k in levels],
+        [{lv.comparison_vector_value: lv.u_probability for lv in lv_k} for lv_k in levels],
+    )
