@@ -24,6 +24,7 @@ from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
 from matcher.runtime.logs import configure_logging
 from matcher.runtime.progress import set_mode
 from matcher.runtime.run_folder import RunFolder, open_run_folder
+from matcher.runtime.s3_server import s3_server_command
 
 log = logging.getLogger("matcher")
 
@@ -220,6 +221,16 @@ TASKS: dict[str, Task] = {
         lambda config, folder, args: graph_server_command(args.action, port=args.port),
         lambda parser: (parser.add_argument("action", choices=["fetch", "start", "stop", "status"]),
                         parser.add_argument("--port", type=int, default=8182)),
+        needs_config=False,
+    ),
+    "s3-server": Task(
+        "start, stop or check a local S3-compatible endpoint (SeaweedFS, http://127.0.0.1:8333, bucket 'matcher'); "
+        "fetch gets Spark's S3 connector (hadoop-aws) with Maven; env prints the variables that point the matcher at it",
+        lambda config, folder, args: s3_server_command(args.action, port=args.port, buckets=tuple(args.bucket or ["matcher"])),
+        lambda parser: (parser.add_argument("action", choices=["fetch", "start", "stop", "status", "env"]),
+                        parser.add_argument("--port", type=int, default=8333),
+                        parser.add_argument("--bucket", action="append", metavar="NAME",
+                                            help="bucket to create at start (repeatable; default matcher)")),
         needs_config=False,
     ),
     "serve": Task(

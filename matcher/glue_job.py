@@ -30,13 +30,11 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-import yaml
 from pyspark.sql import SparkSession
 
-from matcher.config.transform import TransformConfig, config_from_dict, load_config
+from matcher.config.transform import TransformConfig, load_config
 from matcher.runtime.errors import ConfigError
 from matcher.runtime.logs import configure_logging
-from matcher.runtime.outputs import is_remote
 from matcher.runtime.session import get_session
 
 log = logging.getLogger(__name__)
@@ -115,24 +113,6 @@ def job_session(options: dict[str, str | None]) -> Iterator[SparkSession]:
     job.commit()
 
 
-def read_job_config(spark: SparkSession, path: str) -> TransformConfig:
-    """A local config file as ``matcher`` reads it, or a remote one (``s3://``) read through Spark.
-
-    Relative paths inside a remote config cannot be resolved: use absolute paths or URIs there.
-    """
-    if not is_remote(path):
-        return load_config(path)
-    try:
-        text = "\n".join(row.value for row in spark.read.text(path, wholetext=True).collect())
-    except Exception as err:  # noqa: BLE001 - Hadoop's errors are long; the first line says it
-        raise ConfigError(f"{path}: cannot read config ({str(err).strip().splitlines()[0]})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-    return config_from_dict(data, source=path)
-
-
 def override_inputs(config: TransformConfig, value: str | None) -> TransformConfig:
     """Replace input paths: ``PATH`` for a one-input config, ``NAME=PATH,NAME=PATH`` otherwise."""
     if not value:
@@ -203,7 +183,7 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     options = resolve_options(argv, required, optional)
     args = parser.parse_args(_cli_arguments(task, sub, options))
     with job_session(options) as spark:
-        config = override_inputs(read_job_config(spark, args.config), options["input"])
+        config = override_inputs(load_config(args.config), options["input"])
         with open_task_folder(config, args, scratch=options["checkpoint_dir"], name=options["JOB_NAME"]) as folder:
             result = folder.located(TASKS[task].run(config, folder, args))
     print(f"{options['JOB_NAME']}: {task} done: {_describe(result, folder.location)}")

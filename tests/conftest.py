@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from matcher.cli import main
+from matcher.runtime.s3 import fetch_connector
 from matcher.runtime.session import get_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +72,7 @@ def every_kind_config(path) -> dict:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
+    fetch_connector()  # Spark's S3 connector joins the classpath only at JVM start (tests/reliability/test_s3.py)
     session = get_session(checkpoint_dir=tmp_path_factory.mktemp("checkpoints"), cores=2, memory="2g")
     yield session
     session.stop()
@@ -190,6 +194,34 @@ def gremlin_server(tmp_path_factory):
 
     server = LocalGremlinServer(port=free_port(), state_dir=tmp_path_factory.mktemp("gremlin-server"))
     server.start()
+    yield server
+    server.stop()
+
+
+def free_port_block() -> int:
+    """A port P on 127.0.0.1 with P..P+4 and P+10000..P+10003 free: the S3 server's ports."""
+    while True:
+        port = random.randrange(20000, 40000)
+        wanted = [*range(port, port + 5), *range(port + 10000, port + 10004)]
+        try:
+            with contextlib.ExitStack() as stack:
+                for p in wanted:
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+
+
+@pytest.fixture(scope="session")
+def s3_server(spark, tmp_path_factory):
+    """A local S3-compatible server (SeaweedFS, through matcher.runtime.s3_server) on free ports with its
+    own keys and bucket ``matcher-test``; the shared Spark session is pointed at it. Stopped at the end."""
+    from matcher.runtime.s3 import configure_s3
+    from matcher.runtime.s3_server import LocalS3Server
+
+    server = LocalS3Server(port=free_port_block(), state_dir=tmp_path_factory.mktemp("s3-server"))
+    server.start(buckets=("matcher-test",))
+    configure_s3(spark, server.env())
     yield server
     server.stop()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -519,7 +520,7 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
     return f"{source}: " + "; ".join(problems)
 
 
-def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None) -> TransformConfig:
+def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: Path | str | None = None) -> TransformConfig:
     """Validate a configuration mapping; relative input paths resolve against ``base_dir``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
@@ -540,24 +541,29 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir
     return config.model_copy(update=update)
 
 
-def _resolve(path: str, base_dir: Path) -> str:
+def _resolve(path: str, base_dir: Path | str) -> str:
     if "://" in path or Path(path).is_absolute():
         return path
+    if isinstance(base_dir, str):  # a remote config's folder URI
+        scheme, rest = base_dir.split("://", 1)
+        bucket, _, prefix = rest.partition("/")
+        return f"{scheme}://{bucket}/{posixpath.normpath(posixpath.join('/' + prefix, path)).lstrip('/')}"
     return str((base_dir / path).resolve())
 
 
 def load_config(path: str | Path) -> TransformConfig:
-    """Read and validate a YAML configuration.
+    """Read and validate a YAML configuration, from a file or a URI (``s3://``, read through Hadoop).
 
     Relative paths inside it are resolved against the project root when the file sits
-    in a ``configs/`` folder, otherwise against the file's own folder.
+    in a ``configs/`` folder, otherwise against the file's own folder (the same for a URI).
     """
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_config_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: cannot read config (not UTF-8: {err.reason} at byte {err.start})") from None
+    except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err})") from None
     try:
         data = yaml.safe_load(text)
@@ -568,6 +574,23 @@ def load_config(path: str | Path) -> TransformConfig:
         raise ConfigError(f"{path}: invalid YAML ({where}{problem})") from None
     if data is None:
         raise ConfigError(f"{path}: config file is empty")
-    folder = path.resolve().parent
-    base_dir = folder.parent if folder.name == "configs" else folder
+    if "://" in str(path):
+        folder = str(path).rsplit("/", 1)[0]
+        base_dir: Path | str = folder.rsplit("/", 1)[0] if folder.endswith("/configs") else folder
+    else:
+        local = Path(path).resolve().parent
+        base_dir = local.parent if local.name == "configs" else local
     return config_from_dict(data, source=str(path), base_dir=base_dir)
+
+
+def _read_config_text(path: str | Path) -> str:
+    if "://" not in str(path):
+        return Path(path).read_text(encoding="utf-8")
+    from matcher.runtime.remote_folder import hadoop_error, read_bytes
+
+    try:
+        return read_bytes(str(path)).decode("utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        raise
+    except Exception as err:  # noqa: BLE001 - Hadoop's errors are long; one line says it
+        raise ConfigError(f"{path}: cannot read config ({hadoop_error(err)})") from None

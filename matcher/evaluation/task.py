@@ -27,7 +27,7 @@ def evaluate_task(
     if not config.truth_column:
         raise ConfigError(f"{config.name}: evaluate needs 'truth_column' in the config")
     if not folder.summary.exists():
-        raise MatcherError(f"{folder.root}: no completed match run here (summary.json missing); run 'matcher match' first")
+        raise MatcherError(f"{folder.location}: no completed match run here (summary.json missing); run 'matcher match' first")
     summary = json.loads(folder.summary.read_text(encoding="utf-8"))
     with task_session(folder, spark) as spark, stage("evaluate"):
         accuracy = evaluate(

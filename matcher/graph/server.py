@@ -11,15 +11,12 @@ the background, waits until it answers a Gremlin query and writes its pid to
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
 from matcher.runtime.errors import GraphError
+from matcher.runtime.local_service import BackgroundProcess, java_env, maven_fetch
 
 log = logging.getLogger(__name__)
 
@@ -59,35 +56,17 @@ class LocalGremlinServer:
     # --- jars ----------------------------------------------------------------------
     def fetch_jars(self) -> Path:
         """Download gremlin-server and its dependencies into ``lib`` unless already there."""
-        marker = self.lib / ".complete"
-        if marker.exists():
-            return self.lib
-        self.lib.mkdir(parents=True, exist_ok=True)
-        command = ["mvn", "-q", "-B", "-f", str(CONFIG_DIR / "pom.xml"), "dependency:copy-dependencies",
-                   f"-DoutputDirectory={self.lib}"]
         log.info("fetching the Gremlin Server jars with Maven into %s", self.lib)
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, env=_java_env(), timeout=900)
-        except FileNotFoundError:
-            raise GraphError("mvn not found: install Maven to fetch the Gremlin Server jars") from None
-        if done.returncode != 0:
-            reason = (done.stdout + done.stderr).strip().splitlines()
-            raise GraphError(f"{CONFIG_DIR / 'pom.xml'}: mvn failed ({reason[-1] if reason else done.returncode})")
-        marker.write_text("ok\n", encoding="utf-8")
-        return self.lib
+        return maven_fetch(CONFIG_DIR / "pom.xml", self.lib, "the Gremlin Server jars", GraphError)
 
     # --- lifecycle -----------------------------------------------------------------
+    @property
+    def process(self) -> BackgroundProcess:
+        return BackgroundProcess(self.pid_file)
+
     def pid(self) -> int | None:
         """The pid in the pid file when that process is alive, else None."""
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return None
-        return pid
+        return self.process.pid()
 
     def answers(self, timeout_s: float = 5.0) -> bool:
         """True when a Gremlin query (``g.inject(1)``) gets its answer."""
@@ -109,41 +88,23 @@ class LocalGremlinServer:
         for name in ("gremlin-server.yaml", "tinkergraph.properties", "init.groovy"):
             template = Template((CONFIG_DIR / name).read_text(encoding="utf-8"))
             (self.state_dir / name).write_text(template.safe_substitute(values), encoding="utf-8")
-        java = Path(_java_env().get("JAVA_HOME", "/usr")) / "bin" / "java"
+        env = java_env()
+        java = Path(env.get("JAVA_HOME", "/usr")) / "bin" / "java"
         command = [str(java) if java.exists() else "java", "-Xms256m", "-Xmx2g",
                    f"-Dlogback.configurationFile={CONFIG_DIR / 'logback.xml'}",
                    "-cp", f"{lib}/*", MAIN_CLASS, str(self.config_file)]
-        with open(self.log_file, "ab") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.state_dir,
-                                       start_new_session=True, env=_java_env())
-        self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise GraphError(f"Gremlin Server exited with code {process.returncode} at start; see {self.log_file}")
-            if self.answers(timeout_s=2.0):
-                log.info("Gremlin Server started (pid %d) at %s", process.pid, self.endpoint)
-                return process.pid
-            time.sleep(0.5)
-        self.stop()
-        raise GraphError(f"Gremlin Server did not answer at {self.endpoint} within {wait_s:.0f} s; see {self.log_file}")
+        process = self.process.launch(command, log_file=self.log_file, cwd=self.state_dir, env=env)
+        self.process.await_ready(process, lambda: self.answers(timeout_s=2.0), wait_s=wait_s,
+                                 what=f"Gremlin Server at {self.endpoint}", log_file=self.log_file, error=GraphError)
+        log.info("Gremlin Server started (pid %d) at %s", process.pid, self.endpoint)
+        return process.pid
 
     def stop(self, *, wait_s: float = 30.0) -> bool:
         """Stop the server started from this folder (by its pid); False when none was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        log.info("Gremlin Server (pid %d) stopped", pid)
-        return True
+        pid = self.process.stop(wait_s=wait_s)
+        if pid is not None:
+            log.info("Gremlin Server (pid %d) stopped", pid)
+        return pid is not None
 
     def status(self) -> str:
         pid = self.pid()
@@ -168,28 +129,6 @@ def clear_graph(endpoint: str) -> None:
         client.submit("graph.clear(); 'cleared'").all().result()
     finally:
         client.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def _java_env() -> dict[str, str]:
-    """The environment with JAVA_HOME pointing at a JDK 17 when none is set (as for Spark)."""
-    from matcher.runtime.session import _ensure_java_17
-
-    _ensure_java_17()
-    return dict(os.environ)
 
 
 def graph_server_command(action: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:

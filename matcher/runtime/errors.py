@@ -21,3 +21,7 @@ class ModelError(MatcherError):
 
 class GraphError(MatcherError):
     """The graph store (Gremlin Server, Neptune) is unreachable, refuses a write, or cannot be started."""
+
+
+class StorageError(MatcherError):
+    """An object store (S3, the local S3 server) refuses access, cannot be reached or cannot be started."""

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from pyspark.sql import SparkSession
 
+from matcher.runtime.errors import StorageError
 from matcher.runtime.outputs import is_remote
 from matcher.runtime.session import get_session
 
@@ -28,7 +29,10 @@ def hadoop_error(err: Exception) -> str:
     """Hadoop's reason for a failure, on one line (a JVM error's first line only names the call)."""
     java = getattr(err, "java_exception", None)
     text = str(java.toString()) if java is not None else str(err)
-    return " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(err).__name__
+    line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(err).__name__
+    if "No FileSystem for scheme \"s3" in line:
+        line += "; run `matcher s3-server fetch` once to add Spark's S3 connector"
+    return line
 
 
 def _hadoop_fs(spark: SparkSession, uri: str):
@@ -50,39 +54,71 @@ def exists(path: str | Path) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
-def remove(path: str | Path) -> None:
-    """Delete a folder, local or remote, quietly: cleanup must not mask a task's own outcome."""
+def read_bytes(uri: str) -> bytes:
+    """The whole file at ``uri`` (small files: a config, a label file) through Hadoop's FileSystem.
+    A missing file is :class:`FileNotFoundError`; other failures keep Hadoop's error."""
+    spark = get_session()
+    fs, path = _hadoop_fs(spark, uri)
+    if not fs.exists(path):
+        raise FileNotFoundError(uri)
+    stream = fs.open(path)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def remove(path: str | Path, *, strict: bool = False) -> None:
+    """Delete a file or folder, local or remote; quietly, as cleanup must not mask a task's own
+    outcome, unless ``strict`` (a one-line :class:`StorageError` naming ``path``)."""
     if not is_remote(path):
         import shutil
 
-        shutil.rmtree(path, ignore_errors=True)
+        target = Path(path)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=not strict)
+        else:
+            target.unlink(missing_ok=True)
         return
     try:
         fs, hadoop_path = _hadoop_fs(get_session(), str(path))
         fs.delete(hadoop_path, True)
-    except Exception:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001
+        if strict:
+            raise StorageError(f"{path}: cannot remove ({hadoop_error(err)})") from None
         log.warning("could not remove %s", path)
 
 
-def copy_children(spark: SparkSession, source: str, target: str, *, skip: Sequence[str] = ()) -> bool:
+def copy_children(spark: SparkSession, source: str, target: str, *, skip: Sequence[str] = (), last: Sequence[str] = ()) -> bool:
     """Copy every entry of folder ``source`` into folder ``target`` through Hadoop's FileSystem,
-    replacing entries of the same name; False (nothing copied) when ``source`` does not exist."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    replacing entries of the same name, the entries named in ``last`` after all others and in that
+    order; False (nothing copied) when ``source`` does not exist."""
     source_fs, source_path = _hadoop_fs(spark, source)
     if not source_fs.exists(source_path):
         return False
     target_fs, target_path = _hadoop_fs(spark, target)
     target_fs.mkdirs(target_path)
-    for status in source_fs.listStatus(source_path):
-        name = status.getPath().getName()
-        if name in skip or name.startswith("."):
-            continue
-        destination = jvm.org.apache.hadoop.fs.Path(target_path, name)
+    entries = [s for s in source_fs.listStatus(source_path) if s.getPath().getName() not in skip and not s.getPath().getName().startswith(".")]
+    order = {name: i + 1 for i, name in enumerate(last)}
+    for status in sorted(entries, key=lambda s: order.get(s.getPath().getName(), 0)):
+        destination = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(target_path, status.getPath().getName())
         target_fs.delete(destination, True)
-        jvm.org.apache.hadoop.fs.FileUtil.copy(source_fs, status.getPath(), target_fs, destination, False, True, conf)
+        _copy(spark, source_fs, status, target_fs, destination)
     log.info("copied run folder entries from %s to %s", source, target)
     return True
+
+
+def _copy(spark: SparkSession, source_fs, status, target_fs, destination) -> None:
+    """Copy a file, or a folder file by file: a store may keep a deleted folder's name for a while
+    (SeaweedFS's S3 does), and Hadoop would then copy the folder *into* it."""
+    if not status.isDirectory():
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        spark.sparkContext._jvm.org.apache.hadoop.fs.FileUtil.copy(source_fs, status.getPath(), target_fs, destination, False, True, conf)
+        return
+    target_fs.mkdirs(destination)
+    for child in source_fs.listStatus(status.getPath()):
+        if not child.getPath().getName().startswith("."):  # Hadoop's .crc side files
+            _copy(spark, source_fs, child, target_fs, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(destination, child.getPath().getName()))
 
 
 def relocate(value: Any, staged: str, uri: str) -> Any:

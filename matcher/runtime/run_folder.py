@@ -146,7 +146,9 @@ def open_run_folder(
         if remote and not read_only:
             for entry in ("summary.json", "metrics.json"):
                 relocate_json_file(staging / entry, str(staging), uri)
-            copy_children(spark, f"file://{staging}", uri, skip=("_checkpoints",))
+            # the completion markers last, summary.json at the very end: until then the folder looks incomplete
+            markers = [marker.name for marker in reversed(folder.completion_markers)]
+            copy_children(spark, f"file://{staging}", uri, skip=("_checkpoints",), last=markers)
     finally:
         if checkpoints:
             remove(checkpoints)
@@ -183,8 +185,11 @@ def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[R
     ``replaces``: the task rewrites the outputs. Unless a task of this process already holds the
     folder, its Parquet folders must hold only the matcher's files, and the completion markers are
     removed before any work, so a run killed half-way never looks complete. A remote folder's
-    local staging copy is private to the task: nothing to lock or remove there."""
+    local staging copy is private to the task: nothing to lock there, but a replacing task removes
+    the markers from the remote folder too."""
     if folder.uri:
+        if replaces:
+            _retract(folder)
         yield folder
         return
     _make_root(folder.root)
@@ -198,7 +203,11 @@ def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[R
 
 
 def _retract(folder: RunFolder) -> None:
-    """Remove the completion markers durably (the folder is flushed) before outputs are rewritten."""
+    """Remove the completion markers durably (the folder is flushed) before outputs are rewritten;
+    a remote folder's from both its staging copy and its URI."""
+    if folder.uri:
+        for marker in folder.completion_markers:
+            remove(folder.where(marker.name), strict=True)
     removed = False
     for marker in folder.completion_markers:
         try:

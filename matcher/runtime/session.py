@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from matcher.runtime.s3 import configure_s3, connector_jars
+
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,9 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
     generated code holds what several runs compile, so that later runs in the same JVM (a
     notebook, incremental matches) reuse the compiled comparisons. Under
     ``spark-submit`` or Glue, the launcher's master and every setting it was given
-    (``--conf``, ``--jars``) win over these.
+    (``--conf``, ``--jars``) win over these. Once ``matcher s3-server fetch`` has fetched
+    Spark's S3 connector, its jars join the classpath and ``s3://`` maps to it
+    (:mod:`matcher.runtime.s3`).
     """
     _ensure_java_17()
     cores = cores or os.cpu_count() or 2
@@ -83,7 +87,7 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         # then recompiles the comparison loops (about a second of a core each)
         "spark.sql.codegen.cache.maxEntries": "1000",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
-        "spark.jars": similarity_jar(),
+        "spark.jars": ",".join([similarity_jar(), *connector_jars()]),
     }
     builder = SparkSession.builder
     for key, value in settings.items():
@@ -91,6 +95,8 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if launcher is None and connector_jars():
+        configure_s3(spark)
     return spark
 
 

@@ -1,0 +1,82 @@
+"""``s3://`` on any Spark: Hadoop's S3A connector, set up from the environment.
+
+Glue maps ``s3://`` to EMRFS and needs nothing from here. Elsewhere (local Spark, Jupyter,
+``spark-submit``) ``s3://`` and ``s3a://`` are both mapped to Hadoop's ``S3AFileSystem``, from the
+``hadoop-aws`` jar matching the Hadoop inside pyspark (``configs/s3/pom.xml``), which
+``matcher s3-server fetch`` copies from Maven Central into ``.s3/lib``. A local session puts
+those jars on its classpath whenever they are there.
+
+The environment says where and who:
+
+- ``MATCHER_S3_ENDPOINT``: an S3-compatible endpoint (``http://127.0.0.1:8333`` for
+  ``matcher s3-server``); unset means Amazon S3 itself;
+- ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``): the keys; unset,
+  S3A's own chain (instance profile, ...) decides;
+- ``MATCHER_S3_SSE_KMS_KEY``: write every object with SSE-KMS under that key (ARN or id).
+
+Any other ``fs.s3a.*`` option passes through Spark as ``spark.hadoop.fs.s3a.*``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from pyspark.sql import SparkSession
+
+REPO = Path(__file__).resolve().parents[2]
+CONNECTOR_POM = REPO / "configs" / "s3" / "pom.xml"
+CONNECTOR_LIB = REPO / ".s3" / "lib"
+S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+
+
+def connector_jars(lib: Path = CONNECTOR_LIB) -> list[str]:
+    """The S3A connector's jars when ``matcher s3-server fetch`` has fetched them, else none."""
+    if not (lib / ".complete").exists():
+        return []
+    return sorted(str(jar) for jar in lib.glob("*.jar"))
+
+
+def fetch_connector() -> Path:
+    """Fetch ``hadoop-aws`` and the AWS SDK it was built with into :data:`CONNECTOR_LIB` (once)."""
+    from matcher.runtime.errors import ConfigError
+    from matcher.runtime.local_service import maven_fetch
+
+    return maven_fetch(CONNECTOR_POM, CONNECTOR_LIB, "Spark's S3 connector (hadoop-aws)", ConfigError)
+
+
+def s3a_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Hadoop settings that map ``s3://`` to S3A and point it where ``env`` (default: the
+    process environment) says."""
+    env = os.environ if env is None else env
+    settings = {"fs.s3.impl": S3A, "fs.s3a.impl": S3A}
+    endpoint = env.get("MATCHER_S3_ENDPOINT")
+    if endpoint:
+        settings |= {
+            "fs.s3a.endpoint": endpoint,
+            # a local server has no per-bucket host names
+            "fs.s3a.path.style.access": "true",
+            "fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+            # fail in seconds, not after S3A's default twenty retries, when nothing answers
+            "fs.s3a.attempts.maximum": "3",
+            "fs.s3a.retry.limit": "3",
+        }
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        settings |= {"fs.s3a.access.key": env["AWS_ACCESS_KEY_ID"], "fs.s3a.secret.key": env["AWS_SECRET_ACCESS_KEY"]}
+        if env.get("AWS_SESSION_TOKEN"):
+            settings |= {
+                "fs.s3a.session.token": env["AWS_SESSION_TOKEN"],
+                "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
+            }
+    if env.get("MATCHER_S3_SSE_KMS_KEY"):
+        settings |= {"fs.s3a.encryption.algorithm": "SSE-KMS", "fs.s3a.encryption.key": env["MATCHER_S3_SSE_KMS_KEY"]}
+    return settings
+
+
+def configure_s3(spark: SparkSession, env: Mapping[str, str] | None = None) -> None:
+    """Apply :func:`s3a_settings` to ``spark``'s Hadoop configuration. Hadoop keeps one file system
+    per bucket once used: settings changed later reach only buckets not used yet."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_settings(env).items():
+        conf.set(key, value)

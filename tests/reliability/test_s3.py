@@ -1,0 +1,152 @@
+"""S3 end to end on a real S3-compatible server the project starts (SeaweedFS, ``matcher s3-server``):
+configs, sources and run folders on ``s3://``, read and written through Spark's S3A connector."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from matcher.graph.server import clear_graph
+from tests.conftest import REPO, assert_one_line_error
+
+BUCKET = "matcher-test"
+PROJECT = f"s3://{BUCKET}/project"
+CONFIG = f"{PROJECT}/configs/fake_1000.yaml"
+MARKERS = ("summary.json", "metrics.json", "report.html")
+
+
+def put(server, key: str, body: bytes) -> None:
+    server.client().put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def keys(server, prefix: str) -> set[str]:
+    """The object names under ``prefix/``, relative to it."""
+    listing = server.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
+    return {o["Key"].removeprefix(f"{prefix}/") for o in listing.get("Contents", [])}
+
+
+def read_json(server, key: str) -> dict:
+    return json.loads(server.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def match_ids(spark, run: str) -> list[tuple]:
+    return sorted(map(tuple, spark.read.parquet(f"{run}/matches").select("unique_id", "match_id").collect()))
+
+
+@pytest.fixture(scope="module")
+def project(s3_server, gremlin_server) -> str:
+    """configs/fake_1000.yaml (with the test Gremlin Server as its graph) and its data, uploaded
+    under the project's layout: the config's relative paths resolve inside the bucket."""
+    config = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text(encoding="utf-8"))
+    config["graph"] = {"endpoint": gremlin_server.endpoint}
+    put(s3_server, "project/configs/fake_1000.yaml", yaml.safe_dump(config).encode())
+    put(s3_server, "project/data/demo/fake_1000.csv", (REPO / "data" / "demo" / "fake_1000.csv").read_bytes())
+    return PROJECT
+
+
+@pytest.fixture(scope="module")
+def s3_run(project, spark, fake_1000_run, s3_server) -> str:
+    """A completed ``matcher run`` whose config, source and run folder are all on S3."""
+    from matcher.cli import main
+
+    run = f"s3://{BUCKET}/runs/fake_1000"
+    assert main(["--log-level", "ERROR", "run", "--config", CONFIG, "--output", run]) == 0
+    return run
+
+
+def test_the_endpoint_refuses_anonymous_requests_and_wrong_keys(s3_server):
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{s3_server.endpoint}/{BUCKET}", timeout=10)
+    assert anonymous.value.code == 403
+    keys = s3_server.credentials()
+    for access, secret in ((keys["access_key"], "not-the-secret"), ("nobody", keys["secret_key"])):
+        with pytest.raises(ClientError) as refused:
+            s3_server.client(access, secret).list_objects_v2(Bucket=BUCKET)
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert s3_server.client().list_objects_v2(Bucket=BUCKET)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_a_run_from_s3_to_s3_gives_the_local_runs_clusters(s3_run, spark, fake_1000_run, s3_server):
+    assert match_ids(spark, s3_run) == match_ids(spark, str(fake_1000_run.root))
+    prefix = s3_run.removeprefix(f"s3://{BUCKET}/")
+    present = keys(s3_server, prefix)
+    assert {"summary.json", "metrics.json", "report.html", "model/splink_model.json", "matches/_SUCCESS", "pairs/_SUCCESS"} <= present
+    assert not any(k.startswith("_checkpoints/") and not k.endswith("/") for k in present), "scratch tables are removed"
+    summary = read_json(s3_server, f"{prefix}/summary.json")
+    assert summary["outputs"]["matches"] == f"{s3_run}/matches" and summary["outputs"]["model"] == f"{s3_run}/model"
+    assert not any("matcher-run-" in str(v) for v in summary["outputs"].values()), "no staging path leaks out"
+
+
+def test_load_graph_and_match_incremental_work_on_an_s3_run_folder(s3_run, cli, s3_server, gremlin_server, spark):
+    clear_graph(gremlin_server.endpoint)
+    result = cli("load-graph", "--config", CONFIG, "--output", s3_run)
+    assert result.code == 0, result.err
+    rows = spark.read.parquet(f"{s3_run}/matches").count()
+    assert f"SourceRecord {rows}" in result.out
+    assert read_json(s3_server, f"{s3_run.removeprefix(f's3://{BUCKET}/')}/graph.json")["graph"]["edges"]["member_of"] == rows
+
+    lines = (REPO / "data" / "demo" / "fake_1000.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    put(s3_server, "project/delta.csv", "".join([lines[0], *lines[1:21]]).encode())
+    incremental = f"s3://{BUCKET}/runs/incremental"
+    result = cli("match-incremental", "--config", CONFIG, "--existing", s3_run, "--new", f"{PROJECT}/delta.csv", "--output", incremental)
+    assert result.code == 0, result.err
+    assert "changes: 0 new, 0 joined, 20 updated, 0 moved" in result.out, result.out  # the same 20 records again
+    assert match_ids(spark, incremental) == match_ids(spark, s3_run)
+
+
+def test_a_missing_config_a_missing_run_and_wrong_keys_are_one_line_errors(cli, spark, s3_server, project):
+    assert_one_line_error(cli("run", "--config", f"{PROJECT}/configs/absent.yaml"), f"{PROJECT}/configs/absent.yaml", "config file not found")
+    absent = f"s3://{BUCKET}/runs/absent"
+    assert_one_line_error(cli("load-graph", "--config", CONFIG, "--output", absent), absent, "summary.json missing")
+    # another bucket read with a wrong secret (S3A's per-bucket settings; the bucket was never used before)
+    s3_server.create_bucket("matcher-denied")
+    spark.sparkContext._jsc.hadoopConfiguration().set("fs.s3a.bucket.matcher-denied.secret.key", "not-the-secret")
+    denied = "s3://matcher-denied/configs/fake_1000.yaml"
+    assert_one_line_error(cli("run", "--config", denied), denied, "cannot read config", "403")
+
+
+@pytest.mark.slow
+def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_gives_the_same_ids(
+    s3_run, cli, spark, s3_server, fake_1000_run,
+):
+    prefix = s3_run.removeprefix(f"s3://{BUCKET}/")
+    client = s3_server.client()
+
+    def written_since(key: str, since: float) -> bool:
+        try:
+            return client.head_object(Bucket=BUCKET, Key=key)["LastModified"].timestamp() > since
+        except ClientError:
+            return False
+
+    env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO)}
+    started = time.time() - 1  # S3 times have whole seconds
+    run = subprocess.Popen([sys.executable, "-m", "matcher", "run", "--config", CONFIG, "--output", s3_run],
+                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        # the re-run has written new pairs but not finished: old and new outputs side by side
+        while not written_since(f"{prefix}/pairs/_SUCCESS", started):
+            assert run.poll() is None, run.stderr.read().decode()
+            assert time.monotonic() < deadline, "timed out waiting for the new pairs"
+            time.sleep(0.2)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL
+    assert not keys(s3_server, prefix) & set(MARKERS), "a marker of the old run still makes the folder look complete"
+    assert_one_line_error(cli("evaluate", "--config", CONFIG, "--output", s3_run), s3_run, "summary.json missing")
+
+    result = cli("run", "--config", CONFIG, "--output", s3_run)
+    assert result.code == 0, result.err
+    assert set(MARKERS) <= keys(s3_server, prefix)
+    assert match_ids(spark, s3_run) == match_ids(spark, str(fake_1000_run.root))
