@@ -135,9 +135,16 @@ def test_a_config_validation_error_fails_with_every_problem_on_one_line(tmp_path
 
 
 def test_a_run_folder_hadoop_cannot_open_fails_with_one_line_naming_it(tmp_path, write_config, cli):
-    result = cli("run", "--config", write_config(tiny_config(tmp_path)), "--output", "s3://bucket/run")
-    assert_one_line_error(result, "s3://bucket/run: cannot open the run folder", 'No FileSystem for scheme "s3"')
+    result = cli("run", "--config", write_config(tiny_config(tmp_path)), "--output", "gs://bucket/run")
+    assert_one_line_error(result, "gs://bucket/run: cannot open the run folder", 'No FileSystem for scheme "gs"')
     assert result.code == 2
+
+
+def test_a_missing_s3_connector_is_named_with_its_fix():
+    from matcher.runtime.remote_folder import hadoop_error
+
+    missing = Exception('org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "s3"\n\tat ...')
+    assert hadoop_error(missing).endswith('"s3"; run `matcher s3-server fetch` once to add Spark\'s S3 connector')
 
 
 def sample_config(tmp_path: Path, rows: int = 200) -> dict:

@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 from matcher.runtime.errors import ConfigError, InputDataError
 from matcher.runtime.outputs import check_matcher_written, is_remote, sync_directory
 from matcher.runtime.remote_folder import SPARK_WRITTEN, copy_children, hadoop_error, relocate, relocate_json_file, remove
+from matcher.runtime.remote_lock import remote_run_folder_lock
 from matcher.runtime.run_lock import held_here, run_folder_lock
 from matcher.runtime.session import get_session
 
@@ -184,13 +185,14 @@ def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[R
 
     ``replaces``: the task rewrites the outputs. Unless a task of this process already holds the
     folder, its Parquet folders must hold only the matcher's files, and the completion markers are
-    removed before any work, so a run killed half-way never looks complete. A remote folder's
-    local staging copy is private to the task: nothing to lock there, but a replacing task removes
-    the markers from the remote folder too."""
+    removed before any work, so a run killed half-way never looks complete. A remote folder is
+    locked where it is (:mod:`matcher.runtime.remote_lock`), and a replacing task removes the
+    markers there too (its local staging copy is private to the task)."""
     if folder.uri:
-        if replaces:
-            _retract(folder)
-        yield folder
+        with remote_run_folder_lock(folder.uri):
+            if replaces:
+                _retract(folder)
+            yield folder
         return
     _make_root(folder.root)
     outermost = not held_here(folder.root)

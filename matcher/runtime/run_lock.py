@@ -31,18 +31,26 @@ def held_here(root: Path) -> bool:
     return root in _held
 
 
-def _holder() -> str:
+def holder() -> str:
+    """This process as a lock's holder (JSON: pid, host, start time, command)."""
     argv = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
     command = "matcher " + " ".join(argv[1:]) if argv[0] in ("matcher", "__main__.py") else " ".join(argv)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": command})
 
 
+def describe_holder(h: dict) -> str:
+    """A lock holder (:func:`holder`) for a message."""
+    try:
+        return f"pid {h['pid']} on {h['host']}, started {h['started']}: {h['command']}"
+    except (TypeError, KeyError):
+        return "another process"
+
+
 def _describe(text: str) -> str:
     try:
-        h = json.loads(text)
-        return f"pid {h['pid']} on {h['host']}, started {h['started']}: {h['command']}"
-    except (ValueError, TypeError, KeyError):
+        return describe_holder(json.loads(text))
+    except ValueError:
         return "another process"
 
 
@@ -77,7 +85,7 @@ def run_folder_lock(root: Path) -> Iterator[None]:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(_holder())
+        handle.write(holder())
         handle.flush()
         _held[root] = 1
         try:

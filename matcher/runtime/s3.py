@@ -80,3 +80,31 @@ def configure_s3(spark: SparkSession, env: Mapping[str, str] | None = None) -> N
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in s3a_settings(env).items():
         conf.set(key, value)
+
+
+def bucket_and_key(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` (or ``s3a://``) as ``("bucket", "some/key")``."""
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key.strip("/")
+
+
+def s3_client(spark: SparkSession, bucket: str):
+    """A botocore S3 client that reaches ``bucket`` as Spark's S3A does: endpoint, path style and keys
+    from the Hadoop settings (per-bucket ones first), else botocore's own chain (on Glue: the job's role)."""
+    from botocore.config import Config
+    from botocore.session import get_session
+
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def setting(name: str) -> str | None:
+        return conf.get(f"fs.s3a.bucket.{bucket}.{name}") or conf.get(f"fs.s3a.{name}")
+
+    endpoint = setting("endpoint")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{'https' if setting('connection.ssl.enabled') != 'false' else 'http'}://{endpoint}"
+    options = {"endpoint_url": endpoint, "region_name": setting("endpoint.region") or os.environ.get("AWS_REGION") or "us-east-1"}
+    if setting("access.key") and setting("secret.key"):
+        options |= {"aws_access_key_id": setting("access.key"), "aws_secret_access_key": setting("secret.key"),
+                    "aws_session_token": setting("session.token")}
+    style = "path" if setting("path.style.access") == "true" else "auto"
+    return get_session().create_client("s3", config=Config(s3={"addressing_style": style}, retries={"max_attempts": 3}), **options)

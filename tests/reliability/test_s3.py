@@ -115,6 +115,21 @@ def test_a_missing_config_a_missing_run_and_wrong_keys_are_one_line_errors(cli, 
     assert_one_line_error(cli("run", "--config", denied), denied, "cannot read config", "403")
 
 
+def test_a_task_on_a_folder_another_holds_is_refused_naming_it_until_its_lease_runs_out(s3_run, cli, s3_server):
+    prefix = s3_run.removeprefix(f"s3://{BUCKET}/")
+    other = {"pid": 4242, "host": "elsewhere", "started": "2026-01-01T00:00:00+0000", "command": "matcher run --config x"}
+    put(s3_server, f"{prefix}/.matcher.lock", json.dumps({**other, "lease_s": 120, "expires": time.time() + 120}).encode())
+    before = keys(s3_server, prefix)
+    assert_one_line_error(cli("evaluate", "--config", CONFIG, "--output", s3_run), s3_run,
+                          "another matcher task is writing this run folder", "pid 4242 on elsewhere", "matcher run --config x")
+    assert keys(s3_server, prefix) == before, "a refused task changes nothing"
+    # a lease that ran out (its holder was killed) is taken over; the lock is gone after the task
+    put(s3_server, f"{prefix}/.matcher.lock", json.dumps({**other, "lease_s": 120, "expires": time.time() - 1}).encode())
+    result = cli("evaluate", "--config", CONFIG, "--output", s3_run)
+    assert result.code == 0, result.err
+    assert ".matcher.lock" not in keys(s3_server, prefix)
+
+
 @pytest.mark.slow
 def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_gives_the_same_ids(
     s3_run, cli, spark, s3_server, fake_1000_run,
@@ -128,7 +143,8 @@ def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_
         except ClientError:
             return False
 
-    env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO)}
+    lease_s = 10
+    env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO), "MATCHER_S3_LOCK_LEASE_S": str(lease_s)}
     started = time.time() - 1  # S3 times have whole seconds
     run = subprocess.Popen([sys.executable, "-m", "matcher", "run", "--config", CONFIG, "--output", s3_run],
                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -142,11 +158,16 @@ def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()
+    killed = time.monotonic()
     assert run.returncode == -signal.SIGKILL
     assert not keys(s3_server, prefix) & set(MARKERS), "a marker of the old run still makes the folder look complete"
+    # the killed run's lock lives on until its lease runs out, then lapses
+    assert_one_line_error(cli("run", "--config", CONFIG, "--output", s3_run), s3_run, f"pid {run.pid}", "its lease ends")
+    assert time.monotonic() - killed < lease_s, "the refusal came after the lease ended: raise lease_s"
+    time.sleep(max(0.0, lease_s + 1 - (time.monotonic() - killed)))
     assert_one_line_error(cli("evaluate", "--config", CONFIG, "--output", s3_run), s3_run, "summary.json missing")
 
     result = cli("run", "--config", CONFIG, "--output", s3_run)
     assert result.code == 0, result.err
-    assert set(MARKERS) <= keys(s3_server, prefix)
+    assert set(MARKERS) <= keys(s3_server, prefix) and ".matcher.lock" not in keys(s3_server, prefix)
     assert match_ids(spark, s3_run) == match_ids(spark, str(fake_1000_run.root))
