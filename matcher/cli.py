@@ -57,7 +57,7 @@ def _incremental_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _match_incremental(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> dict:
-    from matcher.incremental.task import match_incremental_task, new_source_paths
+    from matcher.incremental.task import match_incremental_from, new_source_paths
 
     if config.sources is not None:
         new = new_source_paths(config, args.new)
@@ -65,10 +65,7 @@ def _match_incremental(config: TransformConfig, folder: RunFolder, args: argpars
         new = args.new[0]
     else:
         raise ConfigError(f"--new given {len(args.new)} times; a config without sources takes one file")
-    if folder.uri is not None and folder.uri == args.existing.rstrip("/"):
-        raise ConfigError(f"{folder.uri}: --output must be a new folder, not the existing run (it is read while the output is written)")
-    with open_run_folder(args.existing, whole=True, read_only=True) as existing:
-        return match_incremental_task(config, existing, new, folder, delete_path=args.delete)
+    return match_incremental_from(config, args.existing, new, folder, delete_path=args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +144,24 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
 
 
+def _watch(config: None, folder: None, args: argparse.Namespace) -> str:
+    from matcher.incremental.watch import watch_task
+
+    done = watch_task(load_config(args.config), args.run, args.inbox, args.output, once=args.once, poll_s=args.poll_s)
+    return (f"inbox: {done['applied']} applied, {done['rejected']} rejected, {done['recovered']} applied before a stop "
+            f"and moved now\nlatest run: {done['latest']}")
+
+
+def _watch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="PATH", help="transform configuration (YAML)")
+    parser.add_argument("--run", required=True, metavar="DIR", help="the completed run the first delta builds on")
+    parser.add_argument("--inbox", required=True, metavar="DIR",
+                        help="folder or s3:// prefix where delta files arrive (INBOX/<source>/ for a config with sources)")
+    parser.add_argument("--output", metavar="DIR", help="where the generations go: DIR/000001, ... (default: RUN-increments)")
+    parser.add_argument("--once", action="store_true", help="apply what the inbox holds, then stop")
+    parser.add_argument("--poll-s", type=float, default=10.0, help="seconds between looks at the inbox (default 10)")
+
+
 def _serve(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     if args.review:
         return _review(config, folder, args, matching=True)
@@ -221,6 +236,14 @@ TASKS: dict[str, Task] = {
         lambda config, folder, args: graph_server_command(args.action, port=args.port),
         lambda parser: (parser.add_argument("action", choices=["fetch", "start", "stop", "status"]),
                         parser.add_argument("--port", type=int, default=8182)),
+        needs_config=False,
+    ),
+    "watch": Task(
+        "apply each delta file dropped into INBOX (folder or s3:// prefix) exactly once with match-incremental, "
+        "building generations OUTPUT/000001, ... on RUN; applied files move to INBOX/processed/, refused ones to "
+        "INBOX/rejected/ with a reason file",
+        _watch,
+        _watch_options,
         needs_config=False,
     ),
     "s3-server": Task(

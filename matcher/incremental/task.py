@@ -92,8 +92,9 @@ from matcher.incremental.write_run import match_rows, write_harmonization_output
 from matcher.matching.decisions import DECISIONS, Decision, DecisionLog, ids_named
 from matcher.matching.enforced import DecidedLinks, decided_links
 from matcher.matching.summary import run_summary
+from matcher.runtime.errors import ConfigError
 from matcher.runtime.outputs import write_json
-from matcher.runtime.run_folder import RunFolder, task_session
+from matcher.runtime.run_folder import RunFolder, open_run_folder, task_session
 
 __all__ = ["CHANGES_JSON", "CHANGES_PARQUET", "match_incremental_task", "new_source_paths"]
 
@@ -234,3 +235,15 @@ def match_incremental_task(
         len(changes.merges), len(changes.splits),
     )
     return summary
+
+
+def match_incremental_from(
+    config: TransformConfig, existing: str | Path, new_path: str | Mapping[str, str], output: RunFolder,
+    *, delete_path: str | None = None,
+) -> dict:
+    """:func:`match_incremental_task` on the completed run at ``existing`` (a path or URI, staged
+    whole when remote); ``output`` must be another folder."""
+    if output.uri is not None and output.uri == str(existing).rstrip("/"):
+        raise ConfigError(f"{output.uri}: --output must be a new folder, not the existing run (it is read while the output is written)")
+    with open_run_folder(existing, whole=True, read_only=True) as existing_folder:
+        return match_incremental_task(config, existing_folder, new_path, output, delete_path=delete_path)

@@ -68,6 +68,41 @@ def read_bytes(uri: str) -> bytes:
         stream.close()
 
 
+def as_uri(location: str | Path) -> str:
+    """A local path as a ``file://`` URI; a URI as it is."""
+    return str(location).rstrip("/") if is_remote(location) else Path(location).resolve().as_uri()
+
+
+def list_entries(uri: str) -> list[tuple[str, bool]]:
+    """The entries of folder ``uri`` as (name, is a folder), sorted by name; none when it does not exist."""
+    fs, path = _hadoop_fs(get_session(), uri)
+    if not fs.exists(path):
+        return []
+    return sorted((s.getPath().getName(), bool(s.isDirectory())) for s in fs.listStatus(path))
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write a small text file (UTF-8) at ``uri``, replacing it."""
+    fs, path = _hadoop_fs(get_session(), uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def move(source: str, target: str) -> None:
+    """Move file ``source`` to ``target`` (same file system), replacing it: a rename locally,
+    a copy then a delete on S3 (never lost, possibly briefly in both places)."""
+    spark = get_session()
+    fs, source_path = _hadoop_fs(spark, source)
+    _, target_path = _hadoop_fs(spark, target)
+    fs.mkdirs(target_path.getParent())
+    fs.delete(target_path, False)
+    if not fs.rename(source_path, target_path):
+        raise StorageError(f"{source}: cannot move it to {target}")
+
+
 def remove(path: str | Path, *, strict: bool = False) -> None:
     """Delete a file or folder, local or remote; quietly, as cleanup must not mask a task's own
     outcome, unless ``strict`` (a one-line :class:`StorageError` naming ``path``)."""

@@ -131,6 +131,37 @@ def test_a_task_on_a_folder_another_holds_is_refused_naming_it_until_its_lease_r
 
 
 @pytest.mark.slow
+def test_watch_on_an_s3_inbox_killed_mid_delta_applies_it_once_after_a_restart(s3_run, cli, spark, s3_server):
+    lines = (REPO / "data" / "demo" / "fake_1000.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    new = [lines[0], *(f"{50_000 + i}," + line.split(",", 1)[1] for i, line in enumerate(lines[1:11]))]
+    put(s3_server, "inbox/001.csv", "".join(new).encode())
+    inbox, output = f"s3://{BUCKET}/inbox", f"s3://{BUCKET}/generations"
+    env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO), "MATCHER_S3_LOCK_LEASE_S": "3"}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "matcher", "watch", "--config", CONFIG, "--run", s3_run, "--inbox", inbox, "--output", output, "--once"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while ".matcher.lock" not in keys(s3_server, "generations/000001"):  # the delta is being applied
+            assert watcher.poll() is None, watcher.stderr.read().decode()
+            assert time.monotonic() < deadline, "timed out waiting for the generation to start"
+            time.sleep(0.1)
+    finally:
+        watcher.send_signal(signal.SIGKILL)
+        watcher.wait()
+    assert "summary.json" not in keys(s3_server, "generations/000001") and "001.csv" in keys(s3_server, "inbox")
+    time.sleep(4)  # the killed watcher's leases (on the generations and on 000001) run out
+
+    result = cli("watch", "--config", CONFIG, "--run", s3_run, "--inbox", inbox, "--output", output, "--once")
+    assert result.code == 0, result.err
+    assert "inbox: 1 applied, 0 rejected" in result.out and f"latest run: {output}/000001" in result.out
+    assert {k.split("/")[0] for k in keys(s3_server, "generations")} == {"000001"}
+    assert read_json(s3_server, "generations/000001/watch.json") == {"delta": "001.csv", "previous": s3_run}
+    assert spark.read.parquet(f"{output}/000001/matches").count() == 1010
+    assert keys(s3_server, "inbox") == {"processed/001.csv"}
+
+
+@pytest.mark.slow
 def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_gives_the_same_ids(
     s3_run, cli, spark, s3_server, fake_1000_run,
 ):
