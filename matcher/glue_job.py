@@ -183,6 +183,10 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     options = resolve_options(argv, required, optional)
     args = parser.parse_args(_cli_arguments(task, sub, options))
     with job_session(options) as spark:
+        if not TASKS[task].needs_config:  # a task that opens its own folders (watch)
+            result = TASKS[task].run(None, None, args)
+            print(f"{options['JOB_NAME']}: {task} done: {_describe(result, '')}")
+            return result
         config = override_inputs(load_config(args.config), options["input"])
         with open_task_folder(config, args, scratch=options["checkpoint_dir"], name=options["JOB_NAME"]) as folder:
             result = folder.located(TASKS[task].run(config, folder, args))
@@ -194,5 +198,6 @@ def _describe(result: object, output: str) -> str:
     if isinstance(result, dict) and "rows_out" in result:
         return f"{result['rows_out']} rows, {result['n_clusters']} clusters -> {output}"
     if isinstance(result, str) and result.strip():
-        return f"{'; '.join(line.strip() for line in result.strip().splitlines())} -> {output}"
+        described = "; ".join(line.strip() for line in result.strip().splitlines())
+        return f"{described} -> {output}" if output else described
     return f"-> {output}"

@@ -86,3 +86,16 @@ def test_watch_needs_a_completed_run(cli, tmp_path):
     result = cli("watch", "--config", CONFIG, "--run", tmp_path / "absent", "--inbox", tmp_path, "--once")
     assert result.code == 2
     assert result.err_lines == [f"matcher: error: {tmp_path / 'absent'}: no completed run here (summary.json missing); run 'matcher run' first"]
+
+
+def test_the_watch_job_takes_glue_style_arguments(spark, fake_1000_run, tmp_path, capsys):
+    from matcher.glue_job import run_job
+
+    inbox, output = tmp_path / "inbox", tmp_path / "generations"
+    inbox.mkdir()
+    delta(slice(0, 3), 500_000).to_csv(inbox / "a.csv", index=False)
+    result = run_job("watch", ["jobs/watch.py", "--JOB_NAME", "w", "--config", str(CONFIG), "--run", str(fake_1000_run.root),
+                               "--inbox", str(inbox), "--output", str(output), "--once", "true"])
+    assert result.startswith("inbox: 1 applied, 0 rejected")
+    assert capsys.readouterr().out.strip().startswith("w: watch done: inbox: 1 applied")
+    assert rows(output / "000001") == 1003 and (inbox / "processed" / "a.csv").exists()
