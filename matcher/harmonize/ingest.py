@@ -4,8 +4,8 @@ The contract (FindMatches'): every input has the primary key column, its values 
 non-null and unique within the input, and every configured column exists. Violations
 raise :class:`~matcher.runtime.errors.InputDataError` naming the file, column and keys.
 
-CSV is read as RFC 4180 (:data:`CSV_DEFAULTS`) and nothing is dropped silently: a local CSV
-file is first scanned in Python (:func:`check_csv_file`), so a file in another format, bytes
+CSV is read as RFC 4180 (:data:`CSV_DEFAULTS`) and nothing is dropped silently: a CSV
+file, local or on S3, is first scanned in Python (:func:`check_csv_file`), so a file in another format, bytes
 that are not UTF-8 and a row with more fields than the header are refused with the file and
 line; date values that do not parse are counted and reported (:func:`check_dates`).
 """
@@ -30,6 +30,7 @@ from matcher.config.transform import DATE_KINDS, ComparisonKind, InputSpec, Tran
 from matcher.harmonize.rules import WHOLE_NUMBER, input_columns
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable
 from matcher.runtime.errors import InputDataError
+from matcher.runtime.s3 import S3File, s3_files
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def _local_files(path: Path) -> list[Path]:
     )
 
 
-def check_csv_file(file: Path, spec: InputSpec, options: dict[str, str], *, check_encoding: bool = True) -> None:
-    """Refuse a local CSV file that would be misread: another format's magic bytes, bytes that
+def check_csv_file(file: Path | S3File, spec: InputSpec, options: dict[str, str], *, check_encoding: bool = True) -> None:
+    """Refuse a CSV file (local, or on S3) that would be misread: another format's magic bytes, bytes that
     are not UTF-8 (unless an ``encoding``/``charset`` option names the encoding, or
     ``check_encoding`` is off), or a row with more fields than the header (Spark would drop
     the extra ones). Compressed files (``*.gz``, ...) are left to Spark."""
@@ -105,7 +106,7 @@ def check_csv_file(file: Path, spec: InputSpec, options: dict[str, str], *, chec
     _check_field_counts(file, spec, options, encoding or "utf-8")
 
 
-def _require_utf8(file: Path, spec: InputSpec) -> None:
+def _require_utf8(file: Path | S3File, spec: InputSpec) -> None:
     """Refuse a file with bytes that are not UTF-8, naming the first one's offset and line."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines = 0, 0
@@ -130,7 +131,7 @@ def _require_utf8(file: Path, spec: InputSpec) -> None:
         ) from None
 
 
-def _check_field_counts(file: Path, spec: InputSpec, options: dict[str, str], encoding: str) -> None:
+def _check_field_counts(file: Path | S3File, spec: InputSpec, options: dict[str, str], encoding: str) -> None:
     """Refuse the first record with more fields than the first record (the header), by its 1-based line."""
     sep = _option(options, "sep", "delimiter") or ","
     sep = "\t" if sep == "\\t" else sep
@@ -163,15 +164,16 @@ def _check_field_counts(file: Path, spec: InputSpec, options: dict[str, str], en
 def read_input(spark: SparkSession, spec: InputSpec, *, check_encoding: bool = True) -> DataFrame:
     """One input file or folder as a DataFrame (CSV: :data:`CSV_DEFAULTS`, all strings).
 
-    A local CSV is scanned first (:func:`check_csv_file`; ``check_encoding=False`` lets bytes
-    that are not UTF-8 through, for a caller that quarantines them); remote (``s3://``, ...)
-    files are not scanned, so there Spark's reading is all the checking.
+    A CSV is scanned first (:func:`check_csv_file`; ``check_encoding=False`` lets bytes
+    that are not UTF-8 through, for a caller that quarantines them), on S3 too (streamed);
+    on other remote file systems (``hdfs://``, ...) Spark's reading is all the checking.
     """
     if "://" not in spec.path and not Path(spec.path).exists():
         raise InputDataError(f"{spec.path}: input {spec.name!r} does not exist")
     options = csv_options(spec) if spec.format == "csv" else dict(spec.options)
-    if spec.format == "csv" and "://" not in spec.path:
-        for file in _local_files(Path(spec.path)):
+    if spec.format == "csv":
+        remote = "://" in spec.path
+        for file in s3_files(spark, spec.path) if remote else _local_files(Path(spec.path)):
             check_csv_file(file, spec, options, check_encoding=check_encoding)
     try:
         df = spark.read.format(spec.format).options(**options).load(spec.path)

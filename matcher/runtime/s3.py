@@ -19,9 +19,10 @@ Any other ``fs.s3a.*`` option passes through Spark as ``spark.hadoop.fs.s3a.*``.
 
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
-from typing import Mapping
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Mapping
 
 from pyspark.sql import SparkSession
 
@@ -108,3 +109,40 @@ def s3_client(spark: SparkSession, bucket: str):
                     "aws_session_token": setting("session.token")}
     style = "path" if setting("path.style.access") == "true" else "auto"
     return get_session().create_client("s3", config=Config(s3={"addressing_style": style}, retries={"max_attempts": 3}), **options)
+
+
+class S3File:
+    """An S3 object opened as a stream, like :meth:`pathlib.Path.open` (a remote CSV's pre-scan)."""
+
+    def __init__(self, uri: str, client: Any) -> None:
+        self.uri, self.client = uri, client
+        self.bucket, self.key = bucket_and_key(uri)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.key).suffix
+
+    def open(self, mode: str = "r", encoding: str | None = None, errors: str | None = None, newline: str | None = None) -> IO:
+        body = io.BufferedReader(self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"])
+        return body if "b" in mode else io.TextIOWrapper(body, encoding=encoding, errors=errors, newline=newline)
+
+
+def s3_files(spark: SparkSession, uri: str) -> list[S3File]:
+    """The objects Spark reads for ``uri``: the object itself, or those under the prefix whose
+    path below it has no part starting with ``.`` or ``_``; none for a scheme other than S3."""
+    if uri.split("://", 1)[0] not in ("s3", "s3a"):
+        return []
+    bucket, key = bucket_and_key(uri)
+    client = s3_client(spark, bucket)
+    scheme = uri.split("://", 1)[0]
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+        for item in page.get("Contents", []):
+            below = item["Key"][len(key):].strip("/")
+            if item["Key"] == key or (item["Key"].startswith(key + "/") and below
+                                      and not any(part.startswith((".", "_")) for part in below.split("/"))):
+                found.append(S3File(f"{scheme}://{bucket}/{item['Key']}", client))
+    return sorted(found, key=str)

@@ -130,6 +130,22 @@ def test_a_task_on_a_folder_another_holds_is_refused_naming_it_until_its_lease_r
     assert ".matcher.lock" not in keys(s3_server, prefix)
 
 
+def test_a_csv_on_s3_is_scanned_like_a_local_one(cli, s3_server, project):
+    config = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text(encoding="utf-8"))
+    lines = (REPO / "data" / "demo" / "fake_1000.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    for name, body, fragments in (
+        ("latin1.csv", "".join([*lines[:3], "3,José,Núñez,1980-01-01,,jose@x.com,3\n", *lines[4:50]]).encode("latin-1"),
+         ("not UTF-8", "line 4", "encoding")),
+        ("wide.csv", "".join([*lines[:5], "5,Ann,Lee,1980-01-01,,ann@x.com,5,extra\n", *lines[6:50]]).encode(),
+         ("line 6 has 8 fields but the header has 7",)),
+    ):
+        config["inputs"][0]["path"] = f"data/{name}"
+        put(s3_server, f"project/data/{name}", body)
+        put(s3_server, f"project/configs/{name}.yaml", yaml.safe_dump(config).encode())
+        assert_one_line_error(cli("run", "--config", f"{PROJECT}/configs/{name}.yaml", "--output", f"s3://{BUCKET}/runs/bad"),
+                              f"{PROJECT}/data/{name}", *fragments)
+
+
 @pytest.mark.slow
 def test_watch_on_an_s3_inbox_killed_mid_delta_applies_it_once_after_a_restart(s3_run, cli, spark, s3_server):
     lines = (REPO / "data" / "demo" / "fake_1000.csv").read_text(encoding="utf-8").splitlines(keepends=True)
