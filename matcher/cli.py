@@ -23,6 +23,7 @@ from matcher.pipeline import evaluate_task, match_task, run_task, train_task
 from matcher.runtime.errors import ConfigError, InputDataError, MatcherError
 from matcher.runtime.logs import configure_logging
 from matcher.runtime.progress import set_mode
+from matcher.runtime.remote_folder import readable_locally, relocate, writable_locally
 from matcher.runtime.run_folder import RunFolder, open_run_folder
 from matcher.runtime.s3_server import s3_server_command
 
@@ -65,7 +66,10 @@ def _match_incremental(config: TransformConfig, folder: RunFolder, args: argpars
         new = args.new[0]
     else:
         raise ConfigError(f"--new given {len(args.new)} times; a config without sources takes one file")
-    return match_incremental_from(config, args.existing, new, folder, delete_path=args.delete)
+    if args.delete is None:
+        return match_incremental_from(config, args.existing, new, folder)
+    with readable_locally(args.delete) as delete:
+        return relocate(match_incremental_from(config, args.existing, new, folder, delete_path=str(delete)), str(delete), args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:
@@ -109,19 +113,22 @@ def _evaluate(config: TransformConfig, folder: RunFolder, args: argparse.Namespa
 def _label_set(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     from matcher.labels.tasks import label_set_task
 
-    return label_set_task(config, folder, args.output, sets=args.sets, set_size=args.set_size)
+    with writable_locally(args.output) as output:
+        return relocate(label_set_task(config, folder, output, sets=args.sets, set_size=args.set_size), str(output), args.output)
 
 
 def _import_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     from matcher.labels.tasks import import_labels_task
 
-    return import_labels_task(config, folder, args.labels, replace=args.replace)
+    with readable_locally(args.labels) as labels:
+        return relocate(import_labels_task(config, folder, labels, replace=args.replace), str(labels), args.labels)
 
 
 def _export_labels(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
     from matcher.labels.tasks import export_labels_task
 
-    return export_labels_task(config, folder, args.output)
+    with writable_locally(args.output) as output:
+        return relocate(export_labels_task(config, folder, output), str(output), args.output)
 
 
 def _label(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:

@@ -44,6 +44,7 @@ from matcher.matching.decisions import (
     ids_named,
 )
 from matcher.runtime.errors import InputDataError
+from matcher.runtime.remote_folder import readable_locally
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ class EnforcedLinks:
 
 def _read_pairs(path: str) -> pd.DataFrame:
     try:
-        pairs = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
+        with readable_locally(path) as local:
+            pairs = pd.read_csv(local, dtype=str, keep_default_na=False)
+    except (FileNotFoundError, InputDataError):
         raise InputDataError(f"{path}: enforced pair list not found") from None
     except (UnicodeDecodeError, pd.errors.ParserError) as err:
         raise InputDataError(f"{path}: cannot read enforced pair list ({str(err).splitlines()[0]})") from None

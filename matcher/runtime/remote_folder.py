@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from pyspark.sql import SparkSession
 
-from matcher.runtime.errors import StorageError
+from matcher.runtime.errors import InputDataError, MatcherError, StorageError
 from matcher.runtime.outputs import is_remote
 from matcher.runtime.session import get_session
 
@@ -101,6 +103,49 @@ def move(source: str, target: str) -> None:
     fs.delete(target_path, False)
     if not fs.rename(source_path, target_path):
         raise StorageError(f"{source}: cannot move it to {target}")
+
+
+@contextmanager
+def readable_locally(location: str | Path) -> Iterator[Path]:
+    """``location`` as a local path for the block: itself, or a remote file or folder (``s3://``)
+    downloaded to a temporary folder. A missing remote one is a one-line :class:`InputDataError`."""
+    if not is_remote(location):
+        yield Path(location)
+        return
+    spark = get_session()
+    fs, path = _hadoop_fs(spark, str(location))
+    if not fs.exists(path):
+        raise InputDataError(f"{location}: does not exist")
+    with tempfile.TemporaryDirectory(prefix="matcher-in-") as folder:
+        local = Path(folder) / path.getName()
+        fs.copyToLocalFile(False, path, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(local.as_uri()), True)
+        with _named_as(local, str(location)):
+            yield local
+
+
+@contextmanager
+def writable_locally(location: str | Path) -> Iterator[Path]:
+    """A local file to write ``location`` through: itself, or a temporary file uploaded to the
+    remote ``location`` once the block succeeded."""
+    if not is_remote(location):
+        yield Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="matcher-out-") as folder:
+        local = Path(folder) / str(location).rstrip("/").rsplit("/", 1)[-1]
+        with _named_as(local, str(location)):
+            yield local
+        spark = get_session()
+        fs, path = _hadoop_fs(spark, str(location))
+        fs.copyFromLocalFile(False, True, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(local.as_uri()), path)
+
+
+@contextmanager
+def _named_as(local: Path, location: str) -> Iterator[None]:
+    """A matcher error raised in the block names ``location``, not its local copy ``local``."""
+    try:
+        yield
+    except MatcherError as err:
+        raise type(err)(relocate(str(err), str(local), location)) from None
 
 
 def remove(path: str | Path, *, strict: bool = False) -> None:

@@ -3,6 +3,7 @@ configs, sources and run folders on ``s3://``, read and written through Spark's 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pandas as pd
 import pytest
 import yaml
 from botocore.exceptions import ClientError
@@ -128,6 +130,35 @@ def test_a_task_on_a_folder_another_holds_is_refused_naming_it_until_its_lease_r
     result = cli("evaluate", "--config", CONFIG, "--output", s3_run)
     assert result.code == 0, result.err
     assert ".matcher.lock" not in keys(s3_server, prefix)
+
+
+def test_labels_and_delete_lists_are_read_from_and_written_to_s3(s3_run, cli, s3_server, spark):
+    sets = f"s3://{BUCKET}/labels/sets.csv"
+    result = cli("label-set", "--config", CONFIG, "--run", s3_run, "--output", sets, "--sets", "2", "--set-size", "4")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"labeling file: {sets} (2 sets")
+    labeled = pd.read_csv(io.BytesIO(s3_server.client().get_object(Bucket=BUCKET, Key="labels/sets.csv")["Body"].read()))
+    put(s3_server, "labels/labeled.csv", labeled.assign(label="same").to_csv(index=False).encode())
+    result = cli("import-labels", "--config", CONFIG, "--output", s3_run, "--labels", f"s3://{BUCKET}/labels/labeled.csv")
+    assert result.code == 0, result.err
+    exported = f"s3://{BUCKET}/labels/exported.csv"
+    result = cli("export-labels", "--config", CONFIG, "--run", s3_run, "--output", exported)
+    assert result.code == 0, result.err
+    assert exported in result.out and "exported.csv" in keys(s3_server, "labels")
+
+    put(s3_server, "project/delete.csv", b"unique_id\n0\n1\n")
+    lines = (REPO / "data" / "demo" / "fake_1000.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    put(s3_server, "project/one.csv", "".join([lines[0], lines[6]]).encode())
+    result = cli("match-incremental", "--config", CONFIG, "--existing", s3_run, "--new", f"{PROJECT}/one.csv",
+                 "--delete", f"{PROJECT}/delete.csv", "--output", f"s3://{BUCKET}/runs/deleted")
+    assert result.code == 0, result.err
+    assert spark.read.parquet(f"s3://{BUCKET}/runs/deleted/matches").count() == 998
+    absent = f"{PROJECT}/absent.csv"
+    assert_one_line_error(cli("import-labels", "--config", CONFIG, "--output", s3_run, "--labels", absent), absent, "does not exist")
+    put(s3_server, "project/delete-new.csv", b"unique_id\n5\n")  # a key both deleted and new: named by its S3 path
+    assert_one_line_error(cli("match-incremental", "--config", CONFIG, "--existing", s3_run, "--new", f"{PROJECT}/one.csv",
+                              "--delete", f"{PROJECT}/delete-new.csv", "--output", f"s3://{BUCKET}/runs/refused"),
+                          f"{PROJECT}/delete-new.csv: key(s) 5 are both deleted and in {PROJECT}/one.csv")
 
 
 def test_a_csv_on_s3_is_scanned_like_a_local_one(cli, s3_server, project):
