@@ -87,8 +87,10 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         # then recompiles the comparison loops (about a second of a core each)
         "spark.sql.codegen.cache.maxEntries": "1000",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
-        "spark.jars": ",".join([similarity_jar(), *connector_jars()]),
+        "spark.jars": similarity_jar(),
     }
+    if connector_jars():  # on the JVM's own classpath: spark.jars would copy the 280 MB SDK at every start
+        settings["spark.driver.extraClassPath"] = ":".join(connector_jars())
     builder = SparkSession.builder
     for key, value in settings.items():
         if launcher is None or not launcher.contains(key):
