@@ -182,7 +182,7 @@ def run_job(task: str, argv: Sequence[str] | None = None):
     optional = [f for f in flags if f not in required] + list(JOB_OPTIONS)
     options = resolve_options(argv, required, optional)
     args = parser.parse_args(_cli_arguments(task, sub, options))
-    with job_session(options) as spark:
+    with job_session(options):
         if not TASKS[task].needs_config:  # a task that opens its own folders (watch)
             result = TASKS[task].run(None, None, args)
             print(f"{options['JOB_NAME']}: {task} done: {_describe(result, '')}")

@@ -56,49 +56,48 @@ def loading(fake_1000_run, server, tmp_path_factory, spark):
     return run, path, graph_totals(run)
 
 
-def load(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "matcher", "load-graph", *map(str, args)],
-                            env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def load_into_an_empty_graph(endpoint: str, config: Path, run: Path) -> subprocess.Popen:
+    """``matcher load-graph`` in a process, returned once it has written some vertices."""
+    clear_graph(endpoint)
+    loader = subprocess.Popen([sys.executable, "-m", "matcher", "load-graph", "--config", str(config), "--output", str(run)],
+                              env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while count(endpoint, "V") == 0:
+        assert loader.poll() is None, loader.stderr.read()
+        assert time.monotonic() < deadline, "no vertex written in time"
+        time.sleep(0.05)
+    return loader
 
 
 def graph_totals(run: Path) -> dict:
     return json.loads((run / "graph.json").read_text(encoding="utf-8"))["graph"]
 
 
-def wait_for_some_vertices(endpoint: str, loader: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 180
-    while count(endpoint, "V") == 0:
-        assert loader.poll() is None, loader.stderr.read()
-        assert time.monotonic() < deadline, "no vertex written in time"
-        time.sleep(0.05)
+def assert_reload_gives(cli, config: Path, run: Path, clean: dict, endpoint: str) -> None:
+    """``load-graph`` again: the graph a clean load gives, nothing missing, nothing twice."""
+    result = cli("load-graph", "--config", config, "--output", run)
+    assert result.code == 0, result.err
+    assert graph_totals(run) == clean
+    assert count(endpoint, "V") == sum(clean["vertices"].values())
+    assert count(endpoint, "E") == sum(clean["edges"].values())
 
 
 @pytest.mark.slow
 def test_a_load_killed_half_way_then_re_run_gives_the_clean_graph(cli, server, loading):
     run, config, clean = loading
-    clear_graph(server.endpoint)
-
-    loader = load("--config", config, "--output", run)
-    wait_for_some_vertices(server.endpoint, loader)
+    loader = load_into_an_empty_graph(server.endpoint, config, run)
     loader.send_signal(signal.SIGKILL)
     loader.wait()
     partial = count(server.endpoint, "V")
     assert 0 < partial < sum(clean["vertices"].values()), "killed half-way"
 
-    result = cli("load-graph", "--config", config, "--output", run)
-    assert result.code == 0, result.err
-    assert graph_totals(run) == clean
-    assert count(server.endpoint, "V") == sum(clean["vertices"].values())
-    assert count(server.endpoint, "E") == sum(clean["edges"].values())
+    assert_reload_gives(cli, config, run, clean, server.endpoint)
 
 
 @pytest.mark.slow
 def test_the_gremlin_server_killed_mid_load_is_one_line_and_a_re_run_after_restart_gives_the_clean_graph(cli, server, loading):
     run, config, clean = loading
-    clear_graph(server.endpoint)
-
-    loader = load("--config", config, "--output", run)
-    wait_for_some_vertices(server.endpoint, loader)
+    loader = load_into_an_empty_graph(server.endpoint, config, run)
     os.kill(server.pid(), signal.SIGKILL)
     out, err = loader.communicate(timeout=300)
     assert loader.returncode != 0
@@ -107,8 +106,4 @@ def test_the_gremlin_server_killed_mid_load_is_one_line_and_a_re_run_after_resta
     assert "Traceback" not in err
 
     server.start()
-    result = cli("load-graph", "--config", config, "--output", run)
-    assert result.code == 0, result.err
-    assert graph_totals(run) == clean
-    assert count(server.endpoint, "V") == sum(clean["vertices"].values())
-    assert count(server.endpoint, "E") == sum(clean["edges"].values())
+    assert_reload_gives(cli, config, run, clean, server.endpoint)

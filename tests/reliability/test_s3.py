@@ -66,6 +66,23 @@ def s3_run(project, spark, fake_1000_run, s3_server) -> str:
     return run
 
 
+def killed_when(condition, what: str, *matcher_args: str, env: dict) -> subprocess.Popen:
+    """Run ``matcher ARGS`` in a process and SIGKILL it as soon as ``condition()`` holds."""
+    process = subprocess.Popen([sys.executable, "-m", "matcher", *matcher_args], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not condition():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return process
+
+
 def test_the_endpoint_refuses_anonymous_requests_and_wrong_keys(s3_server):
     with pytest.raises(urllib.error.HTTPError) as anonymous:
         urllib.request.urlopen(f"{s3_server.endpoint}/{BUCKET}", timeout=10)
@@ -184,18 +201,9 @@ def test_watch_on_an_s3_inbox_killed_mid_delta_applies_it_once_after_a_restart(s
     put(s3_server, "inbox/001.csv", "".join(new).encode())
     inbox, output = f"s3://{BUCKET}/inbox", f"s3://{BUCKET}/generations"
     env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO), "MATCHER_S3_LOCK_LEASE_S": "3"}
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "matcher", "watch", "--config", CONFIG, "--run", s3_run, "--inbox", inbox, "--output", output, "--once"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while ".matcher.lock" not in keys(s3_server, "generations/000001"):  # the delta is being applied
-            assert watcher.poll() is None, watcher.stderr.read().decode()
-            assert time.monotonic() < deadline, "timed out waiting for the generation to start"
-            time.sleep(0.1)
-    finally:
-        watcher.send_signal(signal.SIGKILL)
-        watcher.wait()
+    # killed while it applies the delta
+    killed_when(lambda: ".matcher.lock" in keys(s3_server, "generations/000001"), "the generation to start",
+                "watch", "--config", CONFIG, "--run", s3_run, "--inbox", inbox, "--output", output, "--once", env=env)
     assert "summary.json" not in keys(s3_server, "generations/000001") and "001.csv" in keys(s3_server, "inbox")
     time.sleep(4)  # the killed watcher's leases (on the generations and on 000001) run out
 
@@ -224,20 +232,10 @@ def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_
     lease_s = 10
     env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO), "MATCHER_S3_LOCK_LEASE_S": str(lease_s)}
     started = time.time() - 1  # S3 times have whole seconds
-    run = subprocess.Popen([sys.executable, "-m", "matcher", "run", "--config", CONFIG, "--output", s3_run],
-                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        # the re-run has written new pairs but not finished: old and new outputs side by side
-        while not written_since(f"{prefix}/pairs/_SUCCESS", started):
-            assert run.poll() is None, run.stderr.read().decode()
-            assert time.monotonic() < deadline, "timed out waiting for the new pairs"
-            time.sleep(0.2)
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait()
+    # the re-run has written new pairs but not finished: old and new outputs side by side
+    run = killed_when(lambda: written_since(f"{prefix}/pairs/_SUCCESS", started), "the new pairs",
+                      "run", "--config", CONFIG, "--output", s3_run, env=env)
     killed = time.monotonic()
-    assert run.returncode == -signal.SIGKILL
     assert not keys(s3_server, prefix) & set(MARKERS), "a marker of the old run still makes the folder look complete"
     # the killed run's lock lives on until its lease runs out, then lapses
     assert_one_line_error(cli("run", "--config", CONFIG, "--output", s3_run), s3_run, f"pid {run.pid}", "its lease ends")
