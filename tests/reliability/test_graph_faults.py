@@ -48,7 +48,7 @@ def loading(fake_1000_run, server, tmp_path_factory, spark):
     run = tmp_path_factory.mktemp("graph-faults") / "run"
     shutil.copytree(fake_1000_run.root, run)
     config = yaml.safe_load((REPO / "configs" / "fake_1000.yaml").read_text(encoding="utf-8"))
-    config["graph"] = {"endpoint": server.endpoint, "batch_size": 20, "writers": 1, "max_retries": 2}
+    config["graph"] = {"endpoint": server.endpoint, "batch_size": 10, "writers": 1, "max_retries": 2}
     path = run.parent / "graph.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     clear_graph(server.endpoint)

@@ -229,7 +229,7 @@ def test_a_rerun_killed_mid_write_on_s3_does_not_look_complete_and_the_next_run_
         except ClientError:
             return False
 
-    lease_s = 10
+    lease_s = 15
     env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO), "MATCHER_S3_LOCK_LEASE_S": str(lease_s)}
     started = time.time() - 1  # S3 times have whole seconds
     # the re-run has written new pairs but not finished: old and new outputs side by side
