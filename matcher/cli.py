@@ -66,10 +66,7 @@ def _match_incremental(config: TransformConfig, folder: RunFolder, args: argpars
         new = args.new[0]
     else:
         raise ConfigError(f"--new given {len(args.new)} times; a config without sources takes one file")
-    if args.delete is None:
-        return match_incremental_from(config, args.existing, new, folder)
-    with readable_locally(args.delete) as delete:
-        return relocate(match_incremental_from(config, args.existing, new, folder, delete_path=str(delete)), str(delete), args.delete)
+    return match_incremental_from(config, args.existing, new, folder, delete_path=args.delete)
 
 
 def _retrain_option(parser: argparse.ArgumentParser) -> None:

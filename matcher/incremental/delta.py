@@ -19,6 +19,7 @@ from matcher.config.transform import InputSpec, TransformConfig
 from matcher.harmonize.harmonization import Harmonized, harmonize
 from matcher.harmonize.ingest import WHOLE_NUMBER, check_key_counts, read_inputs, unreadable
 from matcher.runtime.errors import InputDataError
+from matcher.runtime.remote_folder import readable_locally
 
 
 def _format_of(path: str, config: TransformConfig) -> str:
@@ -69,14 +70,16 @@ def harmonize_new_records(spark: SparkSession, config: TransformConfig, paths: M
 
 def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
     """The primary keys to delete (a CSV with a header, or Parquet, holding column ``key``)."""
-    p = Path(path)
-    if not p.exists():
+    if "://" not in path and not Path(path).exists():
         raise InputDataError(f"{path}: delete list does not exist")
     try:
-        if p.suffix.lower() == ".csv":
-            table = pd.read_csv(p, dtype=str, keep_default_na=False)
-        else:
-            table = pd.read_parquet(p)
+        with readable_locally(path) as local:  # a list on S3 is read from a local copy
+            if local.suffix.lower() == ".csv":
+                table = pd.read_csv(local, dtype=str, keep_default_na=False)
+            else:
+                table = pd.read_parquet(local)
+    except InputDataError:
+        raise
     except Exception as err:  # noqa: BLE001 - any parse failure is one input error
         raise InputDataError(f"{path}: cannot read delete list ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     if key not in table.columns:

@@ -170,6 +170,7 @@ def test_labels_and_delete_lists_are_read_from_and_written_to_s3(s3_run, cli, s3
                  "--delete", f"{PROJECT}/delete.csv", "--output", f"s3://{BUCKET}/runs/deleted")
     assert result.code == 0, result.err
     assert spark.read.parquet(f"s3://{BUCKET}/runs/deleted/matches").count() == 998
+    assert f'"{PROJECT}/delete.csv"' in json.dumps(read_json(s3_server, "runs/deleted/changes.json")), "the change log names the list"
     absent = f"{PROJECT}/absent.csv"
     assert_one_line_error(cli("import-labels", "--config", CONFIG, "--output", s3_run, "--labels", absent), absent, "does not exist")
     put(s3_server, "project/delete-new.csv", b"unique_id\n5\n")  # a key both deleted and new: named by its S3 path
