@@ -95,7 +95,7 @@ class Watch:
         """Apply ``delta`` on ``previous`` into ``generation``; None when the matcher refused it."""
         try:
             with open_run_folder(_local(generation), name="watch", whole=True) as folder:
-                (folder.root / LEDGER).parent.mkdir(parents=True, exist_ok=True)
+                folder.root.mkdir(parents=True, exist_ok=True)
                 (folder.root / LEDGER).write_text(json.dumps({"delta": delta.name, "previous": _local(previous)}), encoding="utf-8")
                 return match_incremental_from(self.config, _local(previous), delta.new_path(self.inbox), folder)
         except (ConfigError, InputDataError) as err:

@@ -136,8 +136,13 @@ class _Lease:
                 return
 
     def release(self) -> None:
+        """Stop renewing and remove the lock if it is still ours. Quietly: releasing runs when the
+        task ends, and must not hide the task's own outcome (an unremoved lock lapses with its lease)."""
         self.stopped.set()
         self.renewer.join()
-        current = self._current()
-        if current is not None and current[0] == self.etag:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        try:
+            current = self._current()
+            if current is not None and current[0] == self.etag:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        except Exception as err:  # noqa: BLE001
+            log.warning("%s: could not remove the run folder's lock (it lapses in %.0f s): %s", self.uri, self.lease_s, err)
