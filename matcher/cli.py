@@ -69,6 +69,20 @@ def _match_incremental(config: TransformConfig, folder: RunFolder, args: argpars
     return match_incremental_from(config, args.existing, new, folder, delete_path=args.delete)
 
 
+def _forget_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", required=True, action="append", metavar="KEY",
+                        help="a record to erase: SOURCE:PK for a config with sources, the primary key otherwise "
+                             "(repeated or comma-separated)")
+    parser.add_argument("--no-graph", action="store_true", help="leave the graph alone (default: update it when the config has 'graph:')")
+
+
+def _forget(config: TransformConfig, folder: RunFolder, args: argparse.Namespace) -> str:
+    from matcher.incremental.forget import describe_forget, forget_task
+
+    keys = [part.strip() for value in args.key for part in value.split(",") if part.strip()]
+    return describe_forget(forget_task(config, folder, keys, graph=not args.no_graph))
+
+
 def _retrain_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if OUTPUT/model fits the config")
 
@@ -227,6 +241,15 @@ TASKS: dict[str, Task] = {
         _match_incremental,
         _incremental_options,
         whole_folder=True,
+    ),
+    "forget": Task(
+        "erase records (a GDPR/CCPA request) from the completed run in OUTPUT (alias --run): matches, pairs, quarantine, "
+        "labels and customers, the touched clusters rebuilt, and from the graph; recorded without values in "
+        "OUTPUT/erasures.jsonl",
+        _forget,
+        _forget_options,
+        whole_folder=True,
+        output_aliases=("--run",),
     ),
     "load-graph": Task(
         "write the identity graph of the run in OUTPUT (matches, pairs, customers) to the config's graph endpoint",

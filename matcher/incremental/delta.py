@@ -84,20 +84,25 @@ def read_delete_list(path: str, key: str, key_type: pa.DataType) -> pd.Series:
         raise InputDataError(f"{path}: cannot read delete list ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     if key not in table.columns:
         raise InputDataError(f"{path}: delete list has no column {key!r} (has: {', '.join(map(str, table.columns)) or 'no columns'})")
-    keys = table[key]
+    return typed_keys(table[key], key_type, path)
+
+
+def typed_keys(keys: pd.Series, key_type: pa.DataType, where: str) -> pd.Series:
+    """Primary keys to remove, typed like the run's ``key_type``: none empty, whole numbers for
+    integer keys, none twice; ``where`` names their origin in errors."""
     if keys.isna().any() or (keys.astype(str).str.strip() == "").any():
-        raise InputDataError(f"{path}: delete list has {int((keys.isna() | (keys.astype(str).str.strip() == '')).sum())} empty key(s)")
+        raise InputDataError(f"{where}: {int((keys.isna() | (keys.astype(str).str.strip() == '')).sum())} empty key(s)")
     if pa.types.is_integer(key_type):
         numbers = pd.to_numeric(keys, errors="coerce")
         bad = keys[numbers.isna() | (numbers != numbers.round())]
         if len(bad):
-            raise InputDataError(f"{path}: key(s) {', '.join(map(str, bad[:5]))} are not whole numbers like the existing keys")
+            raise InputDataError(f"{where}: key(s) {', '.join(map(str, bad[:5]))} are not whole numbers like the existing keys")
         keys = numbers.astype("int64")
     else:
         keys = keys.astype(str)
     repeated = keys[keys.duplicated()]
     if len(repeated):
-        raise InputDataError(f"{path}: key(s) {', '.join(map(str, repeated.unique()[:5]))} listed more than once")
+        raise InputDataError(f"{where}: key(s) {', '.join(map(str, repeated.unique()[:5]))} listed more than once")
     return keys.reset_index(drop=True)
 
 
@@ -113,12 +118,19 @@ class Removals:
 class Delta:
     """The new records (new versions of existing ones among them) and the keys to delete."""
 
-    new_path: str | Mapping[str, str]
+    new_path: str | Mapping[str, str] | None  # None: no new records (an erasure)
     delete_path: str | None
     new: pd.DataFrame  # the existing run's input columns, keys typed like its keys
     schema: StructType  # the new records' Spark schema
     deleted: pd.Series  # the keys to delete
     harmonized: Harmonized | None  # the harmonized new rows, for a ``sources:`` config
+
+    @classmethod
+    def erasing(cls, keys: pd.Series, key: str, key_type: pa.DataType, columns: list[str], what: str) -> Delta:
+        """A delta of no new records that deletes ``keys`` (typed like ``key_type``); ``what`` names them in errors."""
+        integral = pa.types.is_integer(key_type)
+        new = pd.DataFrame({c: pd.Series(dtype="int64" if c == key and integral else object) for c in columns})
+        return cls(None, what, new, StructType([]), keys, None)
 
     def removals(self, known: pd.Index, key: str) -> Removals:
         """The existing records (``known`` keys) this delta removes; every key to delete must be

@@ -71,7 +71,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -82,7 +82,7 @@ from matcher.blocking.rules import prediction_rules, preselect
 from matcher.config.transform import TransformConfig
 from matcher.incremental.arguments import check_arguments, new_source_paths
 from matcher.incremental.change_log import CHANGES_JSON, CHANGES_PARQUET, ChangeLog, change_log
-from matcher.incremental.delta import read_delta
+from matcher.incremental.delta import Delta, read_delta
 from matcher.incremental.existing_run import ExistingRun, open_existing_run
 from matcher.incremental.recluster import recluster
 from matcher.incremental.scoring import score_new_records
@@ -96,7 +96,7 @@ from matcher.runtime.errors import ConfigError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.run_folder import RunFolder, open_run_folder, task_session
 
-__all__ = ["CHANGES_JSON", "CHANGES_PARQUET", "match_incremental_task", "new_source_paths"]
+__all__ = ["CHANGES_JSON", "CHANGES_PARQUET", "apply_delta", "match_incremental_task", "new_source_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,34 @@ def match_incremental_task(
     ``output`` receives ``model/`` (a copy), ``matches/``, ``pairs/``, ``changes.json``,
     ``changes/``, the decision log (a copy, applied) and ``summary.json`` (last). Returns the summary.
     """
-    laps = _Laps()
     check_arguments(config, existing_folder, new_path, output)
+
+    def read(spark: SparkSession, config: TransformConfig, existing: ExistingRun) -> Delta:
+        return read_delta(spark, config, new_path, delete_path, existing.key_type, existing.input_columns)
+
+    return apply_delta(config, existing_folder, read, output, spark)
+
+
+def apply_delta(
+    config: TransformConfig,
+    existing_folder: RunFolder,
+    read: Callable[[SparkSession, TransformConfig, ExistingRun], Delta],
+    output: RunFolder,
+    spark: SparkSession | None = None,
+    *,
+    erased_from_quarantine: set = frozenset(),
+) -> dict:
+    """Apply the delta ``read`` gives to the run in ``existing_folder``; write ``output`` (see
+    :func:`match_incremental_task`). A ``sources:`` config's customers are rebuilt for the
+    clusters the change log touches; ``erased_from_quarantine``: record ids whose quarantined
+    rows go (``matcher forget``)."""
+    laps = _Laps()
     existing = open_existing_run(config, existing_folder)
     decisions = _copy_decisions(existing_folder, output)
     config = existing.model.configure(config)  # the rules the run's training chose, for an automatic config
     key, threshold = config.primary_key, existing.threshold.match_probability
     with task_session(output, spark) as spark:
-        delta = read_delta(spark, config, new_path, delete_path, existing.key_type, existing.input_columns)
+        delta = read(spark, config, existing)
         laps.lap("read_new")
         tf_columns = term_frequency_columns(existing.model)
         old = existing.records(key, tf_columns)
@@ -195,40 +215,47 @@ def match_incremental_task(
         # re-weighing the stored pairs (Arrow, numpy) and scoring (DuckDB or Spark) run side by side
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(stored_pairs_now, existing, frequencies, threshold, removals.keys)
-            new_pairs = score_new_records(spark, config, existing.model, candidates, delta.new, delta.schema, frequencies)
+            if len(delta.new):
+                new_pairs = score_new_records(spark, config, existing.model, candidates, delta.new, delta.schema, frequencies)
+            else:
+                new_pairs = pd.DataFrame(columns=existing.pairs.schema.names)
             laps.lap("score")
             stored = pending.result()
         laps.timings["reweigh"] = stored.seconds
         laps.lap("reweigh_wait")
-    old_ids = old.set_index(key)["match_id"]
-    decided = None
-    if decisions is not None:
-        keys = pd.concat([remaining[key], delta.new[key]], ignore_index=True)
-        decided = _decided(decisions, existing_folder.where(DECISIONS), keys, pa.types.is_integer(existing.key_type))
-    clusters = recluster(
-        old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold, existing.clustering(config), decided
-    )
-    laps.lap("cluster")
-    changes = change_log(old_ids, clusters.reassignment, set(delta.new[key]), set(removals.updated), delta.deleted)
-    certain = set(decided.must_link["id_l"]) | set(decided.must_link["id_r"]) if decided is not None else set()
-    rows = match_rows(changes.final, clusters.strongest, old, delta.new, key, threshold, certain)
-    changes_json = changes.as_json(existing_folder.location, str(new_path), str(delete_path) if delete_path else None)
-    write_run(existing, output, key, removals.keys, stored, new_pairs, rows, changes, changes_json)
-    laps.lap("write")
-    incremental = {
-        "new_rows": int(len(delta.new)), "candidates": int(len(candidates)), "new_pairs": int(len(new_pairs)),
-        "reclustered_records": int(len(clusters.nodes)), "term_frequency_reweighed": stored.reweighed,
-        "pairs_across_threshold_after_reweighing": clusters.flipped, "rows_rewritten": int(len(rows.existing)),
-    }
-    sections = {"decisions": decided.facts} if decided is not None else {}
-    summary = _summary(config, existing, output, changes, incremental, {**laps.timings, "match_total": laps.total()}, **sections)
-    if delta.harmonized is not None:
-        summary["harmonization"] = write_harmonization_outputs(
-            spark, config, existing.folder, output, delta.harmonized, changes.records, changes.retired)
-        summary["outputs"].update(quarantine=str(output.quarantine), customers=str(output.customers))
-        delta.harmonized.unpersist()
-        summary["timings_s"].update(harmonization_outputs=laps.lap("harmonization_outputs"), match_total=laps.total())
-    write_json(summary, output.summary)
+        old_ids = old.set_index(key)["match_id"]
+        decided = None
+        if decisions is not None:
+            keys = pd.concat([remaining[key], delta.new[key]], ignore_index=True)
+            decided = _decided(decisions, existing_folder.where(DECISIONS), keys, pa.types.is_integer(existing.key_type))
+        clusters = recluster(
+            old_ids, removals.keys, delta.new[key], new_pairs, stored, threshold, existing.clustering(config), decided
+        )
+        laps.lap("cluster")
+        changes = change_log(old_ids, clusters.reassignment, set(delta.new[key]), set(removals.updated), delta.deleted)
+        certain = set(decided.must_link["id_l"]) | set(decided.must_link["id_r"]) if decided is not None else set()
+        rows = match_rows(changes.final, clusters.strongest, old, delta.new, key, threshold, certain)
+        changes_json = changes.as_json(
+            existing_folder.location, None if delta.new_path is None else str(delta.new_path),
+            str(delta.delete_path) if delta.delete_path else None)
+        write_run(existing, output, key, removals.keys, stored, new_pairs, rows, changes, changes_json)
+        laps.lap("write")
+        incremental = {
+            "new_rows": int(len(delta.new)), "candidates": int(len(candidates)), "new_pairs": int(len(new_pairs)),
+            "reclustered_records": int(len(clusters.nodes)), "term_frequency_reweighed": stored.reweighed,
+            "pairs_across_threshold_after_reweighing": clusters.flipped, "rows_rewritten": int(len(rows.existing)),
+        }
+        sections = {"decisions": decided.facts} if decided is not None else {}
+        summary = _summary(config, existing, output, changes, incremental, {**laps.timings, "match_total": laps.total()}, **sections)
+        if config.sources is not None:
+            summary["harmonization"] = write_harmonization_outputs(
+                spark, config, existing.folder, output, delta.harmonized, changes.records, changes.retired,
+                erased=erased_from_quarantine)
+            summary["outputs"].update(quarantine=str(output.quarantine), customers=str(output.customers))
+            if delta.harmonized is not None:
+                delta.harmonized.unpersist()
+            summary["timings_s"].update(harmonization_outputs=laps.lap("harmonization_outputs"), match_total=laps.total())
+        write_json(summary, output.summary)
     log.info(
         "incremental: %d new rows (%d updates), %d deletes, %d pairs scored, %d records re-clustered, %d merges, %d splits",
         len(delta.new), len(removals.updated), len(delta.deleted), len(new_pairs), len(clusters.nodes),

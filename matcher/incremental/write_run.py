@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from matcher.config.base import RECORD_ID
@@ -104,22 +104,43 @@ def write_run(
 
 def write_harmonization_outputs(
     spark: SparkSession, config: TransformConfig, existing: RunFolder, output: RunFolder,
-    harmonized: Harmonized, records: pd.DataFrame, retired: list,
+    harmonized: Harmonized | None, records: pd.DataFrame, retired: list, *, erased: set = frozenset(),
 ) -> dict:
-    """Quarantine: the existing rows plus the new ones. Customers: profiles of every cluster the
-    change log touches rebuilt from the updated matches, the others linked. Returns the summary."""
-    if existing.quarantine.is_dir():
-        stored = ds.dataset(str(existing.quarantine))
-        quarantined = harmonized.quarantined.toPandas().reindex(columns=stored.schema.names)  # other sources' columns: null
-        added = [as_table(quarantined, stored.schema, str(output.quarantine))] if len(quarantined) else []
-        rewrite_parquet_folder(stored, output.quarantine, [RECORD_ID], set(), None, set(), added)
-    else:
-        write_parquet(harmonized.quarantined, output.quarantine)
+    """Quarantine: the existing rows plus the new ones (``harmonized``; None for no new rows),
+    without the ``erased`` record ids. Customers: profiles of every cluster the change log touches
+    rebuilt from the updated matches, the others linked. Returns the summary."""
+    quarantined = harmonized.quarantined if harmonized is not None else None
+    _update_quarantine(existing, output, quarantined, erased)
     touched = (set(records["old_match_id"].dropna()) | set(records["new_match_id"].dropna()) | set(retired))
+    customers = _update_customers(spark, config, existing, output, touched)
+    if harmonized is not None:
+        return harmonization_summary(harmonized.counts, harmonized.rows, customers)
+    multi = customers.where("size(source_systems) > 1").count()
+    return {"customers": customers.count(), "customers_in_several_sources": multi, "customers_rebuilt": len(touched)}
+
+
+def _update_quarantine(existing: RunFolder, output: RunFolder, new: DataFrame | None, erased: set) -> None:
+    """``output``'s quarantine: ``existing``'s rows without the ``erased`` record ids, plus ``new`` rows."""
+    if not existing.quarantine.is_dir():
+        if new is not None:
+            write_parquet(new, output.quarantine)
+        return
+    stored = ds.dataset(str(existing.quarantine))
+    added = []
+    if new is not None:
+        rows = new.toPandas().reindex(columns=stored.schema.names)  # other sources' columns: null
+        added = [as_table(rows, stored.schema, str(output.quarantine))] if len(rows) else []
+    rewrite_parquet_folder(stored, output.quarantine, [RECORD_ID], set(erased), None, set(), added)
+
+
+def _update_customers(spark: SparkSession, config: TransformConfig, existing: RunFolder, output: RunFolder,
+                      touched: set) -> DataFrame:
+    """``output``'s customers: the ``touched`` clusters' profiles rebuilt from ``output``'s matches,
+    the others as ``existing`` has them (all rebuilt when it has none); the table, read back."""
     matched = spark.read.parquet(str(output.matches))
     if not existing.customers.is_dir():  # an existing run without profiles: build them all
         write_parquet(golden_records(matched, config), output.customers)
-        return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
+        return spark.read.parquet(str(output.customers))
     staging = output.root / ".customers-touched"
     write_parquet(golden_records(matched.where(F.col("match_id").isin([plain(t) for t in touched])), config), staging)
     try:
@@ -128,4 +149,4 @@ def write_harmonization_outputs(
         rewrite_parquet_folder(customers, output.customers, ["match_id"], touched, None, set(), [fresh])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return harmonization_summary(harmonized.counts, harmonized.rows, spark.read.parquet(str(output.customers)))
+    return spark.read.parquet(str(output.customers))

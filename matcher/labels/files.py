@@ -342,21 +342,43 @@ def store_labels(config: TransformConfig, run_root: str | Path, rows: pd.DataFra
     combined = pd.concat([earlier, rows.assign(**{IMPORT_NUMBER: number})], ignore_index=True)
     for column in combined.columns:
         combined[column] = combined[column].astype(int) if column == IMPORT_NUMBER else combined[column].astype(object).where(combined[column].notna(), "").astype(str)
-    pairs = pairs_from_sets(combined, config)
     summary = {
-        "rows": len(combined),
-        "sets": int(combined[LABELING_SET_ID].nunique()),
-        "pairs": len(pairs),
-        "match_pairs": int(pairs["is_match"].sum()),
+        **_store_counts(combined, config),
         "imports": number,
-        "labels_hash": labels_hash(combined),
         "last_import": {"file": str(path), "rows": len(rows), "replace": replace,
                         "at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
     store.save(combined, summary)
     log.info("imported %d labeled rows in %d sets (%d pairs, %d matches in the store)",
-             len(rows), rows[LABELING_SET_ID].nunique(), len(pairs), summary["match_pairs"])
+             len(rows), rows[LABELING_SET_ID].nunique(), summary["pairs"], summary["match_pairs"])
     return summary
+
+
+def _store_counts(rows: pd.DataFrame, config: TransformConfig) -> dict:
+    """The label store's counts and hash for its ``rows``."""
+    pairs = pairs_from_sets(rows, config)
+    return {
+        "rows": len(rows),
+        "sets": int(rows[LABELING_SET_ID].nunique()),
+        "pairs": len(pairs),
+        "match_pairs": int(pairs["is_match"].sum()),
+        "labels_hash": labels_hash(rows),
+    }
+
+
+def erase_labels(config: TransformConfig, run_root: str | Path, target_root: str | Path, erased: set[str]) -> int:
+    """Write ``run_root``'s labels to ``target_root`` without the rows of the ``erased`` record ids
+    (text); returns how many rows went. A set left with one row says nothing any more."""
+    store = LabelStore(run_root)
+    if not store.exists():
+        return 0
+    rows = store.rows()
+    gone = record_ids(rows, config).isin(erased).to_numpy() if len(rows) else []
+    kept = rows[~gone].reset_index(drop=True) if len(rows) else rows
+    info = store.info()
+    info.update(_store_counts(kept, config), erased_rows=int(info.get("erased_rows", 0)) + int(sum(gone)))
+    LabelStore(target_root).save(kept, info)
+    return int(sum(gone))
 
 
 def export_labels(run_root: str | Path, output: str | Path) -> dict:

@@ -191,7 +191,7 @@ def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[R
     if folder.uri:
         with remote_run_folder_lock(folder.uri):
             if replaces:
-                _retract(folder)
+                retract_completion(folder)
             yield folder
         return
     _make_root(folder.root)
@@ -200,11 +200,11 @@ def claim_run_folder(folder: RunFolder, *, replaces: bool = False) -> Iterator[R
         if replaces and outermost:
             for table in folder.replaced_tables:
                 check_matcher_written(table)
-            _retract(folder)
+            retract_completion(folder)
         yield folder
 
 
-def _retract(folder: RunFolder) -> None:
+def retract_completion(folder: RunFolder) -> None:
     """Remove the completion markers durably (the folder is flushed) before outputs are rewritten;
     a remote folder's from both its staging copy and its URI."""
     if folder.uri:

@@ -122,6 +122,16 @@ def test_load_graph_and_match_incremental_work_on_an_s3_run_folder(s3_run, cli, 
     assert "changes: 0 new, 0 joined, 20 updated, 0 moved" in result.out, result.out  # the same 20 records again
     assert match_ids(spark, incremental) == match_ids(spark, s3_run)
 
+    # an erasure on the S3 folder, in place, and from the graph
+    erased = match_ids(spark, incremental)[0][0]
+    result = cli("forget", "--config", CONFIG, "--run", incremental, "--key", str(erased))
+    assert result.code == 0, result.err
+    assert "erased: 1 record(s)" in result.out and "graph: 1 record vertices removed" in result.out
+    assert [r for r in match_ids(spark, incremental) if r[0] == erased] == [] and len(match_ids(spark, incremental)) == rows - 1
+    folder = incremental.removeprefix(f"s3://{BUCKET}/")
+    assert read_json(s3_server, f"{folder}/summary.json")["erasure"]["records"] == 1
+    assert {"erasures.jsonl", "summary.json"} <= keys(s3_server, folder) and not {".forget", "metrics.json"} & keys(s3_server, folder)
+
 
 def test_a_missing_config_a_missing_run_and_wrong_keys_are_one_line_errors(cli, spark, s3_server, project):
     assert_one_line_error(cli("run", "--config", f"{PROJECT}/configs/absent.yaml"), f"{PROJECT}/configs/absent.yaml", "config file not found")
