@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from matcher.runtime.errors import ConfigError, StorageError
 from matcher.runtime.run_lock import LOCK_FILE, describe_holder, holder, run_folder_lock
-from matcher.runtime.s3 import bucket_and_key, s3_client
+from matcher.runtime.s3 import bucket_and_key, s3_client, sse_arguments
 from matcher.runtime.session import get_session
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class _Lease:
         bucket, prefix = bucket_and_key(uri)
         self.bucket, self.key = bucket, f"{prefix}/{LOCK_FILE}" if prefix else LOCK_FILE
         self.client = s3_client(get_session(), bucket)
+        self.encryption = sse_arguments(get_session(), bucket)  # as Spark's writes to the bucket
         self.lease_s = lease_s()
         self.etag: str | None = None
         self.stopped = threading.Event()
@@ -88,7 +89,7 @@ class _Lease:
     def _put(self, **condition: str) -> bool:
         """Write the lock under ``condition``; False when the condition no longer holds."""
         try:
-            self.etag = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), **condition)["ETag"]
+            self.etag = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), **condition, **self.encryption)["ETag"]
         except self.client.exceptions.ClientError as err:
             if err.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False

@@ -95,10 +95,8 @@ def s3_client(spark: SparkSession, bucket: str):
     from botocore.config import Config
     from botocore.session import get_session
 
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-
     def setting(name: str) -> str | None:
-        return conf.get(f"fs.s3a.bucket.{bucket}.{name}") or conf.get(f"fs.s3a.{name}")
+        return _setting(spark, bucket, name)
 
     endpoint = setting("endpoint")
     if endpoint and "://" not in endpoint:
@@ -109,6 +107,24 @@ def s3_client(spark: SparkSession, bucket: str):
                     "aws_session_token": setting("session.token")}
     style = "path" if setting("path.style.access") == "true" else "auto"
     return get_session().create_client("s3", config=Config(s3={"addressing_style": style}, retries={"max_attempts": 3}), **options)
+
+
+def _setting(spark: SparkSession, bucket: str, name: str) -> str | None:
+    """S3A's setting ``fs.s3a.NAME`` for ``bucket``: its per-bucket value first."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    return conf.get(f"fs.s3a.bucket.{bucket}.{name}") or conf.get(f"fs.s3a.{name}")
+
+
+def sse_arguments(spark: SparkSession, bucket: str) -> dict[str, str]:
+    """The server-side encryption arguments of a botocore ``put_object`` to ``bucket``, from the S3A
+    settings Spark's writes use (``fs.s3a.encryption.algorithm`` SSE-KMS or SSE-S3, ``.key``)."""
+    algorithm = (_setting(spark, bucket, "encryption.algorithm") or "").upper()
+    if algorithm == "SSE-KMS":
+        key = _setting(spark, bucket, "encryption.key")
+        return {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": key} if key else {})}
+    if algorithm == "SSE-S3":
+        return {"ServerSideEncryption": "AES256"}
+    return {}
 
 
 class S3File:

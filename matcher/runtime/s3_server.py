@@ -28,6 +28,10 @@ STATE_DIR = REPO / ".s3" / "server"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8333
 DEFAULT_BUCKET = "matcher"
+# SeaweedFS's local KMS, so that SSE-KMS writes (MATCHER_S3_SSE_KMS_KEY) work against this endpoint:
+# a key is made on first use and lives in the server's memory only, so objects written with
+# SSE-KMS can be read back until the server stops (a development KMS, not AWS KMS)
+_DEVELOPMENT_KMS = {"default_provider": "local", "providers": {"local": {"type": "local", "enableOnDemandCreate": True}}}
 
 
 def _weed() -> str:
@@ -124,7 +128,7 @@ class LocalS3Server:
         identities = {"identities": [{
             "name": "matcher", "credentials": [{"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        }], "kms": _DEVELOPMENT_KMS}
         _owner_only(self.state_dir / "identities.json", json.dumps(identities))
         data = self.state_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
