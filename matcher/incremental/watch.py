@@ -9,8 +9,9 @@ Every delta makes a new generation of the run, ``OUTPUT/000001``, ``OUTPUT/00000
 complete run folder built on the one before (the first on ``--run``). A generation records the
 file it applied in ``watch.json``, written before its ``summary.json``, which comes last: a
 generation without ``summary.json`` is one a killed watcher left and is removed. The file then
-moves to ``INBOX/processed/`` (a delta the matcher refuses, with its one-line reason in
-``INBOX/rejected/<name>.reason.txt``, to ``INBOX/rejected/``). A file found in the inbox that a
+moves to ``INBOX/processed/`` (a delta the matcher refuses as bad input, with its one-line reason in
+``INBOX/rejected/<name>.reason.txt``, to ``INBOX/rejected/``; any other failure, such as a run
+folder or store that cannot be reached, stops the watcher and leaves the file in the inbox). A file found in the inbox that a
 complete generation already applied (the watcher was killed before moving it) is moved without
 being applied again, so each file is applied once however the watcher is stopped. One watcher
 works on an ``OUTPUT`` at a time (the run-folder lock, held on ``OUTPUT`` itself).
@@ -98,7 +99,10 @@ class Watch:
                 folder.root.mkdir(parents=True, exist_ok=True)
                 (folder.root / LEDGER).write_text(json.dumps({"delta": delta.name, "previous": _local(previous)}), encoding="utf-8")
                 return match_incremental_from(self.config, _local(previous), delta.new_path(self.inbox), folder)
-        except (ConfigError, InputDataError) as err:
+        except ConfigError:  # the run, the config or the storage, not this file: stop, the file stays in the inbox
+            remove(_local(generation), strict=True)
+            raise
+        except InputDataError as err:
             remove(_local(generation), strict=True)
             reason = " ".join(str(err).split())
             write_text(f"{self.inbox}/{REJECTED}/{delta.name}.reason.txt", reason + "\n")

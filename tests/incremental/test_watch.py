@@ -99,3 +99,18 @@ def test_the_watch_job_takes_glue_style_arguments(spark, fake_1000_run, tmp_path
     assert result.startswith("inbox: 1 applied, 0 rejected")
     assert capsys.readouterr().out.strip().startswith("w: watch done: inbox: 1 applied")
     assert rows(output / "000001") == 1003 and (inbox / "processed" / "a.csv").exists()
+
+
+def test_a_config_that_does_not_fit_the_run_stops_the_watcher_and_rejects_no_file(cli, fake_1000_run, inbox, tmp_path):
+    import yaml
+
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    config["precision_recall_tradeoff"] = 0.9  # another threshold than the run's: every delta would fail alike
+    config["inputs"][0]["path"] = str(REPO / config["inputs"][0]["path"])
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    output = tmp_path / "generations"
+    result = cli("watch", "--config", path, "--run", fake_1000_run.root, "--inbox", inbox, "--output", output, "--once")
+    assert result.code == 2 and "existing run used threshold" in result.err and len(result.err_lines) == 1
+    assert sorted(p.name for p in inbox.iterdir()) == [".partial-upload", "001.csv", "002.csv", "003.csv"]
+    assert generations(output) == []
