@@ -15,7 +15,8 @@ config, the primary key otherwise), :func:`forget_task`:
 3. swaps it into the run folder: the completion markers go first (``summary.json``,
    ``metrics.json`` and ``report.html``, which may show values of the erased records), then
    each entry is replaced, ``summary.json`` last. A forget killed during the swap is finished
-   by the next ``matcher forget`` on the folder (before anything else);
+   by the next ``matcher forget`` on the folder (before anything else), unless the run was
+   completed again since (then the stale erased run is dropped);
 4. appends the erasure record to ``erasures.jsonl``: when, the record ids, the clusters
    rebuilt and retired; never a value;
 5. updates the graph (config with a ``graph:`` section, unless ``graph=False``) as
@@ -102,13 +103,10 @@ def _matched(folder: RunFolder, key: str, ids: set[str]) -> set[str]:
     return {str(v) for v in found[key].to_pylist()}
 
 
-def finish_swap(folder: RunFolder) -> bool:
-    """Move a complete erased run (``RUN/.forget``) into the run folder, entry by entry,
-    ``summary.json`` last, and remove one left half-built; True when a swap was finished."""
-    shutil.rmtree(folder.root / BUILDING, ignore_errors=True)  # a forget stopped while building: the run is as it was
+def _swap(folder: RunFolder) -> None:
+    """Move the complete erased run (``RUN/.forget``) into the run folder: the completion markers
+    go first, then entry by entry, ``summary.json`` last."""
     staged = folder.root / STAGING
-    if not staged.is_dir():
-        return False
     retract_completion(folder)
     entries = [e for e in staged.iterdir() if not e.name.startswith(".")]  # not the staged folder's lock
     for entry in sorted(entries, key=lambda p: p.name == "summary.json"):
@@ -121,10 +119,23 @@ def finish_swap(folder: RunFolder) -> bool:
         sync_directory(folder.root)
     shutil.rmtree(staged)
     sync_directory(folder.root)
+
+
+def finish_interrupted(folder: RunFolder) -> bool:
+    """Finish the swap a stopped forget left (the run lacks ``summary.json``: the swap had begun);
+    drop what is stale (a half-built erased run, or one the run has been completed again since).
+    True when a swap was finished."""
+    shutil.rmtree(folder.root / BUILDING, ignore_errors=True)
+    if not (folder.root / STAGING).is_dir():
+        return False
+    if folder.summary.exists():
+        shutil.rmtree(folder.root / STAGING)
+        return False
+    _swap(folder)
     return True
 
 
-def _erasure_record(records: list[str], quarantined: list[str], summary: dict, changes: dict) -> dict[str, Any]:
+def _erasure_record(records: list[str], quarantined: list[str], labeled: int, changes: dict) -> dict[str, Any]:
     """One line of ``erasures.jsonl``: ids and counts, no values."""
     touched = sorted({str(r[k]) for r in changes["records"] for k in ("old_match_id", "new_match_id") if r.get(k) is not None})
     return {
@@ -132,7 +143,7 @@ def _erasure_record(records: list[str], quarantined: list[str], summary: dict, c
         "records": records + quarantined,
         "matched_records": len(records),
         "quarantined_records": len(quarantined),
-        "labeled_rows": summary.get("erasure", {}).get("labeled_rows", 0),
+        "labeled_rows": labeled,
         "clusters_touched": touched,
         "retired_match_ids": [str(r) for r in changes["retired_ids"]],
     }
@@ -145,7 +156,7 @@ def forget_task(
     from the config's graph (see the module docstring). Returns the erasure's summary."""
     ids = record_keys(config, keys)
     with claim_run_folder(folder):
-        if finish_swap(folder):
+        if finish_interrupted(folder):
             log.warning("finished the erasure a stopped 'matcher forget' left in %s", folder.location)
         if not folder.summary.exists():
             raise InputDataError(f"{folder.location}: no completed run here (summary.json missing); run 'matcher run' first")
@@ -167,18 +178,22 @@ def forget_task(
             return Delta.erasing(deleted, config.primary_key, existing.key_type, existing.input_columns,
                                  f"forget ({len(matched)} record(s))")
 
-        summary = apply_delta(config, folder, read, staged, spark, erased_from_quarantine=quarantined)
-        labeled = erase_labels(config, folder.root, staged.root, matched | quarantined)
-        changes = json.loads((staged.root / CHANGES_JSON).read_text(encoding="utf-8"))
-        summary["erasure"] = {"records": len(matched), "quarantined_records": len(quarantined), "labeled_rows": labeled}
-        record = _erasure_record(sorted(matched), sorted(quarantined), summary, changes)
-        earlier = (folder.root / ERASURES).read_text(encoding="utf-8") if (folder.root / ERASURES).exists() else ""
-        (staged.root / ERASURES).write_text(earlier + json.dumps(record) + "\n", encoding="utf-8")
-        summary["outputs"] = json.loads(json.dumps(summary["outputs"]).replace(str(staged.root), str(folder.root)))
-        write_json(summary, staged.summary)
+        try:
+            summary = apply_delta(config, folder, read, staged, spark, erased_from_quarantine=quarantined)
+            labeled = erase_labels(config, folder.root, staged.root, matched | quarantined)
+            changes = json.loads((staged.root / CHANGES_JSON).read_text(encoding="utf-8"))
+            summary["erasure"] = {"records": len(matched), "quarantined_records": len(quarantined), "labeled_rows": labeled}
+            record = _erasure_record(sorted(matched), sorted(quarantined), labeled, changes)
+            earlier = (folder.root / ERASURES).read_text(encoding="utf-8") if (folder.root / ERASURES).exists() else ""
+            (staged.root / ERASURES).write_text(earlier + json.dumps(record) + "\n", encoding="utf-8")
+            summary["outputs"] = json.loads(json.dumps(summary["outputs"]).replace(str(staged.root), str(folder.root)))
+            write_json(summary, staged.summary)
+        except BaseException:
+            shutil.rmtree(staged.root, ignore_errors=True)  # the run is as it was
+            raise
         os.replace(staged.root, folder.root / STAGING)  # complete: from here on the erasure goes through
         sync_directory(folder.root)
-        finish_swap(folder)
+        _swap(folder)
         log.info("forget: %d matched and %d quarantined record(s) erased, %d labeled rows, %d cluster(s) rebuilt",
                  len(matched), len(quarantined), labeled, len(record["clusters_touched"]))
         result.update(clusters_touched=len(record["clusters_touched"]), retired_match_ids=record["retired_match_ids"],

@@ -180,5 +180,10 @@ def test_a_forget_stopped_during_its_swap_is_finished_by_the_next_and_labels_are
     key = ["unique_id"]
     pd.testing.assert_frame_equal(table(runs[0] / "matches").sort_values(key, ignore_index=True),
                                   table(runs[1] / "matches").sort_values(key, ignore_index=True))
+    stale = runs[1] / forget.STAGING  # an erased run left behind, the run completed again since: dropped, not swapped in
+    stale.mkdir()
+    (stale / "summary.json").write_text("{}", encoding="utf-8")
+    again = cli("forget", "--config", REPO / "configs" / "fake_1000.yaml", "--run", runs[1], "--key", str(ids[0]))
+    assert again.code == 0 and not stale.exists() and json.loads((runs[1] / "summary.json").read_text())["erasure"]["records"] == 1
     not_integer = cli("forget", "--config", REPO / "configs" / "fake_1000.yaml", "--run", runs[1], "--key", "abc")
     assert_one_line_error(not_integer, "1 key(s) are not records of this run: abc")
