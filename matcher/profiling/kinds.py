@@ -80,7 +80,7 @@ _HINTS: tuple[tuple[str, set[str], set[str]], ...] = (
     ("dob", {"dob", "dateofbirth", "birthdate", "birthday", "bday", "born", "birth"}, {"dob", "birth", "birthdate", "born"}),
     ("updated_at", {"updated", "modified", "lastmodified", "updatedat", "modifiedat", "lastupdate", "lastupdated",
                     "changed", "changedat", "enrolledat", "enrolled"}, {"updated", "modified", "changed"}),
-    ("event_date", {"date", "created", "createdat", "timestamp", "ts", "time"},
+    ("event_date", {"date", "created", "createdat", "timestamp", "ts", "time", "eventdate", "eventtime"},
      {"created", "registered", "enrolled", "since", "at", "timestamp", "time", "signup", "order", "ordered"}),
     ("first_name", {"first", "firstname", "fname", "givenname", "given", "forename", "forenames", "fn", "firstnames"},
      {"given", "forename", "forenames", "firstname"}),
@@ -104,14 +104,25 @@ _HINTS: tuple[tuple[str, set[str], set[str]], ...] = (
 )
 
 
+OTHER_PARTY = {"employer", "company", "business", "organisation", "organization", "org", "emergency", "spouse",
+               "partner", "mother", "father", "parent", "guardian", "referrer", "agent", "manager", "supervisor",
+               "beneficiary"}
+"""Name tokens of a column that describes another party than the record's person (``employer_zipcode``)."""
+OWN = {"home", "mailing", "residential", "residence", "personal", "private", "primary", "main", "current"}
+"""Name tokens of a column that describes the record's person (``mailing_address_zipcode``)."""
+_QUALIFIERS = OWN | {"address", "addr", "billing", "shipping", "ship", "bill"}  # whose it is, not what it is
+
+
 def name_hint(name: str) -> str | None:
-    """The meaning a column name suggests (a label of :data:`_HINTS`), or None."""
+    """The meaning a column name suggests (a label of :data:`_HINTS`), or None; whose it is
+    (``mailing_address_``, ``employer_``) is left aside (``mailing_address_unit_number``: unit)."""
     tokens = name_tokens(name)
     joined = "".join(tokens)
     if not tokens:
         return None
+    plain = "".join(t for t in tokens if t not in _QUALIFIERS)
     for label, whole, single in _HINTS:
-        if joined in whole:
+        if joined in whole or plain in whole:
             return label
     ts = set(tokens)
     if ts & {"first", "given", "fore"} and ts & {"last", "sur", "surname", "family"}:
@@ -228,13 +239,14 @@ def detect_kind(column: ColumnProfile) -> Kind:
         return _timestamp(hint, "typed timestamps")
     if column.dtype == "date":
         return _date(hint, said, (ISO_DATE,), 1.0, typed=True)
-    if column.dtype == "string":
+    dated_by_name = hint in ("dob", "event_date", "updated_at")
+    if column.dtype == "string" or (column.dtype == "integer" and dated_by_name):  # 20200115 stored as a number
         stamps = share(values, _TIMESTAMP)
         if stamps >= MOSTLY:
             return _timestamp(hint, f"{_pct(stamps)} look like timestamps")
         formats, dated = date_formats(values)
         digits_only = formats and formats[0] == "%Y%m%d"
-        if dated >= MOSTLY and (not digits_only or hint in ("dob", "event_date", "updated_at") or dated >= 0.95):
+        if dated >= MOSTLY and (not digits_only or dated_by_name or dated >= 0.95):
             return _date(hint, said, formats, dated)
 
     phone, separated = _phone_share(values)
@@ -320,6 +332,8 @@ def _postcode(column: ColumnProfile, hint: str | None, values: pd.Series) -> Kin
 
 def _generic(column: ColumnProfile, hint: str | None, numbers: float, words: float) -> Kind:
     """Columns no name or pattern identifies: ids, categories, numbers, free text."""
+    if hint == "event_date":
+        return Kind("event_date", None, None, "name: when something happened to the record, not evidence of identity")
     unique = column.distinct_share >= 0.95
     spaces = float(column.sample.str.contains(r"\s").mean())
     if unique and spaces < 0.05:

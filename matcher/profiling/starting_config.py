@@ -21,8 +21,22 @@ from typing import Any, Sequence
 import yaml
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS
-from matcher.config.harmonization import ADDRESS_PARTS, CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
-from matcher.profiling.kinds import ISO_DATE, Kind, detect_kind, key_name_rank, name_hint, name_tokens
+from matcher.config.harmonization import (
+    ADDRESS_PARTS,
+    CANONICAL_FIELDS,
+    DERIVED_FIELDS,
+    SOURCE_SYSTEM,
+)
+from matcher.profiling.kinds import (
+    ISO_DATE,
+    OTHER_PARTY,
+    OWN,
+    Kind,
+    detect_kind,
+    key_name_rank,
+    name_hint,
+    name_tokens,
+)
 from matcher.profiling.profile import MAX_ROWS, FileProfile, profile_file
 from matcher.runtime.errors import ConfigError, InputDataError
 
@@ -213,6 +227,8 @@ def _pass_through_name(column: str, kind: Kind, values: set[str], source: str,
         if name in used or source in entry.sources:
             continue
         overlap = _overlap(values, entry.values)
+        if name != base and bool(OTHER_PARTY & set(name_tokens(column))) != bool(OTHER_PARTY & set(name_tokens(name))):
+            continue  # another party's column is never the person's, whatever values they share
         if name == base or (entry.label == kind.label and overlap >= _OVERLAP):
             matches.append((name != base, -overlap, name, overlap))
     if matches:
@@ -268,12 +284,15 @@ def starting_config(
         if truth_name in CANONICAL_FIELDS or truth_name in _RESERVED or truth_name.startswith("raw_"):
             truth_name = f"{snake(truth_column)}_truth"
     drafts = []
-    for source, profile in zip(names, profiles):
+    all_kinds = []
+    for profile in profiles:
         if truth_column is not None and truth_column not in [c.name for c in profile.columns]:
             raise InputDataError(f"{profile.path}: truth column {truth_column!r} is missing "
                                  f"(it has: {', '.join(c.name for c in profile.columns)})")
         kinds = _content_dates({c.name: detect_kind(c) for c in profile.columns})
-        key, key_reason = choose_key(profile, kinds, truth_column)
+        all_kinds.append((kinds, *choose_key(profile, kinds, truth_column)))
+    holders = field_holders(profiles, [(kinds, {key, truth_column}) for kinds, key, _ in all_kinds])
+    for source, profile, (kinds, key, key_reason), holder in zip(names, profiles, all_kinds, holders):
         used: set[str] = set()
         decisions = []
         for column in profile.columns:
@@ -285,9 +304,10 @@ def starting_config(
                 used.add(truth_name)
             elif kind.comparison is None and kind.field is None:
                 decisions.append(ColumnDecision(column.name, kind, None, False, kind.reason))
-            elif kind.field is not None and kind.field not in used:
+            elif kind.field is not None and holder.get(kind.field) == column.name:
                 used.add(kind.field)
-                decisions.append(ColumnDecision(column.name, kind, kind.field, kind.comparison is not None, kind.reason))
+                decisions.append(ColumnDecision(column.name, kind, kind.field, kind.comparison is not None,
+                                                kind.reason + holder.why(kind.field)))
             elif kind.comparison is None:  # a second timestamp: nothing to do with it
                 decisions.append(ColumnDecision(column.name, kind, None, False, f"{kind.reason}; {kind.field} is already mapped"))
             else:
@@ -303,6 +323,88 @@ def starting_config(
     _require_common_columns(decided)
     data = _config_dict(config_name, decided, truth_name)
     return StartingConfig(data, tuple(decided), tuple(warnings))
+
+
+_ADDRESS_WORDS = {"address", "addr", "adr"}
+
+
+class FieldHolders(dict):
+    """For one source: the column that holds each canonical field, and why when several could."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: dict[str, str] = {}
+
+    def why(self, field_name: str) -> str:
+        return f"; {self.reasons[field_name]}" if field_name in self.reasons else ""
+
+
+def _qualifier(column: str, field_name: str) -> tuple[str, ...]:
+    """The words of a column's name beside its field's (``mailing_address_zipcode`` → ``mailing``): what
+    tells apart two addresses (or phones, ...) of one source."""
+    spaced = re.sub(r"(\d+)", r" \1 ", re.sub(r"([a-z])([A-Z])", r"\1 \2", column))
+    tokens = [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]  # digits kept: street_1, street_2
+    field_words = {t for t in tokens if name_hint(t) == field_name} | _ADDRESS_WORDS
+    field_words |= {"street", "number", "no", "num", "nr", "name", "code"}
+    return tuple(t for t in tokens if t not in field_words)
+
+
+def field_holders(profiles: Sequence[FileProfile], kinds: Sequence[tuple[dict[str, Kind], set]]) -> list[FieldHolders]:
+    """Per source, which column holds each canonical field when several columns could
+    (``employer_zipcode`` and ``mailing_address_zipcode``): a column named as another party's
+    (employer, company, emergency contact, ...) only when no other can; then the one whose
+    values the other sources' columns of that field share most (the parts of an address are
+    chosen together, by the words that tell the addresses apart); then the first."""
+    candidates = [
+        {f: [c for c, k in kind.items() if k.field == f and c not in skip] for f in {k.field for k in kind.values() if k.field}}
+        for kind, skip in kinds
+    ]
+    samples: dict[tuple[int, str], set[str]] = {}
+
+    def sample(i: int, column: str) -> set[str]:
+        if (i, column) not in samples:
+            samples[(i, column)] = _distinct_sample(profiles[i], column)
+        return samples[(i, column)]
+
+    def shared(i: int, column: str, field_name: str) -> float:
+        """The largest share of this column's values that another source's candidate for the field holds."""
+        others = [(j, c) for j, fields in enumerate(candidates) if j != i for c in fields.get(field_name, [])]
+        return max((_overlap(sample(i, column), sample(j, c)) for j, c in others), default=0.0)
+
+    result = []
+    for i, fields in enumerate(candidates):
+        holders = FieldHolders()
+        groups: dict[tuple[str, ...], list[float]] = {}  # an address's shares, by the words naming it
+        contested = {f: cs for f, cs in fields.items() if len(cs) > 1}
+        for f, columns in contested.items():
+            for c in columns:
+                if f in ADDRESS_PARTS:
+                    groups.setdefault(_qualifier(c, f), []).append(shared(i, c, f))
+        for f, columns in fields.items():
+            if not columns:
+                continue
+            if f not in contested:
+                holders[f] = columns[0]
+                continue
+
+            def rank(c: str, f: str = f) -> tuple:
+                words = set(name_tokens(c))
+                party = 2 if words & OTHER_PARTY else 0 if words & OWN else 1
+                evidence = sum(groups[_qualifier(c, f)]) / len(groups[_qualifier(c, f)]) if f in ADDRESS_PARTS else shared(i, c, f)
+                return party, -round(evidence, 3), fields[f].index(c)
+
+            ranked = sorted(columns, key=rank)
+            holders[f] = ranked[0]
+            best, runner_up = rank(ranked[0]), rank(ranked[1])
+            if best[0] != runner_up[0]:
+                why = "named as the person's own" if best[0] == 0 else "the others are named as another party's"
+            elif best[1] != runner_up[1]:
+                why = f"shares more values with the other sources ({-best[1]:.0%} against {-runner_up[1]:.0%})"
+            else:
+                why = "the first of equals"
+            holders.reasons[f] = f"chosen over {', '.join(ranked[1:])}: {why}"
+        result.append(holders)
+    return result
 
 
 def _second(kind: Kind) -> Kind:
@@ -368,6 +470,8 @@ def _not_evidence(d: ColumnDecision, profile: FileProfile, compared: set[str | N
         return "the date of birth is compared: an age repeats it (and changes between sources)"
     if _GROUP_TOKENS & set(name_tokens(d.column)) and d.kind.label in ("id", "code", "free_text", "numeric", "category", "text"):
         return "an identifier of a group (people in one household or account share it), not of a person"
+    if OTHER_PARTY & set(name_tokens(d.column)):
+        return "named as another party's (an employer, a contact person, ...): it describes them, not the person"
     if d.kind.label == "category" and name_hint(d.column) != "sex" and profile.column(d.column).distinct < FEW_VALUES:
         return f"a category of {profile.column(d.column).distinct} values: little evidence of identity"
     return None

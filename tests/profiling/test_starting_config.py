@@ -183,3 +183,45 @@ def test_columns_that_would_repeat_or_fake_evidence_are_left_out(tmp_path, capsy
     for reason in ("a full name repeats their evidence", "an age repeats it", "an identifier of a group",
                    "a category of 2 values"):
         assert reason in out, reason
+
+
+def _addresses(n: int, offset: int) -> tuple[list[str], list[str]]:
+    return [f"{100 + i} {['oak', 'elm', 'pine', 'birch', 'ash'][i % 5]} street" for i in range(offset, offset + n)], \
+           [f"{98000 + i:05d}" for i in range(offset, offset + n)]
+
+
+def test_a_persons_own_address_holds_the_address_fields_and_another_partys_is_not_compared(tmp_path):
+    streets, zips = _addresses(40, 0)
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20, "street": streets, "zip": zips}).to_csv(tmp_path / "a.csv", index=False)
+    work_streets, work_zips = _addresses(40, 500)
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20, "employer_id": [i % 7 for i in range(40)],
+                  "employer_street": work_streets, "employer_zip": work_zips,
+                  "mailing_address_street": streets, "mailing_address_zip": zips}).to_csv(tmp_path / "b.csv", index=False)
+    result = starting_config([tmp_path / "a.csv", tmp_path / "b.csv"], output=tmp_path / "c.yaml")
+    b = result.config["sources"][1]["columns"]
+    assert (b["street"], b["postcode"]) == ("mailing_address_street", "mailing_address_zip")
+    assert b["employer_street"] == "employer_street" and b["employer_id"] == "employer_id"  # not merged with the person's
+    compared = {c["name"] for c in result.config["columns"]}
+    assert "postcode" in compared and not {c for c in compared if c.startswith("employer")}
+    assert re.search(r"mailing_address_zip .*chosen over employer_zip: named as the person's own", result.explanation())
+    assert re.search(r"employer_zip .*named as another party's", result.explanation())
+
+
+def test_between_two_unnamed_addresses_the_one_the_other_sources_share_holds_the_fields(tmp_path):
+    streets, zips = _addresses(40, 0)
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20, "street": streets, "zip": zips}).to_csv(tmp_path / "a.csv", index=False)
+    other_streets, other_zips = _addresses(40, 500)
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20,  # the first address is another one
+                  "street_1": other_streets, "zip_1": other_zips, "street_2": streets, "zip_2": zips}).to_csv(tmp_path / "b.csv", index=False)
+    result = starting_config([tmp_path / "a.csv", tmp_path / "b.csv"], output=tmp_path / "c.yaml")
+    b = result.config["sources"][1]["columns"]
+    assert (b["street"], b["postcode"]) == ("street_2", "zip_2")
+    assert re.search(r"zip_2 .*chosen over zip_1: shares more values with the other sources \(100% against 0%\)", result.explanation())
+
+
+def test_an_event_date_stored_as_numbers_is_not_compared(tmp_path):
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20, "dob": ["1990-01-02", "1985-03-04"] * 20,
+                  "event_date": pd.date_range("2020-01-01", periods=40).strftime("%Y%m%d").astype(int)}).to_parquet(tmp_path / "events.parquet")
+    result = starting_config([tmp_path / "events.parquet"], output=tmp_path / "c.yaml")
+    assert "event_date" not in {c["name"] for c in result.config["columns"]}
+    assert re.search(r"event_date +skipped: .*an event date, not evidence of identity", result.explanation())
