@@ -52,7 +52,7 @@ from matcher.config.transform import TransformConfig
 from matcher.incremental.change_log import CHANGES_JSON
 from matcher.incremental.delta import Delta, typed_keys
 from matcher.incremental.existing_run import ExistingRun
-from matcher.incremental.task import apply_delta
+from matcher.incremental.task import ERASURES, apply_delta
 from matcher.labels.files import erase_labels
 from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import sync_directory, write_json
@@ -60,7 +60,6 @@ from matcher.runtime.run_folder import RunFolder, claim_run_folder, retract_comp
 
 log = logging.getLogger(__name__)
 
-ERASURES = "erasures.jsonl"
 STAGING, BUILDING = ".forget", ".forget-build"  # the erased run, complete; and while it is built
 
 

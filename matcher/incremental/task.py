@@ -68,6 +68,7 @@ when their ``match_confidence_score`` did.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,9 +97,12 @@ from matcher.runtime.errors import ConfigError
 from matcher.runtime.outputs import write_json
 from matcher.runtime.run_folder import RunFolder, open_run_folder, task_session
 
-__all__ = ["CHANGES_JSON", "CHANGES_PARQUET", "apply_delta", "match_incremental_task", "new_source_paths"]
+__all__ = ["CHANGES_JSON", "CHANGES_PARQUET", "ERASURES", "apply_delta", "match_incremental_task", "new_source_paths"]
 
 log = logging.getLogger(__name__)
+
+ERASURES = "erasures.jsonl"
+"""The erasures a run folder has had (``matcher forget``); every run built on it carries them on."""
 
 
 class _Laps:
@@ -202,6 +206,8 @@ def apply_delta(
     config = existing.model.configure(config)  # the rules the run's training chose, for an automatic config
     key, threshold = config.primary_key, existing.threshold.match_probability
     with task_session(output, spark) as spark:
+        if (existing_folder.root / ERASURES).exists():  # an erased record stays known as erased
+            shutil.copyfile(existing_folder.root / ERASURES, output.root / ERASURES)
         delta = read(spark, config, existing)
         laps.lap("read_new")
         tf_columns = term_frequency_columns(existing.model)

@@ -185,5 +185,14 @@ def test_a_forget_stopped_during_its_swap_is_finished_by_the_next_and_labels_are
     (stale / "summary.json").write_text("{}", encoding="utf-8")
     again = cli("forget", "--config", REPO / "configs" / "fake_1000.yaml", "--run", runs[1], "--key", str(ids[0]))
     assert again.code == 0 and not stale.exists() and json.loads((runs[1] / "summary.json").read_text())["erasure"]["records"] == 1
+    # a run built on the erased one carries the erasures on: the key is still known as erased there
+    delta = tmp_path / "delta.csv"
+    pd.read_csv(REPO / "data" / "demo" / "fake_1000.csv").iloc[20:25].assign(unique_id=lambda f: f["unique_id"] + 100_000).to_csv(delta, index=False)
+    built = cli("match-incremental", "--config", REPO / "configs" / "fake_1000.yaml", "--existing", runs[1], "--new", delta,
+                "--output", tmp_path / "next")
+    assert built.code == 0, built.err
+    assert (tmp_path / "next" / "erasures.jsonl").read_text() == (runs[1] / "erasures.jsonl").read_text()
+    later = cli("forget", "--config", REPO / "configs" / "fake_1000.yaml", "--run", tmp_path / "next", "--key", str(ids[0]))
+    assert later.code == 0 and f"erased before (erasures.jsonl): {ids[0]}" in later.out
     not_integer = cli("forget", "--config", REPO / "configs" / "fake_1000.yaml", "--run", runs[1], "--key", "abc")
     assert_one_line_error(not_integer, "1 key(s) are not records of this run: abc")
