@@ -40,6 +40,7 @@ class ComparisonKind(str, Enum):
     birth_date = "birth_date"
     email = "email"
     phone = "phone"
+    id_number = "id_number"
     postcode = "postcode"
     exact = "exact"
     numeric = "numeric"

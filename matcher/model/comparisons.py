@@ -14,6 +14,8 @@ birth_date as ``date``, plus a level for month and day swapped (same year) after
            ``mm/dd`` (or the reverse) reads
 email      exact, exact username, Jaro-Winkler on username, else
 phone      exact, Levenshtein <= 1 / 2, else
+id_number  as ``phone``: a national id or account number whose digits get mistyped (not a
+           contact point: no identifier vertex in the graph)
 postcode   by the column's ``format`` (``auto``: decided from the data, :mod:`matcher.model.postcode`):
            ``uk``: exact, sector, district, area (UK-style prefixes), else;
            ``us``: exact, same 5-digit ZIP (ZIP+4 vs ZIP), ZIPs within Levenshtein 1,
@@ -161,12 +163,17 @@ def _postcode(column: ColumnSpec) -> ComparisonCreator:
     return _POSTCODE_CREATORS["uk" if fmt == "auto" else fmt](column.name)
 
 
+def _edit_distance(column: str) -> ComparisonCreator:
+    return cl.LevenshteinAtThresholds(column, [1, 2])
+
+
 _CREATORS: dict[ComparisonKind, Callable[[str], ComparisonCreator]] = {
     ComparisonKind.name: cl.NameComparison,
     ComparisonKind.date: _date,
     ComparisonKind.birth_date: _birth_date,
     ComparisonKind.email: cl.EmailComparison,
-    ComparisonKind.phone: lambda c: cl.LevenshteinAtThresholds(c, [1, 2]),
+    ComparisonKind.phone: _edit_distance,
+    ComparisonKind.id_number: _edit_distance,
     ComparisonKind.exact: cl.ExactMatch,
     ComparisonKind.numeric: _numeric,
     ComparisonKind.text: lambda c: cl.JaroWinklerAtThresholds(c, [0.9, 0.7]),

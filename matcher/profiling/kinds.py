@@ -281,7 +281,7 @@ def detect_kind(column: ColumnProfile) -> Kind:
     if hint == "unit":
         return Kind("unit", "unit", "exact", said)
     if hint == "national_id" and share(values, _DIGITS_WITH_SEPARATORS) >= 0.7:
-        return Kind("national_id", "national_id", "exact", f"{said} and content: mostly digits")
+        return Kind("national_id", "national_id", "id_number", f"{said} and content: mostly digits (typos get edit-distance levels)")
     if hint == "sex":
         return Kind("category", None, "exact", f"{said}; {column.distinct} distinct values")
     return _generic(column, hint, numbers, words)

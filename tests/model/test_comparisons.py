@@ -52,3 +52,11 @@ def test_birth_date_columns_are_parsed_once_for_comparison_like_dates(spark):
 def test_initials_refuse_term_frequency_adjustments():
     with pytest.raises(ValueError, match="term_frequency is not available for kind 'initial'"):
         ColumnSpec(name="middle_name", kind=ComparisonKind.initial, term_frequency=True)
+
+
+def test_id_numbers_get_levels_for_mistyped_digits(spark):
+    column = ColumnSpec(name="national_id", kind=ComparisonKind.id_number)
+    got = levels_of(spark, column, [("123456789", "123456789"), ("123456789", "123456788"), ("123456789", "124456788"),
+                                    ("123456789", "987654321")], "string")
+    assert got[0].lower().startswith("exact") and got[3] == "else"
+    assert "1" in got[1] and "2" in got[2] and got[1] != got[2]  # one digit off, two digits off

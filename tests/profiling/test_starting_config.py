@@ -225,3 +225,10 @@ def test_an_event_date_stored_as_numbers_is_not_compared(tmp_path):
     result = starting_config([tmp_path / "events.parquet"], output=tmp_path / "c.yaml")
     assert "event_date" not in {c["name"] for c in result.config["columns"]}
     assert re.search(r"event_date +skipped: .*an event date, not evidence of identity", result.explanation())
+
+
+def test_a_national_id_is_compared_with_levels_for_mistyped_digits(tmp_path):
+    pd.DataFrame({"id": range(40), "first_name": ["ann", "bob"] * 20,
+                  "ssn": [f"{123450000 + i}" for i in range(40)]}).to_csv(tmp_path / "people.csv", index=False)
+    result = starting_config([tmp_path / "people.csv"], output=tmp_path / "c.yaml")
+    assert {"name": "national_id", "kind": "id_number"} in result.config["columns"]
