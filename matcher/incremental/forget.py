@@ -56,6 +56,7 @@ from matcher.incremental.task import ERASURES, apply_delta
 from matcher.labels.files import erase_labels
 from matcher.runtime.errors import InputDataError, MatcherError
 from matcher.runtime.outputs import sync_directory, write_json
+from matcher.runtime.remote_folder import relocate
 from matcher.runtime.run_folder import RunFolder, claim_run_folder, retract_completion
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def forget_task(
             record = _erasure_record(sorted(matched), sorted(quarantined), labeled, changes)
             earlier = (folder.root / ERASURES).read_text(encoding="utf-8") if (folder.root / ERASURES).exists() else ""
             (staged.root / ERASURES).write_text(earlier + json.dumps(record) + "\n", encoding="utf-8")
-            summary["outputs"] = json.loads(json.dumps(summary["outputs"]).replace(str(staged.root), str(folder.root)))
+            summary["outputs"] = relocate(summary["outputs"], str(staged.root), str(folder.root))
             write_json(summary, staged.summary)
         except BaseException:
             shutil.rmtree(staged.root, ignore_errors=True)  # the run is as it was

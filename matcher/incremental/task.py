@@ -215,7 +215,10 @@ def apply_delta(
         removals = delta.removals(pd.Index(old[key]), key)
         remaining = old[~old[key].isin(removals.keys)]
         frequencies = {c: term_frequencies(pd.concat([remaining[c], delta.new[c]], ignore_index=True).rename(c)) for c in tf_columns}
-        candidates = preselect(existing.matches, prediction_rules(config), delta.new, existing.input_columns)
+        if len(delta.new):
+            candidates = preselect(existing.matches, prediction_rules(config), delta.new, existing.input_columns)
+        else:  # deletes only: nothing to score, nothing to read
+            candidates = pd.DataFrame(columns=existing.input_columns)
         candidates = candidates[~candidates[key].isin(removals.keys)]
         laps.lap("read_existing")
         # re-weighing the stored pairs (Arrow, numpy) and scoring (DuckDB or Spark) run side by side

@@ -11,9 +11,10 @@ file it applied in ``watch.json``, written before its ``summary.json``, which co
 generation without ``summary.json`` is one a killed watcher left and is removed. The file then
 moves to ``INBOX/processed/`` (a delta the matcher refuses as bad input, with its one-line reason in
 ``INBOX/rejected/<name>.reason.txt``, to ``INBOX/rejected/``; any other failure, such as a run
-folder or store that cannot be reached, stops the watcher and leaves the file in the inbox). A file found in the inbox that a
-complete generation already applied (the watcher was killed before moving it) is moved without
-being applied again, so each file is applied once however the watcher is stopped. One watcher
+folder or store that cannot be reached, stops the watcher and leaves the file in the inbox).
+A file found in the inbox that a complete generation already applied (the watcher was killed
+before moving it) is moved without being applied again, so each file is applied once however
+the watcher is stopped. One watcher
 works on an ``OUTPUT`` at a time (the run-folder lock, held on ``OUTPUT`` itself).
 A file is known by its path under the inbox: drop each delta under a new name.
 """

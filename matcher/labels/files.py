@@ -373,12 +373,12 @@ def erase_labels(config: TransformConfig, run_root: str | Path, target_root: str
     if not store.exists():
         return 0
     rows = store.rows()
-    gone = record_ids(rows, config).isin(erased).to_numpy() if len(rows) else []
-    kept = rows[~gone].reset_index(drop=True) if len(rows) else rows
+    gone = record_ids(rows, config).isin(erased)
+    kept = rows[~gone].reset_index(drop=True)
     info = store.info()
-    info.update(_store_counts(kept, config), erased_rows=int(info.get("erased_rows", 0)) + int(sum(gone)))
+    info.update(_store_counts(kept, config), erased_rows=int(info.get("erased_rows", 0)) + int(gone.sum()))
     LabelStore(target_root).save(kept, info)
-    return int(sum(gone))
+    return int(gone.sum())
 
 
 def export_labels(run_root: str | Path, output: str | Path) -> dict:
