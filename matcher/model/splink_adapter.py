@@ -197,6 +197,16 @@ def bayes_factor(level: ComparisonLevel) -> float | None:
     return level._bayes_factor
 
 
+def cap_term_frequency_boost(comparison: Comparison) -> bool:
+    """Let no value's term frequency raise the comparison's weight above its exact level's average:
+    each term-frequency-adjusted level gets ``tf_minimum_u_value`` = the exact level's u (a rare value
+    still weighs the average, a common one less). Returns whether any level has term frequencies."""
+    levels = [level for level in non_null_levels(comparison) if level._has_tf_adjustments]
+    for level in levels:
+        level._tf_minimum_u_value = float(level._u_probability_corresponding_to_exact_match(comparison.comparison_levels))
+    return bool(levels)
+
+
 def add_trained_u(level: ComparisonLevel, probability: float, description: str) -> None:
     """Record one estimate of the level's u (``_add_trained_u_probability``); :func:`apply_trained_m_u` applies it."""
     level._add_trained_u_probability(probability, description)

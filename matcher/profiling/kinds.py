@@ -9,8 +9,8 @@ holding words). Every decision carries a reason made of counts, shares and forma
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
@@ -43,6 +43,13 @@ _WORDS = re.compile(r"^[^\W\d_]+(?:[ '\-.,]+[^\W\d_]+)*\.?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _HOUSE_NUMBER = re.compile(r"^\d+[A-Z]?(-\d+[A-Z]?)?$", re.IGNORECASE)
 _DIGITS_WITH_SEPARATORS = re.compile(r"^[\d\s\-./]+$")
+US_STATES = frozenset({
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA",
+    "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR",
+    "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "PR", "GU", "VI", "AS", "MP", "AA",
+    "AE", "AP"
+})
+"""USPS state, territory and military codes: a column of them is a state, whatever its name (``ST``)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ _HINTS: tuple[tuple[str, set[str], set[str]], ...] = (
     ("updated_at", {"updated", "modified", "lastmodified", "updatedat", "modifiedat", "lastupdate", "lastupdated",
                     "changed", "changedat", "enrolledat", "enrolled"}, {"updated", "modified", "changed"}),
     ("event_date", {"date", "created", "createdat", "timestamp", "ts", "time", "eventdate", "eventtime"},
-     {"created", "registered", "enrolled", "since", "at", "timestamp", "time", "signup", "order", "ordered"}),
+     {"created", "registered", "enrolled", "since", "at", "timestamp", "time", "signup", "order", "ordered", "date"}),
     ("first_name", {"first", "firstname", "fname", "givenname", "given", "forename", "forenames", "fn", "firstnames"},
      {"given", "forename", "forenames", "firstname"}),
     ("middle_name", {"middle", "mname", "mi", "middlename", "middleinitial", "middlenames"}, {"middle"}),
@@ -110,7 +117,8 @@ OTHER_PARTY = {"employer", "company", "business", "organisation", "organization"
 """Name tokens of a column that describes another party than the record's person (``employer_zipcode``)."""
 OWN = {"home", "mailing", "residential", "residence", "personal", "private", "primary", "main", "current"}
 """Name tokens of a column that describes the record's person (``mailing_address_zipcode``)."""
-_QUALIFIERS = OWN | {"address", "addr", "billing", "shipping", "ship", "bill"}  # whose it is, not what it is
+_ADDRESS_QUALIFIERS = {"address", "addr", "billing", "shipping", "ship", "bill", "mailing", "home", "residential"}
+_QUALIFIERS = OWN | _ADDRESS_QUALIFIERS  # whose it is, not what it is
 
 
 def name_hint(name: str) -> str | None:
@@ -132,7 +140,10 @@ def name_hint(name: str) -> str | None:
                             ("last", "last_name"), ("family", "last_name"), ("sur", "last_name"), ("full", "full_name")):
             if word in ts:
                 return label
-    if {"house", "street", "building"} & ts and {"number", "no", "num", "nr"} & ts:
+    numbered = {"number", "no", "num", "nr"}
+    if {"house", "street", "building"} & ts and numbered & ts:
+        return "house_number"
+    if plain in numbered and ts & _ADDRESS_QUALIFIERS:  # ship_number, address_no: the number of an address
         return "house_number"
     for label, _, single in _HINTS:
         if single & ts:
@@ -274,6 +285,9 @@ def detect_kind(column: ColumnProfile) -> Kind:
         return Kind("city", "city", "exact", why_words, term_frequency=True)
     if hint in ("state", "country") and numbers < 0.5:
         return Kind(hint, hint, "exact", f"{said}; {column.distinct} distinct values", term_frequency=True)
+    states = float(values.str.strip().str.upper().isin(US_STATES).mean()) if len(values) else 0.0
+    if hint is None and states >= MOSTLY and column.distinct <= len(US_STATES):
+        return Kind("state", "state", "exact", f"content: {_pct(states)} US state codes", term_frequency=True)
     if hint == "street":
         return Kind("street", "street", "text", f"{said}")
     if hint == "house_number" and share(values, _HOUSE_NUMBER) >= 0.7:

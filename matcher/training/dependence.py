@@ -47,9 +47,12 @@ import pandas as pd
 from pyspark.sql import DataFrame
 
 from matcher.blocking.auto import Key, KeyedRows
-from matcher.config.transform import DATE_KINDS, TransformConfig
+from matcher.config.harmonization import ADDRESS_PARTS
+from matcher.config.transform import DATE_KINDS, ComparisonKind, TransformConfig
 from matcher.model.dependence import Agreement, Group
-from matcher.model.splink_adapter import Comparison, Settings, add_comparison, is_fixed, non_null_levels
+from matcher.model.splink_adapter import (
+    Comparison, Settings, add_comparison, cap_term_frequency_boost, is_fixed, non_null_levels,
+)
 from matcher.training.em import agreement_start, expectation_maximisation
 from matcher.training.patterns import gammas
 
@@ -185,8 +188,25 @@ def measure(
         rows.close()
 
 
-def add_groups(settings: Settings, groups: list[Group]) -> None:
-    """Append each group's comparison to the model, and say what it corrects (column names and numbers only)."""
+def place_columns(config: TransformConfig) -> set[str]:
+    """The compared columns that say where a person lives: postcodes and the address parts."""
+    return {c.name for c in config.columns if c.kind == ComparisonKind.postcode or c.name in ADDRESS_PARTS}
+
+
+def add_groups(settings: Settings, groups: list[Group], places: set[str] = frozenset()) -> list[str]:
+    """Append each group's comparison to the model, and say what it corrects (column names and numbers
+    only). Returns the comparisons whose term-frequency boosts were capped.
+
+    The lifts are averages over all values, and values held by few people depart most from them
+    where a place takes part: the other holders of a rare surname are mostly relatives, living
+    at the same address. So the members of a level that holds a place (one of ``places``) and
+    lifts at least :data:`MIN_LIFT` get no more than their exact levels' average weight for a
+    rare value (:func:`cap_term_frequency_boost`).
+    """
+    by_name = {cc.output_column_name: cc for cc in settings.comparisons}
+    household = {c for group in groups for level in group.levels
+                 if level.lift >= MIN_LIFT and places & set(level.columns) for c in level.columns}
+    capped = [c for group in groups for c in group.columns if c in household and cap_term_frequency_boost(by_name[c])]
     for group in groups:
         add_comparison(settings, group.comparison())
         strongest = max(group.levels, key=lambda level: level.lift)
@@ -194,3 +214,7 @@ def add_groups(settings: Settings, groups: list[Group]) -> None:
             "%s agree together %.0fx more often among non-matches than independence says: "
             "the model takes %.1f bits off when they all agree", "+".join(strongest.columns), strongest.lift, -strongest.bits,
         )
+    if capped:
+        log.info("term frequencies of %s no longer raise a rare value above the average: they agree together "
+                 "with a place among non-matches (households)", ", ".join(capped))
+    return capped

@@ -40,7 +40,7 @@ from matcher.runtime.errors import InputDataError
 from matcher.runtime.progress import step
 from matcher.training.calibration import calibrate_lambda, estimate_threshold
 from matcher.training.column_checks import check_columns, repeated_evidence
-from matcher.training.dependence import add_groups, measure
+from matcher.training.dependence import add_groups, measure, place_columns
 from matcher.training.em import checked_expectation_maximisation, log_findings
 from matcher.training.evidence_against import enforce_evidence_against
 from matcher.training.patterns import add_counts, fixed_bits, gammas, level_counts, of_set, pattern_counts
@@ -326,8 +326,9 @@ def train(
         t = time.perf_counter()
         step("dependence")
         groups = measure(df, config, settings, counts.of_predictions()) if config.training.correct_dependence else []
+        capped: list[str] = []
         if groups:
-            add_groups(settings, groups)
+            capped = add_groups(settings, groups, place_columns(config))
             counts = FlaggedCounts(with_derived_gammas(settings, counts.frame), tuple(gamma_columns(settings)))
             rest = with_derived_gammas(settings, rest)
             forget_trained_m(settings)
@@ -377,6 +378,7 @@ def train(
         "em_sessions": sessions,
         **({"evidence_against": evidence_against} if evidence_against else {}),
         **({"dependence": [g.as_json() for g in groups]} if groups else {}),
+        **({"term_frequency_capped": capped} if capped else {}),
         "columns": profile,
         **({"column_advice": advice} if advice else {}),
         **({"setup": setup.report} if setup.report else {}),

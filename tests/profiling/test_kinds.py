@@ -107,6 +107,14 @@ def test_a_timestamp_is_updated_at_and_not_compared():
     assert (k.field, k.comparison) == ("updated_at", None)
 
 
+def test_a_date_named_for_an_event_is_not_compared_a_birth_date_is():
+    days = [f"2019-0{m}-1{d}" for m in range(1, 10) for d in range(10)]
+    survey = kind("survey_date", days)  # household members interviewed on one day share it
+    assert (survey.label, survey.comparison) == ("event_date", None)
+    assert kind("date_of_birth", days).comparison == "birth_date"
+    assert kind("visited", days).comparison == "date"  # no name says what it is: compared
+
+
 def test_us_zip_codes_and_uk_postcodes_are_kind_postcode_with_levels_by_format():
     zips = ["98201-4548", "99201", "98101-0679", "02134", "10001"] * 5
     k = kind("zip", zips)
@@ -126,6 +134,9 @@ def test_places_numbers_ids_text_and_columns_to_skip():
     assert (kind("suburb", cities).field, kind("suburb", cities).comparison) == ("city", "exact")
     assert kind("state", ["WA", "OR", "CA", "WA"] * 5).field == "state"
     assert kind("house_no", ["2", "51", "197", "11731", "4B"] * 5).field == "house_number"
+    assert kind("ship_number", ["2", "51", "197", "11731", "4B"] * 5).field == "house_number"  # the shipping address's
+    assert kind("ST", ["WA", "or", "CA", "NY", "TX"] * 5).field == "state"  # USPS codes decide, the name cannot
+    assert kind("grade", ["A", "B", "C", "D"] * 5).field is None  # two-letter codes that are not states stay apart
     assert kind("street_name", ["dougherty rd", "e 49th st", "penn ave"] * 5).field == "street"
     assert kind("age", [str(20 + i % 50) for i in range(200)]).comparison == "numeric"
     assert kind("ref", [f"X{i:05d}" for i in range(50)]).label == "id"

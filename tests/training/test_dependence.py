@@ -11,9 +11,9 @@ from matcher.blocking.candidates import Candidates
 from matcher.config.transform import config_from_dict
 from matcher.matching.driver_scoring import duckdb_settings
 from matcher.model.artifact import make_linker
-from matcher.model.dependence import PREFIX, derived_gamma, derived_gamma_sql
+from matcher.model.dependence import PREFIX, Agreement, Group, derived_gamma, derived_gamma_sql
 from matcher.model.splink_adapter import gamma_column
-from matcher.training.dependence import MAX_MEMBERS, _groups
+from matcher.training.dependence import MAX_MEMBERS, _groups, add_groups, place_columns
 from matcher.training.trainer import train
 
 COLUMNS = ["first_name", "last_name", "dob", "postcode", "house_number"]
@@ -47,7 +47,7 @@ def people(households: bool, seed: int = 7) -> pd.DataFrame:
 def config():
     return config_from_dict({
         "name": "households", "inputs": [{"name": "people", "path": "unused.csv"}], "primary_key": "pk",
-        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name"},
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name", "term_frequency": True},
                     {"name": "dob", "kind": "birth_date"}, {"name": "postcode", "kind": "exact"},
                     {"name": "house_number", "kind": "exact"}],
         "blocking_rules": [["last_name"], ["dob"]],
@@ -106,6 +106,18 @@ def test_households_make_surname_and_address_agree_together_and_the_lift_is_meas
     level = by_label["last_name, postcode agree together"]
     assert level["m_probability"] / level["u_probability"] == pytest.approx(1 / measured, rel=1e-3)
     assert level["fix_m_probability"] and level["fix_u_probability"]
+    # a member's rare value weighs no more than its exact level's average (relatives share rare surnames)
+    assert model.metadata["term_frequency_capped"] == ["last_name"]
+    (last,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == "last_name"]
+    adjusted = [lv for lv in last["comparison_levels"] if lv.get("tf_adjustment_column")]
+    assert adjusted and all(lv["tf_minimum_u_value"] == pytest.approx(adjusted[0]["u_probability"]) for lv in adjusted)
+
+
+def test_only_a_group_holding_a_place_loses_its_term_frequency_boosts(households):
+    _, _, model = households
+    names = Group(("first_name", "last_name"), (Agreement(("first_name", "last_name"), 3.0, 100.0),))
+    assert add_groups(model.settings(), [names], place_columns(config())) == []  # a person's names alone: kept
+    assert place_columns(config()) == {"postcode", "house_number"}
 
 
 def test_without_households_nothing_is_corrected(spark):
