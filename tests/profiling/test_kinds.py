@@ -136,7 +136,7 @@ def test_places_numbers_ids_text_and_columns_to_skip():
     assert kind("house_no", ["2", "51", "197", "11731", "4B"] * 5).field == "house_number"
     assert kind("ship_number", ["2", "51", "197", "11731", "4B"] * 5).field == "house_number"  # the shipping address's
     assert kind("ST", ["WA", "or", "CA", "NY", "TX"] * 5).field == "state"  # USPS codes decide, the name cannot
-    assert kind("grade", ["A", "B", "C", "D"] * 5).field is None  # two-letter codes that are not states stay apart
+    assert kind("language", ["EN", "FR", "ES", "IT", "PT"] * 5).field is None  # two-letter codes, not states
     assert kind("street_name", ["dougherty rd", "e 49th st", "penn ave"] * 5).field == "street"
     assert kind("age", [str(20 + i % 50) for i in range(200)]).comparison == "numeric"
     assert kind("ref", [f"X{i:05d}" for i in range(50)]).label == "id"
