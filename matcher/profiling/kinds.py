@@ -87,7 +87,7 @@ _HINTS: tuple[tuple[str, set[str], set[str]], ...] = (
     ("dob", {"dob", "dateofbirth", "birthdate", "birthday", "bday", "born", "birth"}, {"dob", "birth", "birthdate", "born"}),
     ("updated_at", {"updated", "modified", "lastmodified", "updatedat", "modifiedat", "lastupdate", "lastupdated",
                     "changed", "changedat", "enrolledat", "enrolled"}, {"updated", "modified", "changed"}),
-    ("event_date", {"date", "created", "createdat", "timestamp", "ts", "time", "eventdate", "eventtime"},
+    ("event_date", {"created", "createdat", "timestamp", "ts", "time", "eventdate", "eventtime"},
      {"created", "registered", "enrolled", "since", "at", "timestamp", "time", "signup", "order", "ordered", "date"}),
     ("first_name", {"first", "firstname", "fname", "givenname", "given", "forename", "forenames", "fn", "firstnames"},
      {"given", "forename", "forenames", "firstname"}),

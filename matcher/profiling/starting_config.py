@@ -21,21 +21,9 @@ from typing import Any, Sequence
 import yaml
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS
-from matcher.config.harmonization import (
-    ADDRESS_PARTS,
-    CANONICAL_FIELDS,
-    DERIVED_FIELDS,
-    SOURCE_SYSTEM,
-)
+from matcher.config.harmonization import ADDRESS_PARTS, CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
 from matcher.profiling.kinds import (
-    ISO_DATE,
-    OTHER_PARTY,
-    OWN,
-    Kind,
-    detect_kind,
-    key_name_rank,
-    name_hint,
-    name_tokens,
+    ISO_DATE, OTHER_PARTY, OWN, Kind, detect_kind, key_name_rank, name_hint, name_tokens,
 )
 from matcher.profiling.profile import MAX_ROWS, FileProfile, profile_file
 from matcher.runtime.errors import ConfigError, InputDataError
