@@ -5,10 +5,16 @@ among non-matches (household members share surname, address and phone) and how m
 often than independence says (the *lift*). Each such group becomes one extra Splink
 comparison, ``together__<a>__<b>...``: a null level (every member null), one level per
 dependent subset of members, the largest first, whose Bayes factor is ``1 / lift`` (m and u
-fixed, never trained), and an ``ELSE`` level of factor 1. Its SQL is plain equality on
-plain column names, which Spark and DuckDB read alike, so every engine that scores with the
-model applies it. Candidate pairs compared before the comparison existed get its level from
-their members' levels (:func:`derived_gamma`, :func:`derived_gamma_sql`).
+fixed, never trained), and an ``ELSE`` level of factor 1.
+
+A member *agrees* (:func:`agreement`) on its exact level, and on the level just below when
+that level is equality of a part of the value: an email's username (``j.smith@a.com`` and
+``j.smith@b.org``), the 5-digit ZIP of a ZIP+4. Two namesakes' emails, built from their
+names at different providers, agree that way, and the names already counted it. The
+comparison's SQL is that equality on plain column names, in functions Spark and DuckDB read
+alike, so every engine that scores with the model applies it. Candidate pairs compared
+before the comparison existed get its level from their members' levels
+(:func:`derived_gamma`, :func:`derived_gamma_sql`).
 """
 
 from __future__ import annotations
@@ -20,13 +26,81 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
-from matcher.model.splink_adapter import Comparison, Settings, gamma_column, non_null_levels
+from matcher.model.splink_adapter import Comparison, Settings, gamma_column, is_else_level, non_null_levels
 
 PREFIX = "together__"
 """Output column name prefix of a dependence comparison (its members follow, ``__``-separated)."""
 NOT_EVALUATED = -2
 """The comparison-vector value of a comparison not evaluated on a pair (a thinned u sample)."""
+WHOLE = "{c}"
+"""The key of a member that agrees on its whole value."""
+_PLACEHOLDER = "__matcher_key__"
+
+
+def _key(condition: exp.Expression) -> tuple[str, str] | None:
+    """``(column, key)`` when ``condition`` is ``f(column_l) = f(column_r)``: ``key`` is ``f`` as a
+    template on ``{c}`` (braces of the SQL doubled), in SQL that Spark and DuckDB read alike."""
+    if not isinstance(condition, exp.EQ):
+        return None
+    sides = []
+    for side, suffix in ((condition.left, "_l"), (condition.right, "_r")):
+        columns = {c.name for c in side.find_all(exp.Column)}
+        if len(columns) != 1 or not (name := columns.pop()).endswith(suffix):
+            return None
+        template = side.transform(lambda n: exp.column(_PLACEHOLDER) if isinstance(n, exp.Column) else n).sql("spark")
+        sides.append((name[: -len(suffix)], template.replace("{", "{{").replace("}", "}}").replace(_PLACEHOLDER, WHOLE)))
+    return sides[0] if sides[0] == sides[1] else None
+
+
+def _member_key(condition: exp.Expression) -> tuple[str, str] | None:
+    """``(column, key)`` of one member's condition in a dependence level (:func:`agreeing_sql`)."""
+    condition = condition.unnest()
+    if isinstance(condition, exp.Or):
+        whole, part = (_key(c.unnest()) for c in condition.flatten())
+        return part if whole and part and whole == (part[0], WHOLE) else None
+    return _key(condition)
+
+
+def _level_keys(sql: str) -> dict[str, str] | None:
+    """The members and keys of a dependence level's SQL (:func:`agreeing_sql` of each, ``AND``-ed)."""
+    tree = sqlglot.parse_one(sql, read="spark").unnest()
+    found = [_member_key(c) for c in (tree.flatten() if isinstance(tree, exp.And) else [tree])]
+    return None if any(k is None for k in found) else dict(found)
+
+
+@dataclass(frozen=True)
+class Member:
+    """How a comparison agrees in a dependence: ``key`` of the value equal (a template on ``{c}``),
+    which its levels ``values`` say."""
+
+    column: str
+    key: str
+    values: tuple[int, ...]
+
+
+def agreeing_sql(column: str, key: str) -> str:
+    """The SQL of ``column`` agreeing on ``key``: the whole value equal, or the key (which an empty or odd value may lack)."""
+    whole = f"{column}_l = {column}_r"
+    return whole if key == WHOLE else f"({whole} OR {key.format(c=column + '_l')} = {key.format(c=column + '_r')})"
+
+
+def agreement(cc: Comparison) -> Member | None:
+    """The comparison's agreement (module docstring); None unless its null level is its column's nulls
+    and its closest level that column's equality."""
+    null = next((lv for lv in cc.comparison_levels if lv.is_null_level), None)
+    levels = non_null_levels(cc)
+    column = cc.output_column_name
+    if null is None or not levels or re.sub(r"[`\"\s]", "", null.sql_condition).lower() != f"{column}_lisnullor{column}_risnull".lower():
+        return None
+    keys = [None if is_else_level(lv) else _level_keys(lv.sql_condition) for lv in levels[:2]]
+    if keys[0] != {column: WHOLE}:
+        return None
+    if len(keys) > 1 and keys[1] is not None and set(keys[1]) == {column} and keys[1][column] != WHOLE:
+        return Member(column, keys[1][column], (levels[0].comparison_vector_value, levels[1].comparison_vector_value))
+    return Member(column, WHOLE, (levels[0].comparison_vector_value,))
 
 
 @dataclass(frozen=True)
@@ -53,6 +127,8 @@ class Group:
 
     columns: tuple[str, ...]
     levels: tuple[Agreement, ...]
+    keys: tuple[str, ...] = ()
+    """Each member's key (:class:`Member`); the whole value when empty."""
 
     @property
     def name(self) -> str:
@@ -63,9 +139,10 @@ class Group:
         fixed = {"fix_m_probability": True, "fix_u_probability": True}
         null = " AND ".join(f"({c}_l IS NULL OR {c}_r IS NULL)" for c in self.columns)
         levels = [{"sql_condition": null, "label_for_charts": "Null", "is_null_level": True}]
+        keys = dict(zip(self.columns, self.keys or [WHOLE] * len(self.columns)))
         for level in self.levels:  # measured lifts exceed 1: m = 1 / lift, u = 1
             levels.append({
-                "sql_condition": " AND ".join(f"{c}_l = {c}_r" for c in level.columns),
+                "sql_condition": " AND ".join(agreeing_sql(c, keys[c]) for c in level.columns),
                 "label_for_charts": f"{', '.join(level.columns)} agree together", "m_probability": 1.0 / level.lift,
                 "u_probability": 1.0,
                 **fixed,
@@ -79,33 +156,44 @@ class Group:
         return {"comparison": self.name, "columns": list(self.columns), "levels": [level.as_json() for level in self.levels]}
 
 
-def _members(settings: Settings, cc: Comparison) -> list[tuple[str, str, int]]:
-    """A dependence comparison's members (read from its null level): name, gamma column and closest level's value each."""
+def _level_members(settings: Settings, cc: Comparison) -> list[tuple[dict[str, tuple[int, ...]], int]]:
+    """Per non-null level of a dependence comparison: the levels of each member that count as agreeing
+    there (from the member's comparison and the key the level's SQL compares), and the level's value."""
+    by_name = {c.output_column_name: c for c in settings.comparisons}
+    out = []
+    for level in non_null_levels(cc):
+        keys = None if is_else_level(level) else _level_keys(level.sql_condition)
+        if keys:
+            out.append(({c: _agreeing_values(by_name[c], key) for c, key in keys.items()}, level.comparison_vector_value))
+    return out
+
+
+def _agreeing_values(cc: Comparison, key: str) -> tuple[int, ...]:
+    """The member comparison's levels at which ``key`` of its value is equal: its exact level, and the
+    level below when that compares ``key``."""
+    member = agreement(cc)
+    if member is None:
+        raise ValueError(f"{cc.output_column_name} cannot be a member of a dependence comparison")
+    return member.values if key == member.key else member.values[:1]
+
+
+def _gammas(settings: Settings, cc: Comparison) -> dict[str, str]:
+    """A dependence comparison's members (read from its null level) and their gamma columns."""
     null = next(level for level in cc.comparison_levels if level.is_null_level)
     names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)_l IS NULL", null.sql_condition)
     by_name = {c.output_column_name: c for c in settings.comparisons}
-    return [(n, gamma_column(by_name[n]), non_null_levels(by_name[n])[0].comparison_vector_value) for n in names]
-
-
-def _level_columns(level) -> tuple[str, ...]:
-    """The members a level's SQL (``a_l = a_r AND ...``) needs to agree."""
-    return tuple(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)_l = ", level.sql_condition))
+    return {n: gamma_column(by_name[n]) for n in names}
 
 
 def derived_gamma(settings: Settings, cc: Comparison, vectors: pd.DataFrame) -> np.ndarray:
     """The dependence comparison's level for each row of a frame of the members' gamma columns
     (:data:`NOT_EVALUATED` where a member was not)."""
-    members = _members(settings, cc)
-    gammas = {name: vectors[column].to_numpy(dtype=int) for name, column, _ in members}
-    tops = {name: top for name, _, top in members}
+    gammas = {name: vectors[column].to_numpy(dtype=int) for name, column in _gammas(settings, cc).items()}
     out = np.zeros(len(vectors), dtype=int)
     decided = np.zeros(len(vectors), dtype=bool)
-    for level in non_null_levels(cc):
-        columns = _level_columns(level)
-        if not columns:
-            continue
-        agree = np.all([gammas[c] == tops[c] for c in columns], axis=0) & ~decided
-        out[agree] = level.comparison_vector_value
+    for agreeing, value in _level_members(settings, cc):
+        agree = np.all([np.isin(gammas[c], values) for c, values in agreeing.items()], axis=0) & ~decided
+        out[agree] = value
         decided |= agree
     out[np.all([g == -1 for g in gammas.values()], axis=0)] = -1
     out[np.any([g == NOT_EVALUATED for g in gammas.values()], axis=0)] = NOT_EVALUATED
@@ -114,14 +202,11 @@ def derived_gamma(settings: Settings, cc: Comparison, vectors: pd.DataFrame) -> 
 
 def derived_gamma_sql(settings: Settings, cc: Comparison) -> str:
     """:func:`derived_gamma` as Spark SQL over the members' gamma columns."""
-    members = _members(settings, cc)
-    column = {name: (gamma, top) for name, gamma, top in members}
-    whens = [f"WHEN {' AND '.join(f'{column[n][0]} = -1' for n in column)} THEN -1"]
-    for level in non_null_levels(cc):
-        columns = _level_columns(level)
-        if columns:
-            condition = " AND ".join(f"{column[c][0]} = {column[c][1]}" for c in columns)
-            whens.append(f"WHEN {condition} THEN {level.comparison_vector_value}")
+    column = _gammas(settings, cc)
+    whens = [f"WHEN {' AND '.join(f'{g} = -1' for g in column.values())} THEN -1"]
+    for agreeing, value in _level_members(settings, cc):
+        condition = " AND ".join(f"{column[c]} IN ({', '.join(map(str, values))})" for c, values in agreeing.items())
+        whens.append(f"WHEN {condition} THEN {value}")
     return f"CASE {' '.join(whens)} ELSE 0 END"
 
 

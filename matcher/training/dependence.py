@@ -8,7 +8,7 @@ the household four times over and a different first name or birth date cannot ou
 household members become one entity.
 
 Here the dependence is measured without labels, after a first round of EM. For a set ``S``
-of comparisons (their closest levels: exact equality of one column):
+of comparisons (each agreeing on its value, or a part of it: :func:`~matcher.model.dependence.agreement`):
 
 * all pairs agreeing on ``S`` are counted without making them, from the key frequencies of
   the rows' values (:class:`~matcher.blocking.auto.KeyedRows`), and so is each member alone;
@@ -49,10 +49,8 @@ from pyspark.sql import DataFrame
 from matcher.blocking.auto import Key, KeyedRows
 from matcher.config.harmonization import ADDRESS_PARTS
 from matcher.config.transform import DATE_KINDS, ComparisonKind, TransformConfig
-from matcher.model.dependence import Agreement, Group
-from matcher.model.splink_adapter import (
-    Comparison, Settings, add_comparison, cap_term_frequency_boost, is_fixed, non_null_levels,
-)
+from matcher.model.dependence import Agreement, Group, Member, agreement
+from matcher.model.splink_adapter import Settings, add_comparison, cap_term_frequency_boost, is_fixed, non_null_levels
 from matcher.training.em import agreement_start, expectation_maximisation
 from matcher.training.patterns import gammas
 
@@ -71,18 +69,6 @@ SAMPLE_ROWS = 300_000
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _exact_column(cc: Comparison) -> str | None:
-    """The column a comparison compares when its null level is that column's nulls and its closest level equality."""
-    null = next((lv for lv in cc.comparison_levels if lv.is_null_level), None)
-    levels = non_null_levels(cc)
-    if null is None or not levels:
-        return None
-    written = {re.sub(r"[`\"\s]", "", lv.sql_condition).lower() for lv in (null, levels[0])}
-    column = cc.output_column_name
-    wanted = {f"{column}_lisnullor{column}_risnull".lower(), f"{column}_l={column}_r".lower()}
-    return column if _PLAIN.match(column) and written == wanted else None
-
-
 class _Evidence:
     """The candidate pairs' patterns and the model's u, to count the matches agreeing on a set."""
 
@@ -91,7 +77,8 @@ class _Evidence:
         self.vectors = gammas(settings, candidate_patterns)[:, trained]
         self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         self.names = [settings.comparisons[k].output_column_name for k in trained]
-        self.tops = [non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
+        self.agreeing = [(m.values if (m := agreement(settings.comparisons[k])) else
+                          (non_null_levels(settings.comparisons[k])[0].comparison_vector_value,)) for k in trained]
         self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
                    for lv in non_null_levels(settings.comparisons[k]) if isinstance(lv.u_probability, (int, float))}
                   for k in trained]
@@ -101,7 +88,7 @@ class _Evidence:
         fitted on those pairs over the comparisons outside ``columns``, the match class started from the
         pairs that agree on most evidence, the other free to agree (a household shares a house number)."""
         members = [self.names.index(c) for c in columns]
-        agree = np.all([self.vectors[:, k] == self.tops[k] for k in members], axis=0)
+        agree = np.all([np.isin(self.vectors[:, k], self.agreeing[k]) for k in members], axis=0)
         if not agree.any():
             return 0.0
         outside = [k for k in range(len(self.names)) if k not in members]
@@ -167,22 +154,26 @@ def measure(
     """The groups of dependent comparisons in ``df``'s :func:`~matcher.model.comparisons.comparable` rows,
     with ``settings`` trained once and ``candidate_patterns`` the candidate pairs' pattern counts."""
     own = {c.name for c in config.columns if c.kind in DATE_KINDS}
-    exact = [c for cc in settings.comparisons
-             if not is_fixed(cc) and (c := _exact_column(cc)) in config.column_names and c not in own]
-    if len(exact) < 2 or candidate_patterns.empty:
+    agreeing: dict[str, Member] = {
+        m.column: m for cc in settings.comparisons
+        if not is_fixed(cc) and (m := agreement(cc)) and _PLAIN.match(m.column) and m.column in config.column_names
+        and m.column not in own
+    }
+    compared = list(agreeing)
+    if len(compared) < 2 or candidate_patterns.empty:
         return []
-    rows = KeyedRows(df, config, [Key(c, "value", ("{c}",)) for c in exact], sample_rows)
+    rows = KeyedRows(df, config, [Key(c, "value", (agreeing[c].key,)) for c in compared], sample_rows)
     try:
-        lifts = _Lifts(rows, exact, _Evidence(settings, candidate_patterns))
-        edges = [(found.lift, *pair) for pair in itertools.combinations(exact, 2)
+        lifts = _Lifts(rows, compared, _Evidence(settings, candidate_patterns))
+        edges = [(found.lift, *pair) for pair in itertools.combinations(compared, 2)
                  if (found := lifts.lift(pair)) is not None and found.lift >= MIN_LIFT]
         groups = []
         for members in _groups(edges):
-            members = [c for c in exact if c in members]  # the config's order
+            members = [c for c in compared if c in members]  # the config's order
             levels = [found for size in range(len(members), 1, -1) for subset in itertools.combinations(members, size)
                       if (found := lifts.lift(subset)) is not None and found.lift > 1.0]
             if levels:
-                groups.append(Group(tuple(members), tuple(levels)))
+                groups.append(Group(tuple(members), tuple(levels), tuple(agreeing[c].key for c in members)))
         return groups
     finally:
         rows.close()

@@ -15,6 +15,7 @@ from matcher.incremental.term_frequency_drift import term_frequencies
 from matcher.matching.driver_scoring import duckdb_settings, predict_between
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
+from matcher.model.dependence import Agreement, Group, agreement, derived_gamma
 from matcher.model.similarity import jaro_winkler
 
 
@@ -30,6 +31,13 @@ def scored_both_ways(spark, tmp_path_factory):
         levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
         for i, level in enumerate(levels):  # distinct m and u per level, so any level mix-up shows in the weight
             level["m_probability"], level["u_probability"] = 0.9 ** i / 2, 0.5 ** (len(levels) - i) + 0.001 * i
+    # a dependence comparison whose members agree on a part of the value: an email's username, a postcode's sector
+    members = {cc.output_column_name: agreement(cc) for cc in splink_settings(config).get_settings("spark").comparisons}
+    assert members["email"].values == (4, 3) and members["postcode"].values == (4, 3)
+    columns = ("first_name", "email", "postcode", "city")
+    group = Group(columns, (Agreement(("email", "postcode"), 8.0, 1), Agreement(("email", "city"), 3.0, 1),
+                            Agreement(("postcode", "city"), 2.0, 1)), tuple(members[c].key for c in columns))
+    settings["comparisons"].append(group.comparison())
     model = TrainedModel(settings, {})
     df = read_inputs(spark, config).drop("source_dataset")
     records = df.toPandas()
@@ -44,14 +52,20 @@ def _by_pair(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_both_engines_score_the_same_pairs_at_the_same_levels(scored_both_ways):
-    _, _, via_spark, via_duckdb = scored_both_ways
+    _, model, via_spark, via_duckdb = scored_both_ways
     spark_pairs, duckdb_pairs = _by_pair(via_spark), _by_pair(via_duckdb)
     assert len(spark_pairs) == len(HARD_ROWS) ** 2  # "1 = 1" blocks every ordered pair, a record with itself too
     assert list(duckdb_pairs.index) == list(spark_pairs.index)
     gammas = [c for c in spark_pairs.columns if c.startswith("gamma_")]
-    assert len(gammas) == 11
+    assert len(gammas) == 12
     differences = {c: int((spark_pairs[c] != duckdb_pairs[c]).sum()) for c in gammas}
     assert differences == dict.fromkeys(gammas, 0)
+    # usernames and sectors agree where the whole values do not (ann.lee@x.com, ann.lee@y.org)
+    together = spark_pairs["gamma_together__first_name__email__postcode__city"]
+    assert set(spark_pairs.loc[together == 2, "gamma_email"]) == {3, 4}  # email and city agree together
+    # and pairs compared before the comparison existed get the same level from their members' levels
+    settings = model.settings()
+    assert (derived_gamma(settings, settings.comparisons[-1], spark_pairs) == together.to_numpy()).all()
     # the data reaches several levels of every comparison, so equal gammas say something
     assert all(spark_pairs[c].nunique() >= 3 for c in gammas)
 
