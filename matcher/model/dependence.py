@@ -205,7 +205,9 @@ def derived_gamma_sql(settings: Settings, cc: Comparison) -> str:
     column = _gammas(settings, cc)
     whens = [f"WHEN {' AND '.join(f'{g} = -1' for g in column.values())} THEN -1"]
     for agreeing, value in _level_members(settings, cc):
-        condition = " AND ".join(f"{column[c]} IN ({', '.join(map(str, values))})" for c, values in agreeing.items())
+        # levels count down from the closest, so a member agrees at its lowest agreeing level or above; a
+        # comparison, not IN: with IN lists Spark scored the 1M generated set's pairs in 113 s instead of 37 s
+        condition = " AND ".join(f"{column[c]} >= {min(values)}" for c, values in agreeing.items())
         whens.append(f"WHEN {condition} THEN {value}")
     return f"CASE {' '.join(whens)} ELSE 0 END"
 
