@@ -86,7 +86,11 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
         # Spark's default of 100 the next run in this JVM compiles them all again, and the JIT
         # then recompiles the comparison loops (about a second of a core each)
         "spark.sql.codegen.cache.maxEntries": "1000",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        # HotSpot leaves a method of over 8,000 bytes of bytecode to its interpreter, and Spark's generated
+        # scoring code crosses that with a few more comparison levels: scoring the generated 1M set's pairs
+        # took 113-136 s instead of 37 s after one dependence group gained three levels (35-43 s with this)
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods",
+        "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",  # a cluster's executors score there
         "spark.jars": similarity_jar(),
     }
     if connector_jars():  # on the JVM's own classpath: spark.jars would copy the 280 MB SDK at every start

@@ -42,3 +42,10 @@ def test_a_date_that_is_not_iso_parses_as_null_instead_of_failing_the_job(spark)
                     "to_date('2020-05-01', 'yyyy-MM-dd') AS iso").first()
     assert row.short is None and row.impossible is None
     assert str(row.iso) == "2020-05-01"
+
+
+def test_the_jvm_compiles_generated_methods_of_any_size(spark):
+    # Spark's generated scoring code outgrows HotSpot's 8,000-byte limit for compiling a method:
+    # interpreted, scoring the generated 1M set took 3x as long (matcher/runtime/session.py)
+    arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    assert "-XX:-DontCompileHugeMethods" in list(arguments)
