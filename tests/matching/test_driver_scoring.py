@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import duckdb
 import pandas as pd
 import pytest
 from conftest import HARD_COLUMNS, HARD_ROWS, every_kind_config
@@ -15,7 +16,7 @@ from matcher.incremental.term_frequency_drift import term_frequencies
 from matcher.matching.driver_scoring import duckdb_settings, predict_between
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
-from matcher.model.dependence import Agreement, Group, agreement, derived_gamma
+from matcher.model.dependence import Agreement, Group, agreement, derived_gamma, derived_gamma_sql
 from matcher.model.similarity import jaro_winkler
 
 
@@ -66,6 +67,9 @@ def test_both_engines_score_the_same_pairs_at_the_same_levels(scored_both_ways):
     # and pairs compared before the comparison existed get the same level from their members' levels
     settings = model.settings()
     assert (derived_gamma(settings, settings.comparisons[-1], spark_pairs) == together.to_numpy()).all()
+    gammas_only = spark_pairs[gammas].reset_index(drop=True)  # the SQL form, read by DuckDB here
+    derived = duckdb.sql(f"select {derived_gamma_sql(settings, settings.comparisons[-1])} as g from gammas_only").df()
+    assert (derived["g"].to_numpy() == together.to_numpy()).all()
     # the data reaches several levels of every comparison, so equal gammas say something
     assert all(spark_pairs[c].nunique() >= 3 for c in gammas)
 
