@@ -77,8 +77,8 @@ class _Evidence:
         self.vectors = gammas(settings, candidate_patterns)[:, trained]
         self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         self.names = [settings.comparisons[k].output_column_name for k in trained]
-        self.agreeing = [(m.values if (m := agreement(settings.comparisons[k])) else
-                          (non_null_levels(settings.comparisons[k])[0].comparison_vector_value,)) for k in trained]
+        self.lowest = [m.lowest if (m := agreement(settings.comparisons[k])) else
+                       non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
         self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
                    for lv in non_null_levels(settings.comparisons[k]) if isinstance(lv.u_probability, (int, float))}
                   for k in trained]
@@ -88,7 +88,7 @@ class _Evidence:
         fitted on those pairs over the comparisons outside ``columns``, the match class started from the
         pairs that agree on most evidence, the other free to agree (a household shares a house number)."""
         members = [self.names.index(c) for c in columns]
-        agree = np.all([np.isin(self.vectors[:, k], self.agreeing[k]) for k in members], axis=0)
+        agree = np.all([self.vectors[:, k] >= self.lowest[k] for k in members], axis=0)
         if not agree.any():
             return 0.0
         outside = [k for k in range(len(self.names)) if k not in members]
