@@ -69,12 +69,18 @@ class ColumnSpec(StrictModel):
     such as Australia's 4-digit postcodes), or ``auto`` (the default when left out):
     decided from a sample of the column's values when the model is trained, and recorded
     in the model so matching uses the same levels.
+
+    ``swapped_with`` (kind ``name`` only) names another compared name column that a form may
+    have taken this one's value: a level after exact says the two are swapped
+    (``first_name``/``last_name`` written the other way round). ``matcher init`` sets it
+    for the first and last name.
     """
 
     name: str
     kind: ComparisonKind
     term_frequency: bool = False
     format: PostcodeFormat | None = None
+    swapped_with: str | None = None
     _written_format: str | None = PrivateAttr(default=None)
     """What the user wrote for ``format`` once :meth:`with_format` filled in a concrete one."""
 
@@ -84,6 +90,8 @@ class ColumnSpec(StrictModel):
             raise ValueError(f"{self.name}: term_frequency is not available for kind 'initial' (it compares first letters)")
         if self.format is not None and self.kind is not ComparisonKind.postcode:
             raise ValueError(f"{self.name}: format is only for kind 'postcode' (this column is kind {self.kind.value!r})")
+        if self.swapped_with is not None and (self.kind is not ComparisonKind.name or self.swapped_with == self.name):
+            raise ValueError(f"{self.name}: swapped_with names another name column, and only a kind 'name' column has it")
         return self
 
     @property
@@ -112,6 +120,8 @@ class ColumnSpec(StrictModel):
             data["format"] = written
         else:
             data.pop("format")  # not given: configs from before ``format`` existed hash as they did
+        if data["swapped_with"] is None:
+            data.pop("swapped_with")  # likewise
         return data
 
 
@@ -365,6 +375,10 @@ class TransformConfig(StrictModel):
     @classmethod
     def _unique_columns(cls, columns: list[ColumnSpec]) -> list[ColumnSpec]:
         _unique([c.name for c in columns], "columns")
+        names = {c.name for c in columns if c.kind is ComparisonKind.name}
+        for c in columns:
+            if c.swapped_with is not None and c.swapped_with not in names:
+                raise ValueError(f"{c.name}: swapped_with {c.swapped_with!r} is not a compared column of kind 'name'")
         return columns
 
     @model_validator(mode="after")

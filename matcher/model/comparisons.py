@@ -5,7 +5,8 @@ Each comparison kind maps to one Splink comparison (its levels are Splink's):
 =========  =================================================================
 kind       levels
 =========  =================================================================
-name       exact, Jaro-Winkler > 0.92 / 0.88 / 0.70, else
+name       exact, Jaro-Winkler > 0.92 / 0.88 / 0.70, else; with ``swapped_with``, a level after
+           exact for the two names written the other way round (``smith john`` vs ``john smith``)
 date       exact, Levenshtein <= 1, within 1 month / 1 year / 10 years, else
            (ISO ``yyyy-MM-dd`` strings, parsed once per record by :func:`comparable`;
            unparseable dates count as null)
@@ -163,6 +164,19 @@ def _postcode(column: ColumnSpec) -> ComparisonCreator:
     return _POSTCODE_CREATORS["uk" if fmt == "auto" else fmt](column.name)
 
 
+def _swappable_name(col: str, other: str) -> ComparisonCreator:
+    """Splink's name levels, with one after exact for ``col`` and ``other`` swapped between the records."""
+    exact = cll.ExactMatchLevel(col).configure(tf_adjustment_column=col)
+    swapped = cll.ColumnsReversedLevel(col, other, symmetrical=True).configure(
+        label_for_charts=f"{col} and {other} swapped")
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[cll.NullLevel(col), exact, swapped,
+                           *(cll.JaroWinklerLevel(col, t) for t in (0.92, 0.88, 0.7)), cll.ElseLevel()],
+        comparison_description=f"{col}: exact, swapped with {other}, Jaro-Winkler > 0.92 / 0.88 / 0.70, else",
+    )
+
+
 def _edit_distance(column: str) -> ComparisonCreator:
     return cl.LevenshteinAtThresholds(column, [1, 2])
 
@@ -204,7 +218,12 @@ def comparable(df: DataFrame, config: TransformConfig) -> DataFrame:
 
 def comparison_for(column: ColumnSpec) -> ComparisonCreator:
     """The Splink comparison for one configured column (a postcode by its ``format``, ``auto`` read as ``uk``)."""
-    creator = _postcode(column) if column.kind is ComparisonKind.postcode else _CREATORS[column.kind](column.name)
+    if column.kind is ComparisonKind.postcode:
+        creator = _postcode(column)
+    elif column.swapped_with is not None:
+        creator = _swappable_name(column.name, column.swapped_with)
+    else:
+        creator = _CREATORS[column.kind](column.name)
     if column.term_frequency:
         creator = creator.configure(term_frequency_adjustments=True)
     return creator

@@ -4,7 +4,8 @@
 among non-matches (household members share surname, address and phone) and how much more
 often than independence says (the *lift*). Each such group becomes one extra Splink
 comparison, ``together__<a>__<b>...``: a null level (every member null), one level per
-dependent subset of members, the largest first, whose Bayes factor is ``1 / lift`` (m and u
+dependent subset of members (the largest first, and among as large the strongest: a pair
+takes the first level it agrees on), whose Bayes factor is ``1 / lift`` (m and u
 fixed, never trained), and an ``ELSE`` level of factor 1.
 
 A member *agrees* (:func:`agreement`) on its exact level, and on the level just below when

@@ -485,7 +485,8 @@ def _require_common_columns(sources: list[SourceDecision]) -> None:
 
 
 def _comparisons(sources: list[SourceDecision]) -> list[dict[str, Any]]:
-    """One comparison per compared target (the first source's kind wins), canonical fields first."""
+    """One comparison per compared target (the first source's kind wins), canonical fields first; the
+    first and last name each swapped with the other."""
     found: dict[str, dict[str, Any]] = {}
     for s in sources:
         for d in s.columns:
@@ -500,6 +501,9 @@ def _comparisons(sources: list[SourceDecision]) -> list[dict[str, Any]]:
             if d.kind.term_frequency and d.kind.comparison != "initial":
                 spec["term_frequency"] = True
             found[name] = spec
+    first, last = (found.get(_COMPARED_AS.get(f, f), {}) for f in ("first_name", "last_name"))
+    if first.get("kind") == last.get("kind") == "name":  # a form may take one for the other
+        first["swapped_with"], last["swapped_with"] = last["name"], first["name"]
     rank = {f: i for i, f in enumerate(_ORDER)}
     targets = {_COMPARED_AS.get(d.target, d.target): d.kind.label for s in sources for d in s.columns if d.target}
     order = sorted(found, key=lambda n: rank.get(next((f for f, a in _COMPARED_AS.items() if a == n), n),

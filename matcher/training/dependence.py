@@ -25,10 +25,12 @@ of comparisons (each agreeing on its value, or a part of it: :func:`~matcher.mod
 A date never takes part: a birth date is a person's own (people who share one are twins), and
 where matches agreeing on a birth date and more differ on everything else (first and last
 name swapped, both mistyped) the latent classes cannot tell them from two people; counting
-them as non-matches would take evidence off true matches. A set is measured only when its
-non-matches are at least :data:`MIN_PAIRS` counted pairs and
-:data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every agreeing pair is a
-match, a small error in the match estimate would decide the lift. Pairs lifting at least
+them as non-matches would take evidence off true matches. A set never has more non-matches
+than any of its subsets (the estimate for a large set has few comparisons left to tell them
+apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS` counted
+pairs and :data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every
+agreeing pair is a match, the matches that look like two people (a nickname, names
+swapped) would decide the lift. Pairs lifting at least
 :data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
 :data:`MAX_MEMBERS` each); every subset of two or more members of a group gets its own lift.
 Each group becomes one comparison of the model whose levels take the doubly counted evidence
@@ -60,9 +62,9 @@ MIN_LIFT = 2.0
 """Two comparisons are dependent when non-matches agree on both at least this many times more often than independence says."""
 MIN_PAIRS = 50
 """Fewest non-matching pairs (counted, before scaling a sample up) agreeing on a set for its lift to be measured."""
-MIN_NON_MATCH_SHARE = 0.2
+MIN_NON_MATCH_SHARE = 0.05
 """Least share of non-matches among the pairs agreeing on a set for its lift to be measured."""
-MAX_MEMBERS = 4
+MAX_MEMBERS = 5
 """Most comparisons in one group (a group of k has up to 2^k - k - 1 levels)."""
 SAMPLE_ROWS = 300_000
 """Rows counted at most (a seeded sample beyond, counts scaled as in automatic blocking)."""
@@ -105,6 +107,7 @@ class _Lifts:
         self.rows, self.evidence = rows, evidence
         self.index = {c: i for i, c in enumerate(columns)}
         self._lifts: dict[tuple[str, ...], Agreement | None] = {}
+        self._non_matches: dict[tuple[str, ...], float] = {}
 
     def _pairs(self, agree: tuple[str, ...], filled: tuple[str, ...]) -> float:
         return self.rows.agreeing_pairs(tuple(self.index[c] for c in agree), tuple(self.index[c] for c in filled))
@@ -115,10 +118,20 @@ class _Lifts:
             self._lifts[columns] = self._measure(columns)
         return self._lifts[columns]
 
+    def non_matches(self, columns: tuple[str, ...]) -> float:
+        """Non-matching pairs agreeing on ``columns``: no more than on any of its subsets."""
+        if columns not in self._non_matches:
+            together = self._pairs(columns, columns)
+            estimate = together - min(self.evidence.matches_agreeing(columns), together)
+            if len(columns) > 2:
+                estimate = min(estimate, *(self.non_matches(s) for s in itertools.combinations(columns, len(columns) - 1)))
+            self._non_matches[columns] = estimate
+        return self._non_matches[columns]
+
     def _measure(self, columns: tuple[str, ...]) -> Agreement | None:
         together = self._pairs(columns, columns)
-        matches = min(self.evidence.matches_agreeing(columns), together)
-        non_matches = together - matches
+        non_matches = self.non_matches(columns)
+        matches = together - non_matches
         raw = non_matches * self.rows.fraction**2
         if raw < MIN_PAIRS or non_matches < MIN_NON_MATCH_SHARE * together:
             return None
@@ -170,8 +183,10 @@ def measure(
         groups = []
         for members in _groups(edges):
             members = [c for c in compared if c in members]  # the config's order
-            levels = [found for size in range(len(members), 1, -1) for subset in itertools.combinations(members, size)
-                      if (found := lifts.lift(subset)) is not None and found.lift > 1.0]
+            # a pair takes the first level it agrees on: the most members, and among as many the strongest
+            measured = [found for size in range(len(members), 1, -1) for subset in itertools.combinations(members, size)
+                        if (found := lifts.lift(subset)) is not None and found.lift > 1.0]
+            levels = sorted(measured, key=lambda level: (-len(level.columns), -level.lift))
             if levels:
                 groups.append(Group(tuple(members), tuple(levels), tuple(agreeing[c].key for c in members)))
         return groups

@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from matcher.config.transform import ColumnSpec, ComparisonKind, config_from_dict
 from matcher.model.comparisons import comparable, comparison_for
+from matcher.runtime.errors import ConfigError
 from tests.conftest import minimal_config
 
 
@@ -60,3 +61,29 @@ def test_id_numbers_get_levels_for_mistyped_digits(spark):
                                     ("123456789", "987654321")], "string")
     assert got[0].lower().startswith("exact") and got[3] == "else"
     assert "1" in got[1] and "2" in got[2] and got[1] != got[2]  # one digit off, two digits off
+
+
+def test_a_name_swapped_with_another_has_a_level_after_exact(spark):
+    first = ColumnSpec(name="first_name", kind=ComparisonKind.name, swapped_with="last_name")
+    comparison = comparison_for(first).get_comparison("spark")
+    exact, swapped = comparison.comparison_levels[1:3]
+    pairs = [("ann", "lee", "ann", "lee"), ("ann", "lee", "lee", "ann"), ("ann", "lee", "lee", "bob"), ("ann", "ann", "ann", "ann")]
+    frame = spark.createDataFrame(pairs, "first_name_l string, last_name_l string, first_name_r string, last_name_r string")
+    got = [(r.exact, r.swapped) for r in frame.select(F.expr(exact.sql_condition).alias("exact"),
+                                                      F.expr(swapped.sql_condition).alias("swapped")).collect()]
+    assert got == [(True, False), (False, True), (False, False), (True, True)]  # exact comes first: "ann ann" is exact
+    assert swapped.label_for_charts == "first_name and last_name swapped" and exact._has_tf_adjustments
+    plain = comparison_for(ColumnSpec(name="first_name", kind=ComparisonKind.name)).get_comparison("spark").comparison_levels
+    labels = [lv.label_for_charts for lv in comparison.comparison_levels]
+    assert labels == [*(lv.label_for_charts for lv in plain[:2]), swapped.label_for_charts,
+                      *(lv.label_for_charts for lv in plain[2:])]  # Splink's name levels otherwise
+
+
+def test_swapped_with_names_another_compared_name():
+    with pytest.raises(ValueError, match="only a kind 'name' column"):
+        ColumnSpec(name="city", kind=ComparisonKind.exact, swapped_with="first_name")
+    columns = [{"name": "first_name", "kind": "name", "swapped_with": "city"}, {"name": "city", "kind": "exact"}]
+    with pytest.raises(ConfigError, match="first_name: swapped_with 'city' is not a compared column of kind 'name'"):
+        config_from_dict(minimal_config(columns=columns))
+    written = config_from_dict(minimal_config())
+    assert "swapped_with" not in written.columns[0].as_written()  # configs without it hash as before

@@ -51,6 +51,8 @@ def test_demo_top_level_compares_identifying_fields_and_never_the_truth(demo):
     assert columns["dob"] == ("birth_date", False) and columns["email"][0] == "email" and columns["phone"][0] == "phone"
     assert columns["postcode"] == ("postcode", True) and "city" not in columns and "street" not in columns  # the postcode stands for the address
     assert columns["source_system"] == ("exact", False)  # several sources: is one person listed twice in one?
+    swaps = {c["name"]: c["swapped_with"] for c in demo.config["columns"] if "swapped_with" in c}
+    assert swaps == {"first_name_canonical": "last_name", "last_name": "first_name_canonical"}  # a form may swap them
     assert "person_id" not in columns and "updated_at" not in columns
     assert demo.config["truth_column"] == "person_id"
     assert demo.config["quality"] == {"require_any": [["first_name", "last_name", "dob", "email", "phone"]]}

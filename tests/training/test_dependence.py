@@ -160,9 +160,10 @@ def test_duckdb_scoring_takes_the_dependence_comparison_as_trained(households):
 
 
 def test_groups_join_the_strongest_dependences_first_and_stay_small():
-    edges = [(50.0, "a", "b"), (40.0, "b", "c"), (30.0, "c", "d"), (20.0, "d", "e"), (3.0, "x", "y"), (10.0, "a", "e")]
+    chain = [f"c{i}" for i in range(MAX_MEMBERS + 1)]  # one more than a group holds, joined weakest last
+    edges = [(100.0 - i, a, b) for i, (a, b) in enumerate(zip(chain, chain[1:]))] + [(3.0, "x", "y"), (1.0, chain[0], chain[-1])]
     groups = sorted(sorted(g) for g in _groups(edges))
-    assert groups == [["a", "b", "c", "d"], ["x", "y"]]
+    assert groups == [sorted(chain[:-1]), ["x", "y"]]
     assert all(len(g) <= MAX_MEMBERS for g in groups)
 
 
@@ -204,3 +205,49 @@ def test_emails_built_from_names_agree_with_the_names_by_their_usernames(spark):
     assert truth / 3 <= levels[("first_name", "last_name", "email")] <= truth * 1.5, (levels, truth)
     (comparison,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == group["comparison"]]
     assert "REGEXP_EXTRACT(email_l" in comparison["comparison_levels"][1]["sql_condition"]
+
+
+def landlines(seed: int = 5) -> pd.DataFrame:
+    """About 1,650 people with 3-6 records each, one household in ten a couple sharing surname, landline
+    and postcode: most pairs agreeing on surname and phone are one person's own records."""
+    rng = np.random.default_rng(seed)
+    rows, person = [], 0
+    for home in range(1500):
+        last, phone, postcode = f"sur{rng.integers(0, 300)}", f"555{home:07d}", f"{rng.integers(100, 160)}"
+        for _ in range(2 if rng.random() < 0.1 else 1):
+            first = f"first{rng.integers(0, 400)}"
+            born = (pd.Timestamp("1940-01-01") + pd.Timedelta(days=int(rng.integers(0, 23000)))).strftime("%Y-%m-%d")
+            for _ in range(int(rng.integers(3, 7))):
+                rows.append({"pk": f"r{len(rows)}", "person": person, "first_name": first + "x" if rng.random() < 0.1 else first,
+                             "last_name": last, "dob": born, "phone": None if rng.random() < 0.05 else phone,
+                             "postcode": postcode})
+            person += 1
+    return pd.DataFrame(rows)
+
+
+def test_a_shared_landline_is_measured_where_most_pairs_sharing_it_are_one_persons_records(spark):
+    records = landlines()
+    columns = ["first_name", "last_name", "dob", "phone", "postcode"]
+    phone_config = config_from_dict({
+        "name": "landlines", "inputs": [{"name": "people", "path": "unused.csv"}], "primary_key": "pk",
+        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name"},
+                    {"name": "dob", "kind": "birth_date"}, {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "exact"}],
+        "blocking_rules": [["last_name"], ["phone"], ["dob"]],
+        "training": {"deterministic_rules": [["first_name", "last_name", "dob"]], "em_blocking_rules": [["dob"], ["last_name"]]},
+    })
+    filled = records.dropna(subset=["phone"])
+    together = filled.groupby(["last_name", "phone"]).size()
+    own = filled.groupby(["last_name", "phone", "person"]).size()
+    non_match_share = 1 - float((own * (own - 1)).sum()) / float((together * (together - 1)).sum())
+    assert 0.05 < non_match_share < 0.2  # nearly every pair agreeing on both is a match
+    df = spark.createDataFrame(records[["pk", *columns]].astype(object).where(records.notna(), None)).withColumn(
+        "source_dataset", F.lit("people"))
+    model = train(df, phone_config)
+    (group,) = [g for g in model.metadata["dependence"] if {"last_name", "phone"} <= set(g["columns"])]
+    levels = {tuple(level["columns"]): level["lift"] for level in group["levels"]}
+    truth = true_lift(records, ["last_name", "phone"])
+    assert truth > 10
+    assert truth / 3 <= levels[("last_name", "phone")] <= truth * 1.5, (levels, truth)
+    # a pair takes the first level it agrees on: the most members first, and among as many the strongest
+    order = [(-len(level["columns"]), -level["lift"]) for level in group["levels"]]
+    assert order == sorted(order) and len({size for size, _ in order}) > 1
