@@ -30,7 +30,9 @@ than any of its subsets (the estimate for a large set has few comparisons left t
 apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS` counted
 pairs and :data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every
 agreeing pair is a match, the matches that look like two people (a nickname, names
-swapped) would decide the lift. Pairs lifting at least
+swapped) would decide the lift: measured down to 5% non-matches, the lifts of surname and
+phone or postcode were right on the generated million-record set but took 0.01-0.04 F1 off
+historical_50k. Pairs lifting at least
 :data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
 :data:`MAX_MEMBERS` each); every subset of two or more members of a group gets its own lift.
 Each group becomes one comparison of the model whose levels take the doubly counted evidence
@@ -62,9 +64,9 @@ MIN_LIFT = 2.0
 """Two comparisons are dependent when non-matches agree on both at least this many times more often than independence says."""
 MIN_PAIRS = 50
 """Fewest non-matching pairs (counted, before scaling a sample up) agreeing on a set for its lift to be measured."""
-MIN_NON_MATCH_SHARE = 0.05
+MIN_NON_MATCH_SHARE = 0.2
 """Least share of non-matches among the pairs agreeing on a set for its lift to be measured."""
-MAX_MEMBERS = 5
+MAX_MEMBERS = 4
 """Most comparisons in one group (a group of k has up to 2^k - k - 1 levels)."""
 SAMPLE_ROWS = 300_000
 """Rows counted at most (a seeded sample beyond, counts scaled as in automatic blocking)."""

@@ -100,6 +100,9 @@ def test_households_make_surname_and_address_agree_together_and_the_lift_is_meas
     assert truth > 10
     assert truth / 3 <= measured <= truth * 1.5, (measured, truth)
     assert levels[("last_name", "postcode")]["weight"] == pytest.approx(-np.log2(measured), abs=1e-3)
+    # a pair takes the first level it agrees on: the most members first, and among as many the strongest
+    order = [(-len(level["columns"]), -level["lift"]) for level in group["levels"]]
+    assert order == sorted(order) and len({size for size, _ in order}) > 1
     # the model scores with it: one more comparison, its levels' factor 1 / lift, held in training
     (comparison,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == group["comparison"]]
     by_label = {lv["label_for_charts"]: lv for lv in comparison["comparison_levels"]}
@@ -206,48 +209,3 @@ def test_emails_built_from_names_agree_with_the_names_by_their_usernames(spark):
     (comparison,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == group["comparison"]]
     assert "REGEXP_EXTRACT(email_l" in comparison["comparison_levels"][1]["sql_condition"]
 
-
-def landlines(seed: int = 5) -> pd.DataFrame:
-    """About 1,650 people with 3-6 records each, one household in ten a couple sharing surname, landline
-    and postcode: most pairs agreeing on surname and phone are one person's own records."""
-    rng = np.random.default_rng(seed)
-    rows, person = [], 0
-    for home in range(1500):
-        last, phone, postcode = f"sur{rng.integers(0, 300)}", f"555{home:07d}", f"{rng.integers(100, 160)}"
-        for _ in range(2 if rng.random() < 0.1 else 1):
-            first = f"first{rng.integers(0, 400)}"
-            born = (pd.Timestamp("1940-01-01") + pd.Timedelta(days=int(rng.integers(0, 23000)))).strftime("%Y-%m-%d")
-            for _ in range(int(rng.integers(3, 7))):
-                rows.append({"pk": f"r{len(rows)}", "person": person, "first_name": first + "x" if rng.random() < 0.1 else first,
-                             "last_name": last, "dob": born, "phone": None if rng.random() < 0.05 else phone,
-                             "postcode": postcode})
-            person += 1
-    return pd.DataFrame(rows)
-
-
-def test_a_shared_landline_is_measured_where_most_pairs_sharing_it_are_one_persons_records(spark):
-    records = landlines()
-    columns = ["first_name", "last_name", "dob", "phone", "postcode"]
-    phone_config = config_from_dict({
-        "name": "landlines", "inputs": [{"name": "people", "path": "unused.csv"}], "primary_key": "pk",
-        "columns": [{"name": "first_name", "kind": "name"}, {"name": "last_name", "kind": "name"},
-                    {"name": "dob", "kind": "birth_date"}, {"name": "phone", "kind": "phone"}, {"name": "postcode", "kind": "exact"}],
-        "blocking_rules": [["last_name"], ["phone"], ["dob"]],
-        "training": {"deterministic_rules": [["first_name", "last_name", "dob"]], "em_blocking_rules": [["dob"], ["last_name"]]},
-    })
-    filled = records.dropna(subset=["phone"])
-    together = filled.groupby(["last_name", "phone"]).size()
-    own = filled.groupby(["last_name", "phone", "person"]).size()
-    non_match_share = 1 - float((own * (own - 1)).sum()) / float((together * (together - 1)).sum())
-    assert 0.05 < non_match_share < 0.2  # nearly every pair agreeing on both is a match
-    df = spark.createDataFrame(records[["pk", *columns]].astype(object).where(records.notna(), None)).withColumn(
-        "source_dataset", F.lit("people"))
-    model = train(df, phone_config)
-    (group,) = [g for g in model.metadata["dependence"] if {"last_name", "phone"} <= set(g["columns"])]
-    levels = {tuple(level["columns"]): level["lift"] for level in group["levels"]}
-    truth = true_lift(records, ["last_name", "phone"])
-    assert truth > 10
-    assert truth / 3 <= levels[("last_name", "phone")] <= truth * 1.5, (levels, truth)
-    # a pair takes the first level it agrees on: the most members first, and among as many the strongest
-    order = [(-len(level["columns"]), -level["lift"]) for level in group["levels"]]
-    assert order == sorted(order) and len({size for size, _ in order}) > 1
