@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,7 +166,7 @@ def test_duckdb_scoring_takes_the_dependence_comparison_as_trained(households):
 
 def test_groups_join_the_strongest_dependences_first_and_stay_small():
     chain = [f"c{i}" for i in range(MAX_MEMBERS + 1)]  # one more than a group holds, joined weakest last
-    edges = [(100.0 - i, a, b) for i, (a, b) in enumerate(zip(chain, chain[1:]))] + [(3.0, "x", "y"), (1.0, chain[0], chain[-1])]
+    edges = [(100.0 - i, a, b) for i, (a, b) in enumerate(itertools.pairwise(chain))] + [(3.0, "x", "y"), (1.0, chain[0], chain[-1])]
     groups = sorted(sorted(g) for g in _groups(edges))
     assert groups == [sorted(chain[:-1]), ["x", "y"]]
     assert all(len(g) <= MAX_MEMBERS for g in groups)
