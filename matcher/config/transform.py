@@ -70,10 +70,10 @@ class ColumnSpec(StrictModel):
     decided from a sample of the column's values when the model is trained, and recorded
     in the model so matching uses the same levels.
 
-    ``swapped_with`` (kind ``name`` only) names another compared name column that a form may
-    have taken this one's value: a level after exact says the two are swapped
-    (``first_name``/``last_name`` written the other way round). ``matcher init`` sets it
-    for the first and last name.
+    ``swapped_with`` (kind ``name`` only) names another compared name column whose value a
+    record may hold in this one and the reverse (a form filled in surname first): a level
+    after exact says the two names are swapped between the records. ``matcher init`` sets it
+    on the first and last name.
     """
 
     name: str
