@@ -210,4 +210,3 @@ def test_emails_built_from_names_agree_with_the_names_by_their_usernames(spark):
     assert truth / 3 <= levels[("first_name", "last_name", "email")] <= truth * 1.5, (levels, truth)
     (comparison,) = [c for c in model.splink_model["comparisons"] if c["output_column_name"] == group["comparison"]]
     assert "REGEXP_EXTRACT(email_l" in comparison["comparison_levels"][1]["sql_condition"]
-
