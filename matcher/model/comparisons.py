@@ -166,14 +166,13 @@ def _postcode(column: ColumnSpec) -> ComparisonCreator:
 
 def _swappable_name(col: str, other: str) -> ComparisonCreator:
     """Splink's name levels, with one after exact for ``col`` and ``other`` swapped between the records."""
-    exact = cll.ExactMatchLevel(col).configure(tf_adjustment_column=col)
+    null, exact, *closer = cl.NameComparison(col).create_comparison_levels()
     swapped = cll.ColumnsReversedLevel(col, other, symmetrical=True).configure(
         label_for_charts=f"{col} and {other} swapped")
     return cl.CustomComparison(
         output_column_name=col,
-        comparison_levels=[cll.NullLevel(col), exact, swapped,
-                           *(cll.JaroWinklerLevel(col, t) for t in (0.92, 0.88, 0.7)), cll.ElseLevel()],
-        comparison_description=f"{col}: exact, swapped with {other}, Jaro-Winkler > 0.92 / 0.88 / 0.70, else",
+        comparison_levels=[null, exact, swapped, *closer],
+        comparison_description=f"{col}: Splink's name levels, and {other} swapped after exact",
     )
 
 

@@ -31,7 +31,7 @@ apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS`
 pairs and :data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every
 agreeing pair is a match, the matches that look like two people (a nickname, names
 swapped) would decide the lift: measured down to 5% non-matches, the lifts of surname and
-phone or postcode were right on the generated million-record set but took 0.01-0.04 F1 off
+phone or postcode were right on the generated million-record set but took 0.01-0.05 F1 off
 historical_50k. Pairs lifting at least
 :data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
 :data:`MAX_MEMBERS` each); every subset of two or more members of a group gets its own lift.
@@ -109,7 +109,7 @@ class _Lifts:
         self.rows, self.evidence = rows, evidence
         self.index = {c: i for i, c in enumerate(columns)}
         self._lifts: dict[tuple[str, ...], Agreement | None] = {}
-        self._non_matches: dict[tuple[str, ...], float] = {}
+        self._counts: dict[tuple[str, ...], tuple[float, float]] = {}
 
     def _pairs(self, agree: tuple[str, ...], filled: tuple[str, ...]) -> float:
         return self.rows.agreeing_pairs(tuple(self.index[c] for c in agree), tuple(self.index[c] for c in filled))
@@ -120,19 +120,18 @@ class _Lifts:
             self._lifts[columns] = self._measure(columns)
         return self._lifts[columns]
 
-    def non_matches(self, columns: tuple[str, ...]) -> float:
-        """Non-matching pairs agreeing on ``columns``: no more than on any of its subsets."""
-        if columns not in self._non_matches:
+    def _counted(self, columns: tuple[str, ...]) -> tuple[float, float]:
+        """All pairs agreeing on ``columns``, and the non-matches among them: no more than on any subset."""
+        if columns not in self._counts:
             together = self._pairs(columns, columns)
-            estimate = together - min(self.evidence.matches_agreeing(columns), together)
+            non_matches = together - min(self.evidence.matches_agreeing(columns), together)
             if len(columns) > 2:
-                estimate = min(estimate, *(self.non_matches(s) for s in itertools.combinations(columns, len(columns) - 1)))
-            self._non_matches[columns] = estimate
-        return self._non_matches[columns]
+                non_matches = min(non_matches, *(self._counted(s)[1] for s in itertools.combinations(columns, len(columns) - 1)))
+            self._counts[columns] = (together, non_matches)
+        return self._counts[columns]
 
     def _measure(self, columns: tuple[str, ...]) -> Agreement | None:
-        together = self._pairs(columns, columns)
-        non_matches = self.non_matches(columns)
+        together, non_matches = self._counted(columns)
         matches = together - non_matches
         raw = non_matches * self.rows.fraction**2
         if raw < MIN_PAIRS or non_matches < MIN_NON_MATCH_SHARE * together:
