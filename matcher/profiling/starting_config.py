@@ -3,8 +3,8 @@
 Per source it picks the primary key, maps each column onto a canonical field
 (:data:`~matcher.config.harmonization.CANONICAL_FIELDS`) or a pass-through name — the
 same name in every source for columns that mean the same (by kind, by name, by shared
-values) — and writes the date formats it found. The top level gets the comparison
-columns, a ``quality.require_any`` over the identifying fields, the truth column and the
+values) — and writes the date formats it found. The top level gets the ``standardize``
+options the values call for (:mod:`matcher.profiling.cleaning`), the comparison columns, a ``quality.require_any`` over the identifying fields, the truth column and the
 output folder; no blocking rules and no training section, which ``matcher run`` chooses
 itself. :meth:`StartingConfig.explanation` says what was decided and why, with counts,
 shares and value shapes only: never a value.
@@ -22,6 +22,7 @@ import yaml
 
 from matcher.config.base import RECORD_ID, RESERVED_COLUMNS
 from matcher.config.harmonization import ADDRESS_PARTS, CANONICAL_FIELDS, DERIVED_FIELDS, SOURCE_SYSTEM
+from matcher.profiling.cleaning import standardize_options
 from matcher.profiling.kinds import (
     ISO_DATE, OTHER_PARTY, OWN, Kind, detect_kind, key_name_rank, name_hint, name_tokens,
 )
@@ -81,6 +82,8 @@ class StartingConfig:
     config: dict[str, Any]
     sources: tuple[SourceDecision, ...]
     warnings: tuple[str, ...] = field(default=())
+    standardized: dict[str, str] = field(default_factory=dict)
+    """The ``standardize`` options turned on, each with its reason."""
 
     def explanation(self) -> str:
         """What was decided and why: keys, mappings, kinds and skipped columns (no values)."""
@@ -107,6 +110,8 @@ class StartingConfig:
         lines.append(f"comparison columns: {compared}")
         if any(c["name"] == SOURCE_SYSTEM for c in self.config["columns"]):
             lines.append(f"{SOURCE_SYSTEM}: compared, so the model learns whether a source holds duplicates")
+        for option, why in self.standardized.items():
+            lines.append(f"standardize.{option}: on: {why}")
         if "quality" in self.config:
             groups = self.config["quality"]["require_any"]
             lines.append(f"quality: every row needs one of {', '.join(groups[0])}")
@@ -309,8 +314,9 @@ def starting_config(
     decided = [_settle(source, profile, key, key_reason, decisions, registry, base)
                for source, profile, key, key_reason, decisions in drafts]
     _require_common_columns(decided)
-    data = _config_dict(config_name, decided, truth_name)
-    return StartingConfig(data, tuple(decided), tuple(warnings))
+    options = standardize_options(decided)
+    data = _config_dict(config_name, decided, truth_name, options)
+    return StartingConfig(data, tuple(decided), tuple(warnings), options)
 
 
 _ADDRESS_WORDS = {"address", "addr", "adr"}
@@ -511,7 +517,8 @@ def _comparisons(sources: list[SourceDecision]) -> list[dict[str, Any]]:
     return [found[n] for n in order]
 
 
-def _config_dict(name: str, sources: list[SourceDecision], truth_name: str | None) -> dict[str, Any]:
+def _config_dict(name: str, sources: list[SourceDecision], truth_name: str | None,
+                 options: dict[str, str]) -> dict[str, Any]:
     entries = []
     for s in sources:
         entry: dict[str, Any] = {"name": s.name, "path": s.path, "format": s.profile.format}
@@ -524,8 +531,11 @@ def _config_dict(name: str, sources: list[SourceDecision], truth_name: str | Non
         entries.append(entry)
     data: dict[str, Any] = {"name": name, "sources": entries}
     regions = {d.kind.region for s in sources for d in s.columns if d.target == "postcode" and d.kind.region}
+    standardize: dict[str, Any] = dict.fromkeys(options, True)
     if len(regions) == 1 and regions != {"US"} and any("phone" in s.mapping for s in sources):
-        data["standardize"] = {"default_region": regions.pop()}
+        standardize = {"default_region": regions.pop(), **standardize}
+    if standardize:
+        data["standardize"] = standardize
     mapped = {t for s in sources for t, _ in s.mapping.items()}
     labels = {d.target: d.kind.label for s in sources for d in s.columns if d.target}
     identifying = [t for t in sorted(mapped, key=lambda t: IDENTIFYING.index(labels[t]) if labels[t] in IDENTIFYING else 99)
