@@ -16,16 +16,18 @@ of comparisons (each agreeing on its value, or a part of it: :func:`~matcher.mod
   the comparisons *outside* ``S``: two latent classes are fitted to those pairs, the match
   class started from the pairs that agree on most evidence, the other free to agree on what
   non-matches share (a household agrees on surname and address, and on its house number
-  too, but differs on first name and birth date; a person who moved agrees on name and
-  birth date). Matches that no blocking rule finds are not seen there: blocking recall
-  bounds the error;
+  too; a person who moved agrees on name and birth date) but not on what is a person's own
+  (:func:`own_columns`: first and middle name, dates, id numbers), where non-matches agree
+  as rarely as the first round of EM says. Left free there too, the second class took the
+  matches whose names were mistyped (Febrl) for two people sharing an id and a postcode.
+  Matches that no blocking rule finds are not seen there: blocking recall bounds the error;
 * the non-matches agreeing on ``S`` are the rest; ``lift(S) = P(S agrees | non-match) /
   Π P(each member agrees)``, the count taken two standard errors low.
 
-A date never takes part: a birth date is a person's own (people who share one are twins), and
-where matches agreeing on a birth date and more differ on everything else (first and last
-name swapped, both mistyped) the latent classes cannot tell them from two people; counting
-them as non-matches would take evidence off true matches. A set never has more non-matches
+A date takes part only beside what a household shares (:func:`household_columns`: surname,
+place, phone): two people share a birth date and a surname as twins, or where one form gave
+a relative's date (census returns), but two people sharing a birth date and an email or an
+id are matches the latent classes misjudged. A set never has more non-matches
 than any of its subsets (the estimate for a large set has few comparisons left to tell them
 apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS` counted
 pairs and :data:`MIN_NON_MATCH_SHARE` of the pairs agreeing on it: where nearly every
@@ -45,13 +47,14 @@ import itertools
 import logging
 import math
 import re
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 
 from matcher.blocking.auto import Key, KeyedRows
-from matcher.config.harmonization import ADDRESS_PARTS
+from matcher.config.harmonization import ADDRESS_PARTS, DERIVED_FIELDS
 from matcher.config.transform import DATE_KINDS, ComparisonKind, TransformConfig
 from matcher.model.dependence import Agreement, Group, Member, agreement
 from matcher.model.splink_adapter import Settings, add_comparison, cap_term_frequency_boost, is_fixed, non_null_levels
@@ -71,16 +74,18 @@ MAX_MEMBERS = 4
 SAMPLE_ROWS = 300_000
 """Rows counted at most (a seeded sample beyond, counts scaled as in automatic blocking)."""
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OWN_NAMES = ("first_name", *DERIVED_FIELDS, "middle_name")
 
 
 class _Evidence:
     """The candidate pairs' patterns and the model's u, to count the matches agreeing on a set."""
 
-    def __init__(self, settings: Settings, candidate_patterns: pd.DataFrame) -> None:
+    def __init__(self, settings: Settings, candidate_patterns: pd.DataFrame, own: set[str]) -> None:
         trained = [k for k, cc in enumerate(settings.comparisons) if not is_fixed(cc)]
         self.vectors = gammas(settings, candidate_patterns)[:, trained]
         self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         self.names = [settings.comparisons[k].output_column_name for k in trained]
+        self.own = own
         self.lowest = [m.lowest if (m := agreement(settings.comparisons[k])) else
                        non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
         self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
@@ -98,15 +103,17 @@ class _Evidence:
         outside = [k for k in range(len(self.names)) if k not in members]
         vectors, counts, u = self.vectors[agree][:, outside], self.counts[agree], [self.u[k] for k in outside]
         m, share = agreement_start(vectors, counts, u)
-        fitted = expectation_maximisation(vectors, counts, m, u, share, free_u=True, max_iterations=200)
+        free = [self.names[k] not in self.own for k in outside]
+        fitted = expectation_maximisation(vectors, counts, m, u, share, free_u=free, max_iterations=200)
         return fitted.probability_two_random_records_match * float(counts.sum())
 
 
 class _Lifts:
     """Lifts of sets of comparisons among non-matches: key-frequency counts less the estimated matches."""
 
-    def __init__(self, rows: KeyedRows, columns: list[str], evidence: _Evidence) -> None:
-        self.rows, self.evidence = rows, evidence
+    def __init__(self, rows: KeyedRows, columns: list[str], evidence: _Evidence,
+                 shareable: Callable[[tuple[str, ...]], bool]) -> None:
+        self.rows, self.evidence, self.shareable = rows, evidence, shareable
         self.index = {c: i for i, c in enumerate(columns)}
         self._lifts: dict[tuple[str, ...], Agreement | None] = {}
         self._counts: dict[tuple[str, ...], tuple[float, float]] = {}
@@ -115,9 +122,10 @@ class _Lifts:
         return self.rows.agreeing_pairs(tuple(self.index[c] for c in agree), tuple(self.index[c] for c in filled))
 
     def lift(self, columns: tuple[str, ...]) -> Agreement | None:
-        """``columns``' lift among non-matches (module docstring); None when it cannot be measured."""
+        """``columns``' lift among non-matches (module docstring); None when it cannot be measured or two
+        people cannot share them (a date beside a person's own identifier)."""
         if columns not in self._lifts:
-            self._lifts[columns] = self._measure(columns)
+            self._lifts[columns] = self._measure(columns) if self.shareable(columns) else None
         return self._lifts[columns]
 
     def _counted(self, columns: tuple[str, ...]) -> tuple[float, float]:
@@ -167,18 +175,17 @@ def measure(
 ) -> list[Group]:
     """The groups of dependent comparisons in ``df``'s :func:`~matcher.model.comparisons.comparable` rows,
     with ``settings`` trained once and ``candidate_patterns`` the candidate pairs' pattern counts."""
-    own = {c.name for c in config.columns if c.kind in DATE_KINDS}
     agreeing: dict[str, Member] = {
         m.column: m for cc in settings.comparisons
         if not is_fixed(cc) and (m := agreement(cc)) and _PLAIN.match(m.column) and m.column in config.column_names
-        and m.column not in own
     }
     compared = list(agreeing)
     if len(compared) < 2 or candidate_patterns.empty:
         return []
     rows = KeyedRows(df, config, [Key(c, "value", (agreeing[c].key,)) for c in compared], sample_rows)
     try:
-        lifts = _Lifts(rows, compared, _Evidence(settings, candidate_patterns))
+        lifts = _Lifts(rows, compared, _Evidence(settings, candidate_patterns, own_columns(config)),
+                       _shareable(config))
         edges = [(found.lift, *pair) for pair in itertools.combinations(compared, 2)
                  if (found := lifts.lift(pair)) is not None and found.lift >= MIN_LIFT]
         groups = []
@@ -193,6 +200,24 @@ def measure(
         return groups
     finally:
         rows.close()
+
+
+def _shareable(config: TransformConfig) -> Callable[[tuple[str, ...]], bool]:
+    """Whether two people may agree on a set of columns together: a date only with what a household shares."""
+    dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
+    household = household_columns(config)
+    return lambda columns: not dates & set(columns) or set(columns) - dates <= household
+
+
+def household_columns(config: TransformConfig) -> set[str]:
+    """The compared columns a household shares: the surname, the place (:func:`place_columns`) and phones."""
+    return place_columns(config) | {c.name for c in config.columns if c.name == "last_name" or c.kind == ComparisonKind.phone}
+
+
+def own_columns(config: TransformConfig) -> set[str]:
+    """The compared columns that are a person's own: first and middle names, dates, id numbers."""
+    return {c.name for c in config.columns if c.kind in DATE_KINDS or c.kind == ComparisonKind.id_number
+            or c.name in _OWN_NAMES}
 
 
 def place_columns(config: TransformConfig) -> set[str]:

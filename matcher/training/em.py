@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def expectation_maximisation(
     prior_pairs: float = 0.0,
     fixed_lambda: bool = False,
     offset: np.ndarray | None = None,
-    free_u: bool = False,
+    free_u: bool | Sequence[bool] = False,
 ) -> EMResult:
     """Run EM with u fixed.
 
@@ -77,9 +78,11 @@ def expectation_maximisation(
     prior: the estimate shrinks towards ``prior``, the more the fewer matches there are).
     ``fixed_lambda`` keeps lambda at ``lam_start`` (only m moves). ``offset`` adds fixed
     evidence (bits) to each pattern: the comparisons whose m and u are not trained.
-    ``free_u`` re-estimates u too, from the pairs EM takes for non-matches: a latent
-    two-class model whose non-matches need not look like random pairs.
+    ``free_u`` re-estimates u too (of every comparison, or of those flagged ``True``), from the
+    pairs EM takes for non-matches: a latent two-class model whose non-matches need not look
+    like random pairs.
     """
+    free = [free_u] * len(u) if isinstance(free_u, bool) else list(free_u)
     counts = counts.astype(float)
     converged = True
     u = [dict(u_k) for u_k in u]
@@ -100,8 +103,8 @@ def expectation_maximisation(
                 }
             total = sum(level_counts.values())
             new_m.append({level: float(c / total) if total > 0 else m_k[level] for level, c in level_counts.items()})
-        if free_u:
-            u = [_level_shares(gammas[:, k], counts * (1.0 - p), u_k) for k, u_k in enumerate(u)]
+        if any(free):
+            u = [_level_shares(gammas[:, k], counts * (1.0 - p), u_k) if free[k] else u_k for k, u_k in enumerate(u)]
         new_lam = lam if fixed_lambda else float(weighted.sum() / counts.sum())
         change = max(
             [abs(new_lam - lam)]
