@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from matcher.evaluation.report import precision_recall_points
+from matcher.evaluation.report import explained_pairs, precision_recall_points
 
 
 def _specs(document: str) -> dict:
@@ -27,6 +27,18 @@ def test_precision_recall_points_rank_pairs_by_weight_with_end_to_end_recall(spa
     assert [(p["match_weight"], p["precision"], p["recall"]) for p in points] == [
         (5.0, 0.5, 0.25), (2.0, 2 / 3, 0.5), (-3.0, 0.5, 0.5),
     ]
+
+
+def test_explained_pairs_are_the_strongest_the_weakest_and_the_nearest_the_threshold_read_whole(spark, tmp_path):
+    weights = [9.0, 4.0, 1.5, 0.5, -0.2, -6.0, -12.0]
+    rows = [(f"s:{i}", f"t:{i % 3}", w, f"name{i}") for i, w in enumerate(weights)]
+    rows.append(("s:0", "t:1", 3.9, "other"))  # its ids are both in chosen pairs; it is not one
+    spark.createDataFrame(rows, ["record_id_l", "record_id_r", "match_weight", "first_name_l"]).write.parquet(str(tmp_path / "p"))
+    chosen = explained_pairs(spark.read.parquet(str(tmp_path / "p")), threshold_weight=0.4, n=4)
+    assert [(p["record_id_l"], p["match_weight"], p["first_name_l"]) for p in chosen] == [
+        ("s:0", 9.0, "name0"), ("s:6", -12.0, "name6"), ("s:3", 0.5, "name3"), ("s:4", -0.2, "name4"),
+    ]
+    assert explained_pairs(spark.read.parquet(str(tmp_path / "p")).limit(0), 0.0) == []
 
 
 @pytest.mark.slow
