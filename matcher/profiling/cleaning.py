@@ -3,8 +3,9 @@
 * ``placeholder_names``: on when at least :data:`MIN_PLACEHOLDER_SHARE` of the sampled first and
   last names stand for no name (``unknown``, ``mom``, ``child f``:
   :data:`~matcher.harmonize.rules.PLACEHOLDER_NAMES`). A lone initial does not count towards
-  it (an initial may be all a form asked for), nor does a word that is also a given name in
-  ordinary data by chance: a few of them never reach the share, a census return's dozens do.
+  it (an initial may be all a form asked for). A few words of the list are also real names
+  (``nina``): in ordinary data they stay far below the share, on census returns the
+  placeholders are dozens in every thousand names.
   Left off, two people both written ``child f`` agree on their first name and one person
   written ``child f`` once differs on it.
 * ``date_ocr_repair``: on when at least :data:`MIN_REPAIRED_SHARE` of a date field's sampled

@@ -4,10 +4,11 @@ Per source it picks the primary key, maps each column onto a canonical field
 (:data:`~matcher.config.harmonization.CANONICAL_FIELDS`) or a pass-through name — the
 same name in every source for columns that mean the same (by kind, by name, by shared
 values) — and writes the date formats it found. The top level gets the ``standardize``
-options the values call for (:mod:`matcher.profiling.cleaning`), the comparison columns, a ``quality.require_any`` over the identifying fields, the truth column and the
-output folder; no blocking rules and no training section, which ``matcher run`` chooses
-itself. :meth:`StartingConfig.explanation` says what was decided and why, with counts,
-shares and value shapes only: never a value.
+options the values call for (:mod:`matcher.profiling.cleaning`), the comparison columns, a
+``quality.require_any`` over the identifying fields, the truth column and the output folder;
+no blocking rules and no training section, which ``matcher run`` chooses itself.
+:meth:`StartingConfig.explanation` says what was decided and why, with counts, shares and
+value shapes only: never a value.
 """
 
 from __future__ import annotations
