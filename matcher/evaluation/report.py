@@ -124,7 +124,7 @@ def explained_pairs(pairs: DataFrame, threshold_weight: float, n: int = EXPLAINE
     lefts, rights = zip(*chosen)
     found = pairs.where(F.col(key[0]).isin(list(set(lefts))) & F.col(key[1]).isin(list(set(rights)))).collect()
     whole = {(row[key[0]], row[key[1]]): row.asDict() for row in found}
-    return [whole[k] for k in chosen]
+    return [whole[k] for k in chosen if k in whole]  # a recomputed (not read) frame may have moved on
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:

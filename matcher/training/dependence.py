@@ -85,7 +85,7 @@ class _Evidence:
         self.vectors = gammas(settings, candidate_patterns)[:, trained]
         self.counts = candidate_patterns["pattern_count"].to_numpy(float)
         self.names = [settings.comparisons[k].output_column_name for k in trained]
-        self.own = own
+        self.own = [name in own for name in self.names]
         self.lowest = [m.lowest if (m := agreement(settings.comparisons[k])) else
                        non_null_levels(settings.comparisons[k])[0].comparison_vector_value for k in trained]
         self.u = [{lv.comparison_vector_value: max(float(lv.u_probability), 1e-12)
@@ -103,8 +103,8 @@ class _Evidence:
         outside = [k for k in range(len(self.names)) if k not in members]
         vectors, counts, u = self.vectors[agree][:, outside], self.counts[agree], [self.u[k] for k in outside]
         m, share = agreement_start(vectors, counts, u)
-        free = [self.names[k] not in self.own for k in outside]
-        fitted = expectation_maximisation(vectors, counts, m, u, share, free_u=free, max_iterations=200)
+        fitted = expectation_maximisation(vectors, counts, m, u, share, free_u=[not self.own[k] for k in outside],
+                                          max_iterations=200)
         return fitted.probability_two_random_records_match * float(counts.sum())
 
 
