@@ -171,8 +171,30 @@ def test_chosen_rules_find_the_true_pairs(spark):
     assert choice.report["estimated_recall"] == pytest.approx(recall, abs=0.05)
     assert choice.report["estimated_pairs"] <= choice.report["budget_pairs"]
     assert all(c["recall"] is not None for c in choice.report["chosen"])
+    assert sum(c["new_pairs"] for c in choice.report["chosen"]) == pytest.approx(choice.report["estimated_pairs"], abs=len(choice.rules))
     assert len(choice.report["candidates"]) == choice.report["candidates_considered"] == len(choice.candidates)
     json.dumps(choice.report)  # lands in the model's metadata
+
+
+def test_a_rule_must_find_matches_worth_its_pairs(spark):
+    """A rule joins the union only when the recall it adds is worth its new pairs (``min_yield``):
+    raising the yield past a chosen rule's keeps the rules chosen before it and drops that one."""
+    df, config = _frame(spark, people(entities=400, seed=3)), _config()
+    every = auto.choose_blocking_rules(df, config, min_yield=0.0)
+    default = auto.choose_blocking_rules(df, config)
+    budget = default.report["budget_pairs"]
+
+    def yields(choice) -> list[float]:
+        return [c["adds_recall"] * budget / max(c["new_pairs"], 1) for c in choice.report["chosen"]]
+
+    assert len(every.rules) >= len(default.rules) >= 2
+    assert min(yields(default)) >= auto.MIN_YIELD
+    weakest = min(range(1, len(default.rules)), key=lambda i: yields(default)[i])
+    stricter = yields(default)[weakest] * 1.01
+    strict = auto.choose_blocking_rules(df, config, min_yield=stricter)
+    assert strict.rules[:weakest] == default.rules[:weakest]
+    assert strict.rules[weakest:weakest + 1] != default.rules[weakest:weakest + 1]
+    assert min(yields(strict)) >= stricter
 
 
 def test_recall_from_labels(spark, generated):
