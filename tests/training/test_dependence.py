@@ -146,14 +146,15 @@ def test_birth_dates_copied_within_households_agree_with_the_surname_among_non_m
     assert not [c for c in levels if "dob" in c and {"first_name", "middle_name"} & set(c)]  # a person's own: never
 
 
-def test_a_date_is_measured_together_only_with_what_a_household_shares():
+def test_a_date_is_measured_together_only_with_the_surname_and_what_a_household_shares():
     shareable = _shareable(config_from_dict({
         "name": "s", "inputs": [{"name": "p", "path": "unused.csv"}], "primary_key": "pk", "blocking_rules": [["dob"]],
         "columns": [{"name": c, "kind": k} for c, k in [("first_name", "name"), ("last_name", "name"), ("dob", "birth_date"),
                                                         ("email", "email"), ("phone", "phone"), ("postcode", "postcode")]],
     }))
-    assert [shareable(s) for s in [("last_name", "dob"), ("dob", "phone", "postcode"), ("first_name", "email")]] == [True] * 3
-    assert [shareable(s) for s in [("first_name", "dob"), ("dob", "email"), ("last_name", "dob", "email")]] == [False] * 3
+    assert [shareable(s) for s in [("last_name", "dob"), ("last_name", "dob", "phone", "postcode"), ("first_name", "email")]] == [True] * 3
+    assert [shareable(s) for s in [("first_name", "dob"), ("dob", "email"), ("last_name", "dob", "email"),
+                                   ("dob", "postcode"), ("dob", "phone", "postcode")]] == [False] * 5
 
 
 @pytest.mark.slow
