@@ -174,7 +174,7 @@ def model_setup_section(metadata: dict[str, Any]) -> str:
     blocking = setup.get("blocking") or {}
     if blocking.get("chosen"):
         rows = [{**r, "rule": json.dumps(r.get("rule"))} for r in blocking["chosen"]]
-        parts.append("<h3>Blocking rules</h3>" + _rows_table(rows, ["rule", "pairs", "recall"]))
+        parts.append("<h3>Blocking rules</h3>" + _rows_table(rows, ["rule", "pairs", "recall", "new_pairs", "adds_recall"]))
         facts = {k: v for k, v in blocking.items() if not isinstance(v, (list, dict))}
         parts.append(_table(facts.items(), ("blocking", "value")))
     sessions = metadata.get("em_sessions") or []

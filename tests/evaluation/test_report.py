@@ -98,7 +98,7 @@ def test_the_model_setup_section_shows_what_training_decided_and_its_warnings():
 
     metadata = {
         "setup": {"automatic": ["blocking_rules"], "blocking": {
-            "budget_pairs": 316227, "chosen": [{"rule": ["surname", "dob"], "pairs": 1234, "recall": 0.91}]}},
+            "budget_pairs": 316227, "chosen": [{"rule": ["surname", "dob"], "pairs": 1234, "recall": 0.91, "new_pairs": 1000, "adds_recall": 0.0123}]}},
         "em_sessions": [{"blocking_rule": "l.dob = r.dob", "pairs": 99, "iterations": 7, "estimated": ["surname"],
                          "checks": {"findings": [{"comparison": "surname", "problem": "m of exact below u <b>", "detail": "m 0.01"}],
                                     "recovery": "restarts"}}],
@@ -106,7 +106,8 @@ def test_the_model_setup_section_shows_what_training_decided_and_its_warnings():
         "estimated_threshold": {"match_weight": 1.5, "expected_precision": 0.97},
     }
     section = model_setup_section(metadata)
-    for fragment in ("Chosen from the data: blocking_rules", "[&quot;surname&quot;, &quot;dob&quot;]", "0.9100", "l.dob = r.dob",
+    for fragment in ("Chosen from the data: blocking_rules", "[&quot;surname&quot;, &quot;dob&quot;]", "0.9100", "adds_recall", "0.0123",
+                     "l.dob = r.dob",
                      "mixture", "expected_precision", "surname: m of exact below u &lt;b&gt;", "recovery: restarts"):
         assert fragment in section, fragment
     assert model_setup_section({}) == ""
