@@ -559,7 +559,7 @@ def choose_blocking_rules(
     spent = 0.0
     floor = float(rows)  # every rule also costs a pass over the rows (a join), however few pairs it makes
     while True:
-        best, best_score, best_cost = None, 0.0, 0.0
+        best, best_score, best_cost, best_gain = None, 0.0, 0.0, 0.0
         for i in usable:
             cost = new_pairs(i)
             if i in chosen or spent + cost > budget:

@@ -28,17 +28,17 @@ A date takes part only beside the surname, and beside nothing a household does n
 (:func:`household_columns`: surname, place, phone): two people share a birth date and a
 surname as twins, or where one form gave a relative's date (census returns), but two people
 sharing a birth date and an email or an id, or a birth date and a postcode under different
-surnames, are matches the latent classes misjudged (Febrl: `dob + postcode` measured 175-319x
-among pairs that were nearly all matches with mistyped names). A set never has more non-matches
-than any of its subsets (the estimate for a large set has few comparisons left to tell them
-apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS` counted
-pairs and :data:`MIN_NON_MATCH_SHARE` (5%) of the pairs agreeing on it: where nearly every
-agreeing pair is a match, the matches that look like two people (a nickname, names
+surnames, are matches the latent classes misjudged (Febrl: ``dob + postcode`` measured
+175-319x among pairs that were nearly all matches with mistyped names). A set never has more
+non-matches than any of its subsets (the estimate for a large set has few comparisons left to
+tell them apart), and is measured only when its non-matches are at least :data:`MIN_PAIRS`
+counted pairs and :data:`MIN_NON_MATCH_SHARE` (5%) of the pairs agreeing on it: where nearly
+every agreeing pair is a match, the matches that look like two people (a nickname, names
 swapped) would decide the lift. At 20%, the households of census_2020_2040 (surname and
-birth date) and of the generated million (surname, email, phone,
-postcode) went unmeasured; 5% cost historical_50k 0.01-0.05 F1 before the non-matching class
-was held to u on a person's own comparisons, and Febrl and fake_1000 0.0006-0.0043 before a date needed
-the surname beside it, and costs neither now. Pairs lifting at least
+birth date) and of the generated million (surname, email, phone, postcode) went unmeasured;
+5% cost historical_50k 0.01-0.05 F1 before the non-matching class was held to u on a
+person's own comparisons, and Febrl and fake_1000 0.0006-0.0043 before a date needed the
+surname beside it, and costs neither now. Pairs lifting at least
 :data:`MIN_LIFT` join comparisons into groups (the strongest first, at most
 :data:`MAX_MEMBERS` each); every subset of two or more members of a group gets its own lift.
 Each group becomes one comparison of the model whose levels take the doubly counted evidence
