@@ -514,9 +514,9 @@ def _estimates(
         rows.close()
 
 
-def _added_json(added: tuple[float, float] | None) -> dict[str, Any]:
+def _added_json(recall: float, pairs: float) -> dict[str, Any]:
     """What a rule adds to the rules chosen before it: estimated recall and new pairs."""
-    return {} if added is None else {"adds_recall": round(added[0], 6), "new_pairs": int(added[1])}
+    return {"adds_recall": round(recall, 6), "new_pairs": int(pairs)}
 
 
 def _skewed(counted: tuple[float, int], budget: float, share: float) -> bool:
@@ -575,12 +575,17 @@ def choose_blocking_rules(
         covered |= fires[best]
         seen[hits[best]] = True
         spent += best_cost
+
+    def alone(i: int) -> tuple[list[int], np.ndarray, float, dict[int, tuple[float, float]]]:
+        found = float(fires[i].mean()) if len(fires[i]) else 0.0
+        return [i], fires[i].copy(), estimates[i].pairs, {i: (found, estimates[i].pairs)}
+
     single = max(usable, key=lambda i: estimates[i].recall or 0.0, default=None)
     if single is not None and (estimates[single].recall or 0.0) > covered.mean():
-        chosen, covered, spent = [single], fires[single].copy(), estimates[single].pairs  # greedy by ratio can do worse
+        chosen, covered, spent, added = alone(single)  # greedy by ratio can do worse
     if not chosen:
-        cheapest = min((i for i, e in enumerate(estimates) if e.pairs > 0), key=lambda i: estimates[i].pairs, default=0)
-        chosen, covered, spent = [cheapest], fires[cheapest].copy(), estimates[cheapest].pairs
+        chosen, covered, spent, added = alone(
+            min((i for i, e in enumerate(estimates) if e.pairs > 0), key=lambda i: estimates[i].pairs, default=0))
     union_recall = float(covered.mean()) if len(covered) else None
     skewed = [
         {**e.as_json(), "largest_block_share_of_rows": round(e.largest_block / max(rows, 1), 4),
@@ -594,7 +599,7 @@ def choose_blocking_rules(
         "budget_pairs": int(budget),
         "candidates_considered": len(estimates),
         "candidates": [e.as_json() for e in estimates],
-        "chosen": [{**estimates[i].as_json(), **_added_json(added.get(i))} for i in chosen],
+        "chosen": [{**estimates[i].as_json(), **_added_json(*added[i])} for i in chosen],
         "estimated_pairs": int(spent),
         "estimated_pairs_without_overlaps_removed": int(sum(estimates[i].pairs for i in chosen)),
         "estimated_recall": None if union_recall is None else round(union_recall, 4),
@@ -602,7 +607,7 @@ def choose_blocking_rules(
     }
     for i in chosen:
         e = estimates[i]
-        gain, new = added.get(i, (e.recall or 0.0, e.pairs))
+        gain, new = added[i]
         log.info("blocking rule %s: about %d pairs (%d new), estimated recall %.3f (adds %.4f)",
                  e.rule, int(e.pairs), int(new), e.recall or 0.0, gain)
     log.info(

@@ -211,8 +211,7 @@ def _shareable(config: TransformConfig) -> Callable[[tuple[str, ...]], bool]:
     beside nothing but what a household shares."""
     dates = {c.name for c in config.columns if c.kind in DATE_KINDS}
     household = household_columns(config)
-    surname = {c.name for c in config.columns if c.name == "last_name"}
-    return lambda columns: not dates & set(columns) or bool(surname & set(columns)) and set(columns) - dates <= household
+    return lambda columns: not dates & set(columns) or "last_name" in columns and set(columns) - dates <= household
 
 
 def household_columns(config: TransformConfig) -> set[str]:
