@@ -1,17 +1,20 @@
-"""Clusters of the match graph, with deterministic cluster ids.
+"""Clustering algorithms on one set of whole components of the match graph, in pandas,
+with deterministic cluster ids.
 
-``clustering.method: connected_components`` (the default): the edges above the
-threshold are collected to the driver (two id columns through Arrow) and labelled with
-scipy's sparse connected components; this is linear in the number of edges and avoids
-Splink's one-Spark-job-per-iteration clustering.
+A full run applies them on the executors, one bucket of whole components at a time
+(:mod:`matcher.matching.components`); an incremental run applies them in the driver to the
+records it touches (:mod:`matcher.incremental.recluster`).
+
+``clustering.method: connected_components`` joins every link (a pair at or above the
+threshold): :func:`cluster_edges` labels an edge list with scipy's sparse connected
+components, and :func:`cluster_with_constraints` splits what ``cannot_link`` pairs forbid.
 
 ``clustering.method: average_link`` resists chains: one wrong above-threshold link no
 longer joins two entities. Within each connected component of the above-threshold
 links, clusters are merged along those links, strongest first, only when the mean
 match weight over *every* pair of records between the two clusters reaches
 ``min_mean_weight``; a pair that blocking never scored counts as
-``unscored_pair_weight`` (:func:`cluster_by_average_link`). Only the scored pairs inside
-a component are collected (:func:`component_pairs`).
+``unscored_pair_weight`` (:func:`cluster_by_average_link`).
 
 A cluster's ``match_id`` is its smallest record id, so the same input always gives the
 same ids.
@@ -23,18 +26,11 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from matcher.config.base import RECORD_ID
 from matcher.runtime.errors import InputDataError
-
-
-def _edge_ends() -> list[F.Column]:
-    """The two record ids of a scored pair as an edge's ``id_l`` and ``id_r``."""
-    return [F.col(f"{RECORD_ID}_l").alias("id_l"), F.col(f"{RECORD_ID}_r").alias("id_r")]
 
 
 def _smallest_id_clusters(uniques: pd.Index, labels: np.ndarray) -> pd.DataFrame:
@@ -58,41 +54,6 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     graph = coo_matrix((np.ones(half, dtype=np.int8), (codes[:half], codes[half:])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return _smallest_id_clusters(uniques, labels)
-
-
-def threshold_links(pairs: DataFrame, threshold: float) -> pd.DataFrame:
-    """The scored pairs whose ``match_probability`` reaches ``threshold``, collected as
-    ``id_l``, ``id_r`` and ``weight`` (the probability): two ids and a float per link."""
-    edges = pairs.where(pairs["match_probability"] >= threshold)
-    return edges.select(*_edge_ends(), F.col("match_probability").alias("weight")).toPandas()
-
-
-def cluster_links(
-    links: pd.DataFrame, *, must_link: pd.DataFrame | None = None, cannot_link: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Connected components of ``links`` (:func:`threshold_links`), respecting ``must_link`` /
-    ``cannot_link`` (``id_l``, ``id_r``) when given (:func:`cluster_with_constraints`)."""
-    if must_link is None and cannot_link is None:
-        return cluster_edges(links)
-    empty = pd.DataFrame({"id_l": links["id_l"].iloc[:0], "id_r": links["id_r"].iloc[:0]})
-    return cluster_with_constraints(
-        links, must_link if must_link is not None else empty, cannot_link if cannot_link is not None else empty
-    )
-
-
-def clusters_from_pairs(
-    pairs: DataFrame,
-    threshold: float,
-    *,
-    must_link: pd.DataFrame | None = None,
-    cannot_link: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Cluster the scored pairs (``record_id_l``, ``record_id_r``) whose ``match_probability`` reaches ``threshold``.
-
-    With ``must_link`` / ``cannot_link`` (``id_l``, ``id_r``) the clusters respect them
-    (:func:`cluster_with_constraints`).
-    """
-    return cluster_links(threshold_links(pairs, threshold), must_link=must_link, cannot_link=cannot_link)
 
 
 def find_root(parent, x):
@@ -160,37 +121,6 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
     return pd.concat([kept, resplit], ignore_index=True).sort_values(RECORD_ID, ignore_index=True)
 
 
-def component_pairs(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The scored pairs whose two records share a component of the links at or above ``threshold``.
-
-    Links are the pairs whose ``match_probability`` reaches ``threshold`` plus the
-    ``must_link`` pairs (``id_l``, ``id_r``). Returns ``id_l``, ``id_r``, ``weight`` (the
-    pair's ``match_weight``), ``probability`` and ``link`` (whether it is a link): every
-    pair average-link clustering can weigh, and nothing else.
-    """
-    spark = pairs.sparkSession
-    links = pairs.where(pairs["match_probability"] >= threshold).select(*_edge_ends()).toPandas()
-    if must_link is not None and len(must_link):
-        links = pd.concat([links, must_link[["id_l", "id_r"]]], ignore_index=True)
-    members = cluster_edges(links)
-    columns = ["id_l", "id_r", "weight", "probability", "link"]
-    if members.empty:
-        return pd.DataFrame({c: links["id_l"].iloc[:0] for c in columns[:2]}).assign(weight=0.0, probability=0.0, link=False)
-    component = spark.createDataFrame(members.rename(columns={"match_id": "component"}))
-    left, right = (component.select(F.col(RECORD_ID).alias(f"{RECORD_ID}{s}"), F.col("component").alias(f"_c{s}"))
-                   for s in ("_l", "_r"))
-    inside = (
-        pairs.join(F.broadcast(left), f"{RECORD_ID}_l").join(F.broadcast(right), f"{RECORD_ID}_r")
-        .where(F.col("_c_l") == F.col("_c_r"))
-        .select(
-            *_edge_ends(),
-            F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
-            (F.col("match_probability") >= threshold).alias("link"),
-        )
-    )
-    return inside.toPandas()[columns]
-
-
 def cluster_by_average_link(
     edges: pd.DataFrame,
     *,
@@ -255,6 +185,16 @@ def cluster_by_average_link(
     })
     out["strongest"] = inside.groupby("code")["p"].max().reindex(np.arange(len(uniques))).to_numpy()
     return out
+
+
+def refuse_contradictions(must_link: pd.DataFrame, cannot_link: pd.DataFrame) -> None:
+    """Raise the :class:`~matcher.runtime.errors.InputDataError` naming a ``cannot_link`` pair
+    that a chain of ``must_link`` pairs joins (both ``id_l``, ``id_r``)."""
+    joined = cluster_edges(must_link[["id_l", "id_r"]])
+    group = dict(zip(joined[RECORD_ID], joined["match_id"]))
+    for a, b in zip(cannot_link["id_l"], cannot_link["id_r"]):
+        if a in group and group.get(b) == group[a]:
+            raise _contradiction(a, b)
 
 
 def _contradiction(x, y) -> InputDataError:

@@ -18,11 +18,14 @@ data set's entity sizes. Only ids and counts are reported, never a record's valu
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
+from matcher.blocking.candidates import free_checkpoint
 from matcher.config.base import RECORD_ID
 
 log = logging.getLogger(__name__)
@@ -48,70 +51,85 @@ def _bin_label(lower: int, upper: int | None) -> str:
     return str(lower) if upper == lower + 1 else f"{lower}-{upper - 1}"
 
 
-def size_histogram(sizes: np.ndarray) -> dict[str, int]:
-    """Entities per size bin (:data:`SIZE_BINS`), every bin present (zero when empty)."""
+def size_histogram(sizes: np.ndarray, counts: np.ndarray | None = None) -> dict[str, int]:
+    """Entities per size bin (:data:`SIZE_BINS`), every bin present (zero when empty); ``counts``
+    gives how many entities have each of ``sizes`` (one each when left out)."""
     edges = list(SIZE_BINS)
-    counts = np.histogram(sizes, bins=[*edges, np.inf])[0] if len(sizes) else np.zeros(len(edges), int)
+    binned = np.histogram(sizes, bins=[*edges, np.inf], weights=counts)[0] if len(sizes) else np.zeros(len(edges), int)
     uppers = [*edges[1:], None]
-    return {_bin_label(lo, hi): int(c) for lo, hi, c in zip(edges, uppers, counts)}
+    return {_bin_label(lo, hi): int(c) for lo, hi, c in zip(edges, uppers, binned)}
 
 
-def _links_inside(members: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
-    """Distinct links per match_id whose two records ended up in that entity."""
-    entity = pd.Series(members["match_id"].to_numpy(), index=members[RECORD_ID].to_numpy())
-    left = entity.reindex(links["id_l"].to_numpy()).to_numpy()
-    right = entity.reindex(links["id_r"].to_numpy()).to_numpy()
-    same = pd.notna(left) & (left == right)
-    a, b = links["id_l"].to_numpy()[same], links["id_r"].to_numpy()[same]
-    swap = b < a
-    pairs = pd.DataFrame({"a": np.where(swap, b, a), "b": np.where(swap, a, b), "match_id": left[same]})
-    return pairs.drop_duplicates(["a", "b"]).groupby("match_id").size()
+def _percentile(sizes: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``np.percentile`` (linear) of the sizes repeated ``counts`` times, without repeating them."""
+    order = np.argsort(sizes)
+    sizes, ends = sizes[order], np.cumsum(counts[order])
+    position = q / 100 * (ends[-1] - 1)
+    below, above = (sizes[np.searchsorted(ends, k, side="right")] for k in (math.floor(position), math.ceil(position)))
+    return float(below + (above - below) * (position - math.floor(position)))
+
+
+def _links_inside(members: DataFrame, links: DataFrame) -> DataFrame:
+    """``match_id`` and ``linked``: distinct links whose two records ended up in that entity."""
+    ends = [members.select(F.col(RECORD_ID).alias(end), F.col("match_id").alias(f"_m{end}")) for end in ("id_l", "id_r")]
+    inside = links.join(ends[0], "id_l").join(ends[1], "id_r").where(F.col("_mid_l") == F.col("_mid_r"))
+    return (
+        inside.select(F.least("id_l", "id_r").alias("a"), F.greatest("id_l", "id_r").alias("b"), F.col("_mid_l").alias("match_id"))
+        .distinct().groupBy("match_id").agg(F.count("*").alias("linked"))
+    )
 
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def entity_report(members: pd.DataFrame, links: pd.DataFrame, rows: int) -> dict[str, Any]:
+def entity_report(members: DataFrame, links: DataFrame, rows: int) -> dict[str, Any]:
     """Size histogram, largest entities and flagged ones of a clustering.
 
     ``members`` (``record_id``, ``match_id``) holds the records in clusters; records not in
     it are entities of one. ``links`` (``id_l``, ``id_r``) are the above-threshold links and
-    must-links. ``rows`` is the number of records. Logs one warning naming the flagged
-    match_ids (ids and counts only).
+    must-links. ``rows`` is the number of records. Only counts per size and the listed
+    entities reach the driver. Logs one warning naming the flagged match_ids (ids and
+    counts only).
     """
-    sizes = members.groupby("match_id").size()
-    singletons = rows - int(sizes[sizes > 1].sum())
-    all_sizes = np.concatenate([sizes[sizes > 1].to_numpy(), np.ones(max(singletons, 0), dtype=np.int64)])
-    multi = sizes[sizes > 1]
-    linked = _links_inside(members, links).reindex(multi.index, fill_value=0)
-    possible = multi * (multi - 1) / 2
-    density = (linked / possible).fillna(1.0)
-    p99 = float(np.percentile(all_sizes, 99)) if len(all_sizes) else 1.0
+    multi = members.groupBy("match_id").agg(F.count("*").alias("size")).where(F.col("size") > 1)
+    tally = multi.groupBy("size").agg(F.count("*").alias("n")).toPandas()
+    singletons = max(rows - int((tally["size"] * tally["n"]).sum()), 0)
+    sizes = np.append(tally["size"].to_numpy(np.int64), 1)
+    counts = np.append(tally["n"].to_numpy(np.int64), singletons)
+    p99 = _percentile(sizes, counts, 99) if counts.sum() else 1.0
     outlier = max(MIN_OUTLIER_SIZE, OUTLIER_FACTOR * p99)
-    sparse = (multi >= MIN_SPARSE_SIZE) & (density < MIN_DENSITY)
-    oversized = multi > outlier
-    flagged = multi[sparse | oversized].sort_values(ascending=False, kind="stable")
+    judged = (
+        multi.join(_links_inside(members, links), "match_id", "left")
+        .select("match_id", "size", (F.coalesce(F.col("linked"), F.lit(0)) / (F.col("size") * (F.col("size") - 1) / 2)).alias("density"))
+        .withColumn("sparse", (F.col("size") >= MIN_SPARSE_SIZE) & (F.col("density") < MIN_DENSITY))
+        .withColumn("oversized", F.col("size") > outlier)
+        .localCheckpoint(eager=True)
+    )
+    by_size = [F.col("size").desc(), F.col("match_id").asc()]
+    flagged = judged.where(F.col("sparse") | F.col("oversized"))
+    flagged_count = flagged.count()
+    listed_flagged = flagged.orderBy(*by_size).limit(LISTED).collect()
 
-    def described(ids) -> list[dict[str, Any]]:
-        return [{"match_id": _plain(i), "size": int(multi[i]), "link_density": round(float(density[i]), 4),
-                 **({"flags": [f for f, on in (("sparse", sparse[i]), ("oversized", oversized[i])) if on]}
-                    if i in flagged.index else {})}
-                for i in ids]
+    def described(entities, with_flags: bool) -> list[dict[str, Any]]:
+        return [{"match_id": _plain(e["match_id"]), "size": int(e["size"]), "link_density": round(float(e["density"]), 4),
+                 **({"flags": [f for f in ("sparse", "oversized") if e[f]]} if with_flags or e["sparse"] or e["oversized"] else {})}
+                for e in entities]
 
     report = {
-        "entities": int(len(all_sizes)),
-        "histogram": size_histogram(all_sizes),
-        "largest": described(multi.sort_values(ascending=False, kind="stable").index[:LISTED]),
+        "entities": int(counts.sum()),
+        "histogram": size_histogram(sizes, counts),
+        "largest": described(judged.orderBy(*by_size).limit(LISTED).collect(), with_flags=False),
         "oversized_above": outlier,
-        "flagged": int(len(flagged)),
-        "flagged_entities": described(flagged.index[:LISTED]),
+        "flagged": int(flagged_count),
+        "flagged_entities": described(listed_flagged, with_flags=True),
     }
-    if len(flagged):
-        named = ", ".join(f"{_plain(i)} ({int(multi[i])} records, {density[i]:.0%} of pairs linked)" for i in flagged.index[:LISTED])
+    free_checkpoint(judged)
+    if flagged_count:
+        named = ", ".join(f"{_plain(e['match_id'])} ({int(e['size'])} records, {e['density']:.0%} of pairs linked)" for e in listed_flagged)
         log.warning(
             "%d entities look larger than the data supports (sparse: fewer than %.0f%% of their record pairs linked; "
             "oversized: over %.0f records): %s%s — review them (matcher review) or raise the threshold",
-            len(flagged), MIN_DENSITY * 100, outlier, named, ", ..." if len(flagged) > LISTED else "",
+            flagged_count, MIN_DENSITY * 100, outlier, named, ", ..." if flagged_count > LISTED else "",
         )
     return report

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import Candidates, free_checkpoint, score
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
-from matcher.matching.clustering import cluster_by_average_link, cluster_links, component_pairs, threshold_links
+from matcher.matching.components import cluster_components, labeled_component_pairs
 from matcher.matching.decisions import DecisionLog, name_clusters
 from matcher.matching.entities import entity_report
 from matcher.matching.enforced import DecidedLinks, EnforcedLinks, enforced_links, run_decisions
@@ -78,10 +79,13 @@ class MatchResult:
     clustering: dict = field(default_factory=dict)
     candidates: Candidates | None = field(default=None, repr=False)
     decisions: dict | None = None  # what the run folder's decision log enforced (summary.json's ``decisions``)
+    members: DataFrame | None = field(default=None, repr=False)  # the clusters the rows read
 
     def release(self) -> None:
-        """Free the scored pairs and the candidate pairs they come from; call it once they are written."""
+        """Free the scored pairs, the clusters and the candidate pairs they come from; call it once they are written."""
         free_checkpoint(self.pairs)
+        if self.members is not None:
+            free_checkpoint(self.members)
         if self.candidates is not None:
             self.candidates.release()
 
@@ -100,41 +104,46 @@ def _python(value):
 
 def _members(
     pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``record_id``, ``match_id`` (and ``strongest`` for average link) of the records the
-    clustering placed, and the links it clustered (``id_l``, ``id_r``: above the threshold or must-links)."""
-    must = links.must_link if links is not None else None
-    cannot = links.cannot_link if links is not None else None
-    if spec.method == "average_link":
-        edges = component_pairs(pairs, threshold, must)
-        members = cluster_by_average_link(
-            edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
-            must_link=must, cannot_link=cannot,
-        )
-        above = edges.loc[edges["link"], ["id_l", "id_r"]]
-    else:
-        above = threshold_links(pairs, threshold)
-        members = cluster_links(above, must_link=must, cannot_link=cannot)
-    if must is not None and len(must):
-        above = pd.concat([above[["id_l", "id_r"]], must[["id_l", "id_r"]]], ignore_index=True)
-    return members, above[["id_l", "id_r"]]
+) -> tuple[DataFrame, DataFrame]:
+    """``record_id``, ``match_id``, ``strongest`` (average link's; null otherwise) of the records the
+    clustering placed, as a local checkpoint, and the links it clustered (``id_l``, ``id_r``: above the threshold or must-links)."""
+    return cluster_components(
+        pairs, threshold, spec,
+        must_link=links.must_link if links is not None else None, cannot_link=links.cannot_link if links is not None else None,
+    )
 
 
 @dataclass(frozen=True)
 class Clustered:
-    """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`)."""
+    """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`);
+    ``members`` is the local checkpoint the rows read their ``match_id`` from: free it once they are written."""
 
     seconds: float
     entities: dict
+    members: DataFrame
 
 
-def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: DataFrame) -> pd.DataFrame:
+def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFrame) -> DataFrame:
     """``members`` plus the decided records the clustering left alone (as their own clusters),
-    the clusters holding decided records named as the decisions named them."""
-    placed = set(members[RECORD_ID])
-    alone = [r for r in decided.records if r not in placed]
+    the clusters holding decided records named as the decisions named them.
+
+    Only the clusters a renaming can touch reach the driver: those holding a decided record,
+    those named by an id the decisions give, and (text ids) those whose name looks like one
+    :func:`~matcher.matching.stable_ids.unused_id` makes.
+    """
+    spark = members.sparkSession
+    schema = members.schema
+    decided_ids = [_python(r) for r in decided.records]
+    placed = {r[RECORD_ID] for r in members.where(F.col(RECORD_ID).isin(decided_ids)).select(RECORD_ID).collect()}
+    alone = [r for r in decided_ids if r not in placed]
     if alone:
-        members = pd.concat([members, pd.DataFrame({RECORD_ID: alone, "match_id": alone})], ignore_index=True)
+        members = members.unionByName(spark.createDataFrame([(r, r, None) for r in alone], schema))
+    named = {_python(v) for v in decided.ids.values()}
+    text = schema["match_id"].dataType.simpleString() == "string"
+    holding = members.where(F.col(RECORD_ID).isin(decided_ids)).select("match_id")
+    touched = members.where(F.col("match_id").isin(list(named)) | (F.col("match_id").contains("~") if text else F.lit(False)))
+    reach = touched.select("match_id").unionByName(holding).distinct()
+    local = members.join(reach, "match_id", "left_semi").select(RECORD_ID, "match_id").toPandas()
     largest: list = []  # the largest record id, looked up once when needed
 
     def unused(smallest, used: set):
@@ -144,7 +153,22 @@ def _named_by_decisions(members: pd.DataFrame, decided: DecidedLinks, rows: Data
             used = used | set(largest)
         return unused_id(smallest, used)
 
-    return name_clusters(members, decided.ids, unused)
+    renamed = name_clusters(local, decided.ids, unused)
+    moved = renamed[renamed["match_id"] != local["match_id"]]
+    if moved.empty:
+        return members
+    as_id = str if text else int  # pandas may hold whole-number ids as floats
+    changes = spark.createDataFrame(
+        [(as_id(r), as_id(m)) for r, m in zip(moved[RECORD_ID], moved["match_id"])],
+        f"{RECORD_ID} {schema[RECORD_ID].dataType.simpleString()}, _named {schema['match_id'].dataType.simpleString()}",
+    )
+    named = (
+        members.join(F.broadcast(changes), RECORD_ID, "left")
+        .select(RECORD_ID, F.coalesce("_named", "match_id").alias("match_id"), "strongest")
+        .localCheckpoint(eager=True)
+    )
+    free_checkpoint(members)
+    return named
 
 
 def assign_matches(
@@ -173,16 +197,12 @@ def assign_matches(
         members = _named_by_decisions(members, decided, rows)
     entities = entity_report(members, above, records if records is not None else df.count())
     cluster_s = time.perf_counter() - started
-    id_type = rows.schema[RECORD_ID].dataType
-    average_link = "strongest" in members.columns
-    schema = f"{RECORD_ID} {id_type.simpleString()}, match_id {id_type.simpleString()}"
-    if average_link:
-        schema += ", _strongest double"
-    clusters = spark.createDataFrame(members, schema=schema) if len(members) else spark.createDataFrame([], schema)
+    average_link = spec.method == "average_link"
     best = _best_probability(pairs)
+    placed = members
     if average_link:
         # a row's strongest link inside its cluster: its best pair may lead to a cluster it was kept out of
-        confidence = F.when(F.col("_strongest").isNotNull() & ~F.isnan("_strongest"), F.col("_strongest")).otherwise(
+        confidence = F.when(F.col("strongest").isNotNull() & ~F.isnan("strongest"), F.col("strongest")).otherwise(
             1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0))
         )
     else:
@@ -193,29 +213,30 @@ def assign_matches(
     if links is not None or average_link:
         # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
         # a row that a cannot-link (or average link) kept alone is a singleton whatever its best pair says
+        placed = members.withColumn("_alone", F.count("*").over(Window.partitionBy("match_id")) == 1)
         on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
-        sizes = members.groupby("match_id")[RECORD_ID].transform("size")
-        alone = set(members.loc[sizes == 1, RECORD_ID])
-        flags = [(_python(i), i in on_must, i in alone) for i in sorted(on_must | alone)]
-        flagged = spark.createDataFrame(flags, f"{RECORD_ID} {id_type.simpleString()}, _enforced boolean, _alone boolean")
-        rows = rows.join(F.broadcast(flagged), RECORD_ID, "left")
+        if on_must:
+            enforced = spark.createDataFrame(
+                [(_python(i), True) for i in sorted(on_must)], f"{RECORD_ID} {rows.schema[RECORD_ID].dataType.simpleString()}, _enforced boolean"
+            )
+            rows = rows.join(F.broadcast(enforced), RECORD_ID, "left")
         confidence = (
-            F.when(F.col("_enforced"), F.lit(1.0))
+            F.when(F.col("_enforced") if on_must else F.lit(False), F.lit(1.0))
             .when(F.col("_alone"), 1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
             .otherwise(confidence)
         )
     rows = (
-        rows.join(F.broadcast(clusters), RECORD_ID, "left")
+        rows.join(placed, RECORD_ID, "left")
         .join(best, RECORD_ID, "left")
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
-        .drop("best_probability", "_enforced", "_alone", "_strongest")
+        .drop("best_probability", "_enforced", "_alone", "strongest")
     )
     if len(config.inputs) == 1:
         rows = rows.drop(SOURCE_DATASET_COLUMN)
         if config.primary_key != RECORD_ID:
             rows = rows.drop(RECORD_ID)
-    return rows, Clustered(cluster_s, entities)
+    return rows, Clustered(cluster_s, entities, members)
 
 
 def _clustering(
@@ -227,9 +248,8 @@ def _clustering(
     if spec.method != "average_link":
         return spec, facts
     if config.labels.clustering_from_labels and calibration is not None and len(calibration):
-        learned, label_facts = min_mean_weight_from_labels(
-            component_pairs(pairs, threshold.match_probability), calibration, spec, f_beta_beta(config.precision_recall_tradeoff)
-        )
+        edges = labeled_component_pairs(pairs, threshold.match_probability, calibration)
+        learned, label_facts = min_mean_weight_from_labels(edges, calibration, spec, f_beta_beta(config.precision_recall_tradeoff))
         spec = spec.model_copy(update={"min_mean_weight": learned})
         facts["from_labels"] = label_facts
     facts.update(min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight)
@@ -272,4 +292,5 @@ def find_matches(
         clustering={**facts, "entities": clustered.entities},
         candidates=candidates,
         decisions=decided.facts if decided is not None else None,
+        members=clustered.members,
     )

@@ -10,7 +10,8 @@ from conftest import minimal_config
 from conftest import cluster_sets as clusters
 
 from matcher.config.transform import ClusteringSpec, config_from_dict
-from matcher.matching.clustering import cluster_by_average_link, component_pairs
+from matcher.matching.clustering import cluster_by_average_link
+from matcher.matching.components import component_pairs, link_components, links_frame
 from matcher.matching.matches import assign_matches
 from matcher.matching.threshold import Threshold, min_mean_weight_from_labels
 from matcher.runtime.errors import ConfigError, InputDataError
@@ -112,8 +113,9 @@ def test_assign_matches_with_average_link_on_spark(spark, tmp_path):
         "record_id_l bigint, record_id_r bigint, match_weight double, match_probability double",
     )
     threshold = Threshold(4.0)
-    inside = component_pairs(pairs, threshold.match_probability)
-    assert len(inside) == len(CHAIN)  # one component: every scored pair counts
+    components = link_components(links_frame(pairs, threshold.match_probability))
+    inside = component_pairs(pairs, threshold.match_probability, components)
+    assert inside.count() == len(CHAIN)  # one component: every scored pair counts
     out, _ = assign_matches(rows, pairs, config, threshold=threshold)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
     assert {k: v[0] for k, v in got.items()} == {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 4, 7: 7}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from pandas.testing import assert_frame_equal
 
-from matcher.matching.clustering import cluster_edges, clusters_from_pairs
+from matcher.matching.clustering import cluster_edges
 
 
 def components(edges: pd.DataFrame) -> dict:
@@ -56,18 +56,3 @@ def test_no_edges_gives_no_rows_with_the_same_columns():
         assert result.empty
         assert list(result.columns) == ["record_id", "match_id"]
         assert result["record_id"].dtype == dtype
-
-
-def test_clusters_from_pairs_keeps_only_edges_at_or_above_the_threshold(spark):
-    pairs = spark.createDataFrame(
-        [(1, 2, 0.9), (2, 3, 0.5), (3, 4, 0.49), (5, 6, 0.1)],
-        "record_id_l long, record_id_r long, match_probability double",
-    )
-    result = clusters_from_pairs(pairs, 0.5).sort_values("record_id").reset_index(drop=True)
-    expected = pd.DataFrame({"record_id": [1, 2, 3], "match_id": [1, 1, 1]})
-    assert_frame_equal(result, expected, check_dtype=False)
-
-
-def test_clusters_from_pairs_with_nothing_above_the_threshold_is_empty(spark):
-    pairs = spark.createDataFrame([("a", "b", 0.2)], "record_id_l string, record_id_r string, match_probability double")
-    assert clusters_from_pairs(pairs, 0.5).empty

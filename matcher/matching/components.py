@@ -1,0 +1,218 @@
+"""Connected components of a link graph, computed in Spark: nothing proportional to the links
+reaches the driver.
+
+The alternating large-star / small-star algorithm (Kiveris et al., "Connected Components in
+MapReduce and Beyond", SoCC 2014) rewires the edges, each round, towards the smallest id of
+their neighbourhood, until every component is a star around its smallest id: O(log² n)
+rounds in the worst case, and a few on match graphs, whose components are small. Each round
+is checkpointed, so the plan stays one round deep however many rounds it takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from matcher.blocking.candidates import free_checkpoint
+from matcher.config.base import RECORD_ID
+from matcher.config.transform import ClusteringSpec
+from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints, refuse_contradictions
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 60
+"""Rounds after which the algorithm is taken to be broken (it needs O(log² n))."""
+BUCKET_RECORDS = 100_000
+"""About how many records of whole components one Python call on an executor clusters."""
+
+
+def _edge_ends() -> list[F.Column]:
+    """The two record ids of a scored pair as an edge's ``id_l`` and ``id_r``."""
+    return [F.col(f"{RECORD_ID}_l").alias("id_l"), F.col(f"{RECORD_ID}_r").alias("id_r")]
+
+
+def _both_ways(edges: DataFrame) -> DataFrame:
+    """Each undirected edge ``(a, b)`` as ``u`` → ``v`` in both directions."""
+    return edges.select(F.col("a").alias("u"), F.col("b").alias("v")).unionByName(
+        edges.select(F.col("b").alias("u"), F.col("a").alias("v"))
+    )
+
+
+def _undirected(u: F.Column, v: F.Column) -> list[F.Column]:
+    return [F.least(u, v).alias("a"), F.greatest(u, v).alias("b")]
+
+
+def _large_star(edges: DataFrame) -> DataFrame:
+    """Every neighbour larger than ``u`` is rewired to the smallest id around ``u`` (``u`` included)."""
+    arcs = _both_ways(edges)
+    smallest = arcs.groupBy("u").agg(F.least(F.min("v"), F.col("u")).alias("m"))
+    return arcs.where(F.col("v") > F.col("u")).join(smallest, "u").select(*_undirected(F.col("v"), F.col("m"))).distinct()
+
+
+def _small_star(edges: DataFrame) -> DataFrame:
+    """``u`` and its smaller neighbours are rewired to the smallest of them."""
+    down = _both_ways(edges).where(F.col("v") < F.col("u"))
+    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
+    neighbours = down.join(smallest, "u").where(F.col("v") != F.col("m")).select(*_undirected(F.col("v"), F.col("m")))
+    return neighbours.unionByName(smallest.select(*_undirected(F.col("u"), F.col("m")))).distinct()
+
+
+def _is_star_forest(edges: DataFrame) -> bool:
+    """Every edge ``(a, b)`` ties a leaf ``b`` to its only centre ``a``, and no centre is a leaf."""
+    counts = edges.agg(F.count("*").alias("n"), F.countDistinct("b").alias("leaves")).first()
+    if counts["n"] != counts["leaves"]:
+        return False
+    leaves = edges.select(F.col("b").alias("a"))
+    return edges.select("a").join(leaves, "a", "left_semi").limit(1).count() == 0
+
+
+def link_components(links: DataFrame) -> DataFrame:
+    """``record_id`` and ``component`` (the smallest record id it is connected to) of every
+    record on one of ``links`` (``id_l``, ``id_r``; both ends of one type), as a local
+    checkpoint: free it (:func:`~matcher.blocking.candidates.free_checkpoint`) when done."""
+    edges = (
+        links.where(F.col("id_l") != F.col("id_r"))
+        .select(*_undirected(F.col("id_l"), F.col("id_r")))
+        .distinct()
+        .localCheckpoint(eager=True)
+    )
+    rounds = 0
+    while not _is_star_forest(edges):
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+        previous, edges = edges, _small_star(_large_star(edges)).localCheckpoint(eager=True)
+        free_checkpoint(previous)
+    log.debug("connected components in %d large/small-star rounds", rounds)
+    centres = edges.select(F.col("a").alias(RECORD_ID), F.col("a").alias("component")).distinct()
+    components = edges.select(F.col("b").alias(RECORD_ID), F.col("a").alias("component")).unionByName(centres)
+    components = components.localCheckpoint(eager=True)
+    free_checkpoint(edges)
+    return components
+
+
+def links_frame(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | None = None) -> DataFrame:
+    """``id_l``, ``id_r`` of the scored pairs at or above ``threshold``, plus the ``must_link`` pairs."""
+    links = pairs.where(pairs["match_probability"] >= threshold).select(*_edge_ends())
+    if must_link is not None and len(must_link):
+        links = links.unionByName(_id_pairs(pairs, must_link))
+    return links
+
+
+def _id_pairs(pairs: DataFrame, id_pairs: pd.DataFrame) -> DataFrame:
+    """``id_pairs`` (``id_l``, ``id_r``) as a DataFrame with the record ids' type of ``pairs``."""
+    id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
+    rows = [(_plain(a), _plain(b)) for a, b in zip(id_pairs["id_l"], id_pairs["id_r"])]
+    return pairs.sparkSession.createDataFrame(rows, f"id_l {id_type}, id_r {id_type}")
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _inside(frame: DataFrame, components: DataFrame) -> DataFrame:
+    """The rows of ``frame`` whose ``id_l`` and ``id_r`` share one of the ``components``, with its ``component``."""
+    left, right = (components.select(F.col(RECORD_ID).alias(end), F.col("component").alias(f"_c{end}"))
+                   for end in ("id_l", "id_r"))
+    inside = frame.join(left, "id_l").join(right, "id_r").where(F.col("_cid_l") == F.col("_cid_r"))
+    return inside.select(*frame.columns, F.col("_cid_l").alias("component"))
+
+
+def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame) -> DataFrame:
+    """The scored pairs whose two records share one of the ``components`` (:func:`link_components`):
+    ``id_l``, ``id_r``, ``weight`` (``match_weight``), ``probability``, ``link`` (at or above
+    ``threshold``) and ``component``; every pair average link can weigh, and nothing else."""
+    scored = pairs.select(
+        *_edge_ends(), F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
+        (F.col("match_probability") >= threshold).alias("link"),
+    )
+    return _inside(scored, components)
+
+
+def cluster_components(
+    pairs: DataFrame, threshold: float, spec: ClusteringSpec,
+    must_link: pd.DataFrame | None = None, cannot_link: pd.DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Cluster the scored ``pairs`` on the executors; returns the members (a local checkpoint:
+    free it when done) and the links.
+
+    The members are ``record_id``, ``match_id`` (the smallest id of its cluster) and
+    ``strongest`` (average link's, see :func:`~matcher.matching.clustering.cluster_by_average_link`;
+    null otherwise) of every record on a link; the links are ``id_l``, ``id_r`` of the pairs
+    at or above ``threshold`` and the ``must_link`` pairs. Plain connected components are the
+    components themselves. Average link, and connected components split by ``cannot_link``
+    pairs (:func:`~matcher.matching.clustering.cluster_with_constraints`), run in one pandas
+    call per bucket of whole components (about :data:`BUCKET_RECORDS` records), which gives
+    the clusters they give on the whole graph: neither ever merges across a component.
+    A must-link chain joining a cannot-link pair is refused first, on the driver.
+    """
+    must = must_link if must_link is not None and len(must_link) else None
+    cannot = cannot_link if cannot_link is not None and len(cannot_link) else None
+    if must is not None and cannot is not None:
+        refuse_contradictions(must, cannot)
+    links = links_frame(pairs, threshold, must)
+    components = link_components(links)
+    id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
+    if spec.method != "average_link" and cannot is None:
+        return components.select(RECORD_ID, F.col("component").alias("match_id"), F.lit(None).cast("double").alias("strongest")), links
+    partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
+    bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
+    if spec.method == "average_link":
+        edges = component_pairs(pairs, threshold, components)
+    else:
+        above = pairs.where(pairs["match_probability"] >= threshold)
+        edges = _inside(above.select(*_edge_ends(), F.col("match_probability").alias("weight")), components)
+    edges = edges.select("*", bucket)
+    constraints = _constraints(pairs, components, must, cannot).select("*", bucket)
+    cluster = partial(
+        _cluster_bucket, average_link=spec.method == "average_link",
+        min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
+    )
+    members = edges.groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
+        cluster, f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double"
+    ).localCheckpoint(eager=True)
+    free_checkpoint(components)
+    return members, links
+
+
+def _constraints(pairs: DataFrame, components: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
+    """``id_l``, ``id_r``, ``must`` (a must-link, else a cannot-link) and ``component`` of the
+    enforced pairs whose two records share a component: the only ones that can bind."""
+    empty = pd.DataFrame({"id_l": [], "id_r": []})
+    frames = [_id_pairs(pairs, links).withColumn("must", F.lit(kind))
+              for links, kind in ((must if must is not None else empty, True), (cannot if cannot is not None else empty, False))]
+    return _inside(frames[0].unionByName(frames[1]), components)
+
+
+def _cluster_bucket(
+    edges: pd.DataFrame, constraints: pd.DataFrame, *, average_link: bool, min_mean_weight: float, unscored_pair_weight: float,
+) -> pd.DataFrame:
+    """One bucket of whole components clustered: ``record_id``, ``match_id``, ``strongest``."""
+    must = constraints.loc[constraints["must"].astype(bool), ["id_l", "id_r"]]
+    cannot = constraints.loc[~constraints["must"].astype(bool), ["id_l", "id_r"]]
+    if average_link:
+        out = cluster_by_average_link(
+            edges, min_mean_weight=min_mean_weight, unscored_pair_weight=unscored_pair_weight, must_link=must, cannot_link=cannot,
+        )
+    else:
+        out = cluster_with_constraints(edges[["id_l", "id_r", "weight"]], must, cannot)
+        out["strongest"] = np.nan
+    return out[[RECORD_ID, "match_id", "strongest"]]
+
+
+def labeled_component_pairs(pairs: DataFrame, threshold: float, labeled: pd.DataFrame) -> pd.DataFrame:
+    """:func:`component_pairs` of the components that hold a record of a ``labeled`` pair (``id_l``,
+    ``id_r`` as text), collected: labels are a few hundred pairs, so these are few components."""
+    ids = sorted(set(labeled["id_l"].astype(str)) | set(labeled["id_r"].astype(str)))
+    components = link_components(links_frame(pairs, threshold))
+    wanted = components.where(F.col(RECORD_ID).cast("string").isin(ids)).select("component").distinct()
+    edges = component_pairs(pairs, threshold, components.join(wanted, "component", "left_semi")).drop("component").toPandas()
+    free_checkpoint(components)
+    return edges

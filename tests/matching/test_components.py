@@ -1,0 +1,103 @@
+"""matcher.matching.components: the match graph's components in Spark, clustered per bucket of whole components."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import cluster_sets as clusters
+
+import matcher.matching.components as components_module
+from matcher.config.transform import ClusteringSpec
+from matcher.matching.clustering import cluster_by_average_link, cluster_edges
+from matcher.matching.components import cluster_components, component_pairs, link_components, links_frame
+from matcher.runtime.errors import InputDataError
+
+PAIRS = "record_id_l long, record_id_r long, match_weight double, match_probability double"
+
+
+def _random_graph(seed: int, records: int, edges: int) -> pd.DataFrame:
+    """Random edges, one 300-record chain (a long diameter) and a self-loop."""
+    rng = np.random.default_rng(seed)
+    chain = np.arange(records, records + 300)
+    return pd.DataFrame({
+        "id_l": np.concatenate([rng.integers(0, records, edges), chain[:-1], [7]]),
+        "id_r": np.concatenate([rng.integers(0, records, edges), chain[1:], [7]]),
+    })
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_link_components_are_scipys_components_labelled_by_their_smallest_id(spark, seed):
+    edges = _random_graph(seed, records=3000, edges=2000)
+    got = link_components(spark.createDataFrame(edges)).toPandas()
+    want = cluster_edges(edges[edges["id_l"] != edges["id_r"]])
+    assert len(got) == got["record_id"].nunique() == len(want)
+    assert dict(zip(got["record_id"], got["component"])) == dict(zip(want["record_id"], want["match_id"]))
+
+
+def test_link_components_of_text_ids(spark):
+    links = spark.createDataFrame([("c", "b"), ("b", "a"), ("x", "y")], "id_l string, id_r string")
+    got = {r["record_id"]: r["component"] for r in link_components(links).collect()}
+    assert got == {"a": "a", "b": "a", "c": "a", "x": "x", "y": "x"}
+
+
+def _scored(spark, seed: int, groups: int = 150) -> tuple:
+    """Scored pairs of groups of four records, every pair inside a group scored (mostly
+    strong) and 80 random bridges between groups (mostly weak)."""
+    rng = np.random.default_rng(seed)
+    inside = np.array([(4 * g + i, 4 * g + j) for g in range(groups) for i in range(4) for j in range(i + 1, 4)])
+    bridges = rng.integers(0, 4 * groups, (80, 2))
+    bridges = bridges[bridges[:, 0] // 4 != bridges[:, 1] // 4]
+    a, b = np.concatenate([inside, bridges]).T
+    weight = np.concatenate([rng.normal(6, 5, len(inside)), rng.normal(-2, 6, len(bridges))])
+    probability = 1 / (1 + 2.0 ** -weight)
+    rows = [(int(x), int(y), float(w), float(p)) for x, y, w, p in zip(a, b, weight, probability)]
+    return spark.createDataFrame(rows, PAIRS), pd.DataFrame({"id_l": a, "id_r": b, "weight": weight, "probability": probability})
+
+
+def test_cluster_components_keeps_only_links_at_or_above_the_threshold(spark):
+    pairs = spark.createDataFrame(
+        [(1, 2, 3.2, 0.9), (2, 3, 0.0, 0.5), (3, 4, 0.0, 0.49), (5, 6, -3.2, 0.1)], PAIRS
+    )
+    members, links = cluster_components(pairs, 0.5, ClusteringSpec(method="connected_components"))
+    assert {r["record_id"]: r["match_id"] for r in members.collect()} == {1: 1, 2: 1, 3: 1}
+    assert links.count() == 2
+    nothing, _ = cluster_components(pairs, 0.95, ClusteringSpec(method="connected_components"))
+    assert nothing.count() == 0
+
+
+def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch):
+    pairs, edges = _scored(spark, seed=3)
+    threshold = 0.9
+    spec = ClusteringSpec(method="average_link", min_mean_weight=1.0, unscored_pair_weight=-1.0)
+    whole = cluster_by_average_link(
+        edges.assign(link=edges["probability"] >= threshold), min_mean_weight=1.0, unscored_pair_weight=-1.0
+    )
+    whole = whole[whole["record_id"].isin(set(edges.loc[edges["probability"] >= threshold, ["id_l", "id_r"]].to_numpy().ravel()))]
+    monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)  # many buckets, several components in each
+    members, _ = cluster_components(pairs, threshold, spec)
+    got = members.toPandas()
+    assert len(got) == len(whole) > 100
+    assert clusters(got) == clusters(whole)
+    assert len(clusters(got)) > len(clusters(link_components(links_frame(pairs, threshold)).toPandas().rename(columns={"component": "match_id"})))
+    strongest = dict(zip(whole["record_id"], whole["strongest"]))
+    assert all(np.isclose(s, strongest[r], equal_nan=True) for r, s in zip(got["record_id"], got["strongest"]))
+
+
+def test_component_pairs_are_the_scored_pairs_inside_one_component(spark):
+    pairs = spark.createDataFrame(
+        [(1, 2, 9.0, 0.998), (2, 3, 9.0, 0.998), (1, 3, -5.0, 0.03), (3, 4, -5.0, 0.03), (5, 6, 9.0, 0.998)], PAIRS
+    )
+    components = link_components(links_frame(pairs, 0.5))
+    inside = component_pairs(pairs, 0.5, components).toPandas()
+    assert sorted(zip(inside["id_l"], inside["id_r"], inside["link"])) == [
+        (1, 2, True), (1, 3, False), (2, 3, True), (5, 6, True)
+    ]
+
+
+def test_must_links_joining_a_cannot_link_pair_are_refused_before_any_spark_work(spark):
+    pairs = spark.createDataFrame([(1, 5, 9.0, 0.998)], PAIRS)
+    must = pd.DataFrame({"id_l": [1, 2], "id_r": [2, 3]})
+    cannot = pd.DataFrame({"id_l": [3], "id_r": [1]})
+    with pytest.raises(InputDataError, match="cannot-link pair (3~1|1~3)"):
+        cluster_components(pairs, 0.5, ClusteringSpec(method="average_link"), must_link=must, cannot_link=cannot)
