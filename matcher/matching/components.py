@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import free_checkpoint
@@ -50,50 +50,61 @@ def _undirected(u: F.Column, v: F.Column) -> list[F.Column]:
 
 def _large_star(edges: DataFrame) -> DataFrame:
     """Every neighbour larger than ``u`` is rewired to the smallest id around ``u`` (``u`` included)."""
-    arcs = _both_ways(edges)
-    smallest = arcs.groupBy("u").agg(F.least(F.min("v"), F.col("u")).alias("m"))
-    return arcs.where(F.col("v") > F.col("u")).join(smallest, "u").select(*_undirected(F.col("v"), F.col("m"))).distinct()
+    arcs = _both_ways(edges).withColumn("m", F.least(F.min("v").over(Window.partitionBy("u")), F.col("u")))
+    return arcs.where(F.col("v") > F.col("u")).select(*_undirected(F.col("v"), F.col("m"))).distinct()
 
 
 def _small_star(edges: DataFrame) -> DataFrame:
     """``u`` and its smaller neighbours are rewired to the smallest of them."""
-    down = _both_ways(edges).where(F.col("v") < F.col("u"))
-    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
-    neighbours = down.join(smallest, "u").where(F.col("v") != F.col("m")).select(*_undirected(F.col("v"), F.col("m")))
-    return neighbours.unionByName(smallest.select(*_undirected(F.col("u"), F.col("m")))).distinct()
+    down = _both_ways(edges).where(F.col("v") < F.col("u")).withColumn("m", F.min("v").over(Window.partitionBy("u")))
+    ends = F.explode(F.array(*(F.struct(F.col(x).alias("x"), F.col("m").alias("y")) for x in ("v", "u"))))
+    rewired = down.select(ends.alias("e")).select("e.x", "e.y").where(F.col("x") != F.col("y"))
+    return rewired.select(*_undirected(F.col("x"), F.col("y"))).distinct()
 
 
-def _is_star_forest(edges: DataFrame) -> bool:
-    """Every edge ``(a, b)`` ties a leaf ``b`` to its only centre ``a``, and no centre is a leaf."""
-    counts = edges.agg(F.count("*").alias("n"), F.countDistinct("b").alias("leaves")).first()
-    if counts["n"] != counts["leaves"]:
-        return False
-    leaves = edges.select(F.col("b").alias("a"))
-    return edges.select("a").join(leaves, "a", "left_semi").limit(1).count() == 0
+def _mark_unfinished(edges: DataFrame) -> DataFrame:
+    """``edges`` with ``unfinished``: false on the stars that are whole components already.
+
+    A centre ``a``'s star is a whole component unless ``a`` is someone's leaf, one of its
+    leaves has another centre, or one of its leaves is a centre: the only ways an edge can
+    leave the star. Every edge of such a centre is unfinished, so they hold whole components.
+    """
+    leaves = edges.groupBy("b").agg(F.count("*").alias("centres"))
+    both = edges.select("a").distinct().join(leaves.select(F.col("b").alias("a")), "a", "left_semi")
+    joining = leaves.where(F.col("centres") > 1).select("b").unionByName(both.select(F.col("a").alias("b")))
+    unfinished = edges.join(joining, "b", "left_semi").select("a").unionByName(both).distinct()
+    return edges.join(unfinished.withColumn("unfinished", F.lit(True)), "a", "left").fillna(False, ["unfinished"])
 
 
 def link_components(links: DataFrame) -> DataFrame:
     """``record_id`` and ``component`` (the smallest record id it is connected to) of every
     record on one of ``links`` (``id_l``, ``id_r``; both ends of one type), as a local
-    checkpoint: free it (:func:`~matcher.blocking.candidates.free_checkpoint`) when done."""
-    edges = (
-        links.where(F.col("id_l") != F.col("id_r"))
-        .select(*_undirected(F.col("id_l"), F.col("id_r")))
-        .distinct()
-        .localCheckpoint(eager=True)
-    )
-    rounds = 0
-    while not _is_star_forest(edges):
-        rounds += 1
-        if rounds > MAX_ROUNDS:
+    checkpoint: free it (:func:`~matcher.blocking.candidates.free_checkpoint`) when done.
+
+    After each round the stars that are whole components are set aside (:func:`_mark_unfinished`),
+    so the later rounds rewire only the few components still unfinished.
+    """
+    edges = links.where(F.col("id_l") != F.col("id_r")).select(*_undirected(F.col("id_l"), F.col("id_r"))).distinct()
+    edges = edges.localCheckpoint(eager=True)
+    rounds: list[DataFrame] = []  # each round's edges, marked
+    while not rounds or not edges.isEmpty():
+        if len(rounds) == MAX_ROUNDS:
             raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-        previous, edges = edges, _small_star(_large_star(edges)).localCheckpoint(eager=True)
-        free_checkpoint(previous)
-    log.debug("connected components in %d large/small-star rounds", rounds)
-    centres = edges.select(F.col("a").alias(RECORD_ID), F.col("a").alias("component")).distinct()
-    components = edges.select(F.col("b").alias(RECORD_ID), F.col("a").alias("component")).unionByName(centres)
+        rewired = _small_star(_large_star(edges)).localCheckpoint(eager=True)
+        free_checkpoint(edges)
+        rounds.append(_mark_unfinished(rewired).localCheckpoint(eager=True))
+        free_checkpoint(rewired)
+        edges = rounds[-1].where("unfinished").select("a", "b")
+    log.debug("connected components in %d large/small-star rounds", len(rounds))
+    stars = rounds[0]
+    for more in rounds[1:]:
+        stars = stars.unionByName(more)
+    stars = stars.where(~F.col("unfinished"))
+    centres = stars.select(F.col("a").alias(RECORD_ID), F.col("a").alias("component")).distinct()
+    components = stars.select(F.col("b").alias(RECORD_ID), F.col("a").alias("component")).unionByName(centres)
     components = components.localCheckpoint(eager=True)
-    free_checkpoint(edges)
+    for marked in rounds:
+        free_checkpoint(marked)
     return components
 
 
@@ -160,7 +171,10 @@ def cluster_components(
     components = link_components(links)
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
     if spec.method != "average_link" and cannot is None:
-        return components.select(RECORD_ID, F.col("component").alias("match_id"), F.lit(None).cast("double").alias("strongest")), links
+        members = components.select(RECORD_ID, F.col("component").alias("match_id"), F.lit(None).cast("double").alias("strongest"))
+        members = members.localCheckpoint(eager=True)
+        free_checkpoint(components)
+        return members, links
     partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
     bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")

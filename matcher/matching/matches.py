@@ -77,17 +77,14 @@ class MatchResult:
     threshold: Threshold
     timings_s: dict[str, float] = field(default_factory=dict)
     clustering: dict = field(default_factory=dict)
-    candidates: Candidates | None = field(default=None, repr=False)
     decisions: dict | None = None  # what the run folder's decision log enforced (summary.json's ``decisions``)
     members: DataFrame | None = field(default=None, repr=False)  # the clusters the rows read
 
     def release(self) -> None:
-        """Free the scored pairs, the clusters and the candidate pairs they come from; call it once they are written."""
+        """Free the scored pairs and the clusters; call it once they are written."""
         free_checkpoint(self.pairs)
         if self.members is not None:
             free_checkpoint(self.members)
-        if self.candidates is not None:
-            self.candidates.release()
 
 
 def _best_probability(pairs: DataFrame) -> DataFrame:
@@ -267,8 +264,8 @@ def find_matches(
     are enforced (see :func:`assign_matches`); ``calibration`` pairs
     (training labels: ``id_l``, ``id_r`` as text, ``is_match``) choose
     ``clustering.min_mean_weight`` when ``labels.clustering_from_labels`` is set.
-    ``candidates`` holds the pairs training compared in this run; the result keeps it
-    (or a new one), so call :meth:`MatchResult.release` after writing the outputs.
+    ``candidates`` holds the pairs training compared in this run; it is released once the
+    pairs are scored. Call :meth:`MatchResult.release` after writing the outputs.
     ``records``: the row count of ``df`` when known (saves counting it again).
     """
     started = time.perf_counter()
@@ -276,6 +273,7 @@ def find_matches(
     step("score pairs")
     # scored once and kept: clustering, the confidence scores and the written pairs all read them
     pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
+    candidates.release()  # the scored pairs are kept: the vectors' memory goes to clustering
     predict_s = time.perf_counter() - started
     step("cluster")
     threshold = resolve_threshold(config, model)
@@ -290,7 +288,6 @@ def find_matches(
         threshold=threshold,
         timings_s={"predict": predict_s, "cluster": time.perf_counter() - started - predict_s},
         clustering={**facts, "entities": clustered.entities},
-        candidates=candidates,
         decisions=decided.facts if decided is not None else None,
         members=clustered.members,
     )
