@@ -23,6 +23,7 @@ from matcher.blocking.candidates import free_checkpoint
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec
 from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints, refuse_contradictions
+from matcher.matching.entities import with_entity_facts
 
 log = logging.getLogger(__name__)
 
@@ -149,51 +150,44 @@ def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame) -
 def cluster_components(
     pairs: DataFrame, threshold: float, spec: ClusteringSpec,
     must_link: pd.DataFrame | None = None, cannot_link: pd.DataFrame | None = None,
-) -> tuple[DataFrame, DataFrame]:
-    """Cluster the scored ``pairs`` on the executors; returns the members (a local checkpoint:
-    free it when done) and the links.
+) -> DataFrame:
+    """Cluster the scored ``pairs`` on the executors, as a local checkpoint (free it when done).
 
-    The members are ``record_id``, ``match_id`` (the smallest id of its cluster) and
-    ``strongest`` (average link's, see :func:`~matcher.matching.clustering.cluster_by_average_link`;
-    null otherwise) of every record on a link; the links are ``id_l``, ``id_r`` of the pairs
-    at or above ``threshold`` and the ``must_link`` pairs. Plain connected components are the
-    components themselves. Average link, and connected components split by ``cannot_link``
-    pairs (:func:`~matcher.matching.clustering.cluster_with_constraints`), run in one pandas
-    call per bucket of whole components (about :data:`BUCKET_RECORDS` records), which gives
-    the clusters they give on the whole graph: neither ever merges across a component.
-    A must-link chain joining a cannot-link pair is refused first, on the driver.
+    Returns ``record_id``, ``match_id`` (the smallest id of its cluster), ``strongest``
+    (average link's, see :func:`~matcher.matching.clustering.cluster_by_average_link`; NaN
+    otherwise), and the cluster's ``size`` and ``linked`` (links inside it, see
+    :func:`~matcher.matching.entities.with_entity_facts`) of every record on a link: a pair
+    at or above ``threshold`` or a ``must_link`` pair. The clustering runs in one pandas call per
+    bucket of whole components (about :data:`BUCKET_RECORDS` records), which gives the clusters
+    it gives on the whole graph: no method ever merges across a component. A must-link chain
+    joining a ``cannot_link`` pair is refused first, on the driver.
     """
     must = must_link if must_link is not None and len(must_link) else None
     cannot = cannot_link if cannot_link is not None and len(cannot_link) else None
     if must is not None and cannot is not None:
         refuse_contradictions(must, cannot)
-    links = links_frame(pairs, threshold, must)
-    components = link_components(links)
+    components = link_components(links_frame(pairs, threshold, must))
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
-    if spec.method != "average_link" and cannot is None:
-        members = components.select(RECORD_ID, F.col("component").alias("match_id"), F.lit(None).cast("double").alias("strongest"))
-        members = members.localCheckpoint(eager=True)
-        free_checkpoint(components)
-        return members, links
     partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
     bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
     if spec.method == "average_link":
         edges = component_pairs(pairs, threshold, components)
-    else:
+    else:  # a link's two records share its component: one join finds it
         above = pairs.where(pairs["match_probability"] >= threshold)
-        edges = _inside(above.select(*_edge_ends(), F.col("match_probability").alias("weight")), components)
-    edges = edges.select("*", bucket)
+        edges = above.select(*_edge_ends(), F.col("match_probability").alias("weight"), F.lit(True).alias("link")).join(
+            components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l"
+        )
     constraints = _constraints(pairs, components, must, cannot).select("*", bucket)
     cluster = partial(
         _cluster_bucket, average_link=spec.method == "average_link",
         min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
     )
-    members = edges.groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
-        cluster, f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double"
+    members = edges.select("*", bucket).groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
+        cluster, f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double, size long, linked long"
     ).localCheckpoint(eager=True)
     free_checkpoint(components)
-    return members, links
+    return members
 
 
 def _constraints(pairs: DataFrame, components: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
@@ -208,7 +202,7 @@ def _constraints(pairs: DataFrame, components: DataFrame, must: pd.DataFrame | N
 def _cluster_bucket(
     edges: pd.DataFrame, constraints: pd.DataFrame, *, average_link: bool, min_mean_weight: float, unscored_pair_weight: float,
 ) -> pd.DataFrame:
-    """One bucket of whole components clustered: ``record_id``, ``match_id``, ``strongest``."""
+    """One bucket of whole components clustered: ``record_id``, ``match_id``, ``strongest``, ``size``, ``linked``."""
     must = constraints.loc[constraints["must"].astype(bool), ["id_l", "id_r"]]
     cannot = constraints.loc[~constraints["must"].astype(bool), ["id_l", "id_r"]]
     if average_link:
@@ -218,7 +212,8 @@ def _cluster_bucket(
     else:
         out = cluster_with_constraints(edges[["id_l", "id_r", "weight"]], must, cannot)
         out["strongest"] = np.nan
-    return out[[RECORD_ID, "match_id", "strongest"]]
+    links = pd.concat([edges.loc[edges["link"].astype(bool), ["id_l", "id_r"]], must], ignore_index=True)
+    return with_entity_facts(out[[RECORD_ID, "match_id", "strongest"]], links)
 
 
 def labeled_component_pairs(pairs: DataFrame, threshold: float, labeled: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -69,30 +70,35 @@ def _percentile(sizes: np.ndarray, counts: np.ndarray, q: float) -> float:
     return float(below + (above - below) * (position - math.floor(position)))
 
 
-def _links_inside(members: DataFrame, links: DataFrame) -> DataFrame:
-    """``match_id`` and ``linked``: distinct links whose two records ended up in that entity."""
-    ends = [members.select(F.col(RECORD_ID).alias(end), F.col("match_id").alias(f"_m{end}")) for end in ("id_l", "id_r")]
-    inside = links.join(ends[0], "id_l").join(ends[1], "id_r").where(F.col("_mid_l") == F.col("_mid_r"))
-    return (
-        inside.select(F.least("id_l", "id_r").alias("a"), F.greatest("id_l", "id_r").alias("b"), F.col("_mid_l").alias("match_id"))
-        .distinct().groupBy("match_id").agg(F.count("*").alias("linked"))
-    )
+def with_entity_facts(members: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """``members`` (``record_id``, ``match_id``) with their entity's ``size`` and ``linked``: the
+    distinct ``links`` (``id_l``, ``id_r``) whose two records ended up in it."""
+    entity = pd.Series(members["match_id"].to_numpy(), index=members[RECORD_ID].to_numpy())
+    left = entity.reindex(links["id_l"].to_numpy()).to_numpy()
+    right = entity.reindex(links["id_r"].to_numpy()).to_numpy()
+    same = pd.notna(left) & (left == right)
+    a, b = links["id_l"].to_numpy()[same], links["id_r"].to_numpy()[same]
+    swap = b < a
+    inside = pd.DataFrame({"a": np.where(swap, b, a), "b": np.where(swap, a, b), "match_id": left[same]})
+    linked = inside.drop_duplicates(["a", "b"]).groupby("match_id").size()
+    out = members.assign(size=members.groupby("match_id")["match_id"].transform("size").astype("int64"))
+    return out.assign(linked=out["match_id"].map(linked).fillna(0).astype("int64"))
 
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def entity_report(members: DataFrame, links: DataFrame, rows: int) -> dict[str, Any]:
+def entity_report(members: DataFrame, rows: int) -> dict[str, Any]:
     """Size histogram, largest entities and flagged ones of a clustering.
 
-    ``members`` (``record_id``, ``match_id``) holds the records in clusters; records not in
-    it are entities of one. ``links`` (``id_l``, ``id_r``) are the above-threshold links and
-    must-links. ``rows`` is the number of records. Only counts per size and the listed
-    entities reach the driver. Logs one warning naming the flagged match_ids (ids and
-    counts only).
+    ``members`` (``record_id``, ``match_id``, and the entity's ``size`` and ``linked``, see
+    :func:`with_entity_facts`) holds the records in clusters; records not in it are entities of
+    one. Links are the above-threshold links and must-links. ``rows`` is the number of
+    records. Only counts per size and the listed entities reach the driver. Logs one warning
+    naming the flagged match_ids (ids and counts only).
     """
-    multi = members.groupBy("match_id").agg(F.count("*").alias("size")).where(F.col("size") > 1)
+    multi = members.where(F.col("size") > 1).groupBy("match_id").agg(F.first("size").alias("size"), F.first("linked").alias("linked"))
     tally = multi.groupBy("size").agg(F.count("*").alias("n")).toPandas()
     singletons = max(rows - int((tally["size"] * tally["n"]).sum()), 0)
     sizes = np.append(tally["size"].to_numpy(np.int64), 1)
@@ -100,8 +106,7 @@ def entity_report(members: DataFrame, links: DataFrame, rows: int) -> dict[str, 
     p99 = _percentile(sizes, counts, 99) if counts.sum() else 1.0
     outlier = max(MIN_OUTLIER_SIZE, OUTLIER_FACTOR * p99)
     judged = (
-        multi.join(_links_inside(members, links), "match_id", "left")
-        .select("match_id", "size", (F.coalesce(F.col("linked"), F.lit(0)) / (F.col("size") * (F.col("size") - 1) / 2)).alias("density"))
+        multi.select("match_id", "size", (F.col("linked") / (F.col("size") * (F.col("size") - 1) / 2)).alias("density"))
         .withColumn("sparse", (F.col("size") >= MIN_SPARSE_SIZE) & (F.col("density") < MIN_DENSITY))
         .withColumn("oversized", F.col("size") > outlier)
         .localCheckpoint(eager=True)

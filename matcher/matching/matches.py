@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from matcher.blocking.candidates import Candidates, free_checkpoint, score
@@ -40,7 +39,7 @@ from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.components import cluster_components, labeled_component_pairs
 from matcher.matching.decisions import DecisionLog, name_clusters
 from matcher.matching.entities import entity_report
-from matcher.matching.enforced import DecidedLinks, EnforcedLinks, enforced_links, run_decisions
+from matcher.matching.enforced import DecidedLinks, enforced_links, run_decisions
 from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.matching.threshold import Threshold, clustering_spec, min_mean_weight_from_labels, resolve_threshold
@@ -99,17 +98,6 @@ def _python(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _members(
-    pairs: DataFrame, threshold: float, spec: ClusteringSpec, links: EnforcedLinks | None
-) -> tuple[DataFrame, DataFrame]:
-    """``record_id``, ``match_id``, ``strongest`` (average link's; null otherwise) of the records the
-    clustering placed, as a local checkpoint, and the links it clustered (``id_l``, ``id_r``: above the threshold or must-links)."""
-    return cluster_components(
-        pairs, threshold, spec,
-        must_link=links.must_link if links is not None else None, cannot_link=links.cannot_link if links is not None else None,
-    )
-
-
 @dataclass(frozen=True)
 class Clustered:
     """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`);
@@ -134,7 +122,7 @@ def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFra
     placed = {r[RECORD_ID] for r in members.where(F.col(RECORD_ID).isin(decided_ids)).select(RECORD_ID).collect()}
     alone = [r for r in decided_ids if r not in placed]
     if alone:
-        members = members.unionByName(spark.createDataFrame([(r, r, None) for r in alone], schema))
+        members = members.unionByName(spark.createDataFrame([(r, r, None, 1, 0) for r in alone], schema))
     named = {_python(v) for v in decided.ids.values()}
     text = schema["match_id"].dataType.simpleString() == "string"
     holding = members.where(F.col(RECORD_ID).isin(decided_ids)).select("match_id")
@@ -161,7 +149,7 @@ def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFra
     )
     named = (
         members.join(F.broadcast(changes), RECORD_ID, "left")
-        .select(RECORD_ID, F.coalesce("_named", "match_id").alias("match_id"), "strongest")
+        .withColumn("match_id", F.coalesce("_named", "match_id")).drop("_named")
         .localCheckpoint(eager=True)
     )
     free_checkpoint(members)
@@ -189,10 +177,13 @@ def assign_matches(
     rows = df.withColumn(RECORD_ID, record_id(config))
     started = time.perf_counter()
     links = enforced_links(rows, config, labeled, decided)
-    members, above = _members(pairs, threshold, spec, links)
+    members = cluster_components(
+        pairs, threshold, spec,
+        must_link=links.must_link if links is not None else None, cannot_link=links.cannot_link if links is not None else None,
+    )
     if decided is not None and decided.ids:
         members = _named_by_decisions(members, decided, rows)
-    entities = entity_report(members, above, records if records is not None else df.count())
+    entities = entity_report(members, records if records is not None else df.count())
     cluster_s = time.perf_counter() - started
     average_link = spec.method == "average_link"
     best = _best_probability(pairs)
@@ -210,7 +201,7 @@ def assign_matches(
     if links is not None or average_link:
         # a must-link is never dropped, so a row on one is in a cluster of two or more: certain;
         # a row that a cannot-link (or average link) kept alone is a singleton whatever its best pair says
-        placed = members.withColumn("_alone", F.count("*").over(Window.partitionBy("match_id")) == 1)
+        placed = members.withColumn("_alone", F.col("size") == 1)
         on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
         if on_must:
             enforced = spark.createDataFrame(
@@ -227,7 +218,7 @@ def assign_matches(
         .join(best, RECORD_ID, "left")
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
-        .drop("best_probability", "_enforced", "_alone", "strongest")
+        .drop("best_probability", "_enforced", "_alone", "strongest", "size", "linked")
     )
     if len(config.inputs) == 1:
         rows = rows.drop(SOURCE_DATASET_COLUMN)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-from pandas.testing import assert_frame_equal
 
 from matcher.matching.clustering import cluster_edges
 

@@ -59,11 +59,10 @@ def test_cluster_components_keeps_only_links_at_or_above_the_threshold(spark):
     pairs = spark.createDataFrame(
         [(1, 2, 3.2, 0.9), (2, 3, 0.0, 0.5), (3, 4, 0.0, 0.49), (5, 6, -3.2, 0.1)], PAIRS
     )
-    members, links = cluster_components(pairs, 0.5, ClusteringSpec(method="connected_components"))
-    assert {r["record_id"]: r["match_id"] for r in members.collect()} == {1: 1, 2: 1, 3: 1}
-    assert links.count() == 2
-    nothing, _ = cluster_components(pairs, 0.95, ClusteringSpec(method="connected_components"))
-    assert nothing.count() == 0
+    members = cluster_components(pairs, 0.5, ClusteringSpec(method="connected_components"))
+    got = {r["record_id"]: (r["match_id"], r["size"], r["linked"]) for r in members.collect()}
+    assert got == {1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2)}
+    assert cluster_components(pairs, 0.95, ClusteringSpec(method="connected_components")).count() == 0
 
 
 def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch):
@@ -75,7 +74,7 @@ def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_grap
     )
     whole = whole[whole["record_id"].isin(set(edges.loc[edges["probability"] >= threshold, ["id_l", "id_r"]].to_numpy().ravel()))]
     monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)  # many buckets, several components in each
-    members, _ = cluster_components(pairs, threshold, spec)
+    members = cluster_components(pairs, threshold, spec)
     got = members.toPandas()
     assert len(got) == len(whole) > 100
     assert clusters(got) == clusters(whole)
