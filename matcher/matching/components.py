@@ -1,11 +1,16 @@
-"""Connected components of a link graph, computed in Spark: nothing proportional to the links
-reaches the driver.
+"""The match graph clustered on the executors: nothing proportional to the pairs reaches the driver.
 
-The alternating large-star / small-star algorithm (Kiveris et al., "Connected Components in
-MapReduce and Beyond", SoCC 2014) rewires the edges, each round, towards the smallest id of
-their neighbourhood, until every component is a star around its smallest id: O(log² n)
-rounds in the worst case, and a few on match graphs, whose components are small. Each round
-is checkpointed, so the plan stays one round deep however many rounds it takes.
+Connected components (:func:`link_components`): the alternating large-star / small-star
+algorithm (Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014)
+rewires the links, each round, towards the smallest id of their neighbourhood, until every
+component is a star around its smallest id: O(log² n) rounds in the worst case, and a few
+on match graphs, whose components are small. After each round the stars that are whole
+components already are set aside, and each round is checkpointed, so the plan stays one
+round deep however many rounds it takes.
+
+Clustering (:func:`cluster_components`): every component is hashed to a bucket, and one
+pandas call per bucket runs the method of :mod:`matcher.matching.clustering` on the scored
+pairs inside its components.
 """
 
 from __future__ import annotations
