@@ -10,7 +10,13 @@ from conftest import cluster_sets as clusters
 import matcher.matching.components as components_module
 from matcher.config.transform import ClusteringSpec
 from matcher.matching.clustering import cluster_by_average_link, cluster_edges
-from matcher.matching.components import cluster_components, component_pairs, link_components, links_frame
+from matcher.matching.components import (
+    cluster_components,
+    component_pairs,
+    labeled_component_pairs,
+    link_components,
+    links_frame,
+)
 from matcher.runtime.errors import InputDataError
 
 PAIRS = "record_id_l long, record_id_r long, match_weight double, match_probability double"
@@ -100,3 +106,13 @@ def test_must_links_joining_a_cannot_link_pair_are_refused_before_any_spark_work
     cannot = pd.DataFrame({"id_l": [3], "id_r": [1]})
     with pytest.raises(InputDataError, match="cannot-link pair (3~1|1~3)"):
         cluster_components(pairs, 0.5, ClusteringSpec(method="average_link"), must_link=must, cannot_link=cannot)
+
+
+def test_labeled_component_pairs_are_the_pairs_of_the_components_holding_a_labeled_record(spark):
+    pairs = spark.createDataFrame(
+        [(1, 2, 9.0, 0.998), (2, 3, -5.0, 0.03), (1, 3, 9.0, 0.998), (5, 6, 9.0, 0.998), (7, 8, 9.0, 0.998)], PAIRS
+    )
+    labeled = pd.DataFrame({"id_l": ["3", "6"], "id_r": ["9", "5"], "is_match": [False, True]})
+    got = labeled_component_pairs(pairs, 0.5, labeled)
+    assert sorted(zip(got["id_l"], got["id_r"], got["link"])) == [(1, 2, True), (1, 3, True), (2, 3, False), (5, 6, True)]
+    assert list(got.columns) == ["id_l", "id_r", "weight", "probability", "link"]
