@@ -118,15 +118,16 @@ def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFra
     """
     spark = members.sparkSession
     schema = members.schema
+    clustered = members
     decided_ids = [_python(r) for r in decided.records]
     placed = {r[RECORD_ID] for r in members.where(F.col(RECORD_ID).isin(decided_ids)).select(RECORD_ID).collect()}
     alone = [r for r in decided_ids if r not in placed]
     if alone:
         members = members.unionByName(spark.createDataFrame([(r, r, None, 1, 0) for r in alone], schema))
-    named = {_python(v) for v in decided.ids.values()}
+    given = {_python(v) for v in decided.ids.values()}
     text = schema["match_id"].dataType.simpleString() == "string"
     holding = members.where(F.col(RECORD_ID).isin(decided_ids)).select("match_id")
-    touched = members.where(F.col("match_id").isin(list(named)) | (F.col("match_id").contains("~") if text else F.lit(False)))
+    touched = members.where(F.col("match_id").isin(list(given)) | (F.col("match_id").contains("~") if text else F.lit(False)))
     reach = touched.select("match_id").unionByName(holding).distinct()
     local = members.join(reach, "match_id", "left_semi").select(RECORD_ID, "match_id").toPandas()
     largest: list = []  # the largest record id, looked up once when needed
@@ -140,20 +141,20 @@ def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFra
 
     renamed = name_clusters(local, decided.ids, unused)
     moved = renamed[renamed["match_id"] != local["match_id"]]
-    if moved.empty:
+    if moved.empty and not alone:
         return members
     as_id = str if text else int  # pandas may hold whole-number ids as floats
     changes = spark.createDataFrame(
         [(as_id(r), as_id(m)) for r, m in zip(moved[RECORD_ID], moved["match_id"])],
         f"{RECORD_ID} {schema[RECORD_ID].dataType.simpleString()}, _named {schema['match_id'].dataType.simpleString()}",
     )
-    named = (
+    result = (
         members.join(F.broadcast(changes), RECORD_ID, "left")
         .withColumn("match_id", F.coalesce("_named", "match_id")).drop("_named")
         .localCheckpoint(eager=True)
     )
-    free_checkpoint(members)
-    return named
+    free_checkpoint(clustered)
+    return result
 
 
 def assign_matches(

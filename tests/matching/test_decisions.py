@@ -186,8 +186,10 @@ def test_the_log_appends_and_reads_back_in_order_and_a_malformed_line_names_its_
 
 
 def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_whole_number_ids(spark, tmp_path):
+    from conftest import persistent_rdds
     from pyspark.sql import functions as F
 
+    from matcher.blocking.candidates import free_checkpoint
     from matcher.config.transform import config_from_dict
     from matcher.matching.enforced import run_decisions
     from matcher.matching.matches import assign_matches
@@ -207,8 +209,11 @@ def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_who
         log.append(split("3", ["3", "4", "5"], ["3"], "10"))
         log.append(merge("6", ["1", "2"], "2"))
     decided = run_decisions(log, rows.select(F.col("pk").alias("record_id")))
-    out, _ = assign_matches(rows, scored, config, threshold=Threshold(0.0), decided=decided)
+    kept = persistent_rdds(spark)
+    out, clustered = assign_matches(rows, scored, config, threshold=Threshold(0.0), decided=decided)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
+    free_checkpoint(clustered.members)
+    assert persistent_rdds(spark) == kept  # the renamed clusters are the only checkpoint left, and it is freed
     assert {k: v[0] for k, v in got.items()} == {1: 6, 2: 6, 3: 10, 4: 3, 5: 3, 6: 21, 20: 20}
     assert got[1][1] == got[2][1] == 1.0 and got[3][1] == pytest.approx(1 - 0.97)
     assert decided.facts["in_force"] == {"split": 1, "merge": 1} and decided.facts["ids_dropped"] == 0
