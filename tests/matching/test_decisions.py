@@ -208,12 +208,13 @@ def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_who
         # so record 6, alone, needs an id no record has (record 20 is alone too: 21)
         log.append(split("3", ["3", "4", "5"], ["3"], "10"))
         log.append(merge("6", ["1", "2"], "2"))
+        log.append(split("20", ["20"], ["20"], "30"))  # 20 has no pair at all: decided, yet left alone by clustering
     decided = run_decisions(log, rows.select(F.col("pk").alias("record_id")))
     kept = persistent_rdds(spark)
     out, clustered = assign_matches(rows, scored, config, threshold=Threshold(0.0), decided=decided)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
     free_checkpoint(clustered.members)
     assert persistent_rdds(spark) == kept  # the renamed clusters are the only checkpoint left, and it is freed
-    assert {k: v[0] for k, v in got.items()} == {1: 6, 2: 6, 3: 10, 4: 3, 5: 3, 6: 21, 20: 20}
+    assert {k: v[0] for k, v in got.items()} == {1: 6, 2: 6, 3: 10, 4: 3, 5: 3, 6: 21, 20: 30}
     assert got[1][1] == got[2][1] == 1.0 and got[3][1] == pytest.approx(1 - 0.97)
-    assert decided.facts["in_force"] == {"split": 1, "merge": 1} and decided.facts["ids_dropped"] == 0
+    assert decided.facts["in_force"] == {"split": 2, "merge": 1} and decided.facts["ids_dropped"] == 0
