@@ -36,6 +36,8 @@ MAX_ROUNDS = 60
 """Rounds after which the algorithm is taken to be broken (it needs O(log² n))."""
 BUCKET_RECORDS = 100_000
 """About how many records of whole components one Python call on an executor clusters."""
+ONE_BUCKET_PAIRS = 500_000
+"""Scored pairs up to which the whole graph is one bucket, without the search for components."""
 
 
 def _edge_ends() -> list[F.Column]:
@@ -141,15 +143,16 @@ def _inside(frame: DataFrame, components: DataFrame) -> DataFrame:
     return inside.select(*frame.columns, F.col("_cid_l").alias("component"))
 
 
-def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame) -> DataFrame:
+def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame | None = None) -> DataFrame:
     """The scored pairs whose two records share one of the ``components`` (:func:`link_components`):
     ``id_l``, ``id_r``, ``weight`` (``match_weight``), ``probability``, ``link`` (at or above
-    ``threshold``) and ``component``; every pair average link can weigh, and nothing else."""
+    ``threshold``) and ``component``; every pair average link can weigh, and nothing else.
+    Without ``components``, every scored pair (and no ``component``)."""
     scored = pairs.select(
         *_edge_ends(), F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
         (F.col("match_probability") >= threshold).alias("link"),
     )
-    return _inside(scored, components)
+    return scored if components is None else _inside(scored, components)
 
 
 def cluster_components(
@@ -164,26 +167,34 @@ def cluster_components(
     :func:`~matcher.matching.entities.with_entity_facts`) of every record on a link: a pair
     at or above ``threshold`` or a ``must_link`` pair. The clustering runs in one pandas call per
     bucket of whole components (about :data:`BUCKET_RECORDS` records), which gives the clusters
-    it gives on the whole graph: no method ever merges across a component. A must-link chain
-    joining a ``cannot_link`` pair is refused first, on the driver.
+    it gives on the whole graph: no method ever merges across a component. A graph of at most
+    :data:`ONE_BUCKET_PAIRS` scored pairs is one bucket, and skips the search for components. A
+    must-link chain joining a ``cannot_link`` pair is refused first, on the driver.
     """
     must = must_link if must_link is not None and len(must_link) else None
     cannot = cannot_link if cannot_link is not None and len(cannot_link) else None
     if must is not None and cannot is not None:
         refuse_contradictions(must, cannot)
-    components = link_components(links_frame(pairs, threshold, must))
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
-    partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
-    bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
-    if spec.method == "average_link":
-        edges = component_pairs(pairs, threshold, components)
-    else:  # a link's two records share its component: one join finds it
-        above = pairs.where(pairs["match_probability"] >= threshold)
-        edges = above.select(*_edge_ends(), F.col("match_probability").alias("weight"), F.lit(True).alias("link")).join(
-            components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l"
-        )
-    constraints = _constraints(pairs, components, must, cannot).select("*", bucket)
+    above = pairs.where(pairs["match_probability"] >= threshold)
+    link_edges = above.select(*_edge_ends(), F.col("match_probability").alias("weight"), F.lit(True).alias("link"))
+    components = None
+    if pairs.limit(ONE_BUCKET_PAIRS + 1).count() <= ONE_BUCKET_PAIRS:
+        # the whole graph is one bucket: its pandas call finds the components itself
+        bucket = F.lit(0).alias("_bucket")
+        edges = component_pairs(pairs, threshold) if spec.method == "average_link" else link_edges
+        constraints = _constraints(pairs, must, cannot)
+    else:
+        components = link_components(links_frame(pairs, threshold, must))
+        partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+        buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
+        bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
+        if spec.method == "average_link":
+            edges = component_pairs(pairs, threshold, components)
+        else:  # a link's two records share its component: one join finds it
+            edges = link_edges.join(components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l")
+        constraints = _inside(_constraints(pairs, must, cannot), components)
+    constraints = constraints.select("*", bucket)
     cluster = partial(
         _cluster_bucket, average_link=spec.method == "average_link",
         min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
@@ -191,17 +202,17 @@ def cluster_components(
     members = edges.select("*", bucket).groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
         cluster, f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double, size long, linked long"
     ).localCheckpoint(eager=True)
-    free_checkpoint(components)
+    if components is not None:
+        free_checkpoint(components)
     return members
 
 
-def _constraints(pairs: DataFrame, components: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
-    """``id_l``, ``id_r``, ``must`` (a must-link, else a cannot-link) and ``component`` of the
-    enforced pairs whose two records share a component: the only ones that can bind."""
+def _constraints(pairs: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
+    """``id_l``, ``id_r`` and ``must`` (a must-link, else a cannot-link) of the enforced pairs."""
     empty = pd.DataFrame({"id_l": [], "id_r": []})
     frames = [_id_pairs(pairs, links).withColumn("must", F.lit(kind))
               for links, kind in ((must if must is not None else empty, True), (cannot if cannot is not None else empty, False))]
-    return _inside(frames[0].unionByName(frames[1]), components)
+    return frames[0].unionByName(frames[1])
 
 
 def _cluster_bucket(
@@ -218,7 +229,8 @@ def _cluster_bucket(
         out = cluster_with_constraints(edges[["id_l", "id_r", "weight"]], must, cannot)
         out["strongest"] = np.nan
     links = pd.concat([edges.loc[edges["link"].astype(bool), ["id_l", "id_r"]], must], ignore_index=True)
-    return with_entity_facts(out[[RECORD_ID, "match_id", "strongest"]], links)
+    on_links = out[RECORD_ID].isin(pd.concat([links["id_l"], links["id_r"]]))  # not a record only scored below
+    return with_entity_facts(out.loc[on_links, [RECORD_ID, "match_id", "strongest"]], links)
 
 
 def labeled_component_pairs(pairs: DataFrame, threshold: float, labeled: pd.DataFrame) -> pd.DataFrame:

@@ -61,17 +61,21 @@ def _scored(spark, seed: int, groups: int = 150) -> tuple:
     return spark.createDataFrame(rows, PAIRS), pd.DataFrame({"id_l": a, "id_r": b, "weight": weight, "probability": probability})
 
 
-def test_cluster_components_keeps_only_links_at_or_above_the_threshold(spark):
+@pytest.mark.parametrize("method", ["connected_components", "average_link"])
+@pytest.mark.parametrize("one_bucket", [False, True])
+def test_cluster_components_places_only_records_on_links_at_or_above_the_threshold(spark, monkeypatch, method, one_bucket):
+    monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if one_bucket else 0)
     pairs = spark.createDataFrame(
         [(1, 2, 3.2, 0.9), (2, 3, 0.0, 0.5), (3, 4, 0.0, 0.49), (5, 6, -3.2, 0.1)], PAIRS
     )
-    members = cluster_components(pairs, 0.5, ClusteringSpec(method="connected_components"))
+    members = cluster_components(pairs, 0.5, ClusteringSpec(method=method, min_mean_weight=-1.0))
     got = {r["record_id"]: (r["match_id"], r["size"], r["linked"]) for r in members.collect()}
     assert got == {1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2)}
-    assert cluster_components(pairs, 0.95, ClusteringSpec(method="connected_components")).count() == 0
+    assert cluster_components(pairs, 0.95, ClusteringSpec(method=method)).count() == 0
 
 
-def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch):
+@pytest.mark.parametrize("one_bucket", [False, True])
+def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch, one_bucket):
     pairs, edges = _scored(spark, seed=3)
     threshold = 0.9
     spec = ClusteringSpec(method="average_link", min_mean_weight=1.0, unscored_pair_weight=-1.0)
@@ -80,6 +84,7 @@ def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_grap
     )
     whole = whole[whole["record_id"].isin(set(edges.loc[edges["probability"] >= threshold, ["id_l", "id_r"]].to_numpy().ravel()))]
     monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)  # many buckets, several components in each
+    monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if one_bucket else 0)
     members = cluster_components(pairs, threshold, spec)
     got = members.toPandas()
     assert len(got) == len(whole) > 100

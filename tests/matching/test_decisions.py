@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pandas as pd
 import pytest
@@ -185,8 +186,12 @@ def test_the_log_appends_and_reads_back_in_order_and_a_malformed_line_names_its_
     assert DecisionLog.at(copy / "decisions.jsonl").path == copy / "decisions.jsonl"
 
 
+def persistent_rdd_ids(spark) -> set[int]:
+    ids = spark.sparkContext._jsc.sc().getPersistentRDDs().keys().mkString(",")
+    return {int(i) for i in ids.split(",") if i}
+
+
 def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_whole_number_ids(spark, tmp_path):
-    from conftest import persistent_rdds
     from pyspark.sql import functions as F
 
     from matcher.blocking.candidates import free_checkpoint
@@ -210,11 +215,14 @@ def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_who
         log.append(merge("6", ["1", "2"], "2"))
         log.append(split("20", ["20"], ["20"], "30"))  # 20 has no pair at all: decided, yet left alone by clustering
     decided = run_decisions(log, rows.select(F.col("pk").alias("record_id")))
-    kept = persistent_rdds(spark)
+    kept = persistent_rdd_ids(spark)
     out, clustered = assign_matches(rows, scored, config, threshold=Threshold(0.0), decided=decided)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
-    free_checkpoint(clustered.members)
-    assert persistent_rdds(spark) == kept  # the renamed clusters are the only checkpoint left, and it is freed
+    free_checkpoint(clustered.members)  # the renamed clusters must be the only checkpoint left
+    deadline = time.monotonic() + 10  # checkpoints are freed asynchronously
+    while persistent_rdd_ids(spark) - kept and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not persistent_rdd_ids(spark) - kept
     assert {k: v[0] for k, v in got.items()} == {1: 6, 2: 6, 3: 10, 4: 3, 5: 3, 6: 21, 20: 30}
     assert got[1][1] == got[2][1] == 1.0 and got[3][1] == pytest.approx(1 - 0.97)
     assert decided.facts["in_force"] == {"split": 2, "merge": 1} and decided.facts["ids_dropped"] == 0
