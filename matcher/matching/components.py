@@ -37,7 +37,8 @@ MAX_ROUNDS = 60
 BUCKET_RECORDS = 100_000
 """About how many records of whole components one Python call on an executor clusters."""
 ONE_BUCKET_PAIRS = 500_000
-"""Scored pairs up to which the whole graph is one bucket, without the search for components."""
+"""Scored pairs up to which the graph is clustered in one pandas call in the driver, without the
+search for components: a bounded collection (about 20 MB of Arrow), whatever the data's size."""
 
 
 def _edge_ends() -> list[F.Column]:
@@ -168,7 +169,7 @@ def cluster_components(
     at or above ``threshold`` or a ``must_link`` pair. The clustering runs in one pandas call per
     bucket of whole components (about :data:`BUCKET_RECORDS` records), which gives the clusters
     it gives on the whole graph: no method ever merges across a component. A graph of at most
-    :data:`ONE_BUCKET_PAIRS` scored pairs is one bucket, and skips the search for components. A
+    :data:`ONE_BUCKET_PAIRS` scored pairs is clustered in one call in the driver instead. A
     must-link chain joining a ``cannot_link`` pair is refused first, on the driver.
     """
     must = must_link if must_link is not None and len(must_link) else None
@@ -176,34 +177,31 @@ def cluster_components(
     if must is not None and cannot is not None:
         refuse_contradictions(must, cannot)
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
+    schema = f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double, size long, linked long"
     above = pairs.where(pairs["match_probability"] >= threshold)
     link_edges = above.select(*_edge_ends(), F.col("match_probability").alias("weight"), F.lit(True).alias("link"))
-    components = None
-    if pairs.limit(ONE_BUCKET_PAIRS + 1).count() <= ONE_BUCKET_PAIRS:
-        # the whole graph is one bucket: its pandas call finds the components itself
-        bucket = F.lit(0).alias("_bucket")
-        edges = component_pairs(pairs, threshold) if spec.method == "average_link" else link_edges
-        constraints = _constraints(pairs, must, cannot)
-    else:
-        components = link_components(links_frame(pairs, threshold, must))
-        partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-        buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
-        bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
-        if spec.method == "average_link":
-            edges = component_pairs(pairs, threshold, components)
-        else:  # a link's two records share its component: one join finds it
-            edges = link_edges.join(components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l")
-        constraints = _inside(_constraints(pairs, must, cannot), components)
-    constraints = constraints.select("*", bucket)
     cluster = partial(
         _cluster_bucket, average_link=spec.method == "average_link",
         min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
     )
+    if pairs.limit(ONE_BUCKET_PAIRS + 1).count() <= ONE_BUCKET_PAIRS:
+        # a bounded graph: one pandas call in the driver finds the components itself
+        edges = component_pairs(pairs, threshold) if spec.method == "average_link" else link_edges
+        members = cluster(edges.toPandas(), _constraints(pairs, must, cannot).toPandas())
+        return pairs.sparkSession.createDataFrame(members, schema).localCheckpoint(eager=True)
+    components = link_components(links_frame(pairs, threshold, must))
+    partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
+    bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
+    if spec.method == "average_link":
+        edges = component_pairs(pairs, threshold, components)
+    else:  # a link's two records share its component: one join finds it
+        edges = link_edges.join(components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l")
+    constraints = _inside(_constraints(pairs, must, cannot), components).select("*", bucket)
     members = edges.select("*", bucket).groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
-        cluster, f"{RECORD_ID} {id_type}, match_id {id_type}, strongest double, size long, linked long"
+        cluster, schema
     ).localCheckpoint(eager=True)
-    if components is not None:
-        free_checkpoint(components)
+    free_checkpoint(components)
     return members
 
 
