@@ -10,7 +10,8 @@ round deep however many rounds it takes.
 
 Clustering (:func:`cluster_components`): every component is hashed to a bucket, and one
 pandas call per bucket runs the method of :mod:`matcher.matching.clustering` on the scored
-pairs inside its components.
+pairs inside its components. A graph of at most :data:`ONE_BUCKET_PAIRS` scored pairs skips
+both steps: one pandas call in the driver clusters it whole.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def cluster_components(
     pairs: DataFrame, threshold: float, spec: ClusteringSpec,
     must_link: pd.DataFrame | None = None, cannot_link: pd.DataFrame | None = None,
 ) -> DataFrame:
-    """Cluster the scored ``pairs`` on the executors, as a local checkpoint (free it when done).
+    """Cluster the scored ``pairs`` on the executors (a small graph in the driver), as a local
+    checkpoint (free it when done).
 
     Returns ``record_id``, ``match_id`` (the smallest id of its cluster), ``strongest``
     (average link's, see :func:`~matcher.matching.clustering.cluster_by_average_link`; NaN
