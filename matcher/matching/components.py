@@ -29,7 +29,7 @@ from matcher.blocking.candidates import free_checkpoint
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec
 from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints, refuse_contradictions
-from matcher.matching.entities import with_entity_facts
+from matcher.matching.entities import python_value, with_entity_facts
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ BUCKET_RECORDS = 100_000
 """About how many records of whole components one Python call on an executor clusters."""
 ONE_BUCKET_PAIRS = 500_000
 """Scored pairs up to which the graph is clustered in one pandas call in the driver, without the
-search for components: a bounded collection (about 20 MB of Arrow), whatever the data's size."""
+search for components: a bounded collection (an estimated 20 MB of Arrow), whatever the data's size."""
 
 
 def _edge_ends() -> list[F.Column]:
@@ -129,12 +129,8 @@ def links_frame(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | No
 def _id_pairs(pairs: DataFrame, id_pairs: pd.DataFrame) -> DataFrame:
     """``id_pairs`` (``id_l``, ``id_r``) as a DataFrame with the record ids' type of ``pairs``."""
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
-    rows = [(_plain(a), _plain(b)) for a, b in zip(id_pairs["id_l"], id_pairs["id_r"])]
+    rows = [(python_value(a), python_value(b)) for a, b in zip(id_pairs["id_l"], id_pairs["id_r"])]
     return pairs.sparkSession.createDataFrame(rows, f"id_l {id_type}, id_r {id_type}")
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def _inside(frame: DataFrame, components: DataFrame) -> DataFrame:
@@ -189,7 +185,9 @@ def cluster_components(
     if pairs.limit(ONE_BUCKET_PAIRS + 1).count() <= ONE_BUCKET_PAIRS:
         # a bounded graph: one pandas call in the driver finds the components itself
         edges = component_pairs(pairs, threshold) if spec.method == "average_link" else link_edges
-        members = cluster(edges.toPandas(), _constraints(pairs, must, cannot).toPandas())
+        edges = edges.toPandas()
+        ids = {"id_l": edges["id_l"].dtype, "id_r": edges["id_r"].dtype}
+        members = cluster(edges, _constraint_rows(must, cannot).astype(ids))
         return pairs.sparkSession.createDataFrame(members, schema).localCheckpoint(eager=True)
     components = link_components(links_frame(pairs, threshold, must))
     partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
@@ -207,12 +205,23 @@ def cluster_components(
     return members
 
 
-def _constraints(pairs: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
+def _constraint_rows(must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> pd.DataFrame:
     """``id_l``, ``id_r`` and ``must`` (a must-link, else a cannot-link) of the enforced pairs."""
     empty = pd.DataFrame({"id_l": [], "id_r": []})
-    frames = [_id_pairs(pairs, links).withColumn("must", F.lit(kind))
-              for links, kind in ((must if must is not None else empty, True), (cannot if cannot is not None else empty, False))]
-    return frames[0].unionByName(frames[1])
+    return pd.concat(
+        [(links if links is not None else empty)[["id_l", "id_r"]].assign(must=kind) for links, kind in ((must, True), (cannot, False))],
+        ignore_index=True,
+    )
+
+
+def _constraints(pairs: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
+    """:func:`_constraint_rows` as a DataFrame with the record ids' type of ``pairs``."""
+    id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
+    rows = _constraint_rows(must, cannot)
+    return pairs.sparkSession.createDataFrame(
+        [(python_value(a), python_value(b), bool(m)) for a, b, m in zip(rows["id_l"], rows["id_r"], rows["must"])],
+        f"id_l {id_type}, id_r {id_type}, must boolean",
+    )
 
 
 def _cluster_bucket(

@@ -85,7 +85,8 @@ def with_entity_facts(members: pd.DataFrame, links: pd.DataFrame) -> pd.DataFram
     return out.assign(linked=out["match_id"].map(linked).fillna(0).astype("int64"))
 
 
-def _plain(value: Any) -> Any:
+def python_value(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (Spark and JSON accept it)."""
     return value.item() if hasattr(value, "item") else value
 
 
@@ -117,7 +118,7 @@ def entity_report(members: DataFrame, rows: int) -> dict[str, Any]:
     listed_flagged = flagged.orderBy(*by_size).limit(LISTED).collect()
 
     def described(entities, with_flags: bool) -> list[dict[str, Any]]:
-        return [{"match_id": _plain(e["match_id"]), "size": int(e["size"]), "link_density": round(float(e["density"]), 4),
+        return [{"match_id": python_value(e["match_id"]), "size": int(e["size"]), "link_density": round(float(e["density"]), 4),
                  **({"flags": [f for f in ("sparse", "oversized") if e[f]]} if with_flags or e["sparse"] or e["oversized"] else {})}
                 for e in entities]
 
@@ -131,7 +132,7 @@ def entity_report(members: DataFrame, rows: int) -> dict[str, Any]:
     }
     free_checkpoint(judged)
     if flagged_count:
-        named = ", ".join(f"{_plain(e['match_id'])} ({int(e['size'])} records, {e['density']:.0%} of pairs linked)" for e in listed_flagged)
+        named = ", ".join(f"{python_value(e['match_id'])} ({int(e['size'])} records, {e['density']:.0%} of pairs linked)" for e in listed_flagged)
         log.warning(
             "%d entities look larger than the data supports (sparse: fewer than %.0f%% of their record pairs linked; "
             "oversized: over %.0f records): %s%s — review them (matcher review) or raise the threshold",

@@ -38,7 +38,7 @@ from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
 from matcher.matching.components import cluster_components, labeled_component_pairs
 from matcher.matching.decisions import DecisionLog, name_clusters
-from matcher.matching.entities import entity_report
+from matcher.matching.entities import entity_report, python_value
 from matcher.matching.enforced import DecidedLinks, enforced_links, run_decisions
 from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
@@ -93,11 +93,6 @@ def _best_probability(pairs: DataFrame) -> DataFrame:
     return ends.groupBy(RECORD_ID).agg(F.max("match_probability").alias("best_probability"))
 
 
-def _python(value):
-    """A numpy scalar as the plain Python value Spark accepts."""
-    return value.item() if hasattr(value, "item") else value
-
-
 @dataclass(frozen=True)
 class Clustered:
     """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`);
@@ -119,12 +114,12 @@ def _named_by_decisions(members: DataFrame, decided: DecidedLinks, rows: DataFra
     spark = members.sparkSession
     schema = members.schema
     clustered = members
-    decided_ids = [_python(r) for r in decided.records]
+    decided_ids = [python_value(r) for r in decided.records]
     placed = {r[RECORD_ID] for r in members.where(F.col(RECORD_ID).isin(decided_ids)).select(RECORD_ID).collect()}
     alone = [r for r in decided_ids if r not in placed]
     if alone:
         members = members.unionByName(spark.createDataFrame([(r, r, None, 1, 0) for r in alone], schema))
-    given = {_python(v) for v in decided.ids.values()}
+    given = {python_value(v) for v in decided.ids.values()}
     text = schema["match_id"].dataType.simpleString() == "string"
     holding = members.where(F.col(RECORD_ID).isin(decided_ids)).select("match_id")
     touched = members.where(F.col("match_id").isin(list(given)) | (F.col("match_id").contains("~") if text else F.lit(False)))
@@ -206,7 +201,7 @@ def assign_matches(
         on_must = set(links.must_link["id_l"]) | set(links.must_link["id_r"]) if links is not None else set()
         if on_must:
             enforced = spark.createDataFrame(
-                [(_python(i), True) for i in sorted(on_must)], f"{RECORD_ID} {rows.schema[RECORD_ID].dataType.simpleString()}, _enforced boolean"
+                [(python_value(i), True) for i in sorted(on_must)], f"{RECORD_ID} {rows.schema[RECORD_ID].dataType.simpleString()}, _enforced boolean"
             )
             rows = rows.join(F.broadcast(enforced), RECORD_ID, "left")
         confidence = (
