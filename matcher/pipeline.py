@@ -40,7 +40,7 @@ from matcher.matching.summary import run_summary
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import record_id
 from matcher.runtime.errors import MatcherError
-from matcher.runtime.outputs import write_json, write_parquet
+from matcher.runtime.outputs import StagedParquet, write_json, write_parquet
 from matcher.runtime.progress import stage, step
 from matcher.runtime.run_folder import RunFolder, replaces_outputs, task_session
 from matcher.training.trainer import train
@@ -106,7 +106,7 @@ def match_task(
     started = time.perf_counter()
     model = TrainedModel.load(folder.model, config)
     config = model.configure(config)  # the rules training chose, when the config leaves them to the data
-    # the scored pairs live in the session's checkpoints until written out
+    # the scored pairs are written next to pairs/ as they are scored, and moved into place last
     with task_session(folder, spark) as spark, stage("match"):
         step("read inputs")
         if config.sources is not None and harmonized is None:
@@ -114,24 +114,27 @@ def match_task(
         df = harmonized.rows if harmonized is not None else _inputs(config, spark, df)
         rows_in = df.count()
         labeled = _training_labels(config, folder)
-        result = find_matches(
-            df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
-            calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
-            decisions=DecisionLog(folder.root), records=rows_in,
-        )
-        # counted as they are written: a cluster is named after its smallest record id, so it
+        # rows counted as they are written: a cluster is named after its smallest record id, so it
         # has exactly one row whose match_id is its own id (not so for an id a decision gave)
-        pairs_written, rows_written = Observation(), Observation()
+        rows_written = Observation()
+        pairs = StagedParquet(folder.pairs)
         try:
-            step("write pairs")
-            write_parquet(result.pairs.observe(pairs_written, F.count(F.lit(1)).alias("pairs")), folder.pairs)
-            own_id = F.col("match_id") == record_id(config)
-            step("write matches")
-            rows = result.rows.observe(rows_written, F.count(F.lit(1)).alias("rows"), F.count(F.when(own_id, 1)).alias("clusters"))
-            write_parquet(rows, folder.matches)
+            result = find_matches(
+                df, config, model, labeled=labeled if config.labels.enforce_in_clustering else None,
+                calibration=labeled if config.labels.clustering_from_labels else None, candidates=candidates,
+                decisions=DecisionLog(folder.root), records=rows_in, pairs_to=pairs,
+            )
+            try:
+                n_pairs = result.pairs.count()  # from the written files' footers
+                own_id = F.col("match_id") == record_id(config)
+                step("write matches")
+                rows = result.rows.observe(rows_written, F.count(F.lit(1)).alias("rows"), F.count(F.when(own_id, 1)).alias("clusters"))
+                write_parquet(rows, folder.matches)  # reads the pairs' confidences: before they move into place
+                pairs.publish()
+            finally:
+                result.release()
         finally:
-            result.release()
-    n_pairs = pairs_written.get["pairs"]
+            pairs.discard()
     rows_out, n_clusters = rows_written.get["rows"], rows_written.get["clusters"]
     decided = {"decisions": result.decisions} if result.decisions is not None else {}
     if decided:
@@ -163,9 +166,15 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
     and load the identity graph when the config has a ``graph`` section."""
     started = time.perf_counter()
     try:
-        fresh = TrainedModel.load(folder.model).fits(config) and not retrain
+        existing = TrainedModel.load(folder.model)
+        fresh = existing.fits(config) and not retrain
     except MatcherError:
         fresh = False
+    if fresh:
+        log.info(
+            "%s fits this config (trained %s on %s rows): matching with it; --retrain trains a new one",
+            folder.model, existing.metadata.get("trained_at", "at an unknown time"), existing.metadata.get("rows", "?"),
+        )
     with task_session(folder, spark) as spark:
         with stage("read inputs"):
             harmonized = harmonize(spark, config) if config.sources is not None else None

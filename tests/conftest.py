@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,20 @@ def persistent_rdds(spark) -> int:
     return spark.sparkContext._jsc.sc().getPersistentRDDs().size()
 
 
+def persistent_rdd_ids(spark) -> set[int]:
+    """The ids of the RDDs the session keeps (cached or checkpointed locally)."""
+    ids = spark.sparkContext._jsc.sc().getPersistentRDDs().keys().mkString(",")
+    return {int(i) for i in ids.split(",") if i}
+
+
+def rdds_left(spark, kept: set[int], timeout_s: float = 10.0) -> set[int]:
+    """The RDDs the session keeps beyond ``kept``, once frees (asynchronous) had up to ``timeout_s`` to land."""
+    deadline = time.monotonic() + timeout_s
+    while persistent_rdd_ids(spark) - kept and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return persistent_rdd_ids(spark) - kept
+
+
 def cluster_sets(result: pd.DataFrame) -> list[set]:
     """The clusters of ``result`` (``record_id``, ``match_id``) as sets of ids, in order of their
     match_id; checks that each match_id is its cluster's smallest member."""
@@ -165,7 +180,6 @@ class LiveServer:
 
     def __init__(self, app) -> None:
         import threading
-        import time
 
         import httpx
         import uvicorn

@@ -44,6 +44,7 @@ from matcher.matching.stable_ids import unused_id
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.matching.threshold import Threshold, clustering_spec, min_mean_weight_from_labels, resolve_threshold
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, record_id
+from matcher.runtime.outputs import StagedParquet
 from matcher.runtime.progress import step
 from matcher.training.supervision import f_beta_beta
 
@@ -243,7 +244,7 @@ def _clustering(
 def find_matches(
     df: DataFrame, config: TransformConfig, model: TrainedModel, *, labeled: pd.DataFrame | None = None,
     calibration: pd.DataFrame | None = None, candidates: Candidates | None = None, decisions: DecisionLog | None = None,
-    records: int | None = None,
+    records: int | None = None, pairs_to: StagedParquet | None = None,
 ) -> MatchResult:
     """Score, threshold and cluster ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`) with ``model``.
 
@@ -254,12 +255,20 @@ def find_matches(
     ``candidates`` holds the pairs training compared in this run; it is released once the
     pairs are scored. Call :meth:`MatchResult.release` after writing the outputs.
     ``records``: the row count of ``df`` when known (saves counting it again).
+    ``pairs_to``: where the scored pairs are written as they are scored (a run's ``pairs/``);
+    ``MatchResult.pairs`` then reads them from there. Without it they are kept in the
+    session (a local checkpoint).
     """
     started = time.perf_counter()
     candidates = candidates or Candidates()
-    step("score pairs")
     # scored once and kept: clustering, the confidence scores and the written pairs all read them
-    pairs = score_pairs(df, config, model, candidates).localCheckpoint(eager=True)
+    scored = score_pairs(df, config, model, candidates)
+    if pairs_to is None:
+        step("score pairs")
+        pairs = scored.localCheckpoint(eager=True)
+    else:
+        step("score and write pairs")
+        pairs = pairs_to.write(scored)
     candidates.release()  # the scored pairs are kept: the vectors' memory goes to clustering
     predict_s = time.perf_counter() - started
     step("cluster")

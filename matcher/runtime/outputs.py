@@ -51,18 +51,14 @@ def is_remote(path: str | Path) -> bool:
     return "://" in str(path)
 
 
-@contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``target``; on success it replaces ``target``."""
-    target = Path(target)
+def _temporary_sibling(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return tmp
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(target, old)
@@ -72,20 +68,75 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         os.rename(tmp, target)
 
 
+@contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``target``; on success it replaces ``target``."""
+    target = Path(target)
+    tmp = _temporary_sibling(target)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _move_into_place(tmp, target)
+
+
+def _write(df: DataFrame, path: str | Path, target: str | Path) -> None:
+    try:
+        df.write.mode("overwrite").parquet(str(path))
+    except Exception as err:  # noqa: BLE001 - Spark's error buries the cause in a Java trace
+        if "No space left on device" in str(err):
+            raise MatcherError(f"{target}: no space left on the device; the folder was not replaced") from None
+        raise
+
+
 def write_parquet(df: DataFrame, target: str | Path) -> None:
     """Write ``df`` as a Parquet folder at ``target``, atomically for local paths
     (refused when the folder holds a file the matcher did not write)."""
     if is_remote(target):
-        df.write.mode("overwrite").parquet(str(target))
+        _write(df, target, target)
         return
     check_matcher_written(target)
     with atomic_directory(target) as tmp:
-        try:
-            df.write.mode("overwrite").parquet(str(tmp))
-        except Exception as err:  # noqa: BLE001 - Spark's error buries the cause in a Java trace
-            if "No space left on device" in str(err):
-                raise MatcherError(f"{target}: no space left on the device; the folder was not replaced") from None
-            raise
+        _write(df, tmp, target)
+
+
+class StagedParquet:
+    """A Parquet output written early and read back, then moved into place once the outputs
+    that read it are written: the scored pairs are written as they are scored, and clustering
+    reads its few columns from the files instead of from a copy of every column in memory.
+
+    Locally the folder is written next to ``target`` (hidden) and :meth:`publish` renames it
+    into place, so a crash still leaves no folder that looks complete; a remote ``target`` is
+    written in place. :meth:`discard` removes what was not published.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = target
+        self._staged: Path | None = None
+        if not is_remote(target):
+            check_matcher_written(target)
+
+    def write(self, df: DataFrame) -> DataFrame:
+        """Write ``df`` to the staging folder; the written rows, read back."""
+        if is_remote(self.target):
+            _write(df, self.target, self.target)
+            return df.sparkSession.read.parquet(str(self.target))
+        self._staged = _temporary_sibling(Path(self.target))
+        _write(df, self._staged, self.target)
+        return df.sparkSession.read.parquet(str(self._staged))
+
+    def publish(self) -> None:
+        """Replace ``target`` with the written folder (a frame read back from it no longer reads)."""
+        if self._staged is not None:
+            _move_into_place(self._staged, Path(self.target))
+            self._staged = None
+
+    def discard(self) -> None:
+        """Remove the written folder unless it was published."""
+        if self._staged is not None:
+            shutil.rmtree(self._staged, ignore_errors=True)
+            self._staged = None
 
 
 def write_json(obj: Any, target: str | Path) -> None:

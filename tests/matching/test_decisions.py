@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pandas as pd
 import pytest
 
+from conftest import persistent_rdd_ids, rdds_left
 from matcher.matching.clustering import cluster_with_constraints
 from matcher.matching.decisions import (
     Decision,
@@ -186,11 +186,6 @@ def test_the_log_appends_and_reads_back_in_order_and_a_malformed_line_names_its_
     assert DecisionLog.at(copy / "decisions.jsonl").path == copy / "decisions.jsonl"
 
 
-def persistent_rdd_ids(spark) -> set[int]:
-    ids = spark.sparkContext._jsc.sc().getPersistentRDDs().keys().mkString(",")
-    return {int(i) for i in ids.split(",") if i}
-
-
 def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_whole_number_ids(spark, tmp_path):
     from pyspark.sql import functions as F
 
@@ -219,10 +214,7 @@ def test_assign_matches_enforces_the_log_and_names_the_decided_clusters_with_who
     out, clustered = assign_matches(rows, scored, config, threshold=Threshold(0.0), decided=decided)
     got = {r["pk"]: (r["match_id"], r["match_confidence_score"]) for r in out.collect()}
     free_checkpoint(clustered.members)  # the renamed clusters must be the only checkpoint left
-    deadline = time.monotonic() + 10  # checkpoints are freed asynchronously
-    while persistent_rdd_ids(spark) - kept and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not persistent_rdd_ids(spark) - kept
+    assert not rdds_left(spark, kept)
     assert {k: v[0] for k, v in got.items()} == {1: 6, 2: 6, 3: 10, 4: 3, 5: 3, 6: 21, 20: 30}
     assert got[1][1] == got[2][1] == 1.0 and got[3][1] == pytest.approx(1 - 0.97)
     assert decided.facts["in_force"] == {"split": 2, "merge": 1} and decided.facts["ids_dropped"] == 0

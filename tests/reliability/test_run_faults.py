@@ -94,14 +94,14 @@ def test_a_second_task_is_refused_naming_the_first_and_a_killed_holder_blocks_no
 
 @pytest.mark.slow
 def test_a_rerun_killed_mid_write_does_not_look_complete_and_the_next_run_gives_the_same_ids(cli, run_copy, fake_1000_run):
-    pairs = run_copy / "pairs"
-    old_pairs = pairs.stat().st_ino
+    matches = run_copy / "matches"
+    old_matches = matches.stat().st_ino
     run = start("-m", "matcher", "run", "--config", str(CONFIG), "--output", str(run_copy))
     try:
         wait_until(lambda: (run_copy / LOCK_FILE).read_text() if (run_copy / LOCK_FILE).exists() else "", "the lock", 60, run)
         assert_one_line_error(cli("run", "--config", CONFIG, "--output", run_copy), f"pid {run.pid}", "matcher run --config")
-        # the re-run has replaced pairs/ but not yet matches/: old and new outputs side by side
-        wait_until(lambda: pairs.exists() and pairs.stat().st_ino != old_pairs, "pairs/ replaced", 180, run)
+        # the re-run has replaced matches/ but not yet pairs/ (moved into place after it): old and new side by side
+        wait_until(lambda: matches.exists() and matches.stat().st_ino != old_matches, "matches/ replaced", 180, run)
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()

@@ -142,8 +142,8 @@ def test_a_run_off_a_terminal_logs_every_main_stage(tmp_path, spark, capsys, pro
         "stage train › u estimation", "stage train › EM", "stage train › dependence", "stage train › lambda",
         "stage train › threshold",
         "stage train",
-        "stage match › read inputs", "stage match › score pairs", "stage match › cluster",
-        "stage match › write pairs", "stage match › write matches", "stage match",
+        "stage match › read inputs", "stage match › score and write pairs", "stage match › cluster",
+        "stage match › write matches", "stage match",
         "stage evaluate", "stage report",
     ]
     assert all("ann" not in line and "leeds" not in line for line in lines(progress_log))  # names of stages only
