@@ -72,8 +72,18 @@ class Measured:
     capped: bool
 
 
+def _spawning_from_jvm(member: psutil.Process) -> bool:
+    """Whether ``member`` is a JVM's child between spawn and exec. The JVM starts programs
+    (Hadoop's ``chmod``, its helpers) with ``posix_spawn``, which runs the child in the JVM's
+    own memory until the exec: in that window the child reads as a second copy of the JVM's
+    RSS, under the JVM's command line."""
+    parent = member.parent()
+    return parent is not None and parent.name() == "java" and member.cmdline() == parent.cmdline()
+
+
 def tree_rss_bytes(process: psutil.Process) -> int:
-    """Summed resident memory of ``process`` and all its descendants (processes that vanish count 0)."""
+    """Summed resident memory of ``process`` and all its descendants (processes that vanish count 0;
+    a JVM's child that has not yet exec'd shares the JVM's memory and counts 0)."""
     total = 0
     try:
         members = [process, *process.children(recursive=True)]
@@ -81,6 +91,8 @@ def tree_rss_bytes(process: psutil.Process) -> int:
         return 0
     for member in members:
         try:
+            if member is not process and _spawning_from_jvm(member):
+                continue
             total += member.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
+from typing import Callable
 
 import pandas as pd
 
@@ -179,9 +180,18 @@ OCR_DIGITS = str.maketrans({
 """Characters that optical character recognition (or a hurried typist) writes for digits."""
 
 
+def per_distinct(function: Callable[..., str | None], *columns: pd.Series) -> pd.Series:
+    """``function`` of each row's values in ``columns``, called once per distinct combination
+    (names, cities and shared phones repeat across rows); None where the first column is null."""
+    keys = list(zip(*columns))
+    present = {key for key, ok in zip(keys, columns[0].notna()) if ok}
+    results = {key: function(*key) for key in present}
+    return pd.Series([results.get(key) for key in keys], index=columns[0].index, dtype="object")
+
+
 def clean_names(values: pd.Series, keep_digits: bool = False) -> pd.Series:
     """ASCII, lower case, letters (and digits) separated by single spaces; blanks become null."""
-    return values.map(lambda v: None if v is None or pd.isna(v) else _letters_only(str(v), keep_digits))
+    return per_distinct(lambda v: _letters_only(str(v), keep_digits), values)
 
 
 @lru_cache(maxsize=1)
@@ -219,13 +229,11 @@ def formal_first_names(values: pd.Series) -> pd.Series:
     """Cleaned first names with nicknames replaced by their formal name (first token only)."""
     table = nickname_table()
 
-    def formal(value: str | None) -> str | None:
-        if value is None or pd.isna(value):
-            return None
+    def formal(value: str) -> str:
         first, _, rest = value.partition(" ")
         return " ".join(filter(None, [table.get(first, first), rest]))
 
-    return values.map(formal)
+    return per_distinct(formal, values)
 
 
 def without_placeholders(values: pd.Series) -> pd.Series:
@@ -271,7 +279,7 @@ def e164_phones(values: pd.Series, regions: pd.Series) -> pd.Series:
     import phonenumbers
 
     def one(value, region) -> str | None:
-        if value is None or pd.isna(value) or not str(value).strip():
+        if not str(value).strip():
             return None
         try:
             number = phonenumbers.parse(str(value), region)
@@ -281,4 +289,4 @@ def e164_phones(values: pd.Series, regions: pd.Series) -> pd.Series:
             return None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    return pd.Series([one(v, r) for v, r in zip(values, regions)], index=values.index, dtype="object")
+    return per_distinct(one, values, regions)
