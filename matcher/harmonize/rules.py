@@ -13,9 +13,9 @@ No pyspark here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable
 
 import pandas as pd
 

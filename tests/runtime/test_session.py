@@ -49,3 +49,23 @@ def test_the_jvm_compiles_generated_methods_of_any_size(spark):
     # interpreted, scoring the generated 1M set took 3x as long (matcher/runtime/session.py)
     arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
     assert "-XX:-DontCompileHugeMethods" in list(arguments)
+
+
+def test_matcher_driver_memory_sets_the_local_jvm_heap(tmp_path):
+    # a new JVM (the test session's is running): MATCHER_DRIVER_MEMORY reaches -Xmx, and the default is DRIVER_MEMORY
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = ("from matcher.runtime.session import local_session; s = local_session(cores=1); "
+              "print(s.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() // 2**20)")
+    heaps = {}
+    for setting in ("", "1200m"):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "MATCHER_DRIVER_MEMORY": setting}
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        heaps[setting] = int(done.stdout.split()[-1])
+    # the JVM reports a little less than -Xmx (one survivor space)
+    assert 1700 < heaps[""] <= 2048 and 1000 < heaps["1200m"] <= 1200, heaps
