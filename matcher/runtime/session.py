@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 DRIVER_MEMORY = "2g"
 """The local JVM's heap unless ``MATCHER_DRIVER_MEMORY`` says otherwise. Most of it caches the
-candidate vectors, which spill to disk past it: on 1,000,000 generated records a 2g heap ran as
-fast as 4g (264 s and 259 s) with the whole process tree at 3.98 GB instead of 5.22 GB."""
+candidate vectors, which spill to disk past it: on 1,000,000 generated records a 2g heap took
+264 s against 259 s with 4g (one run each), with the whole process tree at 3.98 GB instead of 5.22 GB."""
 
 
 def driver_memory() -> str:
