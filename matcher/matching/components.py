@@ -126,11 +126,13 @@ def links_frame(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | No
     return links
 
 
-def _id_pairs(pairs: DataFrame, id_pairs: pd.DataFrame) -> DataFrame:
-    """``id_pairs`` (``id_l``, ``id_r``) as a DataFrame with the record ids' type of ``pairs``."""
+def _id_pairs(pairs: DataFrame, id_pairs: pd.DataFrame, flag: str | None = None) -> DataFrame:
+    """``id_pairs`` (``id_l``, ``id_r``, and the boolean column ``flag`` when named) as a DataFrame
+    with the record ids' type of ``pairs``."""
     id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
-    rows = [(python_value(a), python_value(b)) for a, b in zip(id_pairs["id_l"], id_pairs["id_r"])]
-    return pairs.sparkSession.createDataFrame(rows, f"id_l {id_type}, id_r {id_type}")
+    columns = [id_pairs["id_l"], id_pairs["id_r"], *([id_pairs[flag]] if flag else [])]
+    rows = [(python_value(a), python_value(b), *(bool(f) for f in rest)) for a, b, *rest in zip(*columns)]
+    return pairs.sparkSession.createDataFrame(rows, f"id_l {id_type}, id_r {id_type}" + (f", {flag} boolean" if flag else ""))
 
 
 def _inside(frame: DataFrame, components: DataFrame) -> DataFrame:
@@ -197,7 +199,7 @@ def cluster_components(
         edges = component_pairs(pairs, threshold, components)
     else:  # a link's two records share its component: one join finds it
         edges = link_edges.join(components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l")
-    constraints = _inside(_constraints(pairs, must, cannot), components).select("*", bucket)
+    constraints = _inside(_id_pairs(pairs, _constraint_rows(must, cannot), "must"), components).select("*", bucket)
     members = edges.select("*", bucket).groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
         cluster, schema
     ).localCheckpoint(eager=True)
@@ -211,16 +213,6 @@ def _constraint_rows(must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> 
     return pd.concat(
         [(links if links is not None else empty)[["id_l", "id_r"]].assign(must=kind) for links, kind in ((must, True), (cannot, False))],
         ignore_index=True,
-    )
-
-
-def _constraints(pairs: DataFrame, must: pd.DataFrame | None, cannot: pd.DataFrame | None) -> DataFrame:
-    """:func:`_constraint_rows` as a DataFrame with the record ids' type of ``pairs``."""
-    id_type = pairs.schema[f"{RECORD_ID}_l"].dataType.simpleString()
-    rows = _constraint_rows(must, cannot)
-    return pairs.sparkSession.createDataFrame(
-        [(python_value(a), python_value(b), bool(m)) for a, b, m in zip(rows["id_l"], rows["id_r"], rows["must"])],
-        f"id_l {id_type}, id_r {id_type}, must boolean",
     )
 
 

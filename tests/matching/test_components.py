@@ -105,6 +105,24 @@ def test_component_pairs_are_the_scored_pairs_inside_one_component(spark):
     ]
 
 
+@pytest.mark.parametrize("method", ["connected_components", "average_link"])
+def test_enforced_links_bind_alike_in_the_spark_buckets_and_in_one_call(spark, monkeypatch, method):
+    pairs, _ = _scored(spark, seed=5, groups=40)
+    must = pd.DataFrame({"id_l": [0, 8, 500], "id_r": [4, 12, 501]})  # joins groups 0-1 and 2-3; 500~501 has no pair
+    cannot = pd.DataFrame({"id_l": [1, 20], "id_r": [2, 21]})  # splits inside groups 0 and 5
+    spec = ClusteringSpec(method=method, min_mean_weight=1.0, unscored_pair_weight=-1.0)
+    got = {}
+    for one_bucket in (False, True):
+        monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)
+        monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if one_bucket else 0)
+        members = cluster_components(pairs, 0.9, spec, must_link=must, cannot_link=cannot).toPandas()
+        got[one_bucket] = clusters(members)
+    assert got[False] == got[True]
+    together = {frozenset(c) for c in got[True]}
+    assert any({0, 4} <= c for c in together) and any({500, 501} <= c for c in together)
+    assert not any({1, 2} <= c or {20, 21} <= c for c in together)
+
+
 def test_must_links_joining_a_cannot_link_pair_are_refused_before_any_spark_work(spark):
     pairs = spark.createDataFrame([(1, 5, 9.0, 0.998)], PAIRS)
     must = pd.DataFrame({"id_l": [1, 2], "id_r": [2, 3]})
