@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pandas as pd
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from matcher.config.transform import config_from_dict
+from matcher.harmonize.rules import NANP_WRITTEN, _e164, e164_phone
 from matcher.harmonize.standardize import (
     clean_names,
     e164_phones,
@@ -79,6 +81,35 @@ def test_phones_become_e164_in_their_region_and_impossible_ones_become_null():
     got = e164_phones(pd.Series(["(206) 555-0134", "+44 20 7946 0958", "020 7946 0958", "12", "call me", None]),
                       pd.Series(["US", "US", "GB", "US", "US", "US"]))
     assert got.tolist() == ["+12065550134", "+442079460958", "+442079460958", None, None, None]
+
+
+def _written_phones(n: int, seed: int = 5) -> list[str]:
+    """US-looking phone numbers written in many ways: about half plainly, the rest with one oddity or more."""
+    rng = random.Random(seed)
+
+    def pick(plain: list[str], odd: list[str]) -> str:
+        return rng.choice(odd if rng.random() < 0.15 else plain)
+
+    out = []
+    for _ in range(n):
+        area = pick([str(rng.randrange(200, 1000))], [f"{rng.randrange(200):03d}", "55", "2065"])
+        local = f"{rng.randrange(1000):03d}{rng.randrange(10000):04d}"
+        split = int(pick(["3"], ["2", "4"]))
+        opened, closed = rng.choice([("", ""), ("(", ")")]) if rng.random() > 0.15 else rng.choice([("(", ""), ("", ")")])
+        seps = ["", " ", "-", "."]
+        number = f"{opened}{area}{closed}{pick(seps, ['  ', '/', ' - '])}{local[:split]}{pick(seps, ['  ', '/'])}{local[split:]}"
+        prefix = pick(["", "1", "1 ", "1-", "+1", "+1 ", "+1-", "+1."], ["+ 1 ", "001 ", "011 1 ", "+44 ", "2", "11"])
+        out.append(pick(["", " "], ["\t", "  "]) + prefix + number + pick([""], [" ", " x12", " ext. 7", "#", "a"]))
+    return out
+
+
+def test_plainly_written_us_phones_read_as_phonenumbers_reads_them():
+    written = _written_phones(4000)
+    plain = [w for w in written if NANP_WRITTEN.fullmatch(w.strip())]
+    assert len(plain) > len(written) / 4, "the fast path is exercised"
+    for region in ("US", "CA", "GB"):
+        slow = [_e164(w, region) if w.strip() else None for w in written]  # as before the fast path
+        assert [e164_phone(w, region) for w in written] == slow
 
 
 def test_emails_are_trimmed_lowercased_and_gmail_dots_and_tags_dropped(spark):
