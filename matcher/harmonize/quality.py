@@ -58,15 +58,24 @@ def _issue(failed: Column, rule: str, reason: Column) -> Column:
     return F.when(failed, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
 
 
-def rule_checks(df: DataFrame, config: TransformConfig) -> list[Column]:
-    """One nullable issue struct (rule, reason) per check; null where the row passes it."""
+def has_repeated_keys(df: DataFrame) -> bool:
+    """Whether any source repeats a primary key (one Spark job over the keys alone)."""
+    keys = df.where(F.col(SOURCE_KEY).isNotNull()).groupBy(SOURCE_SYSTEM, SOURCE_KEY).count()
+    return bool(keys.where("count > 1").limit(1).count())
+
+
+def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool = True) -> list[Column]:
+    """One nullable issue struct (rule, reason) per check; null where the row passes it.
+
+    ``repeated_keys=False`` (no source repeats a key, :func:`has_repeated_keys`) leaves out
+    the repeated-key check, whose window would shuffle every row.
+    """
     spec = config.quality
-    repeats = F.count(F.lit(1)).over(Window.partitionBy(SOURCE_SYSTEM, SOURCE_KEY))
-    checks = [
-        _issue(F.col(SOURCE_KEY).isNull(), "primary_key", F.lit(NULL_KEY_REASON)),
-        _issue(F.col(SOURCE_KEY).isNotNull() & (repeats > 1), "primary_key",
-               F.format_string(REPEATED_KEY_REASON, F.col(SOURCE_KEY), repeats)),
-    ]
+    checks = [_issue(F.col(SOURCE_KEY).isNull(), "primary_key", F.lit(NULL_KEY_REASON))]
+    if repeated_keys:
+        repeats = F.count(F.lit(1)).over(Window.partitionBy(SOURCE_SYSTEM, SOURCE_KEY))
+        checks.append(_issue(F.col(SOURCE_KEY).isNotNull() & (repeats > 1), "primary_key",
+                             F.format_string(REPEATED_KEY_REASON, F.col(SOURCE_KEY), repeats)))
     for column in encoding_columns(df.columns, config):
         checks.append(_issue(F.coalesce(F.instr(F.col(column), REPLACEMENT_CHARACTER) > 0, F.lit(False)), "encoding",
                              F.lit(encoding_reason(column))))
@@ -89,8 +98,11 @@ def rule_checks(df: DataFrame, config: TransformConfig) -> list[Column]:
 
 
 def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, DataFrame]:
-    """``(passed, quarantined)``: the rows that pass every rule, and the others with ``rule`` and ``reason``."""
-    checked = df.withColumn(_ISSUES, F.filter(F.array(*rule_checks(df, config)), lambda x: x.isNotNull()))
+    """``(passed, quarantined)``: the rows that pass every rule, and the others with ``rule`` and ``reason``.
+
+    Runs one Spark job (:func:`has_repeated_keys`); ``df`` is best cached."""
+    checks = rule_checks(df, config, repeated_keys=has_repeated_keys(df))
+    checked = df.withColumn(_ISSUES, F.filter(F.array(*checks), lambda x: x.isNotNull()))
     passed = checked.where(F.size(_ISSUES) == 0).drop(_ISSUES)
     quarantined = checked.where(F.size(_ISSUES) > 0).select(
         SOURCE_SYSTEM,

@@ -94,6 +94,16 @@ def test_repeated_primary_keys_quarantine_every_row_sharing_them(spark, tmp_path
     assert h.counts["crm"] == {"rows_in": 4, "rows_quarantined": 3, "quarantined_by_rule": {"primary_key": 3}}
 
 
+def test_a_key_repeated_only_across_sources_passes_and_no_row_is_shuffled_for_it(spark, tmp_path):
+    row = "1,ann,lee,2000-01-01,2065550134\n"
+    passed, quarantined, h = gate(
+        spark, source(write(tmp_path / "a.csv", HEADER + row)), source(write(tmp_path / "b.csv", HEADER + row), name="shop"),
+    )
+    assert passed == ["crm:1", "shop:1"] and quarantined == {}
+    # without repeated keys the gate has no window over every row
+    assert "Window" not in h.rows._jdf.queryExecution().executedPlan().toString()
+
+
 def test_rows_with_bytes_of_another_encoding_are_quarantined_naming_the_column(spark, tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_bytes(HEADER.encode() + "1,José,lee,2000-01-01,\n".encode("utf-8") + "2,José,ray,2000-01-01,\n".encode("latin-1"))
