@@ -17,7 +17,9 @@ parsed values through the same SQL, so the count and the rule agree).
 ``n (n - 1) / 2`` pairs (``link_only``: only the pairs across inputs). One Spark job
 evaluates every key with the rules' own SQL and hashes it; the driver counts every
 candidate's key frequencies from those hashes (:class:`KeyedRows`). On more than
-``sample_rows`` rows this runs on a seeded Bernoulli sample of share ``f`` and the counts are
+``sample_rows`` rows this runs on a seeded sample of share ``f`` (a row is kept when the hash of
+its id and the seed falls below ``f``: the same rows however Spark partitions them, taken in
+the order of their ids) and the counts are
 scaled by ``1 / f²`` (a pair survives sampling with probability ``f²``), the largest block by
 ``1 / f``.
 
@@ -69,6 +71,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from matcher.blocking.candidates import SAMPLE_BUCKETS
 from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN, comparable, record_id
 
@@ -217,8 +220,11 @@ class KeyedRows:
             record_id(config).cast("string").alias("_id"), F.col(SOURCE_DATASET_COLUMN).alias("_src"),
             *(F.when(k.null(), F.lit(0)).otherwise(F.xxhash64(k.expression())).alias(f"_h{i}") for i, k in enumerate(keys)),
         )
-        sample = self.all if self.fraction >= 1.0 else self.all.sample(False, self.fraction, seed=config.seed)
-        frame = sample.drop("_id").toPandas()
+        sample = self.all
+        if self.fraction < 1.0:
+            sample = sample.where(F.pmod(F.xxhash64("_id", F.lit(config.seed)), F.lit(SAMPLE_BUCKETS)) < int(self.fraction * SAMPLE_BUCKETS))
+        # in id order: the anchors' and the random pairs' draws below must not depend on Spark's partitions
+        frame = sample.toPandas().sort_values("_id", ignore_index=True)
         self.hash = self.hashes(frame, "")
         self.src = pd.factorize(frame["_src"])[0].astype(np.int64)
         self.counted = len(frame)

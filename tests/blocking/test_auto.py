@@ -142,6 +142,15 @@ def test_sampled_counts_scale(spark, generated):
         half.close()
 
 
+def test_the_choice_does_not_depend_on_how_spark_partitions_the_rows(spark):
+    """On a sample (``sample_rows`` below the rows) too: the same rows are sampled and drawn from."""
+    df, config = _frame(spark, people(entities=400, seed=3)), _config()
+    one, many = (auto.choose_blocking_rules(df.repartition(n), config, sample_rows=500) for n in (1, 7))
+    assert one.report["candidates"][0]["pairs"] > 0
+    assert json.dumps(one.report, sort_keys=True) == json.dumps(many.report, sort_keys=True)
+    assert one.rules == many.rules
+
+
 def test_skewed_placeholder_excluded_and_reported_without_its_value(spark, generated, caplog):
     rows = generated.copy()
     rows.loc[rows.index % 3 == 0, "phone"] = "UNKNOWN"  # a placeholder a third of the records hold
