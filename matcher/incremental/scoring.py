@@ -19,6 +19,7 @@ from matcher.matching import driver_scoring
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import comparable
 from matcher.model.splink_adapter import register_term_frequencies
+from matcher.runtime.session import shuffle_partitions
 
 
 def scoring_engine(config: TransformConfig, rows: int) -> str:
@@ -52,12 +53,8 @@ def predict_between_spark(
     right_table = register(right, "new")
     linker = Linker(right_table, model.splink_model, log_level=None)
     register_term_frequencies(linker, lambda column, _: comparable(spark.createDataFrame(frequencies[column]), config))
-    shuffle_partitions = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "1")
-    try:
+    with shuffle_partitions(spark, 1):
         return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
 
 
 def score_new_records(

@@ -9,6 +9,7 @@ import pytest
 from conftest import HARD_COLUMNS, HARD_ROWS, REPO, every_kind_config, persistent_rdds
 from pyspark.sql import functions as F
 
+import matcher.blocking.candidates as candidates_module
 from matcher.blocking.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
 from matcher.config.transform import config_from_dict, load_config
 from matcher.harmonize.ingest import read_inputs
@@ -72,18 +73,23 @@ def broadcast_threshold(spark):
     spark.conf.set(key, before)
 
 
-@pytest.mark.parametrize("joins", ["broadcast", "shuffled"])
+@pytest.mark.parametrize("joins", ["broadcast", "shuffled", "shuffled_wide"])
 @pytest.mark.parametrize("which", ["dedupe", "link_only"])
-def test_scores_equal_splinks_predict(spark, request, broadcast_threshold, which, joins):
+def test_scores_equal_splinks_predict(spark, request, broadcast_threshold, monkeypatch, which, joins):
     config = request.getfixturevalue(which)
     df = read_inputs(spark, config)
     model = _trained(spark, config)
     expected = make_linker(df, config, model).inference.predict().as_spark_dataframe()
-    # small records are broadcast to every join; larger ones (as on Glue) are shuffled
+    # small records are broadcast to every join; larger ones (as on Glue) are shuffled, and
+    # many records over more partitions than the session's (here 10)
     broadcast_threshold("10MB" if joins == "broadcast" else "-1")
+    if joins == "shuffled_wide":
+        monkeypatch.setattr(candidates_module, "RECORDS_PER_PARTITION", 100)
+    session_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     with Candidates() as candidates:
         # as matching does: vectors from an untrained linker, weights from the saved model
         vectors = candidates.get(make_linker(df, config))
+        assert spark.conf.get("spark.sql.shuffle.partitions") == session_partitions
         assert vectors.inputs.broadcast == (joins == "broadcast")
         ours = score(vectors, model.settings())
         id_columns = [c for c in expected.columns if c.startswith("unique_id") or c.startswith("source_dataset")]
