@@ -2,12 +2,9 @@
 
 A column with no values cannot be learned from (refused); a column holding one value in
 every row, or an exact column that never repeats a value, cannot separate matches from
-non-matches (warned). One Spark aggregation over the rows training reads.
-
-Distinct values are counted exactly for inputs of up to :data:`EXACT_DISTINCT_ROWS` rows.
-Spark's ``approx_count_distinct`` at 1% error keeps 16,384 registers per column and
-partition, and its fixed cost does not shrink with the data: on the 1,289-row demo the
-six columns' estimate took 17-37 s (the exact count: 1-2 s).
+non-matches (warned). One Spark aggregation over the rows training reads counts every
+column's values (:func:`column_profile`), exactly at any size; automatic setup reads how
+often two records agree from the same counts (:func:`matcher.training.sessions.agreement_rates`).
 
 Fellegi-Sunter adds the evidence of each comparison as if they were independent; two
 comparisons that repeat one fact (the parts of one address) count it twice, so a
@@ -32,27 +29,38 @@ log = logging.getLogger(__name__)
 _WHOLE_VALUE_KINDS = frozenset({ComparisonKind.exact, ComparisonKind.numeric})
 """Kinds with no level between "equal" and "different": a value that never repeats never agrees."""
 
-EXACT_DISTINCT_ROWS = 1_000_000
-"""Up to this many input rows distinct values are counted exactly, beyond it estimated (1% error)."""
+
+def compared_value(column: str, kind: ComparisonKind) -> F.Column:
+    """The value compared exactly: the first letter for ``initial``, else the value as text."""
+    value = F.col(column).cast("string")
+    return F.substring(value, 1, 1) if kind is ComparisonKind.initial else value
 
 
 def column_profile(df: DataFrame, config: TransformConfig, rows: int | None = None) -> dict[str, dict[str, float]]:
-    """Per comparison column: the share of rows with a value and the number of distinct values,
-    exact when ``rows`` (the input's row count, if known) is at most :data:`EXACT_DISTINCT_ROWS`,
-    else approximate."""
-    columns = config.column_names
-    exact = rows is not None and rows <= EXACT_DISTINCT_ROWS
-    distinct = F.count_distinct if exact else (lambda c: F.approx_count_distinct(c, 0.01))
-    row = df.agg(
-        F.count(F.lit(1)).alias("__rows"),
-        *(F.count(c).alias(f"n_{i}") for i, c in enumerate(columns)),
-        *(distinct(c).alias(f"d_{i}") for i, c in enumerate(columns)),
-    ).collect()[0]
-    rows = row["__rows"] or 1
-    return {
-        c: {"non_null_share": round(row[f"n_{i}"] / rows, 4), "non_null": row[f"n_{i}"], "distinct": row[f"d_{i}"]}
-        for i, c in enumerate(columns)
-    }
+    """Per comparison column, its :func:`compared_value`'s counts: rows with a value (``non_null``,
+    and their share of ``rows``, counted when not given), ``distinct`` values, and
+    ``agreeing_pairs``, the pairs of records holding the same value. One Spark job, exact."""
+    columns = config.columns
+    values = F.array(*(F.struct(F.lit(i).alias("c"), compared_value(c.name, c.kind).alias("v")) for i, c in enumerate(columns)))
+    counted = (
+        df.select(F.explode(values).alias("x")).where("x.v IS NOT NULL")
+        .groupBy("x.c", "x.v").agg(F.count(F.lit(1)).alias("n"))
+        .groupBy("c").agg(
+            F.sum("n").alias("n"), F.count(F.lit(1)).alias("distinct"), F.sum(F.col("n") * (F.col("n") - 1) / 2).alias("agree")
+        )
+        .collect()
+    )
+    found = {r["c"]: r for r in counted}
+    rows = (rows if rows is not None else df.count()) or 1
+    profile = {}
+    for i, c in enumerate(columns):
+        r = found.get(i)
+        non_null = int(r["n"]) if r else 0
+        profile[c.name] = {
+            "non_null_share": round(non_null / rows, 4), "non_null": non_null, "distinct": int(r["distinct"]) if r else 0,
+            "agreeing_pairs": float(r["agree"]) if r else 0.0,
+        }
+    return profile
 
 
 def check_columns(df: DataFrame, config: TransformConfig, data: str, rows: int | None = None) -> dict[str, dict[str, float]]:

@@ -47,6 +47,7 @@ from matcher.blocking.auto import RuleEstimate
 from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
+from matcher.training.column_checks import column_profile, compared_value
 from matcher.training.em import IDENTIFYING_U
 
 log = logging.getLogger(__name__)
@@ -114,28 +115,13 @@ class Measured:
         return {**self.estimate.as_json(), "sampled_pairs": self.sampled_pairs, "match_share": share}
 
 
-def _compared(column: str, kind: ComparisonKind) -> F.Column:
-    """The value compared exactly: the first letter for ``initial``, else the value as text."""
-    value = F.col(column).cast("string")
-    return F.substring(value, 1, 1) if kind is ComparisonKind.initial else value
-
-
-def agreement_rates(df: DataFrame, config: TransformConfig) -> dict[str, float]:
-    """Per column, the chance that two random records with a value share it (one Spark job)."""
-    columns = config.columns
-    values = F.array(*(F.struct(F.lit(i).alias("c"), _compared(c.name, c.kind).alias("v")) for i, c in enumerate(columns)))
-    counts = (
-        df.select(F.explode(values).alias("x")).where("x.v IS NOT NULL")
-        .groupBy("x.c", "x.v").agg(F.count(F.lit(1)).alias("n"))
-        .groupBy("c").agg(F.sum("n").alias("n"), F.sum(F.col("n") * (F.col("n") - 1) / 2).alias("agree"))
-        .collect()
-    )
-    found = {r["c"]: (float(r["n"]), float(r["agree"])) for r in counts}
+def agreement_rates(profile: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per column, the chance that two random records with a value share it, from its
+    :func:`~matcher.training.column_checks.column_profile`."""
     rates = {}
-    for i, c in enumerate(columns):
-        n, agree = found.get(i, (0.0, 0.0))
-        pairs = n * (n - 1) / 2
-        rates[c.name] = agree / pairs if pairs > 0 else 1.0
+    for name, p in profile.items():
+        pairs = p["non_null"] * (p["non_null"] - 1) / 2
+        rates[name] = p["agreeing_pairs"] / pairs if pairs > 0 else 1.0
     return rates
 
 
@@ -182,7 +168,7 @@ def sample_agreements(
     }[link_type]
     agreement = []
     for c in columns:
-        left, right = (_compared(f"l.{c.name}", c.kind), _compared(f"r.{c.name}", c.kind))
+        left, right = (compared_value(f"l.{c.name}", c.kind), compared_value(f"r.{c.name}", c.kind))
         agreement.append(
             F.when(left.isNull() | right.isNull(), F.lit(-1)).when(left == right, F.lit(1)).otherwise(F.lit(0)).alias(f"a{len(agreement)}")
         )
@@ -343,8 +329,11 @@ def deterministic_recall(chosen: list[Measured], true_pairs: float | None) -> fl
     return min(MAX_RECALL, max(MIN_RECALL, 1.0 - missed))
 
 
-def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: list[RuleEstimate]) -> TrainingChoice:
-    """Deterministic rules and EM sessions measured on ``df`` (see the module docstring)."""
+def choose_training_rules(
+    df: DataFrame, config: TransformConfig, candidates: list[RuleEstimate], profile: dict[str, dict[str, float]] | None = None,
+) -> TrainingChoice:
+    """Deterministic rules and EM sessions measured on ``df`` (see the module docstring);
+    ``profile``: ``df``'s :func:`~matcher.training.column_checks.column_profile`, when already counted."""
     names = config.column_names
     # training rules on whole values: conventional for EM, and measured in one join (a rule in SQL needs its own)
     pairing = [c for c in candidates if c.pairs > 0]
@@ -353,7 +342,7 @@ def choose_training_rules(df: DataFrame, config: TransformConfig, candidates: li
         raise InputDataError(
             f"{config.name}: no two records agree on any comparison column: no training rules can be chosen from the data"
         )
-    rates = agreement_rates(df, config)
+    rates = agreement_rates(profile if profile is not None else column_profile(df, config))
     bits = evidence_bits(rates)
     patterns = sample_agreements(df, config, usable)
     measured = []

@@ -32,11 +32,14 @@ class Setup:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def automatic_setup(df: DataFrame, config: TransformConfig, labels: pd.DataFrame | None = None) -> Setup:
+def automatic_setup(
+    df: DataFrame, config: TransformConfig, labels: pd.DataFrame | None = None, profile: dict[str, dict[str, float]] | None = None,
+) -> Setup:
     """Choose the blocking and training rules ``config`` leaves to the data (``df`` as training reads it).
 
     ``labels`` (labeled pairs: ``id_l``, ``id_r``, ``is_match``) measure the blocking rules'
-    recall on the labeled matches instead of estimating it."""
+    recall on the labeled matches instead of estimating it; ``profile`` is ``df``'s
+    :func:`~matcher.training.column_checks.column_profile` when already counted."""
     if not config.automatic:
         return Setup(config)
     chosen: dict[str, Any] = {}
@@ -48,7 +51,7 @@ def automatic_setup(df: DataFrame, config: TransformConfig, labels: pd.DataFrame
     else:
         candidates = rule_estimates(df, config)
     if AUTO in (config.training.deterministic_rules, config.training.em_blocking_rules):
-        training = choose_training_rules(df, config, candidates)
+        training = choose_training_rules(df, config, candidates, profile)
         chosen["training"] = training.as_training()
         report["training"] = training.report
     report["chosen"] = chosen

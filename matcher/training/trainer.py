@@ -275,7 +275,8 @@ def train(
     profile = check_columns(df, config, data, sum(sizes))
     advice = repeated_evidence(config)
     step("automatic setup")
-    setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None)  # what the config leaves to the data
+    # what the config leaves to the data
+    setup = automatic_setup(df, config, labels if labels is not None and len(labels) else None, profile)
     # lambda from the candidates' mixture replaces the deterministic rules' only when the rules are chosen here
     mixture_lambda_for_model = "training.deterministic_rules" in config.automatic
     config = setup.config

@@ -11,6 +11,7 @@ from conftest import REPO, minimal_config
 from matcher.config.transform import config_from_dict
 from matcher.runtime.errors import InputDataError
 from matcher.training.column_checks import check_columns, repeated_evidence
+from matcher.training.sessions import agreement_rates
 
 
 def frame(spark, rows):
@@ -32,6 +33,17 @@ def test_a_column_holding_one_value_is_warned_about_without_the_value(spark, cap
     assert profile["city"]["distinct"] == 1 and profile["first_name"]["non_null_share"] == 1.0
     assert "'city' holds one value in every row" in caplog.text
     assert "Leeds" not in caplog.text
+
+
+def test_the_profile_counts_agreeing_pairs_as_each_kind_compares_values(spark):
+    config = config_from_dict(minimal_config(columns=[{"name": "first_name", "kind": "initial"}, {"name": "city", "kind": "exact"}]))
+    df = frame(spark, [(1, "ann", "leeds"), (2, "amy", "leeds"), (3, "bob", "leeds"), (4, "al", "york"), (5, None, None)])
+    profile = check_columns(df, config, "people.csv", rows=5)
+    # initials a, a, b, a: three pairs agree; cities leeds x3, york: three pairs agree
+    assert profile["first_name"] == {"non_null_share": 0.8, "non_null": 4, "distinct": 2, "agreeing_pairs": 3.0}
+    assert profile["city"] == {"non_null_share": 0.8, "non_null": 4, "distinct": 2, "agreeing_pairs": 3.0}
+    assert agreement_rates(profile) == {"first_name": 0.5, "city": 0.5}
+    assert check_columns(df, config, "people.csv")["city"] == profile["city"]  # rows counted when not given
 
 
 def _sources_config(columns: list[dict]):
