@@ -158,7 +158,8 @@ def sample_agreements(
     if not shares:
         return {}
     rows = df.select(
-        uid.alias("__uid"), F.col(SOURCE_DATASET_COLUMN).alias("__src"), row_hash.alias("__h"), *df.columns
+        # candidates block on parts of the comparison columns: only those are kept
+        uid.alias("__uid"), F.col(SOURCE_DATASET_COLUMN).alias("__src"), row_hash.alias("__h"), *config.column_names
     ).where(F.col("__h") < int(max(shares.values()) * _HASH_BUCKETS)).cache()
     link_type = config.resolved_link_type
     pair_condition = {
