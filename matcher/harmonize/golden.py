@@ -65,7 +65,9 @@ def golden_records(rows: DataFrame, config: TransformConfig) -> DataFrame:
     spec = config.golden or GoldenSpec()
     fields = profile_fields(config)
     completeness = sum((F.col(f).isNotNull().cast("int") for f in fields), F.lit(0))
-    ranked = rows.withColumn(_COMPLETENESS, completeness).withColumn(_PRIORITY, _priority(spec))
+    # shuffled as rows, not as the aggregation's partial results (one candidate struct per field:
+    # several times wider, and rarely merged, since most clusters hold one or two records)
+    ranked = rows.repartition("match_id").withColumn(_COMPLETENESS, completeness).withColumn(_PRIORITY, _priority(spec))
     candidates = []
     for i, field in enumerate(fields):
         key = _sort_key(field, spec.rules.get(field, spec.default_rule), spec)
