@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 DRIVER_MEMORY = "2g"
 """The local JVM's heap unless ``MATCHER_DRIVER_MEMORY`` says otherwise. Most of it caches the
-candidate vectors, which spill to disk past it: on 1,000,000 generated records a 2g heap took
+candidate vectors, which spill to disk past it: on 1,000,000 generated records (at 072de4c) a 2g heap took
 264 s against 259 s with 4g (one run each), with the whole process tree at 3.98 GB instead of 5.22 GB;
 on a second generated set 309 s against 297 s, at 4.12 GB instead of 5.20 GB."""
 
