@@ -44,7 +44,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from matcher.blocking.auto import RuleEstimate
-from matcher.config.transform import BlockingRule, ComparisonKind, TransformConfig
+from matcher.config.transform import BlockingRule, TransformConfig
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
 from matcher.training.column_checks import column_profile, compared_value
