@@ -51,6 +51,12 @@ def test_the_jvm_compiles_generated_methods_of_any_size(spark):
     assert "-XX:-DontCompileHugeMethods" in list(arguments)
 
 
+def test_the_local_jvm_collects_garbage_for_throughput(spark):
+    # batch jobs on two cores: G1's concurrent marking competes with the tasks (matcher/runtime/session.py)
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert {b.getName() for b in beans} == {"PS Scavenge", "PS MarkSweep"}
+
+
 def test_matcher_driver_memory_sets_the_local_jvm_heap(tmp_path):
     # a new JVM (the test session's is running): MATCHER_DRIVER_MEMORY reaches -Xmx, and the default is DRIVER_MEMORY
     import os
