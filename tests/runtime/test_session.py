@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pyspark.sql import functions as F
 
 from matcher.runtime.session import similarity_jar
@@ -55,6 +56,17 @@ def test_the_local_jvm_collects_garbage_for_throughput(spark):
     # batch jobs on two cores: G1's concurrent marking competes with the tasks (matcher/runtime/session.py)
     beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
     assert {b.getName() for b in beans} == {"PS Scavenge", "PS MarkSweep"}
+
+
+def test_the_local_jvm_trims_its_native_heap(spark):
+    # memory native code frees goes back to the system (matcher/runtime/session.py); a JVM before 17.0.9 lacks the option
+    jvm = spark.sparkContext._jvm
+    bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    try:
+        interval = bean.getVMOption("TrimNativeHeapInterval").getValue()
+    except Exception:  # noqa: BLE001 - py4j raises the JVM's IllegalArgumentException for an unknown option
+        pytest.skip("this JVM has no TrimNativeHeapInterval")
+    assert interval == "5000"
 
 
 def test_matcher_driver_memory_sets_the_local_jvm_heap(tmp_path):
