@@ -106,8 +106,9 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
         # records training took 103 s instead of 117 s and matching 60 s instead of 67 s, the JVM 3.06 GB
         # instead of 3.16 GB (one run each); batch work does not mind its longer pauses.
         # TrimNativeHeapInterval (JDK 17.0.9 on; an older JVM ignores it) hands memory that native code
-        # freed back to the system every 5 s: glibc keeps it otherwise, and the JVM's resident set at
-        # 1,000,000 generated records peaked 0.1-0.2 GB lower with it (2.84-2.97 against 3.05-3.08 GB)
+        # freed back to the system every 5 s: glibc keeps it otherwise. At 1,000,000 generated records the
+        # JVM peaked at 2.84-2.97 GB instead of 3.05-3.08 GB, the whole process tree 0.23-0.46 GB lower
+        # (bench/README.md, "Native memory handed back"), no slower
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods -XX:+UseParallelGC "
                                          "-XX:+IgnoreUnrecognizedVMOptions -XX:TrimNativeHeapInterval=5000",
         "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",  # a cluster's executors score there

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pyspark.errors import IllegalArgumentException
 from pyspark.sql import functions as F
 
 from matcher.runtime.session import similarity_jar
@@ -64,7 +65,7 @@ def test_the_local_jvm_trims_its_native_heap(spark):
     bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
     try:
         interval = bean.getVMOption("TrimNativeHeapInterval").getValue()
-    except Exception:  # noqa: BLE001 - py4j raises the JVM's IllegalArgumentException for an unknown option
+    except IllegalArgumentException:  # an option this JVM does not know
         pytest.skip("this JVM has no TrimNativeHeapInterval")
     assert interval == "5000"
 
