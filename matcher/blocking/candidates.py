@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker, SparkAPI
 
+from matcher.blocking.join_keys import JoinKeys
 from matcher.model.dependence import dependence_comparisons, derived_gamma_sql
 from matcher.model.level_sql import gamma_sql
 from matcher.model.splink_adapter import (
@@ -105,10 +106,12 @@ class JoinInputs:
     concat: DataFrame
     views: list[str] = field(default_factory=list, repr=False)
     broadcast: bool = False
+    keys: JoinKeys = field(default_factory=JoinKeys)
 
     @classmethod
-    def of(cls, linker: Linker) -> "JoinInputs":
-        """Splink's ``__splink__df_concat_with_tf`` computed once, cached and named.
+    def of(cls, linker: Linker, rules: list[BlockingRule] = ()) -> "JoinInputs":
+        """Splink's ``__splink__df_concat_with_tf`` computed once, cached and named, with the
+        join keys (:class:`~matcher.blocking.join_keys.JoinKeys`) of the prediction rules and ``rules``.
 
         Two-input ``link_only`` jobs join the first input (Splink's order) to the second
         with no further condition, as Splink does; everything else joins the records to
@@ -117,8 +120,9 @@ class JoinInputs:
         settings = model_settings(linker)
         spark: SparkSession = database_api(linker).spark
         pipeline = enqueue_records_with_tf(linker, CTEPipeline())
+        keys = JoinKeys.of(r.blocking_rule_sql for r in [*prediction_rules(settings), *rules])
         # computed now, in one job, so the many joins that read it do not each compute it
-        concat = run_pipeline(database_api(linker), pipeline).localCheckpoint(eager=True)
+        concat = run_pipeline(database_api(linker), pipeline).selectExpr("*", *keys.definitions()).localCheckpoint(eager=True)
         name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
         concat.createOrReplaceTempView(name)
         tables = sorted(input_tables(linker), key=lambda t: t.templated_name)
@@ -128,9 +132,13 @@ class JoinInputs:
             for table in tables:
                 sides.append(f"{name}_{len(sides)}")
                 spark.sql(f"select * from {name} where {source.name} = '{table.dataset_display_name}'").createOrReplaceTempView(sides[-1])
-            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides], _broadcastable(concat))
+            return cls(sides[0], sides[1], " where 1=1 ", concat, [name, *sides], _broadcastable(concat), keys)
         ids = settings.column_info_settings.unique_id_input_columns
-        return cls(name, name, blocking_where_condition(link_type(settings), ids), concat, [name], _broadcastable(concat))
+        return cls(name, name, blocking_where_condition(link_type(settings), ids), concat, [name], _broadcastable(concat), keys)
+
+    def on(self, rule: BlockingRule) -> str:
+        """The join condition that finds ``rule``'s pairs, on the key columns where it has them."""
+        return self.keys.condition(rule.blocking_rule_sql)
 
     def hint(self, *aliases: str) -> str:
         """A ``BROADCAST`` hint for the joined sides ``aliases`` when the records are small enough."""
@@ -191,13 +199,13 @@ def blocked_pairs_sql(
 
     sides = (inputs.left, inputs.right)
     selects = [
-        select(f"'{i}'", True, sides, rule.blocking_rule_sql, f"{inputs.where} AND NOT ({any_rule(predict_rules[:i])})")
+        select(f"'{i}'", True, sides, inputs.on(rule), f"{inputs.where} AND NOT ({any_rule(predict_rules[:i])})")
         for i, rule in enumerate(predict_rules)
     ]
     for pair_set in pair_sets:
         if pair_set.sample_sql is not None:
             sample = inputs.sampled(pair_set.sample_sql, partitions)
-            selects.append(select("cast(null as string)", False, sample, pair_set.rule.blocking_rule_sql, inputs.where, pair_set))
+            selects.append(select("cast(null as string)", False, sample, inputs.on(pair_set.rule), inputs.where, pair_set))
     return "\nunion all\n".join(selects)
 
 
@@ -254,7 +262,7 @@ def compare_partitions(spark: SparkSession, records: int) -> int:
 def compute_vectors(linker: Linker, pair_sets: list[PairSet] = ()) -> CandidateVectors:
     """Block and compare every candidate pair, once: one Spark job, with :func:`compare_partitions`."""
     spark: SparkSession = database_api(linker).spark
-    inputs = JoinInputs.of(linker)
+    inputs = JoinInputs.of(linker, [s.rule for s in pair_sets])
     partitions = compare_partitions(spark, inputs.concat.count())
     with shuffle_partitions(spark, partitions):
         frame = _compared_pairs(linker, inputs, list(pair_sets), str(partitions))

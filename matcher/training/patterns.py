@@ -39,7 +39,7 @@ def pattern_counts(
     settings = model_settings(linker)
     info = settings.column_info_settings
     own_inputs = inputs is None
-    inputs = inputs or JoinInputs.of(linker)
+    inputs = inputs or JoinInputs.of(linker, [s.rule for s in pair_sets])
     columns = ", ".join(blocking_columns(settings))
     partitions = database_api(linker).spark.conf.get("spark.sql.shuffle.partitions")
     selects = []
@@ -49,7 +49,7 @@ def pattern_counts(
         exclude = f" AND NOT ({any_rule(list(pair_set.exclude))})" if pair_set.exclude else ""
         selects.append(
             f"select {inputs.hint('r')}'{pair_set.name}' as pair_set, {columns} "
-            f"from {sides[0]} as l inner join {sides[1]} as r on ({pair_set.rule.blocking_rule_sql}) {inputs.where}{exclude}"
+            f"from {sides[0]} as l inner join {sides[1]} as r on ({inputs.on(pair_set.rule)}) {inputs.where}{exclude}"
         )
     ids = [name for column in info.unique_id_input_columns for name in column.names_l_r]
     pair_hash = f"pmod(xxhash64({', '.join(f'cast({c} as string)' for c in ids)}, {seed}), {SAMPLE_BUCKETS})"
