@@ -48,6 +48,12 @@ RECORDS_PER_PARTITION = 65_536
 that brings the records to their pairs sorts its share of the pairs; at 1,000,000 generated
 records the session's 4 partitions spilled 635 MB of that sort to disk (2 GB heap), 16 none."""
 
+ROW = "__matcher_row"
+"""A number unique to each record of :class:`JoinInputs`: pairs carry two of them, not the records'
+unique ids, to the join that brings both records to each pair. A sort on one long settles each
+comparison on its prefix; ids such as ``crm:C00001676`` share their first bytes and fall through
+to comparing whole strings."""
+
 PREDICT = "__predict"
 """Flag column: a prediction blocking rule found the pair (it is scored and written)."""
 
@@ -122,7 +128,11 @@ class JoinInputs:
         pipeline = enqueue_records_with_tf(linker, CTEPipeline())
         keys = JoinKeys.of(r.blocking_rule_sql for r in [*prediction_rules(settings), *rules])
         # computed now, in one job, so the many joins that read it do not each compute it
-        concat = run_pipeline(database_api(linker), pipeline).selectExpr("*", *keys.definitions()).localCheckpoint(eager=True)
+        concat = (
+            run_pipeline(database_api(linker), pipeline)
+            .selectExpr("*", *keys.definitions(), f"monotonically_increasing_id() as {ROW}")
+            .localCheckpoint(eager=True)
+        )
         name = f"__matcher_concat_{uuid.uuid4().hex[:8]}"
         concat.createOrReplaceTempView(name)
         tables = sorted(input_tables(linker), key=lambda t: t.templated_name)
@@ -169,8 +179,8 @@ def any_rule(rules: list[BlockingRule]) -> str:
 def blocked_pairs_sql(
     linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
 ) -> str:
-    """One ``union all`` of the unique ids of every distinct pair the prediction rules find,
-    plus the sampled sets (:func:`with_records_sql` then joins the records to them).
+    """One ``union all`` of the records' :data:`ROW` numbers of every distinct pair the prediction
+    rules find, plus the sampled sets (:func:`with_records_sql` then joins the records to them).
 
     Prediction rules come first, each excluding the pairs of the rules before it (their
     ``match_key`` is the rule's position, as in Splink); every such pair carries the flag
@@ -180,8 +190,7 @@ def blocked_pairs_sql(
     other flag, so that its counts stay a random sample.
     """
     settings = model_settings(linker)
-    ids = settings.column_info_settings.unique_id_input_columns
-    columns = ", ".join(name for column in ids for name in column.l_r_names_as_l_r)
+    columns = f"l.{ROW} as {ROW}_l, r.{ROW} as {ROW}_r"
     predict_rules = prediction_rules(settings)
 
     def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
@@ -210,15 +219,12 @@ def blocked_pairs_sql(
 
 
 def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str]) -> str:
-    """The pairs in table ``pair_ids`` (unique ids ``*_l``, ``*_r`` and the ``carried`` columns)
-    joined to both records: the columns Splink's comparison SQL reads, as Splink selects them."""
-    ids = settings.column_info_settings.unique_id_input_columns
-    on_l = " AND ".join(f"p.{c.name_l} = l.{c.name}" for c in ids)
-    on_r = " AND ".join(f"p.{c.name_r} = r.{c.name}" for c in ids)
+    """The pairs in table ``pair_ids`` (:data:`ROW` numbers ``*_l``, ``*_r`` and the ``carried``
+    columns) joined to both records: the columns Splink's comparison SQL reads, as Splink selects them."""
     columns = [*blocking_columns(settings), *(f"p.{c}" for c in carried)]
     return (
         f"select {inputs.hint('l', 'r')}{', '.join(columns)} from {pair_ids} as p "
-        f"inner join {inputs.left} as l on {on_l} inner join {inputs.right} as r on {on_r}"
+        f"inner join {inputs.left} as l on p.{ROW}_l = l.{ROW} inner join {inputs.right} as r on p.{ROW}_r = r.{ROW}"
     )
 
 
