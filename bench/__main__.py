@@ -18,6 +18,7 @@ three. The JSON written to ``--out`` holds the machine, every run's time and met
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import shutil
@@ -35,6 +36,17 @@ from matcher.runtime.logs import configure_logging
 log = logging.getLogger("bench")
 
 RUNS = ("ours_spark", "splink_spark_stock", "splink_duckdb")
+
+SUBCOMMANDS = {
+    "incremental": "bench.incremental",  # incremental vs full matching
+    "auto": "bench.auto",  # hand-written vs automatic setup on every data set
+    "serve": "bench.serve",  # matcher serve against a large run, concurrent clients
+    "standalone": "bench.standalone",  # the same run on a local Spark standalone cluster and in local mode
+    "review": "bench.review",  # the review page's state over a large run
+    "scale": "bench.scale",  # cost and accuracy at growing sizes, each run in its own process
+    "joins": "bench.joins",  # candidate generation's two joins, as written before and now
+}
+"""``python -m bench NAME ...`` runs module ``SUBCOMMANDS[NAME]``'s ``main``."""
 
 
 def _flatten(metrics: dict) -> dict[str, Any]:
@@ -143,30 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["incremental"]:  # incremental vs full matching: bench/incremental.py
-        from bench.incremental import main as incremental
-
-        return incremental(argv[1:])
-    if argv[:1] == ["auto"]:  # hand-written vs automatic setup on every data set: bench/auto.py
-        from bench.auto import main as auto
-
-        return auto(argv[1:])
-    if argv[:1] == ["serve"]:  # matcher serve against a large run, concurrent clients: bench/serve.py
-        from bench.serve import main as serve
-
-        return serve(argv[1:])
-    if argv[:1] == ["standalone"]:  # the same run on a local Spark standalone cluster and in local mode: bench/standalone.py
-        from bench.standalone import main as standalone
-
-        return standalone(argv[1:])
-    if argv[:1] == ["review"]:  # the review page's state over a large run: bench/review.py
-        from bench.review import main as review
-
-        return review(argv[1:])
-    if argv[:1] == ["scale"]:  # cost and accuracy at growing sizes, each run in its own process: bench/scale.py
-        from bench.scale import main as scale
-
-        return scale(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]
