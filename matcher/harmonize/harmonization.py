@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from matcher.config.transform import TransformConfig
 from matcher.harmonize.golden import golden_records
-from matcher.harmonize.quality import apply_quality_gate, reconcile, source_counts
+from matcher.harmonize.quality import check_rows, reconcile, source_counts, split_checked
 from matcher.harmonize.sources import read_sources
 from matcher.harmonize.standardize import standardize
 from matcher.runtime.outputs import write_parquet
@@ -31,25 +31,25 @@ class Harmonized:
     rows: DataFrame
     quarantined: DataFrame
     counts: dict[str, dict]
-    standardized: DataFrame
+    checked: DataFrame
+    """The cached standardized rows with their issues, which ``rows`` and ``quarantined`` filter."""
 
     def unpersist(self) -> None:
-        self.rows.unpersist()
-        self.standardized.unpersist()
+        self.checked.unpersist()
 
 
 def harmonize(spark: SparkSession, config: TransformConfig) -> Harmonized:
     """Read every source, standardize, and split by the quality gate. The standardized rows
-    are cached (standardizing runs Python once per row), and so are the rows that passed the
-    gate (training and matching read them in some 40 Spark jobs, each of which would otherwise
-    repeat the gate's shuffle and window); call ``unpersist()`` when done."""
-    standardized = standardize(read_sources(spark, config), config).cache()
-    rows, quarantined = apply_quality_gate(standardized, config)
-    rows = rows.cache()
-    counts = source_counts(standardized, quarantined, config)
+    are cached once, with each row's issues (standardizing runs Python once per row, and the
+    repeated-key check a window over every row); the rows that passed the gate, which training
+    and matching read in some 40 Spark jobs, and the quarantined ones are filters of that cache.
+    Call ``unpersist()`` when done."""
+    checked = check_rows(standardize(read_sources(spark, config), config), config).cache()
+    rows, quarantined = split_checked(checked)
+    counts = source_counts(checked, quarantined, config)
     for name, c in counts.items():
         log.info("source %s: %d rows in, %d quarantined", name, c["rows_in"], c["rows_quarantined"])
-    return Harmonized(rows, quarantined, counts, standardized)
+    return Harmonized(rows, quarantined, counts, checked)
 
 
 def write_harmonization_outputs(

@@ -97,12 +97,19 @@ def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool =
     return checks
 
 
-def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, DataFrame]:
-    """``(passed, quarantined)``: the rows that pass every rule, and the others with ``rule`` and ``reason``.
+def check_rows(df: DataFrame, config: TransformConfig) -> DataFrame:
+    """``df`` with the issues of each row (:func:`rule_checks`; an empty array where it passes them all).
 
-    Runs one Spark job (:func:`has_repeated_keys`); ``df`` is best cached."""
+    Runs one Spark job (:func:`has_repeated_keys`), over the key columns alone: uncached,
+    ``df``'s plan reads just them, without standardizing. Cache the result, not ``df``:
+    :func:`split_checked` then filters it twice on the issues without evaluating them again."""
     checks = rule_checks(df, config, repeated_keys=has_repeated_keys(df))
-    checked = df.withColumn(_ISSUES, F.filter(F.array(*checks), lambda x: x.isNotNull()))
+    return df.withColumn(_ISSUES, F.filter(F.array(*checks), lambda x: x.isNotNull()))
+
+
+def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(passed, quarantined)`` from :func:`check_rows`' rows: those with no issue, and the
+    others with ``rule`` and ``reason``."""
     passed = checked.where(F.size(_ISSUES) == 0).drop(_ISSUES)
     quarantined = checked.where(F.size(_ISSUES) > 0).select(
         SOURCE_SYSTEM,
@@ -110,7 +117,7 @@ def apply_quality_gate(df: DataFrame, config: TransformConfig) -> tuple[DataFram
         SOURCE_KEY,
         F.array_join(F.array_distinct(F.transform(_ISSUES, lambda x: x["rule"])), ",").alias("rule"),
         F.array_join(F.transform(_ISSUES, lambda x: x["reason"]), "; ").alias("reason"),
-        *[c for c in df.columns if c not in (SOURCE_SYSTEM, RECORD_ID, SOURCE_KEY)],
+        *[c for c in checked.columns if c not in (SOURCE_SYSTEM, RECORD_ID, SOURCE_KEY, _ISSUES)],
     )
     return passed, quarantined
 
