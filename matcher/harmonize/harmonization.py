@@ -39,11 +39,12 @@ class Harmonized:
 
 
 def harmonize(spark: SparkSession, config: TransformConfig) -> Harmonized:
-    """Read every source, standardize, and split by the quality gate. The standardized rows
-    are cached once, with each row's issues (standardizing runs Python once per row, and the
-    repeated-key check a window over every row); the rows that passed the gate, which training
-    and matching read in some 40 Spark jobs, and the quarantined ones are filters of that cache.
-    Call ``unpersist()`` when done."""
+    """Read every source, standardize, and split by the quality gate.
+
+    The standardized rows are cached once, with each row's issues: standardizing runs Python
+    once per row, and where a source repeats a key its check is a window over every row. The
+    rows that passed the gate (training and matching read them in some 40 Spark jobs) and
+    the quarantined ones are filters of that cache. Call ``unpersist()`` when done."""
     checked = check_rows(standardize(read_sources(spark, config), config), config).cache()
     rows, quarantined = split_checked(checked)
     counts = source_counts(checked, quarantined, config)
