@@ -35,6 +35,7 @@ from matcher.harmonize.rules import profile_fields
 
 _COMPLETENESS = "_completeness"
 _PRIORITY = "_priority"
+_SIZE = "_size"
 
 
 def _priority(spec: GoldenSpec) -> Column:
@@ -61,13 +62,34 @@ def _sort_key(field: str, rule: str, spec: GoldenSpec) -> list[Column]:
 
 
 def golden_records(rows: DataFrame, config: TransformConfig) -> DataFrame:
-    """One row per ``match_id`` of ``rows`` (the match output) — see the module docstring."""
+    """One row per ``match_id`` of ``rows`` (the match output) — see the module docstring.
+
+    A record alone in its cluster (most of them) is its own golden record: only the
+    clusters of several records are aggregated."""
     spec = config.golden or GoldenSpec()
     fields = profile_fields(config)
-    completeness = sum((F.col(f).isNotNull().cast("int") for f in fields), F.lit(0))
     # shuffled as rows, not as the aggregation's partial results (one candidate struct per field:
     # several times wider, and rarely merged, since most clusters hold one or two records)
-    ranked = rows.repartition("match_id").withColumn(_COMPLETENESS, completeness).withColumn(_PRIORITY, _priority(spec))
+    sized = rows.repartition("match_id").withColumn(_SIZE, F.count(F.lit(1)).over(Window.partitionBy("match_id")))
+    alone = sized.where(F.col(_SIZE) == 1).select(
+        "match_id", F.lit(1).cast("long").alias("n_records"), F.array(SOURCE_SYSTEM).alias("source_systems"),
+        F.array(RECORD_ID).alias("record_ids"),
+        *[c for f in fields for c in _provenance(f, F.col(f), F.col(SOURCE_SYSTEM), F.col(RECORD_ID))],
+    )
+    return alone.unionByName(_chosen(sized.where(F.col(_SIZE) > 1), fields, spec))
+
+
+def _provenance(field: str, value: Column, source: Column, record: Column) -> list[Column]:
+    """The golden ``field``, its ``__source`` and ``__record_id`` (null with the value)."""
+    present = value.isNotNull()
+    return [value.alias(field), F.when(present, source).alias(f"{field}__source"),
+            F.when(present, record).alias(f"{field}__record_id")]
+
+
+def _chosen(rows: DataFrame, fields: list[str], spec: GoldenSpec) -> DataFrame:
+    """The survivorship rules applied to clusters of several records."""
+    completeness = sum((F.col(f).isNotNull().cast("int") for f in fields), F.lit(0))
+    ranked = rows.withColumn(_COMPLETENESS, completeness).withColumn(_PRIORITY, _priority(spec))
     candidates = []
     for i, field in enumerate(fields):
         key = _sort_key(field, spec.rules.get(field, spec.default_rule), spec)
@@ -86,11 +108,6 @@ def golden_records(rows: DataFrame, config: TransformConfig) -> DataFrame:
         F.array_sort(F.collect_list(RECORD_ID)).alias("record_ids"),
         *candidates,
     )
-    profile = []
-    for i, field in enumerate(fields):
-        profile += [
-            F.col(f"_w{i}.value").alias(field),
-            F.col(f"_w{i}.source").alias(f"{field}__source"),
-            F.col(f"_w{i}.record").alias(f"{field}__record_id"),
-        ]
+    profile = [c for i, f in enumerate(fields)
+               for c in _provenance(f, F.col(f"_w{i}.value"), F.col(f"_w{i}.source"), F.col(f"_w{i}.record"))]
     return chosen.select("match_id", "n_records", "source_systems", "record_ids", *profile)

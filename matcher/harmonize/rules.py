@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from matcher.config.harmonization import CANONICAL_FIELDS, DERIVED_FIELDS, GoldenSpec
@@ -143,11 +144,17 @@ def allowed_values_reason(field: str) -> str:
 # --- standardization, one value or one batch at a time ------------------------------------
 
 
-def _letters_only(value: str, keep_digits: bool) -> str | None:
-    from anyascii import anyascii
+_NOT_LETTERS = re.compile("[^a-z ]+")
+_NOT_LETTERS_OR_DIGITS = re.compile("[^a-z0-9 ]+")
 
-    text = anyascii(value).lower().replace("-", " ")
-    kept = "".join(ch for ch in text if ch.isalpha() or ch == " " or (keep_digits and ch.isdigit()))
+
+def _letters_only(value: str, keep_digits: bool) -> str | None:
+    if not value.isascii():
+        from anyascii import anyascii
+
+        value = anyascii(value)
+    text = value.lower().replace("-", " ")
+    kept = (_NOT_LETTERS_OR_DIGITS if keep_digits else _NOT_LETTERS).sub("", text)
     return " ".join(kept.split()) or None
 
 
@@ -183,10 +190,19 @@ OCR_DIGITS = str.maketrans({
 def per_distinct(function: Callable[..., str | None], *columns: pd.Series) -> pd.Series:
     """``function`` of each row's values in ``columns``, called once per distinct combination
     (names, cities and shared phones repeat across rows); None where the first column is null."""
-    keys = list(zip(*columns))
-    present = {key for key, ok in zip(keys, columns[0].notna()) if ok}
-    results = {key: function(*key) for key in present}
-    return pd.Series([results.get(key) for key in keys], index=columns[0].index, dtype="object")
+    values = [c.to_numpy(dtype=object) for c in columns]
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for v in values:  # one code per distinct combination, kept below len(rows)
+        own, distinct = pd.factorize(v, use_na_sentinel=False)
+        codes, _ = pd.factorize(codes * len(distinct) + own)
+    first = np.empty(codes.max(initial=-1) + 1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    present = columns[0].notna().to_numpy()
+    results = np.empty(len(first), dtype=object)  # None
+    for code, row in enumerate(first.tolist()):
+        if present[row]:
+            results[code] = function(*(v[row] for v in values))
+    return pd.Series(results[codes], index=columns[0].index, dtype="object")
 
 
 def clean_names(values: pd.Series, keep_digits: bool = False) -> pd.Series:

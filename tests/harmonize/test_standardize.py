@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from matcher.config.transform import config_from_dict
-from matcher.harmonize.rules import NANP_WRITTEN, _e164, e164_phone
+from matcher.harmonize.rules import NANP_WRITTEN, _e164, e164_phone, per_distinct
 from matcher.harmonize.standardize import (
     clean_names,
     e164_phones,
@@ -44,6 +44,24 @@ def harmonized_config(**overrides) -> object:
 def test_names_are_transliterated_lowercased_and_stripped_of_punctuation():
     got = clean_names(pd.Series(["  José  O'Brien-Smith ", "ZOË", "...", None]))
     assert got.tolist() == ["jose obrien smith", "zoe", None, None]
+
+
+def test_text_keeps_digits_and_drops_other_characters_between_words():
+    got = clean_names(pd.Series(["Apt\t4-B", "Nº 12  Rue d'Élan", "#"]), keep_digits=True)
+    assert got.tolist() == ["apt4 b", "no 12 rue delan", None]
+
+
+def test_a_function_runs_once_per_distinct_combination_and_null_first_values_stay_null():
+    calls = []
+
+    def joined(value, region):
+        calls.append((value, region))
+        return f"{value}/{region}"
+
+    got = per_distinct(joined, pd.Series(["a", "a", "b", None, "a", float("nan")]), pd.Series(["x", "y", "x", "x", "x", "y"]))
+    assert got.tolist() == ["a/x", "a/y", "b/x", None, "a/x", None]
+    assert sorted(calls) == [("a", "x"), ("a", "y"), ("b", "x")]
+    assert per_distinct(joined, pd.Series([], dtype=object)).tolist() == []
 
 
 def test_unambiguous_nicknames_resolve_to_their_formal_name_and_the_rest_stay():
