@@ -179,49 +179,47 @@ def any_rule(rules: list[BlockingRule]) -> str:
 def blocked_pairs_sql(
     linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
 ) -> str:
-    """One ``union all`` of the records' :data:`ROW` numbers of every distinct pair the prediction
-    rules find, plus the sampled sets (:func:`with_records_sql` then joins the records to them).
+    """The records' :data:`ROW` numbers of every distinct pair the prediction rules find, plus the
+    sampled sets, in one query (:func:`with_records_sql` then joins the records to them).
 
-    Prediction rules come first, each excluding the pairs of the rules before it (their
-    ``match_key`` is the rule's position, as in Splink); every such pair carries the flag
-    of each blocking set (``sample_sql`` None) its rule finds. The pairs a blocking set
-    finds beyond the prediction rules are not kept here: :func:`outside_predictions`
-    names them, for counting. A sampled set is drawn on its own and its rows carry no
-    other flag, so that its counts stay a random sample.
+    Each prediction rule's join reads only its keys and the records' ids; a pair that several
+    rules find is kept once, with the first rule's position as its ``match_key`` (as in
+    Splink, whose rules each exclude the pairs of the rules before them). The pairs are
+    spread over ``partitions`` by the left record, which the join to the records then reuses.
+    A sampled set is drawn on its own and its rows carry its flag only, so that its counts
+    stay a random sample. The other sets' flags are set when the records are joined.
     """
-    settings = model_settings(linker)
-    columns = f"l.{ROW} as {ROW}_l, r.{ROW} as {ROW}_r"
-    predict_rules = prediction_rules(settings)
+    rule_pairs = " union all ".join(
+        f"select {inputs.hint('r')}l.{ROW} as {ROW}_l, r.{ROW} as {ROW}_r, {i} as rule "
+        f"from {inputs.left} as l inner join {inputs.right} as r on ({inputs.on(rule)}) {inputs.where}"
+        for i, rule in enumerate(prediction_rules(model_settings(linker)))
+    )
+    samples = [s for s in pair_sets if s.sample_sql is not None]
 
-    def select(match_key: str, predict: bool, source: tuple[str, str], on: str, where: str, sample: PairSet | None = None) -> str:
-        values = [
-            ("true" if s.name == sample.name else "false") if sample is not None
-            else "false" if s.sample_sql is not None
-            else f"coalesce(({s.rule.blocking_rule_sql}), false)"
-            for s in pair_sets
-        ]
-        flag_sql = "".join(f", {v} as {flag(s)}" for v, s in zip(values, pair_sets))
-        return (
-            f"select {inputs.hint('r')}{columns}, {match_key} as match_key, {str(predict).lower()} as {PREDICT}{flag_sql} "
-            f"from {source[0]} as l inner join {source[1]} as r on ({on}) {where}"
-        )
+    def sample_flags(drawn: PairSet | None) -> str:
+        return "".join(f", {str(s is drawn).lower()} as {flag(s)}" for s in samples)
 
-    sides = (inputs.left, inputs.right)
     selects = [
-        select(f"'{i}'", True, sides, inputs.on(rule), f"{inputs.where} AND NOT ({any_rule(predict_rules[:i])})")
-        for i, rule in enumerate(predict_rules)
+        f"select {ROW}_l, {ROW}_r, cast(min(rule) as string) as match_key, true as {PREDICT}{sample_flags(None)} "
+        f"from (select /*+ REPARTITION({partitions}, {ROW}_l) */ * from ({rule_pairs})) group by {ROW}_l, {ROW}_r"
     ]
-    for pair_set in pair_sets:
-        if pair_set.sample_sql is not None:
-            sample = inputs.sampled(pair_set.sample_sql, partitions)
-            selects.append(select("cast(null as string)", False, sample, inputs.on(pair_set.rule), inputs.where, pair_set))
+    for pair_set in samples:
+        left, right = inputs.sampled(pair_set.sample_sql, partitions)
+        selects.append(
+            f"select l.{ROW} as {ROW}_l, r.{ROW} as {ROW}_r, cast(null as string) as match_key, false as {PREDICT}"
+            f"{sample_flags(pair_set)} from {left} as l inner join {right} as r on ({inputs.on(pair_set.rule)}) {inputs.where}"
+        )
     return "\nunion all\n".join(selects)
 
 
-def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str]) -> str:
+def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str], flagged: list[PairSet] = ()) -> str:
     """The pairs in table ``pair_ids`` (:data:`ROW` numbers ``*_l``, ``*_r`` and the ``carried``
-    columns) joined to both records: the columns Splink's comparison SQL reads, as Splink selects them."""
-    columns = [*blocking_columns(settings), *(f"p.{c}" for c in carried)]
+    columns) joined to both records: the columns Splink's comparison SQL reads, as Splink selects
+    them, and the flag of each ``flagged`` set: whether its rule finds a predicted pair."""
+    columns = [
+        *blocking_columns(settings), *(f"p.{c}" for c in carried),
+        *(f"p.{PREDICT} and coalesce(({s.rule.blocking_rule_sql}), false) as {flag(s)}" for s in flagged),
+    ]
     return (
         f"select {inputs.hint('l', 'r')}{', '.join(columns)} from {pair_ids} as p "
         f"inner join {inputs.left} as l on p.{ROW}_l = l.{ROW} inner join {inputs.right} as r on p.{ROW}_r = r.{ROW}"
@@ -281,8 +279,10 @@ def _compared_pairs(linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet]
     spark: SparkSession = database_api(linker).spark
     pipeline = CTEPipeline()
     pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, pair_sets, partitions), "__matcher__pair_ids")
-    carried = ["match_key", PREDICT, *(flag(s) for s in pair_sets)]
-    pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried), "__splink__df_blocked")
+    sampled = [s for s in pair_sets if s.sample_sql is not None]
+    flagged = [s for s in pair_sets if s.sample_sql is None]
+    carried = ["match_key", PREDICT, *(flag(s) for s in sampled)]
+    pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried, flagged), "__splink__df_blocked")
     columns = comparison_vector_columns(settings)
     shared = []
     for k, cc in enumerate(settings.comparisons):
