@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -212,7 +213,7 @@ def blocked_pairs_sql(
     return "\nunion all\n".join(selects)
 
 
-def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str], flagged: list[PairSet] = ()) -> str:
+def with_records_sql(settings: Settings, inputs: JoinInputs, pair_ids: str, carried: list[str], flagged: Sequence[PairSet] = ()) -> str:
     """The pairs in table ``pair_ids`` (:data:`ROW` numbers ``*_l``, ``*_r`` and the ``carried``
     columns) joined to both records: the columns Splink's comparison SQL reads, as Splink selects
     them, and the flag of each ``flagged`` set: whether its rule finds a predicted pair."""

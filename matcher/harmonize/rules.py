@@ -195,8 +195,7 @@ def per_distinct(function: Callable[..., str | None], *columns: pd.Series) -> pd
     for v in values:  # one code per distinct combination, kept below len(rows)
         own, distinct = pd.factorize(v, use_na_sentinel=False)
         codes, _ = pd.factorize(codes * len(distinct) + own)
-    first = np.empty(codes.max(initial=-1) + 1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    _, first = np.unique(codes, return_index=True)  # a row of each code, codes being 0, 1, ...
     present = columns[0].notna().to_numpy()
     results = np.empty(len(first), dtype=object)  # None
     for code, row in enumerate(first.tolist()):
