@@ -95,6 +95,9 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
         # coalescing small shuffles into one partition leaves a core idle on the CPU-heavy comparisons
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # the in-memory cache of the standardized rows, uncompressed: building it took 10 s of 37 s
+        # (cold) when compressed, at 1,000,000 generated records (bench/README.md, "Names cleaned once")
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
         # one run compiles about 190 classes (comparisons, u sample, scoring, evaluation); with
         # Spark's default of 100 the next run in this JVM compiles them all again, and the JIT
         # then recompiles the comparison loops (about a second of a core each)
