@@ -178,24 +178,24 @@ def any_rule(rules: list[BlockingRule]) -> str:
 
 
 def blocked_pairs_sql(
-    linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet], partitions: str
+    linker: Linker, inputs: JoinInputs, samples: Sequence[PairSet], partitions: str
 ) -> str:
     """The records' :data:`ROW` numbers of every distinct pair the prediction rules find, plus the
-    sampled sets, in one query (:func:`with_records_sql` then joins the records to them).
+    pairs of the sampled sets ``samples``, in one query (:func:`with_records_sql` then joins the records to them).
 
     Each prediction rule's join reads only its keys and the records' ids; a pair that several
     rules find is kept once, with the first rule's position as its ``match_key`` (as in
     Splink, whose rules each exclude the pairs of the rules before them). The pairs are
     spread over ``partitions`` by the left record, which the join to the records then reuses.
     A sampled set is drawn on its own and its rows carry its flag only, so that its counts
-    stay a random sample. The other sets' flags are set when the records are joined.
+    stay a random sample. The other sets' flags are set when the records are joined
+    (:func:`with_records_sql`).
     """
     rule_pairs = " union all ".join(
         f"select {inputs.hint('r')}l.{ROW} as {ROW}_l, r.{ROW} as {ROW}_r, {i} as rule "
         f"from {inputs.left} as l inner join {inputs.right} as r on ({inputs.on(rule)}) {inputs.where}"
         for i, rule in enumerate(prediction_rules(model_settings(linker)))
     )
-    samples = [s for s in pair_sets if s.sample_sql is not None]
 
     def sample_flags(drawn: PairSet | None) -> str:
         return "".join(f", {str(s is drawn).lower()} as {flag(s)}" for s in samples)
@@ -278,10 +278,10 @@ def _compared_pairs(linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet]
     """The comparison vectors of every candidate pair, with the sets' flags, as a local checkpoint."""
     settings = model_settings(linker)
     spark: SparkSession = database_api(linker).spark
-    pipeline = CTEPipeline()
-    pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, pair_sets, partitions), "__matcher__pair_ids")
     sampled = [s for s in pair_sets if s.sample_sql is not None]
     flagged = [s for s in pair_sets if s.sample_sql is None]
+    pipeline = CTEPipeline()
+    pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, sampled, partitions), "__matcher__pair_ids")
     carried = ["match_key", PREDICT, *(flag(s) for s in sampled)]
     pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried, flagged), "__splink__df_blocked")
     columns = comparison_vector_columns(settings)
