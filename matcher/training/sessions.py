@@ -150,6 +150,7 @@ def sample_agreements(
 
     A pattern holds one value per configured column: 1 agree, 0 differ, -1 either null.
     Each rule gets its own row-sample share, so that it yields about :data:`SAMPLE_PAIRS` pairs.
+    The joins carry a row number and a 64-bit hash of each compared value, not the values.
     """
     columns = config.columns
     uid = F.concat_ws(":", F.col(SOURCE_DATASET_COLUMN), F.col(config.primary_key).cast("string"))
@@ -159,20 +160,21 @@ def sample_agreements(
         return {}
     rows = df.select(
         # candidates block on parts of the comparison columns: only those are kept
-        uid.alias("__uid"), F.col(SOURCE_DATASET_COLUMN).alias("__src"), row_hash.alias("__h"), *config.column_names
-    ).where(F.col("__h") < int(max(shares.values()) * _HASH_BUCKETS)).cache()
-    link_type = config.resolved_link_type
-    pair_condition = {
-        "dedupe_only": "l.__uid < r.__uid",
-        "link_only": "l.__src < r.__src",
-        "link_and_dedupe": "l.__uid < r.__uid",
-    }[link_type]
-    agreement = []
-    for c in columns:
-        left, right = (compared_value(f"l.{c.name}", c.kind), compared_value(f"r.{c.name}", c.kind))
-        agreement.append(
-            F.when(left.isNull() | right.isNull(), F.lit(-1)).when(left == right, F.lit(1)).otherwise(F.lit(0)).alias(f"a{len(agreement)}")
-        )
+        F.col(SOURCE_DATASET_COLUMN).alias("__src"), row_hash.alias("__h"), *config.column_names
+    ).where(F.col("__h") < int(max(shares.values()) * _HASH_BUCKETS)).withColumn("__id", F.monotonically_increasing_id()).cache()
+    # each pair once: across inputs for link_only, else by row number (the patterns are symmetric)
+    link_only = config.resolved_link_type == "link_only"
+    pair_condition = "l.__src < r.__src" if link_only else "l.__id < r.__id"
+    values = []
+    for k, c in enumerate(columns):
+        value = compared_value(c.name, c.kind)
+        values.append(F.when(value.isNotNull(), F.xxhash64(value)).alias(f"__v{k}"))
+    carried = ["__src" if link_only else "__id", *values]
+    agreement = [
+        F.when(F.col(f"l.__v{k}").isNull() | F.col(f"r.__v{k}").isNull(), F.lit(-1))
+        .when(F.col(f"l.__v{k}") == F.col(f"r.__v{k}"), F.lit(1)).otherwise(F.lit(0)).alias(f"a{k}")
+        for k in range(len(columns))
+    ]
     parts = []
     keyed = [i for i in shares if isinstance(candidates[i].rule, list)]
     if keyed:  # rules on columns: one join on (rule, key) for all of them
@@ -180,14 +182,14 @@ def sample_agreements(
             F.struct(F.lit(i).alias("rule"), _block_key(candidates[i].rule, F.col("__h") < int(shares[i] * _HASH_BUCKETS)).alias("key"))
             for i in keyed
         ))
-        exploded = rows.select("*", F.explode(keys).alias("__k")).where("__k.key IS NOT NULL")
+        exploded = rows.select(*carried, F.explode(keys).alias("__k")).where("__k.key IS NOT NULL")
         exploded = exploded.select("*", F.col("__k.rule").alias("__rule"), F.col("__k.key").alias("__key")).drop("__k")
         pairs = exploded.alias("l").join(
-            exploded.alias("r"), F.expr(f"l.__rule = r.__rule AND l.__key = r.__key AND {pair_condition}")
+            exploded.alias("r"), F.expr(f"l.__key = r.__key AND l.__rule = r.__rule AND {pair_condition}")  # the hash first: it sorts by prefix
         )
         parts.append(pairs.select(F.col("l.__rule").alias("rule"), *agreement))
     for i in (i for i in shares if i not in keyed):  # a rule in SQL: its own join
-        sampled = rows.where(F.col("__h") < int(shares[i] * _HASH_BUCKETS))
+        sampled = rows.where(F.col("__h") < int(shares[i] * _HASH_BUCKETS)).select("*", *values)
         pairs = sampled.alias("l").join(sampled.alias("r"), F.expr(f"({_rule_sql(candidates[i].rule)}) AND {pair_condition}"))
         parts.append(pairs.select(F.lit(i).alias("rule"), *agreement))
     union = parts[0]
