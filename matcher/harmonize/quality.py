@@ -46,7 +46,7 @@ from matcher.harmonize.rules import (
     require_any_reason,
     required_reason,
 )
-from matcher.runtime.errors import MatcherError
+from matcher.runtime.errors import InputDataError, MatcherError
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +58,27 @@ def _issue(failed: Column, rule: str, reason: Column) -> Column:
     return F.when(failed, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
 
 
-def has_repeated_keys(df: DataFrame) -> bool:
-    """Whether any source repeats a primary key (one Spark job over the keys alone)."""
-    keys = df.where(F.col(SOURCE_KEY).isNotNull()).groupBy(SOURCE_SYSTEM, SOURCE_KEY).count()
-    return bool(keys.where("count > 1").limit(1).count())
+def key_counts(df: DataFrame) -> dict[str, tuple[int, bool]]:
+    """Per source with rows: its rows and whether a primary key repeats in it (one Spark job over
+    the keys alone; a source without rows is absent)."""
+    keys = df.groupBy(SOURCE_SYSTEM, SOURCE_KEY).count()
+    per_source = keys.groupBy(SOURCE_SYSTEM).agg(
+        F.sum("count").alias("rows"), F.max(F.when(F.col(SOURCE_KEY).isNotNull(), F.col("count"))).alias("most")
+    )
+    return {r[SOURCE_SYSTEM]: (int(r["rows"]), (r["most"] or 0) > 1) for r in per_source.collect()}
+
+
+def refuse_empty_sources(counts: dict[str, tuple[int, bool]], config: TransformConfig) -> None:
+    """Raise on a source without rows (:func:`key_counts`) unless it sets ``allow_empty``."""
+    for spec in config.sources or []:
+        if spec.name not in counts and not spec.allow_empty:
+            raise InputDataError(f"{spec.path}: source {spec.name!r} has no rows (set allow_empty: true to accept that)")
 
 
 def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool = True) -> list[Column]:
     """One nullable issue struct (rule, reason) per check; null where the row passes it.
 
-    ``repeated_keys=False`` (no source repeats a key, :func:`has_repeated_keys`) leaves out
+    ``repeated_keys=False`` (no source repeats a key, :func:`key_counts`) leaves out
     the repeated-key check, whose window would shuffle every row.
     """
     spec = config.quality
@@ -100,10 +111,13 @@ def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool =
 def check_rows(df: DataFrame, config: TransformConfig) -> DataFrame:
     """``df`` with the issues of each row (:func:`rule_checks`; an empty array where it passes them all).
 
-    Runs one Spark job (:func:`has_repeated_keys`), over the key columns alone: uncached,
-    ``df``'s plan reads just them, without standardizing. Cache the result, not ``df``:
-    :func:`split_checked` then filters it twice on the issues without evaluating them again."""
-    checks = rule_checks(df, config, repeated_keys=has_repeated_keys(df))
+    Runs one Spark job (:func:`key_counts`), over the key columns alone: uncached, ``df``'s
+    plan reads just them, without standardizing; it refuses a source without rows
+    (:func:`refuse_empty_sources`). Cache the result, not ``df``: :func:`split_checked` then
+    filters it twice on the issues without evaluating them again."""
+    counts = key_counts(df)
+    refuse_empty_sources(counts, config)
+    checks = rule_checks(df, config, repeated_keys=any(repeats for _, repeats in counts.values()))
     return df.withColumn(_ISSUES, F.filter(F.array(*checks), lambda x: x.isNotNull()))
 
 

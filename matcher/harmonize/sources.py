@@ -51,9 +51,9 @@ def _as_text(df: DataFrame, column: str) -> F.Column:
 def read_source(spark: SparkSession, spec: SourceSpec, pass_through: list[str]) -> DataFrame:
     """One source mapped onto the canonical schema (all text), with its record ids.
 
-    Raises :class:`InputDataError` when the file is missing or unreadable, when a mapped
-    column or the primary key is missing, or when the source has no rows and
-    ``allow_empty`` is not set.
+    Raises :class:`InputDataError` when the file is missing or unreadable, or when a mapped
+    column or the primary key is missing (the quality gate refuses a source without rows,
+    :func:`matcher.harmonize.quality.refuse_empty_sources`).
     """
     df = read_input(spark, spec, check_encoding=False)  # the quality gate quarantines bad bytes
     wanted = [spec.primary_key, *spec.columns.values()]
@@ -63,8 +63,6 @@ def read_source(spark: SparkSession, spec: SourceSpec, pass_through: list[str]) 
             f"{spec.path}: source {spec.name!r}: column(s) {', '.join(missing)} named in the config are missing "
             f"(it has: {', '.join(df.columns)})"
         )
-    if not spec.allow_empty and df.limit(1).count() == 0:
-        raise InputDataError(f"{spec.path}: source {spec.name!r} has no rows (set allow_empty: true to accept that)")
     key = _as_text(df, spec.primary_key)
     fields = [
         (_as_text(df, spec.columns[f]) if f in spec.columns else F.lit(None).cast("string")).alias(f)
