@@ -26,6 +26,7 @@ dropped: rows in = rows passed + rows quarantined, per source (:func:`reconcile`
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -58,27 +59,25 @@ def _issue(failed: Column, rule: str, reason: Column) -> Column:
     return F.when(failed, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
 
 
-def key_counts(df: DataFrame) -> dict[str, tuple[int, bool]]:
-    """Per source with rows: its rows and whether a primary key repeats in it (one Spark job over
-    the keys alone; a source without rows is absent)."""
+def key_repeats(df: DataFrame) -> dict[str, bool]:
+    """Per source with rows, whether a primary key repeats in it (one Spark job over the keys
+    alone; a source without rows is absent)."""
     keys = df.groupBy(SOURCE_SYSTEM, SOURCE_KEY).count()
-    per_source = keys.groupBy(SOURCE_SYSTEM).agg(
-        F.sum("count").alias("rows"), F.max(F.when(F.col(SOURCE_KEY).isNotNull(), F.col("count"))).alias("most")
-    )
-    return {r[SOURCE_SYSTEM]: (int(r["rows"]), (r["most"] or 0) > 1) for r in per_source.collect()}
+    most = keys.groupBy(SOURCE_SYSTEM).agg(F.max(F.when(F.col(SOURCE_KEY).isNotNull(), F.col("count"))).alias("most"))
+    return {r[SOURCE_SYSTEM]: (r["most"] or 0) > 1 for r in most.collect()}
 
 
-def refuse_empty_sources(counts: dict[str, tuple[int, bool]], config: TransformConfig) -> None:
-    """Raise on a source without rows (:func:`key_counts`) unless it sets ``allow_empty``."""
+def refuse_empty_sources(with_rows: Iterable[str], config: TransformConfig) -> None:
+    """Raise on a source not among ``with_rows`` unless it sets ``allow_empty``."""
     for spec in config.sources or []:
-        if spec.name not in counts and not spec.allow_empty:
+        if spec.name not in with_rows and not spec.allow_empty:
             raise InputDataError(f"{spec.path}: source {spec.name!r} has no rows (set allow_empty: true to accept that)")
 
 
 def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool = True) -> list[Column]:
     """One nullable issue struct (rule, reason) per check; null where the row passes it.
 
-    ``repeated_keys=False`` (no source repeats a key, :func:`key_counts`) leaves out
+    ``repeated_keys=False`` (no source repeats a key, :func:`key_repeats`) leaves out
     the repeated-key check, whose window would shuffle every row.
     """
     spec = config.quality
@@ -111,13 +110,13 @@ def rule_checks(df: DataFrame, config: TransformConfig, *, repeated_keys: bool =
 def check_rows(df: DataFrame, config: TransformConfig) -> DataFrame:
     """``df`` with the issues of each row (:func:`rule_checks`; an empty array where it passes them all).
 
-    Runs one Spark job (:func:`key_counts`), over the key columns alone: uncached, ``df``'s
-    plan reads just them, without standardizing; it refuses a source without rows
+    Runs one Spark job (:func:`key_repeats`), over the key columns alone: uncached, ``df``'s
+    plan reads just them, without standardizing; a source without rows is refused
     (:func:`refuse_empty_sources`). Cache the result, not ``df``: :func:`split_checked` then
     filters it twice on the issues without evaluating them again."""
-    counts = key_counts(df)
-    refuse_empty_sources(counts, config)
-    checks = rule_checks(df, config, repeated_keys=any(repeats for _, repeats in counts.values()))
+    repeats = key_repeats(df)
+    refuse_empty_sources(repeats, config)
+    checks = rule_checks(df, config, repeated_keys=any(repeats.values()))
     return df.withColumn(_ISSUES, F.filter(F.array(*checks), lambda x: x.isNotNull()))
 
 
