@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from matcher.runtime.class_archive import driver_archive_options, start_builder
 from matcher.runtime.s3 import configure_s3, connector_jars
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
     generated code holds what several runs compile, so that later runs in the same JVM (a
     notebook, incremental matches) reuse the compiled comparisons. Under
     ``spark-submit`` or Glue, the launcher's master and every setting it was given
-    (``--conf``, ``--jars``) win over these. Once ``matcher s3-server fetch`` has fetched
+    (``--conf``, ``--jars``) win over these. The JVM maps the classes it loads from an archive the first
+    such session builds (:mod:`matcher.runtime.class_archive`). Once ``matcher s3-server fetch`` has fetched
     Spark's S3 connector, its jars join the classpath and ``s3://`` maps to it
     (:mod:`matcher.runtime.s3`).
     """
@@ -83,6 +85,7 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
     if launcher is None:
         _ensure_worker_python()
     partitions = str(2 * cores)
+    archive, classes = driver_archive_options(connector_jars()) if launcher is None else ("", None)
     settings = {
         "spark.master": f"local[{cores}]",
         "spark.app.name": app_name,
@@ -112,8 +115,11 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
         # freed back to the system every 5 s: glibc keeps it otherwise. At 1,000,000 generated records the
         # JVM peaked at 2.84-2.97 GB instead of 3.05-3.08 GB, the whole process tree 0.23-0.46 GB lower
         # (bench/README.md, "Native memory handed back"), no slower
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods -XX:+UseParallelGC "
-                                         "-XX:+IgnoreUnrecognizedVMOptions -XX:TrimNativeHeapInterval=5000",
+        # and the class archive's option (matcher.runtime.class_archive)
+        "spark.driver.extraJavaOptions": " ".join([
+            "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods -XX:+UseParallelGC",
+            "-XX:+IgnoreUnrecognizedVMOptions -XX:TrimNativeHeapInterval=5000", archive,
+        ]).strip(),
         "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",  # a cluster's executors score there
         "spark.jars": similarity_jar(),
     }
@@ -125,6 +131,8 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if classes is not None:
+        start_builder(spark, classes)
     if launcher is None and connector_jars():
         configure_s3(spark)
     return spark
