@@ -43,8 +43,8 @@ def _java_version(java_home: Path) -> str | None:
 
 
 def archive_key(java_home: Path, jars: list[Path]) -> str:
-    """A name for the archive of this JVM and these jars (paths, sizes, modification times)."""
-    digest = hashlib.sha256(str(java_home.resolve()).encode())
+    """A name for the archive of this JVM (its path and version) and these jars (paths, sizes, times)."""
+    digest = hashlib.sha256(f"{java_home.resolve()}:{_java_version(java_home)}".encode())
     for jar in sorted(jars):
         stat = jar.stat()
         digest.update(f"{jar}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -55,10 +55,13 @@ def archive_options(java_home: Path, jars: list[Path], archive_dir: Path = ARCHI
     """The JVM options for the driver, and the class list a builder should turn into an archive (or ``None``).
 
     With an archive: map it. Without one, and no build under way: list the loaded classes. Off
-    (``""``, ``None``) when ``MATCHER_CLASS_ARCHIVE=off``, before JDK 17, or when the folder is not writable.
+    (``""``, ``None``) when ``MATCHER_CLASS_ARCHIVE=off``, before JDK 17, or when the folder's path has a
+    space or a quote or is not writable.
     """
     major = (_java_version(java_home) or "").split(".")[0]
     if os.environ.get("MATCHER_CLASS_ARCHIVE", "").lower() == "off" or not major.isdigit() or int(major) < 17:
+        return "", None
+    if any(c.isspace() or c in "'\"" for c in str(archive_dir)):  # Spark would split the option there
         return "", None
     key = archive_key(java_home, jars)
     archive = archive_dir / f"{key}.jsa"

@@ -31,6 +31,7 @@ def test_the_first_session_lists_its_classes_the_next_ones_wait_then_map_the_arc
     (folder / f"{archive_key(JAVA_HOME, jars)}.jsa").write_bytes(b"")
     options, classes = archive_options(JAVA_HOME, jars, folder)
     assert options.startswith(f"-XX:SharedArchiveFile={folder}/") and "-Xlog:cds=off" in options and classes is None
+    assert archive_options(JAVA_HOME, jars, tmp_path / "my runs") == ("", None)  # a space would split the option
     monkeypatch.setenv("MATCHER_CLASS_ARCHIVE", "off")
     assert archive_options(JAVA_HOME, jars, folder) == ("", None)
 
