@@ -42,6 +42,11 @@ def _java_version(java_home: Path) -> str | None:
     return None
 
 
+def _named(path: Path, suffix: str) -> Path:
+    """The file of ``path``'s archive key with ``suffix``: ``KEY.jsa``, ``KEY.building``, ``KEY.failed``."""
+    return path.with_name(path.name.split(".", 1)[0] + suffix)
+
+
 def archive_key(java_home: Path, jars: list[Path]) -> str:
     """A name for the archive of this JVM (its path and version) and these jars (paths, sizes, times)."""
     digest = hashlib.sha256(f"{java_home.resolve()}:{_java_version(java_home)}".encode())
@@ -67,11 +72,11 @@ def archive_options(java_home: Path, jars: list[Path], archive_dir: Path = ARCHI
     archive = archive_dir / f"{key}.jsa"
     if archive.exists():
         return f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off", None
-    if archive.with_suffix(".failed").exists():  # this JVM could not build one: do not try at every start
+    if _named(archive, ".failed").exists():  # this JVM could not build one: do not try at every start
         return "", None
     try:
         archive_dir.mkdir(parents=True, exist_ok=True)
-        lock = archive_dir / f"{key}.building"
+        lock = _named(archive, ".building")
         if lock.exists() and time.time() - lock.stat().st_mtime < _STALE_BUILD_S:
             return "", None
         lock.write_text(str(os.getpid()), encoding="utf-8")
@@ -93,13 +98,13 @@ def driver_archive_options(extra_jars: list[str]) -> tuple[str, Path | None]:
 
 def start_builder(spark, classes: Path) -> None:
     """Start the detached process that turns ``classes`` into the archive once ``spark``'s JVM exits."""
-    lock = classes.with_name(classes.name.split(".", 1)[0] + ".building")
+    lock = _named(classes, ".building")
     if not classes.exists():  # the session already existed: its JVM was started without the option
         lock.unlink(missing_ok=True)
         return
     jvm = spark.sparkContext._jvm
     pid, classpath = jvm.java.lang.ProcessHandle.current().pid(), jvm.System.getProperty("java.class.path")
-    archive = lock.with_suffix(".jsa")
+    archive = _named(classes, ".jsa")
     subprocess.Popen(
         [sys.executable, "-m", __name__, str(pid), str(classes), classpath, str(archive), os.environ["JAVA_HOME"]],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -119,7 +124,7 @@ def _alive(pid: int) -> bool:
 def build(jvm_pid: int, classes: Path, classpath: str, archive: Path, java_home: Path) -> bool:
     """Wait for the JVM to exit, dump ``classes`` into ``archive``; remove the list and the lock either way.
     A dump that fails leaves ``KEY.failed``, and no session lists its classes for that key again."""
-    lock = archive.with_suffix(".building")
+    lock = _named(archive, ".building")
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
     try:
         while _alive(jvm_pid):
@@ -130,7 +135,7 @@ def build(jvm_pid: int, classes: Path, classpath: str, archive: Path, java_home:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900,
         )
         if dumped.returncode != 0 or not partial.exists():
-            archive.with_suffix(".failed").write_text(f"java -Xshare:dump exited with {dumped.returncode}\n")
+            _named(archive, ".failed").write_text(f"java -Xshare:dump exited with {dumped.returncode}\n")
             return False
         os.replace(partial, archive)
         return True
