@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -33,7 +34,7 @@ from matcher.config.transform import TransformConfig
 from matcher.evaluation.report import write_run_report
 from matcher.evaluation.task import evaluate_task
 from matcher.harmonize.harmonization import Harmonized, harmonize, write_harmonization_outputs
-from matcher.harmonize.ingest import read_inputs
+from matcher.harmonize.ingest import local_input_bytes, read_inputs
 from matcher.matching.decisions import DecisionLog
 from matcher.matching.matches import find_matches
 from matcher.matching.summary import run_summary
@@ -56,6 +57,11 @@ def _inputs(config: TransformConfig, spark: SparkSession, df: DataFrame | None) 
     return read_inputs(spark, config).cache()
 
 
+def _session(config: TransformConfig, folder: RunFolder, spark: SparkSession | None) -> AbstractContextManager[SparkSession]:
+    """:func:`task_session`, a session it starts sized to the config's inputs."""
+    return task_session(folder, spark, input_bytes=None if spark is not None else local_input_bytes(config))
+
+
 @replaces_outputs
 def train_task(
     config: TransformConfig, folder: RunFolder, spark: SparkSession | None = None, *, df: DataFrame | None = None,
@@ -67,7 +73,7 @@ def train_task(
     from matcher.labels.files import training_pairs
 
     labeled, _, labels_hash = training_pairs(config, folder.root)
-    with task_session(folder, spark) as spark, stage("train"):
+    with _session(config, folder, spark) as spark, stage("train"):
         model = train(
             _inputs(config, spark, df), config, labels=labeled if labels_hash else None, labels_hash=labels_hash,
             candidates=candidates,
@@ -107,7 +113,7 @@ def match_task(
     model = TrainedModel.load(folder.model, config)
     config = model.configure(config)  # the rules training chose, when the config leaves them to the data
     # the scored pairs are written next to pairs/ as they are scored, and moved into place last
-    with task_session(folder, spark) as spark, stage("match"):
+    with _session(config, folder, spark) as spark, stage("match"):
         step("read inputs")
         if config.sources is not None and harmonized is None:
             harmonized = harmonize(spark, config)
@@ -175,7 +181,7 @@ def run_task(config: TransformConfig, folder: RunFolder, spark: SparkSession | N
             "%s fits this config (trained %s on %s rows): matching with it; --retrain trains a new one",
             folder.model, existing.metadata.get("trained_at", "at an unknown time"), existing.metadata.get("rows", "?"),
         )
-    with task_session(folder, spark) as spark:
+    with _session(config, folder, spark) as spark:
         with stage("read inputs"):
             harmonized = harmonize(spark, config) if config.sources is not None else None
             df = harmonized.rows if harmonized is not None else read_inputs(spark, config).cache()

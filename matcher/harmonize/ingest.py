@@ -88,6 +88,17 @@ def _local_files(path: Path) -> list[Path]:
     )
 
 
+def local_input_bytes(config: TransformConfig) -> int | None:
+    """How many bytes the config's sources (or inputs) hold on disk; ``None`` when one is remote or missing."""
+    total = 0
+    for spec in config.sources or config.inputs:
+        path = Path(spec.path)
+        if "://" in spec.path or not path.exists():
+            return None
+        total += sum(file.stat().st_size for file in _local_files(path))
+    return total
+
+
 def check_csv_file(file: Path | S3File, spec: InputSpec, options: dict[str, str], *, check_encoding: bool = True) -> None:
     """Refuse a CSV file (local, or on S3) that would be misread: another format's magic bytes, bytes that
     are not UTF-8 (unless an ``encoding``/``charset`` option names the encoding, or

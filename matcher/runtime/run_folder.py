@@ -241,9 +241,10 @@ _open_checkpoints: list[str] = []
 
 
 @contextmanager
-def task_session(folder: RunFolder, spark: SparkSession | None) -> Iterator[SparkSession]:
+def task_session(folder: RunFolder, spark: SparkSession | None, *, input_bytes: int | None = None) -> Iterator[SparkSession]:
     """The session for one task, with Splink's intermediate tables checkpointed inside the
-    run folder and removed when the task ends, whether or not it succeeded.
+    run folder and removed when the task ends, whether or not it succeeded. A session started
+    here is sized for ``input_bytes`` of input when known (:func:`~matcher.runtime.session.local_session`).
 
     Tasks nest (``run`` trains and matches): an inner session on the same checkpoint folder
     leaves it to the outermost one, which removes it; an inner session on another folder
@@ -253,7 +254,7 @@ def task_session(folder: RunFolder, spark: SparkSession | None) -> Iterator[Spar
     working in it, or a folder that cannot be written, is a one-line error."""
     with claim_run_folder(folder):
         checkpoints = str(folder.checkpoints)
-        spark = spark or get_session()
+        spark = spark or get_session(input_bytes=input_bytes)
         if not _open_checkpoints or _open_checkpoints[-1] != checkpoints:
             spark.sparkContext.setCheckpointDir(checkpoints)
         _open_checkpoints.append(checkpoints)

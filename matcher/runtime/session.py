@@ -23,6 +23,25 @@ candidate vectors, which spill to disk past it: on 1,000,000 generated records (
 on a second generated set 309 s against 297 s, at 4.12 GB instead of 5.20 GB."""
 
 
+QUICK_JIT_MAX_BYTES = 8_000_000
+"""Input bytes up to which a local driver's JIT compiles with its first tier only (C1,
+``-XX:TieredStopAtLevel=1``). On small data the top tier (C2) spends more CPU compiling than its
+code saves: on the bundled demo (0.2 MB) C2's threads took 20-43 s of CPU, and a cold run took a
+median 29.3 s instead of 34.1 s; at 100,000 generated records (7.1 MB) 64.9 and 71.6 s instead of
+68.2 and 76.9 s; at 1,000,000 (66 MB) C1's slower code took 408 s instead of 279 s. A test session
+(one JVM for many jobs) is faster with C2 too (bench/README.md, "The JIT's first tier for small inputs")."""
+
+
+def jit_options(input_bytes: int | None) -> str:
+    """The driver's JIT options for inputs of ``input_bytes`` (``None``: unknown, so sized for any data).
+
+    ``MATCHER_JIT=quick`` or ``full`` overrides the choice."""
+    chosen = os.environ.get("MATCHER_JIT", "").strip().lower()
+    if chosen not in ("quick", "full"):
+        chosen = "quick" if input_bytes is not None and input_bytes <= QUICK_JIT_MAX_BYTES else "full"
+    return "-XX:TieredStopAtLevel=1" if chosen == "quick" else ""
+
+
 def driver_memory() -> str:
     """``MATCHER_DRIVER_MEMORY`` (a JVM size: ``4g``, ``2500m``), else :data:`DRIVER_MEMORY`."""
     return os.environ.get("MATCHER_DRIVER_MEMORY", "").strip() or DRIVER_MEMORY
@@ -66,8 +85,11 @@ def _launcher_conf():
     return SparkConf()
 
 
-def local_session(*, cores: int | None = None, memory: str | None = None, app_name: str = "matcher") -> SparkSession:
-    """A local SparkSession sized to this machine, with ``memory`` (default :func:`driver_memory`) of heap.
+def local_session(
+    *, cores: int | None = None, memory: str | None = None, app_name: str = "matcher", input_bytes: int | None = None,
+) -> SparkSession:
+    """A local SparkSession sized to this machine, with ``memory`` (default :func:`driver_memory`) of heap
+    and the JIT :func:`jit_options` choose for ``input_bytes`` (the size of the data it will read, when known).
 
     Shuffle partitions and default parallelism are twice the core count (Spark's 200
     default spends most of a small job scheduling empty tasks); the UI is off; the cache of
@@ -86,6 +108,10 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
         _ensure_worker_python()
     partitions = str(2 * cores)
     archive, classes = driver_archive_options(connector_jars()) if launcher is None else ("", None)
+    jit = jit_options(input_bytes)
+    if jit and launcher is None:
+        why = "MATCHER_JIT=quick" if input_bytes is None or input_bytes > QUICK_JIT_MAX_BYTES else f"inputs of {input_bytes:,} bytes"
+        log.info("the JVM compiles with its JIT's first tier only (%s; MATCHER_JIT=full turns that off)", why)
     settings = {
         "spark.master": f"local[{cores}]",
         "spark.app.name": app_name,
@@ -115,10 +141,10 @@ def local_session(*, cores: int | None = None, memory: str | None = None, app_na
         # freed back to the system every 5 s: glibc keeps it otherwise. At 1,000,000 generated records the
         # JVM peaked at 2.84-2.97 GB instead of 3.05-3.08 GB, the whole process tree 0.23-0.46 GB lower
         # (bench/README.md, "Native memory handed back"), no slower
-        # and the class archive's option (matcher.runtime.class_archive)
+        # and the class archive's option (matcher.runtime.class_archive) and the JIT's (jit_options)
         "spark.driver.extraJavaOptions": " ".join([
             "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods -XX:+UseParallelGC",
-            "-XX:+IgnoreUnrecognizedVMOptions -XX:TrimNativeHeapInterval=5000", archive,
+            "-XX:+IgnoreUnrecognizedVMOptions -XX:TrimNativeHeapInterval=5000", archive, jit,
         ]).strip(),
         "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",  # a cluster's executors score there
         "spark.jars": similarity_jar(),

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from matcher.config.harmonization import SourceSpec
 from matcher.config.transform import config_from_dict
-from matcher.harmonize.ingest import read_inputs
+from matcher.harmonize.ingest import local_input_bytes, read_inputs
 from matcher.harmonize.sources import read_source
 from matcher.model.comparisons import SOURCE_DATASET_COLUMN
 from matcher.runtime.errors import InputDataError
@@ -332,3 +332,19 @@ def test_a_source_reads_through_the_same_checks_but_leaves_bad_bytes_to_the_qual
     mixed.write_bytes(b"id,fname\n1,\"Rob\nert\"\n" + "2,Zoë\n".encode("latin-1"))
     rows = sorted(read_source(spark, source(mixed), []).select("source_key", "first_name").collect())
     assert [tuple(r) for r in rows] == [("1", "Rob\nert"), ("2", "Zo\ufffd")]
+
+
+def test_the_input_size_counts_every_local_file_and_is_unknown_for_a_remote_or_missing_one(tmp_path):
+    # it sizes the JVM a run starts (matcher.runtime.session.jit_options)
+    single = tmp_path / "one.csv"
+    single.write_text(GOOD_CSV)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text(GOOD_CSV)
+    (folder / "b.csv").write_text(GOOD_CSV + "4,cy,hull,c\n")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".a.csv.crc").write_text("not read by Spark")
+    sizes = [len(GOOD_CSV), len(GOOD_CSV), len(GOOD_CSV) + len("4,cy,hull,c\n")]
+    assert local_input_bytes(config_from_dict(config_dict(single, folder))) == sum(sizes)
+    assert local_input_bytes(config_from_dict(config_dict(single, "s3://bucket/customers.csv"))) is None
+    assert local_input_bytes(config_from_dict(config_dict(single, tmp_path / "missing.csv"))) is None

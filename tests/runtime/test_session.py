@@ -6,7 +6,7 @@ import pytest
 from pyspark.errors import IllegalArgumentException
 from pyspark.sql import functions as F
 
-from matcher.runtime.session import similarity_jar
+from matcher.runtime.session import QUICK_JIT_MAX_BYTES, jit_options, similarity_jar
 
 
 def test_dates_before_the_gregorian_switch_round_trip_through_parquet(spark, tmp_path):
@@ -53,6 +53,17 @@ def test_the_jvm_compiles_generated_methods_of_any_size(spark):
     assert "-XX:-DontCompileHugeMethods" in list(arguments)
 
 
+def test_small_inputs_get_the_jit_s_first_tier_only_unless_matcher_jit_says_otherwise(monkeypatch):
+    monkeypatch.delenv("MATCHER_JIT", raising=False)
+    quick = "-XX:TieredStopAtLevel=1"
+    assert jit_options(200_000) == jit_options(QUICK_JIT_MAX_BYTES) == quick
+    assert jit_options(QUICK_JIT_MAX_BYTES + 1) == jit_options(None) == ""  # large, or unknown: any size may come
+    monkeypatch.setenv("MATCHER_JIT", "full")
+    assert jit_options(200_000) == ""
+    monkeypatch.setenv("MATCHER_JIT", "quick")
+    assert jit_options(None) == quick
+
+
 def test_the_local_jvm_collects_garbage_for_throughput(spark):
     # batch jobs on two cores: G1's concurrent marking competes with the tasks (matcher/runtime/session.py)
     beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
@@ -70,21 +81,26 @@ def test_the_local_jvm_trims_its_native_heap(spark):
     assert interval == "5000"
 
 
-def test_matcher_driver_memory_sets_the_local_jvm_heap(tmp_path):
-    # a new JVM (the test session's is running): MATCHER_DRIVER_MEMORY reaches -Xmx, and the default is DRIVER_MEMORY
+def test_matcher_driver_memory_sets_the_local_jvm_heap_and_small_inputs_its_jit(tmp_path):
+    # new JVMs (the test session's is running): MATCHER_DRIVER_MEMORY reaches -Xmx, and the default is
+    # DRIVER_MEMORY; a session for small inputs compiles with the JIT's first tier only, one of unknown size does not
     import os
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    script = ("from matcher.runtime.session import local_session; s = local_session(cores=1); "
-              "print(s.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() // 2**20)")
-    heaps = {}
-    for setting in ("", "1200m"):
-        env = {**os.environ, "PYTHONPATH": str(REPO), "MATCHER_DRIVER_MEMORY": setting}
-        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    script = ("import sys; from matcher.runtime.session import local_session; "
+              "s = local_session(cores=1, input_bytes=int(sys.argv[1]) if sys.argv[1] else None); jvm = s.sparkContext._jvm; "
+              "print(jvm.java.lang.Runtime.getRuntime().maxMemory() // 2**20, "
+              "'-XX:TieredStopAtLevel=1' in list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))")
+    started = {}
+    for setting, input_bytes in (("", ""), ("1200m", "1000")):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "MATCHER_DRIVER_MEMORY": setting, "MATCHER_JIT": ""}
+        done = subprocess.run([sys.executable, "-c", script, input_bytes], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
-        heaps[setting] = int(done.stdout.split()[-1])
+        heap, quick = done.stdout.split()[-2:]
+        started[setting] = (int(heap), quick)
     # the JVM reports a little less than -Xmx (one survivor space)
-    assert 1700 < heaps[""] <= 2048 and 1000 < heaps["1200m"] <= 1200, heaps
+    assert 1700 < started[""][0] <= 2048 and 1000 < started["1200m"][0] <= 1200, started
+    assert started[""][1] == "False" and started["1200m"][1] == "True", started
