@@ -163,6 +163,10 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
     linker = make_linker(read_inputs(spark, config), config)
     settings = model_settings(linker)
     assert sum(len(gamma_sql(cc, "x").shared) for cc in settings.comparisons) >= 5  # the rewrite is exercised
+    # the phone's edit-distance levels (<= 1, <= 2) read one call bounded at 2
+    phone = gamma_sql(next(cc for cc in settings.comparisons if cc.output_column_name == "phone"), "x")
+    assert [s.lower().count("levenshtein(`phone_l`, `phone_r`, 2)") for s in phone.shared] == [1]
+    assert "levenshtein" not in phone.case.lower() and "between 0 and 1" in phone.case.lower()
     gammas = gamma_columns(settings)
     keys = ["pk_l", "pk_r"]
     want = (
