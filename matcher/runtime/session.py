@@ -27,10 +27,10 @@ QUICK_JIT_MAX_BYTES = 8_000_000
 """Input bytes up to which a local driver's JIT compiles with its first tier only (C1,
 ``-XX:TieredStopAtLevel=1``). On small data the top tier (C2) spends more CPU compiling than its
 code saves: on the bundled demo (0.2 MB) C2's threads took 20-43 s of CPU, and a cold run took a
-median 29.3 s instead of 34.1 s; at 20,000 generated records (1.4 MB) 46.1 and 47.2 s instead of 55.0
-and 59.1 s; at 100,000 (7.1 MB) 64.9 and 71.6 s instead of
-68.2 and 76.9 s; at 1,000,000 (66 MB) C1's slower code took 408 s instead of 279 s. A test session
-(one JVM for many jobs) is faster with C2 too (bench/README.md, "The JIT's first tier for small inputs")."""
+median 29.3 s instead of 34.1 s; at 20,000 generated records (1.4 MB) 46.1 and 47.2 s instead of
+55.0 and 59.1 s; at 100,000 (7.1 MB) 64.9 and 71.6 s instead of 68.2 and 76.9 s; at 1,000,000
+(66 MB) C1's slower code took 408 s instead of 279 s. A test session (one JVM for many jobs) is
+faster with C2 too (bench/README.md, "The JIT's first tier for small inputs")."""
 
 
 def jit_options(input_bytes: int | None) -> str:
