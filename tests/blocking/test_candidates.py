@@ -167,6 +167,10 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
     phone = gamma_sql(next(cc for cc in settings.comparisons if cc.output_column_name == "phone"), "x")
     assert [s.lower().count("levenshtein(`phone_l`, `phone_r`, 2)") for s in phone.shared] == [1]
     assert "levenshtein" not in phone.case.lower() and "between 0 and 1" in phone.case.lower()
+    # the email's user name is the text before its first @, found without a regular expression
+    email = gamma_sql(next(cc for cc in settings.comparisons if cc.output_column_name == "email"), "x")
+    assert "regexp_extract" not in " ".join([*email.shared, email.case]).lower()
+    assert "substring_index(`email_l`, '@', 1)" in " ".join(email.shared).lower()
     gammas = gamma_columns(settings)
     keys = ["pk_l", "pk_r"]
     want = (
@@ -177,6 +181,22 @@ def test_shared_similarity_calls_keep_every_kinds_levels(spark, tmp_path):
         got = candidates.get(linker).frame.select(*keys, *gammas).toPandas().sort_values(keys, ignore_index=True)
     assert len(want) == len(HARD_ROWS) * (len(HARD_ROWS) - 1) // 2
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_the_rewritten_calls_equal_splinks_on_awkward_values(spark):
+    """What gamma_sql's rewrites rely on, in Spark itself: a bounded edit distance is the distance up to
+    its bound and -1 past it; the text before the first @ is the regular expression's user name."""
+    values = [None, "", "@", "@a", "a@", "a@b@c", "abc", "abd", "zoë😀@x.com", "zoe@x.com", "a\nb@c", " @", "ann.lee@x.com"]
+    pairs = spark.createDataFrame([(a, b) for a in values for b in values], "a string, b string")
+    checked = pairs.selectExpr(
+        "levenshtein(a, b) as d", "levenshtein(a, b, 2) as bounded",
+        "regexp_extract(a, '^[^@]+', 0) as user_regex", "substring_index(a, '@', 1) as user_plain",
+    ).toPandas()
+    distance = checked["d"].dropna()
+    expected = distance.where(distance <= 2, -1)
+    assert (checked.loc[distance.index, "bounded"] == expected).all() and checked["bounded"].isna().sum() == checked["d"].isna().sum()
+    assert (expected == -1).any() and (expected == 1).any()
+    assert checked["user_regex"].fillna("<null>").tolist() == checked["user_plain"].fillna("<null>").tolist()
 
 
 def test_releasing_frees_the_kept_pairs_and_their_views(spark, dedupe):
