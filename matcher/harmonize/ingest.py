@@ -89,13 +89,17 @@ def _local_files(path: Path) -> list[Path]:
 
 
 def local_input_bytes(config: TransformConfig) -> int | None:
-    """How many bytes the config's sources (or inputs) hold on disk; ``None`` when one is remote or missing."""
+    """How many bytes the config's sources (or inputs) hold on disk; ``None`` when one is remote, missing or
+    cannot be read (reading it reports that, naming the file)."""
     total = 0
     for spec in config.sources or config.inputs:
         path = Path(spec.path)
         if "://" in spec.path or not path.exists():
             return None
-        total += sum(file.stat().st_size for file in _local_files(path))
+        try:
+            total += sum(file.stat().st_size for file in _local_files(path))
+        except OSError:
+            return None
     return total
 
 

@@ -6,12 +6,13 @@ on Spark that is a JVM UDF call each time. :func:`gamma_sql` rewrites the CASE s
 each such call is a column computed once per pair, and only where the original CASE
 would have evaluated it, so the levels (and any error a call could raise) are unchanged.
 
-Edit-distance levels (``levenshtein(a, b) <= 1``, ``<= 2``) first become one bounded call,
-``levenshtein(a, b, 2)`` (the distance, or -1 beyond 2), which stops once the bound is passed:
-on 2,250,000 pairs of generated records a phone comparison's levels took 0.44-0.58 s instead of
-1.21-1.33 s, a birth date's 0.72-0.91 s instead of 1.35-1.40 s (bench/README.md, "Bounded edit distances"). And an email's user name, ``regexp_extract(x, '^[^@]+', 0)``,
-becomes ``substring_index(x, '@', 1)``: the same text for every value (the part before the first ``@``,
-empty when there is none before it), without a regular expression: 0.5-0.7 s instead of 1.0-1.2 s.
+Two calls are first made cheaper, to the same values. Edit-distance levels (``levenshtein(a, b) <= 1``,
+``<= 2``) become one bounded call, ``levenshtein(a, b, 2)`` (the distance, or -1 beyond 2), which stops
+once the bound is passed: on 2,250,000 pairs of generated records a phone comparison's levels took
+0.44-0.58 s instead of 1.21-1.33 s, a birth date's 0.72-0.91 s instead of 1.35-1.40 s. An email's user
+name, ``regexp_extract(x, '^[^@]+', 0)``, becomes ``substring_index(x, '@', 1)`` (the part before the
+first ``@``, empty when there is none before it), without a regular expression: 0.5-0.7 s instead of
+1.0-1.2 s (bench/README.md, "Bounded edit distances").
 """
 
 from __future__ import annotations
@@ -68,10 +69,7 @@ def _bounded_edit_distances(trees: list[exp.Expression | None]) -> list[exp.Expr
         ])
         return exp.Between(this=call, low=exp.Literal.number(0), high=exp.Literal.number(k))
 
-    def has_bound(tree: exp.Expression | None) -> bool:
-        return tree is not None and any(_edit_threshold(node) is not None for node in tree.find_all(exp.LTE))
-
-    return [tree.transform(bounded) if has_bound(tree) else tree for tree in trees]
+    return [tree.transform(bounded) if tree is not None and largest else tree for tree in trees]
 
 
 def _leading_run_before(node: exp.Expression) -> str | None:
@@ -95,9 +93,7 @@ def _plain_prefixes(tree: exp.Expression | None) -> exp.Expression | None:
             return node
         return exp.Anonymous(this="substring_index", expressions=[node.this.copy(), exp.Literal.string(c), exp.Literal.number(1)])
 
-    if tree is None or not any(_leading_run_before(n) is not None for n in tree.find_all(exp.RegexpExtract)):
-        return tree
-    return tree.transform(plain)
+    return tree.transform(plain) if tree is not None else None
 
 
 def gamma_sql(cc, name_prefix: str, evaluate_sql: str | None = None) -> GammaSql:
@@ -110,8 +106,8 @@ def gamma_sql(cc, name_prefix: str, evaluate_sql: str | None = None) -> GammaSql
     levels = cc.comparison_levels
     parsed = [None if is_else_level(cl) else sqlglot.parse_one(cl.sql_condition, read="spark") for cl in levels]
     trees = _bounded_edit_distances([_plain_prefixes(tree) for tree in parsed])
-    # each level's condition: the original unless a call was rewritten
-    conditions = [cl.sql_condition if new is old else new.sql(dialect="spark") for cl, new, old in zip(levels, trees, parsed)]
+    # each level's condition: Splink's text unless a call was rewritten
+    conditions = [cl.sql_condition if new == old else new.sql(dialect="spark") for cl, new, old in zip(levels, trees, parsed)]
     used_in: dict[str, set[int]] = {}
     for i, tree in enumerate(trees):
         for node in tree.find_all(exp.Func) if tree is not None else ():
