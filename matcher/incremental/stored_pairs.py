@@ -34,8 +34,11 @@ class StoredPairs:
         return self.table.select(PAIR_SCORE_COLUMNS)
 
 
-def stored_pairs_now(existing: ExistingRun, frequencies: dict[str, pd.DataFrame], threshold: float, removed: set) -> StoredPairs:
-    """The existing pairs minus the ``removed`` records', re-weighed for ``frequencies`` (:class:`TermFrequencyDrift`).
+def stored_pairs_now(
+    existing: ExistingRun, frequencies: dict[str, pd.DataFrame], threshold: float, removed: set, records: pd.DataFrame, key: str,
+) -> StoredPairs:
+    """The existing pairs minus the ``removed`` records', re-weighed for ``frequencies`` (:class:`TermFrequencyDrift`);
+    ``records`` holds every existing record's ``key`` and term-frequency columns (the pairs name records by id).
 
     With re-weighing every stored pair gets a new score and is rewritten, so the pairs are read
     whole, once; without it only the ids and probabilities.
@@ -46,7 +49,7 @@ def stored_pairs_now(existing: ExistingRun, frequencies: dict[str, pd.DataFrame]
     table = existing.pairs.to_table(columns=None if reweigh else PAIR_SCORE_COLUMNS)
     probability_before = table["match_probability"].to_numpy()
     if reweigh:
-        table = drift.reweigh(table)
+        table = drift.reweigh(table, records, key)
     flipped = (probability_before >= threshold) != (table["match_probability"].to_numpy() >= threshold)
     if removed:
         kept = pc.invert(pc.or_(is_in(table["record_id_l"], removed), is_in(table["record_id_r"], removed)))

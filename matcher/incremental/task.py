@@ -223,7 +223,7 @@ def apply_delta(
         laps.lap("read_existing")
         # re-weighing the stored pairs (Arrow, numpy) and scoring (DuckDB or Spark) run side by side
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(stored_pairs_now, existing, frequencies, threshold, removals.keys)
+            pending = pool.submit(stored_pairs_now, existing, frequencies, threshold, removals.keys, old, key)
             if len(delta.new):
                 new_pairs = score_new_records(spark, config, existing.model, candidates, delta.new, delta.schema, frequencies)
             else:

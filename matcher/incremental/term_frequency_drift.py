@@ -70,23 +70,19 @@ class TermFrequencyDrift:
         return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
 
     def columns(self) -> list[str]:
-        needed = ["match_weight", "match_probability"]
+        """The pair columns re-weighing reads and rewrites."""
+        needed = ["record_id_l", "record_id_r", "match_weight", "match_probability"]
         for output, column in self.comparisons:
             needed.append(f"mw_{output}")
             if column:
-                needed += [f"mw_tf_adj_{output}", f"{column}_l", f"{column}_r", f"tf_{column}_l", f"tf_{column}_r"]
+                needed += [f"mw_tf_adj_{output}", f"tf_{column}_l", f"tf_{column}_r"]
         return needed
 
     def applies_to(self, schema: pa.Schema) -> bool:
-        """Whether the pairs carry what re-weighing needs (Splink's intermediate columns, string values)."""
-        if not self.levels:
-            return False
-        names = set(schema.names)
-        return all(c in names for c in self.columns()) and all(
-            pa.types.is_string(schema.field(f"{c}_l").type) for c in self.levels
-        )
+        """Whether the pairs carry what re-weighing needs (Splink's intermediate columns)."""
+        return bool(self.levels) and set(self.columns()) <= set(schema.names)
 
-    def _frequency(self, column: str, values: pa.ChunkedArray) -> np.ndarray:
+    def _frequency(self, column: str, values: pa.Array) -> np.ndarray:
         """Each value's term frequency (NaN for null or unknown values)."""
         known, frequencies = self.lookups[column]
         positions = pc.index_in(values.cast(pa.string()), value_set=known).to_numpy(zero_copy_only=False).astype("float64")
@@ -95,19 +91,36 @@ class TermFrequencyDrift:
         out[found] = frequencies[positions[found].astype("int64")]
         return out
 
-    def reweigh(self, table: pa.Table) -> pa.Table:
-        """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``."""
+    def _sides(self, table: pa.Table, records: pd.DataFrame, key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per term-frequency column, the new frequency of each pair's left and right record's value.
+
+        The pairs carry record ids, not values (:func:`~matcher.blocking.candidates.score`): each
+        record's frequency is looked up once, in ``records`` (its ``key`` and the columns' values).
+        """
+        ids = pa.array(records[key], from_pandas=True)
+        rows = [pc.index_in(table[f"record_id{s}"].cast(ids.type), value_set=ids).to_numpy(zero_copy_only=False) for s in ("_l", "_r")]
+        sides = {}
+        for column in self.levels:
+            of_record = np.append(self._frequency(column, pa.array(records[column], from_pandas=True)), np.nan)
+            # a record missing from ``records`` (NaN position) reads the appended NaN
+            sides[column] = tuple(of_record[np.nan_to_num(r.astype("float64"), nan=len(ids)).astype("int64")] for r in rows)
+        return sides
+
+    def reweigh(self, table: pa.Table, records: pd.DataFrame, key: str) -> pa.Table:
+        """``table`` (pairs) with new ``tf_*``, ``mw_tf_adj_*``, ``match_weight`` and ``match_probability``;
+        ``records``: the ``key`` and term-frequency columns of every record a pair names."""
 
         def floats(name: str) -> np.ndarray:
             return table[name].to_numpy(zero_copy_only=False).astype("float64")
 
         weight = np.full(table.num_rows, self.prior)
         columns: dict[str, np.ndarray] = {}
+        frequencies = self._sides(table, records, key)
         for output, column in self.comparisons:
             weight = weight + floats(f"mw_{output}")
             if not column:
                 continue
-            sides = [self._frequency(column, table[f"{column}{s}"]) for s in ("_l", "_r")]
+            sides = frequencies[column]
             log2_u, tf_weight, minimum = self.levels[column]
             old = floats(f"mw_tf_adj_{output}")
             exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))

@@ -27,7 +27,8 @@ from splink.internals.input_column import InputColumn
 from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
 from splink.internals.parse_sql import get_columns_used_from_sql
 from splink.internals.pipeline import CTEPipeline
-from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
+from splink.internals.dialects import SplinkDialect
+from splink.internals.predict import predict_from_comparison_vectors_sqls, predict_from_comparison_vectors_sqls_using_settings
 from splink.internals.settings import Settings
 from splink.internals.splink_dataframe import SplinkDataFrame
 from splink.internals.unique_id_concat import CONCAT_SEPARATOR
@@ -126,10 +127,16 @@ def blocking_columns(settings: Settings) -> list[str]:
     return list(settings._columns_to_select_for_blocking)
 
 
-def comparison_vector_columns(settings: Settings) -> list[str]:
+def comparison_vector_columns(settings: Settings, *, values: bool = True) -> list[str]:
     """The columns Splink selects for a comparison vector, gamma CASEs included
-    (``_columns_to_select_for_comparison_vector_values``)."""
-    return list(settings._columns_to_select_for_comparison_vector_values)
+    (``columns_to_select_for_comparison_vector_values``); without ``values``, not the
+    compared values themselves (``first_name_l``, ...): ids, levels and term frequencies."""
+    return list(Settings.columns_to_select_for_comparison_vector_values(
+        unique_id_input_columns=settings.column_info_settings.unique_id_input_columns,
+        comparisons=settings.core_model_settings.comparisons,
+        retain_matching_columns=values and settings._retain_matching_columns,
+        additional_columns_to_retain=settings._additional_columns_to_retain,
+    ))
 
 
 def gamma_columns(settings: Settings) -> list[str]:
@@ -137,9 +144,21 @@ def gamma_columns(settings: Settings) -> list[str]:
     return [gamma_column(cc) for cc in settings.comparisons]
 
 
-def prediction_sqls(settings: Settings) -> list[dict[str, str]]:
-    """Splink's SQL from ``__splink__df_comparison_vectors`` to ``__splink__df_predict`` with the model's parameters."""
-    return predict_from_comparison_vectors_sqls_using_settings(settings)
+def prediction_sqls(settings: Settings, *, values: bool = True) -> list[dict[str, str]]:
+    """Splink's SQL from ``__splink__df_comparison_vectors`` to ``__splink__df_predict`` with the model's
+    parameters; without ``values``, over vectors of :func:`comparison_vector_columns` ``(values=False)``,
+    keeping each comparison's ``gamma_*`` (Splink's training mode) but no compared value."""
+    if values:
+        return predict_from_comparison_vectors_sqls_using_settings(settings)
+    return predict_from_comparison_vectors_sqls(
+        unique_id_input_columns=settings.column_info_settings.unique_id_input_columns,
+        core_model_settings=settings.core_model_settings,
+        sql_dialect=SplinkDialect.from_string(settings._sql_dialect_str),
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=settings._retain_intermediate_calculation_columns,
+        training_mode=True,
+        additional_columns_to_retain=settings._additional_columns_to_retain,
+    )
 
 
 def levels_implied_by_rule(settings: Settings, rule: BlockingRule) -> list[ComparisonLevel]:

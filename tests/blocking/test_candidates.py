@@ -16,7 +16,7 @@ from matcher.harmonize.ingest import read_inputs
 from matcher.model.artifact import TrainedModel, make_linker
 from matcher.model.comparisons import blocking_rule
 from matcher.model.level_sql import gamma_sql
-from matcher.model.splink_adapter import BlockingRule, gamma_columns, lambda_of, model_settings
+from matcher.model.splink_adapter import BlockingRule, comparison_input_columns, gamma_columns, lambda_of, model_settings
 from matcher.training.patterns import add_counts, of_set, pattern_counts
 from matcher.training.trainer import USampler, _rule, train
 
@@ -110,7 +110,9 @@ def test_scores_equal_splinks_predict(spark, request, splink_predictions, broadc
         assert spark.conf.get("spark.sql.shuffle.partitions") == session_partitions
         assert vectors.inputs.broadcast == (joins == "broadcast")
         ours = score(vectors, model.settings())
-        assert sorted(ours.columns) == columns
+        # Splink's columns but the compared values, which stay with the records
+        compared = {f"{c}{side}" for cc in model.settings().comparisons for c in comparison_input_columns(cc) for side in ("_l", "_r")}
+        assert sorted(ours.columns) == sorted(set(columns) - compared) and compared <= set(columns)
         got = _ids(ours, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
         assert len(want) > 1000
         pd.testing.assert_frame_equal(got, want)
