@@ -39,6 +39,11 @@ BUCKET_RECORDS = 25_000
 """About how many records of whole components one Python call on an executor clusters. A Python
 worker keeps the memory of its largest call: at 1,000,000 generated records each of the two
 peaked at 0.23-0.24 GB (PSS) with 25,000 and 0.34-0.42 GB with 100,000 (same clusters, about as fast)."""
+BROADCAST_COMPONENT_RECORDS = 1_000_000
+"""Records on links up to which every task reads the record → component table whole (a broadcast of
+tens of MB) to find the component of each pair's two records, instead of shuffling and sorting every
+scored pair once per end: at 1,000,000 generated records (527,145 records on links, 6.1M scored
+pairs) clustering took 27.6-33.5 s instead of 38.6-65.4 s (bench/README.md, "Components looked up")."""
 ONE_BUCKET_PAIRS = 500_000
 """Scored pairs up to which the graph is clustered in one pandas call in the driver, without the
 search for components: a bounded collection (an estimated 20 MB of Arrow), whatever the data's size."""
@@ -137,24 +142,37 @@ def _id_pairs(pairs: DataFrame, id_pairs: pd.DataFrame, flag: str | None = None)
     return pairs.sparkSession.createDataFrame(rows, f"id_l {id_type}, id_r {id_type}" + (f", {flag} boolean" if flag else ""))
 
 
-def _inside(frame: DataFrame, components: DataFrame) -> DataFrame:
-    """The rows of ``frame`` whose ``id_l`` and ``id_r`` share one of the ``components``, with its ``component``."""
-    left, right = (components.select(F.col(RECORD_ID).alias(end), F.col("component").alias(f"_c{end}"))
+def _looked_up(components: DataFrame, broadcast: bool) -> DataFrame:
+    """``components`` as the small side of a join: marked for broadcast when ``broadcast``."""
+    return F.broadcast(components) if broadcast else components
+
+
+def broadcastable(components: DataFrame, records: int) -> bool:
+    """Whether ``records`` records on links fit a broadcast (:data:`BROADCAST_COMPONENT_RECORDS`),
+    unless the session turned broadcasts off (``spark.sql.autoBroadcastJoinThreshold`` -1)."""
+    allowed = components.sparkSession.conf.get("spark.sql.autoBroadcastJoinThreshold").strip() != "-1"
+    return allowed and records <= BROADCAST_COMPONENT_RECORDS
+
+
+def _inside(frame: DataFrame, components: DataFrame, broadcast: bool = False) -> DataFrame:
+    """The rows of ``frame`` whose ``id_l`` and ``id_r`` share one of the ``components``, with its ``component``
+    (``broadcast``: the components are looked up in a broadcast table, see :func:`broadcastable`)."""
+    left, right = (_looked_up(components.select(F.col(RECORD_ID).alias(end), F.col("component").alias(f"_c{end}")), broadcast)
                    for end in ("id_l", "id_r"))
     inside = frame.join(left, "id_l").join(right, "id_r").where(F.col("_cid_l") == F.col("_cid_r"))
     return inside.select(*frame.columns, F.col("_cid_l").alias("component"))
 
 
-def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame | None = None) -> DataFrame:
+def component_pairs(pairs: DataFrame, threshold: float, components: DataFrame | None = None, broadcast: bool = False) -> DataFrame:
     """The scored pairs whose two records share one of the ``components`` (:func:`link_components`):
     ``id_l``, ``id_r``, ``weight`` (``match_weight``), ``probability``, ``link`` (at or above
     ``threshold``) and ``component``; every pair average link can weigh, and nothing else.
-    Without ``components``, every scored pair (and no ``component``)."""
+    Without ``components``, every scored pair (and no ``component``). ``broadcast``: see :func:`_inside`."""
     scored = pairs.select(
         *_edge_ends(), F.col("match_weight").alias("weight"), F.col("match_probability").alias("probability"),
         (F.col("match_probability") >= threshold).alias("link"),
     )
-    return scored if components is None else _inside(scored, components)
+    return scored if components is None else _inside(scored, components, broadcast)
 
 
 def cluster_components(
@@ -195,13 +213,15 @@ def cluster_components(
         return pairs.sparkSession.createDataFrame(members, schema).localCheckpoint(eager=True)
     components = link_components(links_frame(pairs, threshold, must))
     partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    buckets = max(partitions, math.ceil(components.count() / BUCKET_RECORDS))
+    records = components.count()
+    buckets = max(partitions, math.ceil(records / BUCKET_RECORDS))
     bucket = F.pmod(F.xxhash64("component"), F.lit(buckets)).alias("_bucket")
+    broadcast = broadcastable(components, records)
     if spec.method == "average_link":
-        edges = component_pairs(pairs, threshold, components)
+        edges = component_pairs(pairs, threshold, components, broadcast)
     else:  # a link's two records share its component: one join finds it
-        edges = link_edges.join(components.select(F.col(RECORD_ID).alias("id_l"), "component"), "id_l")
-    constraints = _inside(_id_pairs(pairs, _constraint_rows(must, cannot), "must"), components).select("*", bucket)
+        edges = link_edges.join(_looked_up(components.select(F.col(RECORD_ID).alias("id_l"), "component"), broadcast), "id_l")
+    constraints = _inside(_id_pairs(pairs, _constraint_rows(must, cannot), "must"), components, broadcast).select("*", bucket)
     members = edges.select("*", bucket).groupBy("_bucket").cogroup(constraints.groupBy("_bucket")).applyInPandas(
         cluster, schema
     ).localCheckpoint(eager=True)

@@ -11,6 +11,7 @@ import matcher.matching.components as components_module
 from matcher.config.transform import ClusteringSpec
 from matcher.matching.clustering import cluster_by_average_link, cluster_edges
 from matcher.matching.components import (
+    broadcastable,
     cluster_components,
     component_pairs,
     labeled_component_pairs,
@@ -74,8 +75,28 @@ def test_cluster_components_places_only_records_on_links_at_or_above_the_thresho
     assert cluster_components(pairs, 0.95, ClusteringSpec(method=method)).count() == 0
 
 
-@pytest.mark.parametrize("one_bucket", [False, True])
-def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch, one_bucket):
+def _layout(monkeypatch, layout: str) -> None:
+    """Cluster in one call in the driver, or in Spark buckets with the components looked up by a broadcast or a shuffle."""
+    monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)  # many buckets, several components in each
+    monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if layout == "one_call" else 0)
+    monkeypatch.setattr(components_module, "BROADCAST_COMPONENT_RECORDS", 0 if layout == "shuffled" else 10**9)
+
+
+def test_components_are_broadcast_up_to_the_bound_and_never_when_the_session_says_no(spark, monkeypatch):
+    components = link_components(links_frame(spark.createDataFrame([(1, 2, 9.0, 0.998)], PAIRS), 0.5))
+    monkeypatch.setattr(components_module, "BROADCAST_COMPONENT_RECORDS", 2)
+    assert broadcastable(components, 2) and not broadcastable(components, 3)
+    key = "spark.sql.autoBroadcastJoinThreshold"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "-1")
+    try:
+        assert not broadcastable(components, 2)
+    finally:
+        spark.conf.set(key, before)
+
+
+@pytest.mark.parametrize("layout", ["broadcast", "shuffled", "one_call"])
+def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_graph(spark, monkeypatch, layout):
     pairs, edges = _scored(spark, seed=3)
     threshold = 0.9
     spec = ClusteringSpec(method="average_link", min_mean_weight=1.0, unscored_pair_weight=-1.0)
@@ -83,8 +104,7 @@ def test_average_link_per_bucket_of_components_is_average_link_on_the_whole_grap
         edges.assign(link=edges["probability"] >= threshold), min_mean_weight=1.0, unscored_pair_weight=-1.0
     )
     whole = whole[whole["record_id"].isin(set(edges.loc[edges["probability"] >= threshold, ["id_l", "id_r"]].to_numpy().ravel()))]
-    monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)  # many buckets, several components in each
-    monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if one_bucket else 0)
+    _layout(monkeypatch, layout)
     members = cluster_components(pairs, threshold, spec)
     got = members.toPandas()
     assert len(got) == len(whole) > 100
@@ -112,13 +132,12 @@ def test_enforced_links_bind_alike_in_the_spark_buckets_and_in_one_call(spark, m
     cannot = pd.DataFrame({"id_l": [1, 20], "id_r": [2, 21]})  # splits inside groups 0 and 5
     spec = ClusteringSpec(method=method, min_mean_weight=1.0, unscored_pair_weight=-1.0)
     got = {}
-    for one_bucket in (False, True):
-        monkeypatch.setattr(components_module, "BUCKET_RECORDS", 20)
-        monkeypatch.setattr(components_module, "ONE_BUCKET_PAIRS", 10**9 if one_bucket else 0)
+    for layout in ("broadcast", "shuffled", "one_call"):
+        _layout(monkeypatch, layout)
         members = cluster_components(pairs, 0.9, spec, must_link=must, cannot_link=cannot).toPandas()
-        got[one_bucket] = clusters(members)
-    assert got[False] == got[True]
-    together = {frozenset(c) for c in got[True]}
+        got[layout] = clusters(members)
+    assert got["broadcast"] == got["shuffled"] == got["one_call"]
+    together = {frozenset(c) for c in got["one_call"]}
     assert any({0, 4} <= c for c in together) and any({500, 501} <= c for c in together)
     assert not any({1, 2} <= c or {20, 21} <= c for c in together)
 
