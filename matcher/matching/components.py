@@ -42,8 +42,9 @@ peaked at 0.23-0.24 GB (PSS) with 25,000 and 0.34-0.42 GB with 100,000 (same clu
 BROADCAST_COMPONENT_RECORDS = 1_000_000
 """Records on links up to which every task reads the record → component table whole (a broadcast of
 tens of MB) to find the component of each pair's two records, instead of shuffling and sorting every
-scored pair once per end: at 1,000,000 generated records (527,145 records on links, 6.1M scored
-pairs) clustering took 27.6-33.5 s instead of 38.6-65.4 s (bench/README.md, "Components looked up")."""
+scored pair once per end: at 1,000,000 generated records (527,145 records on links, 6,107,253 scored
+pairs) the run's clustering stage took 41.7 and 50.5 s instead of 52.0 and 57.0 s (bench/README.md,
+"Pairs without the compared values, components looked up")."""
 ONE_BUCKET_PAIRS = 500_000
 """Scored pairs up to which the graph is clustered in one pandas call in the driver, without the
 search for components: a bounded collection (an estimated 20 MB of Arrow), whatever the data's size."""
