@@ -72,6 +72,7 @@ _SOURCES: dict[str, str] = {
     "automatic_setup": "matcher.training.setup",
     "train": "matcher.training.trainer",
     "find_matches": "matcher.matching.matches",
+    "with_compared_values": "matcher.matching.matches",
     "MatchResult": "matcher.matching.matches",
     "Threshold": "matcher.matching.threshold",
     "resolve_threshold": "matcher.matching.threshold",
@@ -121,7 +122,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from matcher.harmonize.ingest import read_inputs
     from matcher.incremental.task import match_incremental_task
     from matcher.labels.tasks import evaluate_labels_task, export_labels_task, import_labels_task, label_set_task
-    from matcher.matching.matches import MatchResult, find_matches
+    from matcher.matching.matches import MatchResult, find_matches, with_compared_values
     from matcher.matching.threshold import Threshold, resolve_threshold
     from matcher.model.artifact import TrainedModel, make_linker
     from matcher.model.comparisons import comparable, splink_settings

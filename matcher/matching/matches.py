@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 
 def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
-    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``mw_*``.
+    """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``gamma_*``
+    and ``mw_*``, not the compared values (:func:`with_compared_values` joins them for a few pairs).
 
     ``record_id_l`` and ``record_id_r`` name the two records (see :func:`record_id`).
     The pairs are compared once, in ``candidates`` (reused when training compared them
@@ -66,6 +67,19 @@ def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, can
         return predictions
     ids = [record_id(config, side).alias(f"{RECORD_ID}{side}") for side in ("_l", "_r")]
     return predictions.select(*ids, *predictions.columns)
+
+
+def with_compared_values(pairs: DataFrame, rows: DataFrame, config: TransformConfig) -> DataFrame:
+    """``pairs`` with both records' value of each configured column (``first_name_l``, ``first_name_r``, ...),
+    joined from ``rows`` (the match output, or the input rows) by record id: what Splink's waterfall
+    charts show. Scored pairs leave the values with the records (:func:`score_pairs`); join them
+    back for the few pairs a person looks at."""
+    compared = [c.name for c in config.columns if c.name in rows.columns]
+    ids = rows.select(record_id(config).alias(RECORD_ID), *compared)
+    for side in ("_l", "_r"):
+        ids_side = ids.select(*(F.col(c).alias(f"{c}{side}") for c in ids.columns))
+        pairs = pairs.join(ids_side, f"{RECORD_ID}{side}", "left")
+    return pairs
 
 
 @dataclass

@@ -8,9 +8,10 @@ from conftest import minimal_config
 
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
-from matcher.matching.matches import find_matches
+from matcher.matching.matches import find_matches, with_compared_values
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import splink_settings
+from matcher.model.splink_adapter import waterfall_chart
 
 COLUMNS = ["pk", "first_name", "surname", "email", "city"]
 ROWS = [
@@ -50,12 +51,13 @@ def matched(spark, tmp_path_factory):
     rows = result.rows.toPandas().set_index("pk").sort_index()
     pairs = result.pairs.toPandas()
     threshold = result.threshold.match_probability
+    valued = with_compared_values(result.pairs, result.rows, config).toPandas()
     result.release()
-    return rows, pairs, threshold
+    return rows, pairs, threshold, valued, config
 
 
 def test_every_row_comes_out_once_with_its_columns_a_match_id_and_a_confidence(matched):
-    rows, _, _ = matched
+    rows, *_ = matched
     assert rows.index.tolist() == [1, 2, 3, 4, 5, 6]
     assert sorted(rows.columns) == sorted([*COLUMNS[1:], "match_id", "match_confidence_score"])
     assert rows["match_id"].notna().all()
@@ -63,19 +65,19 @@ def test_every_row_comes_out_once_with_its_columns_a_match_id_and_a_confidence(m
 
 
 def test_identical_records_share_the_smallest_key_as_their_match_id(matched):
-    rows, _, _ = matched
+    rows, *_ = matched
     assert rows.loc[[1, 2], "match_id"].tolist() == [1, 1]
     assert rows.loc[[5, 6], "match_id"].tolist() == [5, 5]
 
 
 def test_a_singleton_keeps_its_own_key_as_match_id(matched):
-    rows, _, _ = matched
+    rows, *_ = matched
     assert rows.loc[3, "match_id"] == 3
     assert rows.loc[4, "match_id"] == 4
 
 
 def test_confidence_is_a_probability_and_follows_the_definition(matched):
-    rows, pairs, threshold = matched
+    rows, pairs, threshold, *_ = matched
     assert rows["match_confidence_score"].between(0.0, 1.0).all()
     assert rows.loc[4, "match_confidence_score"] == 1.0  # no candidate pair at all
     same = pairs[(pairs["record_id_l"].isin([1, 2])) & (pairs["record_id_r"].isin([1, 2]))]["match_probability"]
@@ -87,6 +89,21 @@ def test_confidence_is_a_probability_and_follows_the_definition(matched):
 
 
 def test_the_scored_pairs_are_the_blocked_candidates_only(matched):
-    _, pairs, _ = matched
+    _, pairs, *_ = matched
     found = {tuple(sorted(p)) for p in pairs[["record_id_l", "record_id_r"]].itertuples(index=False)}
     assert found == {(1, 2), (1, 3), (2, 3), (5, 6)}
+
+
+def test_pairs_leave_the_compared_values_with_the_records_and_a_join_brings_them_back(matched):
+    rows, pairs, _, valued, config = matched
+    assert not {f"{c}{s}" for c in COLUMNS[1:] for s in ("_l", "_r")} & set(pairs.columns)
+    assert {"gamma_first_name", "mw_first_name", "match_weight"} <= set(pairs.columns)
+    assert len(valued) == len(pairs)
+    for pair in valued.itertuples(index=False):
+        for column in COLUMNS[1:]:
+            assert getattr(pair, f"{column}_l") == rows.loc[pair.record_id_l, column]
+            assert getattr(pair, f"{column}_r") == rows.loc[pair.record_id_r, column]
+    # Splink's waterfall shows them
+    chart = waterfall_chart(valued.iloc[0].to_dict(), model_favouring_agreement(config).settings(), hide_values=False)
+    shown = {(r["column_name"], r["value_l"]) for r in chart["data"]["values"]}
+    assert ("first_name", valued.iloc[0]["first_name_l"]) in shown
