@@ -22,12 +22,12 @@ from splink.internals.charts import WaterfallChart
 from splink.internals.comparison import Comparison
 from splink.internals.comparison_creator import ComparisonCreator
 from splink.internals.comparison_level import ComparisonLevel
+from splink.internals.dialects import SplinkDialect
 from splink.internals.html_utils import load_chart_libraries
 from splink.internals.input_column import InputColumn
 from splink.internals.misc import bayes_factor_to_prob, prob_to_bayes_factor
 from splink.internals.parse_sql import get_columns_used_from_sql
 from splink.internals.pipeline import CTEPipeline
-from splink.internals.dialects import SplinkDialect
 from splink.internals.predict import predict_from_comparison_vectors_sqls, predict_from_comparison_vectors_sqls_using_settings
 from splink.internals.settings import Settings
 from splink.internals.splink_dataframe import SplinkDataFrame
