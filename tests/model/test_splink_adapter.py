@@ -211,6 +211,26 @@ def test_prediction_sqls_score_comparison_vectors_with_the_models_parameters(mod
     assert scored.loc[(1, 4), "match_weight"] == pytest.approx(expected, abs=1e-12)
 
 
+def test_without_values_vectors_and_predictions_keep_ids_levels_and_term_frequencies_only(model):
+    wide = blocked(model).select(", ".join(adapter.comparison_vector_columns(model)))
+    vectors = blocked(model).select(", ".join(adapter.comparison_vector_columns(model, values=False)))  # noqa: F841
+    assert set(wide.columns) - set(vectors.columns) == {"first_name_l", "first_name_r", "city_l", "city_r"}
+    pipeline = adapter.CTEPipeline()
+    pipeline.enqueue_sql("select * from vectors", "__splink__df_comparison_vectors")
+    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model, values=False))
+    scored = duckdb.sql(pipeline.generate_cte_pipeline_sql()).df()
+    assert {"gamma_first_name", "gamma_city", "tf_city_l", "mw_city", "mw_tf_adj_city", "match_weight"} <= set(scored.columns)
+    assert not {"first_name_l", "city_r"} & set(scored.columns)
+    vectors = wide  # noqa: F841 (Splink's own columns, values included, give the same weights)
+    pipeline = adapter.CTEPipeline()
+    pipeline.enqueue_sql("select * from vectors", "__splink__df_comparison_vectors")
+    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model))
+    full = duckdb.sql(pipeline.generate_cte_pipeline_sql()).df()
+    key = ["unique_id_l", "unique_id_r"]
+    pd.testing.assert_series_equal(scored.sort_values(key)["match_weight"].reset_index(drop=True),
+                                   full.sort_values(key)["match_weight"].reset_index(drop=True))
+
+
 def test_levels_implied_by_rule_are_the_exact_levels_of_its_columns(model):
     rule = adapter.to_blocking_rule(block_on("city"), "duckdb")
     assert adapter.levels_implied_by_rule(model, rule) == [model.comparisons[1].comparison_levels[1]]
