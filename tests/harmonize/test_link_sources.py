@@ -103,7 +103,13 @@ def test_the_postcode_format_chosen_at_training_is_the_one_matching_uses(spark, 
     assert "Same 5-digit ZIP" in trained and "5-digit ZIPs within Levenshtein 1" in trained
     # driver scoring (incremental runs) builds its comparisons from the config: the model's format
     assert labels(duckdb_settings(config, model)["comparisons"][-1]) == trained
-    pairs = spark.read.parquet(str(linked_demo["folder"] / "pairs")).where("postcode_l is not null and postcode_r is not null")
+    from matcher.matching.matches import with_compared_values
+
+    scored = spark.read.parquet(str(linked_demo["folder"] / "pairs"))
+    pairs = with_compared_values(scored, spark.read.parquet(str(linked_demo["folder"] / "matches")), config)
+    assert pairs.count() == scored.count()
+    pairs = pairs.where("postcode_l is not null and postcode_r is not null")
+    assert pairs.count() > 0
     assert pairs.where((F.col("postcode_l") == F.col("postcode_r")) != (F.col("gamma_postcode") == 4)).count() == 0
 
 
