@@ -284,7 +284,7 @@ def _compared_pairs(linker: Linker, inputs: JoinInputs, pair_sets: list[PairSet]
     pipeline.enqueue_sql(blocked_pairs_sql(linker, inputs, sampled, partitions), "__matcher__pair_ids")
     carried = ["match_key", PREDICT, *(flag(s) for s in sampled)]
     pipeline.enqueue_sql(with_records_sql(settings, inputs, "__matcher__pair_ids", carried, flagged), "__splink__df_blocked")
-    columns = comparison_vector_columns(settings, values=False)  # the values stay with the records: half as wide
+    columns = comparison_vector_columns(settings, values=False)  # the values stay with the records (1M: 22 columns, not 38)
     shared = []
     for k, cc in enumerate(settings.comparisons):
         gamma = gamma_sql(cc, f"__shared_{k}")

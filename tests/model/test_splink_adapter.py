@@ -200,12 +200,17 @@ def test_gamma_columns_name_each_comparisons_vector_column(model):
     assert adapter.gamma_columns(model) == ["gamma_first_name", "gamma_city"]
 
 
-def test_prediction_sqls_score_comparison_vectors_with_the_models_parameters(model):
-    vectors = blocked(model).select(", ".join(adapter.comparison_vector_columns(model)))  # noqa: F841
+def predicted(model: adapter.Settings, *, values: bool = True) -> pd.DataFrame:
+    """Every pair of :data:`ROWS` scored by :func:`adapter.prediction_sqls` over :func:`adapter.comparison_vector_columns`."""
+    vectors = blocked(model).select(", ".join(adapter.comparison_vector_columns(model, values=values)))  # noqa: F841
     pipeline = adapter.CTEPipeline()
     pipeline.enqueue_sql("select * from vectors", "__splink__df_comparison_vectors")
-    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model))
-    scored = duckdb.sql(pipeline.generate_cte_pipeline_sql()).df().set_index(["unique_id_l", "unique_id_r"])
+    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model, values=values))
+    return duckdb.sql(pipeline.generate_cte_pipeline_sql()).df().sort_values(["unique_id_l", "unique_id_r"], ignore_index=True)
+
+
+def test_prediction_sqls_score_comparison_vectors_with_the_models_parameters(model):
+    scored = predicted(model).set_index(["unique_id_l", "unique_id_r"])
     # records 1 and 4: names and cities differ, so no term-frequency adjustment
     expected = math.log2(0.1 / 0.9) + math.log2(NAME_M_U[0][1] / NAME_M_U[1][1]) + math.log2(CITY_M_U[0][1] / CITY_M_U[1][1])
     assert scored.loc[(1, 4), "match_weight"] == pytest.approx(expected, abs=1e-12)
@@ -213,22 +218,13 @@ def test_prediction_sqls_score_comparison_vectors_with_the_models_parameters(mod
 
 def test_without_values_vectors_and_predictions_keep_ids_levels_and_term_frequencies_only(model):
     wide = blocked(model).select(", ".join(adapter.comparison_vector_columns(model)))
-    vectors = blocked(model).select(", ".join(adapter.comparison_vector_columns(model, values=False)))  # noqa: F841
-    assert set(wide.columns) - set(vectors.columns) == {"first_name_l", "first_name_r", "city_l", "city_r"}
-    pipeline = adapter.CTEPipeline()
-    pipeline.enqueue_sql("select * from vectors", "__splink__df_comparison_vectors")
-    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model, values=False))
-    scored = duckdb.sql(pipeline.generate_cte_pipeline_sql()).df()
+    narrow = blocked(model).select(", ".join(adapter.comparison_vector_columns(model, values=False)))
+    assert set(wide.columns) - set(narrow.columns) == {"first_name_l", "first_name_r", "city_l", "city_r"}
+    scored = predicted(model, values=False)
     assert {"gamma_first_name", "gamma_city", "tf_city_l", "mw_city", "mw_tf_adj_city", "match_weight"} <= set(scored.columns)
     assert not {"first_name_l", "city_r"} & set(scored.columns)
-    vectors = wide  # noqa: F841 (Splink's own columns, values included, give the same weights)
-    pipeline = adapter.CTEPipeline()
-    pipeline.enqueue_sql("select * from vectors", "__splink__df_comparison_vectors")
-    pipeline.enqueue_list_of_sqls(adapter.prediction_sqls(model))
-    full = duckdb.sql(pipeline.generate_cte_pipeline_sql()).df()
-    key = ["unique_id_l", "unique_id_r"]
-    pd.testing.assert_series_equal(scored.sort_values(key)["match_weight"].reset_index(drop=True),
-                                   full.sort_values(key)["match_weight"].reset_index(drop=True))
+    # Splink's own columns, values included, give the same weights
+    pd.testing.assert_series_equal(scored["match_weight"], predicted(model)["match_weight"])
 
 
 def test_levels_implied_by_rule_are_the_exact_levels_of_its_columns(model):
