@@ -132,7 +132,10 @@ def standard_postcode(c: Column) -> Column:
 
 
 def _parsed_dates(c: Column, config: TransformConfig) -> Column:
-    """Dates parsed with each source's own formats (a source may write ``dd/MM`` where another writes ``MM/dd``)."""
+    """Dates parsed with each source's own formats (a source may write ``dd/MM`` where another writes ``MM/dd``).
+
+    Each formats' parser is sent only its sources' values (the others as nulls): a value no format
+    reads is tried again one by one, which every other source's value would be."""
     by_source = source_date_formats(config)
     repair = config.standardize.date_ocr_repair
     distinct = {tuple(f) for f in by_source.values()} or {tuple(config.standardize.date_formats)}
@@ -142,7 +145,7 @@ def _parsed_dates(c: Column, config: TransformConfig) -> Column:
     for formats in distinct:
         names = [s for s, f in by_source.items() if tuple(f) == formats]
         branch = F.col(SOURCE_SYSTEM).isin(names)
-        one = _date_udf(list(formats), repair)(c)
+        one = _date_udf(list(formats), repair)(F.when(branch, c))
         parsed = F.when(branch, one) if parsed is None else parsed.when(branch, one)
     return parsed
 
