@@ -30,6 +30,7 @@ from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec
 from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints, refuse_contradictions
 from matcher.matching.entities import python_value, with_entity_facts
+from matcher.runtime.session import broadcasts_allowed
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,7 @@ def _looked_up(components: DataFrame, broadcast: bool) -> DataFrame:
 def broadcastable(components: DataFrame, records: int) -> bool:
     """Whether ``records`` records on links fit a broadcast (:data:`BROADCAST_COMPONENT_RECORDS`),
     unless the session turned broadcasts off (``spark.sql.autoBroadcastJoinThreshold`` -1)."""
-    allowed = components.sparkSession.conf.get("spark.sql.autoBroadcastJoinThreshold").strip() != "-1"
-    return allowed and records <= BROADCAST_COMPONENT_RECORDS
+    return broadcasts_allowed(components.sparkSession) and records <= BROADCAST_COMPONENT_RECORDS
 
 
 def _inside(frame: DataFrame, components: DataFrame, broadcast: bool = False) -> DataFrame:

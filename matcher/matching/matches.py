@@ -51,17 +51,20 @@ from matcher.training.supervision import f_beta_beta
 log = logging.getLogger(__name__)
 
 
-def score_pairs(df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates) -> DataFrame:
+def score_pairs(
+    df: DataFrame, config: TransformConfig, model: TrainedModel, candidates: Candidates, records: int | None = None,
+) -> DataFrame:
     """Every candidate pair from blocking with ``match_weight``, ``match_probability`` and per-column ``gamma_*``
     and ``mw_*``, not the compared values (:func:`with_compared_values` joins them for a few pairs).
 
     ``record_id_l`` and ``record_id_r`` name the two records (see :func:`record_id`).
     The pairs are compared once, in ``candidates`` (reused when training compared them
     already), and the result is lazy: each action re-applies the weights to the kept vectors.
+    ``records``: the row count of ``df`` when known (see :func:`~matcher.model.artifact.make_linker`).
     """
     # comparison vectors do not depend on the parameters: a run that trained has them already
     # the model's postcode formats (format: auto), so the vectors have the levels it was trained on
-    vectors = candidates.vectors or candidates.get(make_linker(df, model.configure(config)))
+    vectors = candidates.vectors or candidates.get(make_linker(df, model.configure(config), records=records))
     predictions = score(vectors, model.settings())
     if config.primary_key == RECORD_ID:
         return predictions
@@ -276,7 +279,7 @@ def find_matches(
     started = time.perf_counter()
     candidates = candidates or Candidates()
     # scored once and kept: clustering, the confidence scores and the written pairs all read them
-    scored = score_pairs(df, config, model, candidates)
+    scored = score_pairs(df, config, model, candidates, records)
     if pairs_to is None:
         step("score pairs")
         pairs = scored.localCheckpoint(eager=True)

@@ -21,6 +21,7 @@ from matcher.model.postcode import resolve_formats, with_formats
 from matcher.model.splink_adapter import Settings, register_term_frequencies
 from matcher.runtime.errors import ModelError
 from matcher.runtime.outputs import atomic_directory
+from matcher.runtime.session import broadcasts_allowed
 
 MODEL_FILE = "splink_model.json"
 METADATA_FILE = "metadata.json"
@@ -96,7 +97,17 @@ class TrainedModel:
         return config
 
 
-def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | None = None) -> Linker:
+BROADCAST_FREQUENCY_RECORDS = 2_000_000
+"""Input records up to which each term-frequency table (one row per distinct value, so at most as
+many rows) is marked for broadcast: the records then look their frequencies up in one pass instead
+of being shuffled once per table, which Spark plans before it knows how small the tables are. At
+1,000,000 generated records the candidate records took 7.4-7.5 s instead of 8.7-9.6 s (12.6 s
+instead of 16.1 s cold) and skipped a 233 MB shuffle (bench/README.md, "Dates parsed by their own source")."""
+
+
+def make_linker(
+    df: DataFrame, config: TransformConfig, model: TrainedModel | None = None, *, records: int | None = None,
+) -> Linker:
     """A Splink linker over ``df`` (from :func:`matcher.harmonize.ingest.read_inputs`).
 
     Without ``model`` it holds the untrained settings the config describes (a
@@ -105,7 +116,8 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
     input so Splink pairs records across inputs; a ``sources:`` config with a link type
     (:attr:`~matcher.config.transform.TransformConfig.links_sources`) registers one table per
     source, named by ``source_dataset`` = the source, so ``link_only`` never pairs two
-    records of one source.
+    records of one source. ``records``, the row count of ``df`` when the caller has it, lets
+    the term-frequency tables be broadcast (:data:`BROADCAST_FREQUENCY_RECORDS`).
     """
     db_api = SparkAPI(spark_session=df.sparkSession)
     tag = uuid.uuid4().hex[:8]
@@ -124,12 +136,14 @@ def make_linker(df: DataFrame, config: TransformConfig, model: TrainedModel | No
     settings = model.splink_model if model is not None else splink_settings(config)
     # Splink's own INFO logging is chatty; matcher logs what matters.
     linker = Linker(tables, settings, log_level=None)
-    register_term_frequencies(linker, partial(term_frequency_table, df))
+    broadcast = records is not None and records <= BROADCAST_FREQUENCY_RECORDS and broadcasts_allowed(df.sparkSession)
+    register_term_frequencies(linker, partial(term_frequency_table, df, broadcast=broadcast))
     return linker
 
 
-def term_frequency_table(df: DataFrame, column: str, tf_column: str) -> DataFrame:
-    """Each non-null value of ``column`` with its share of the non-null values as ``tf_column``, lazily.
+def term_frequency_table(df: DataFrame, column: str, tf_column: str, *, broadcast: bool = False) -> DataFrame:
+    """Each non-null value of ``column`` with its share of the non-null values as ``tf_column``, lazily
+    (``broadcast``: marked as the side a join broadcasts).
 
     Not cached (Splink would write one Parquet table per column): the candidate records
     (:class:`matcher.blocking.candidates.JoinInputs`) join it once and keep the result, and
@@ -137,7 +151,8 @@ def term_frequency_table(df: DataFrame, column: str, tf_column: str) -> DataFram
     linker is done with it).
     """
     total = F.sum("n").over(Window.partitionBy())
-    return (
+    table = (
         df.where(F.col(column).isNotNull()).groupBy(column).agg(F.count(F.lit(1)).alias("n"))
         .select(column, (F.col("n") / total).cast("double").alias(tf_column))
     )
+    return F.broadcast(table) if broadcast else table

@@ -281,7 +281,7 @@ def train(
     mixture_lambda_for_model = "training.deterministic_rules" in config.automatic
     config = setup.config
     timings["setup"] = time.perf_counter() - started
-    linker = make_linker(df, config)
+    linker = make_linker(df, config, records=sum(sizes))
     # without a run's shared candidates, compare them here and release them when done
     with Candidates() if candidates is None else nullcontext(candidates) as candidates:
         # job 1 compares every candidate pair once and counts the patterns of the training sets

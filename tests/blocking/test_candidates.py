@@ -13,10 +13,13 @@ import matcher.blocking.candidates as candidates_module
 from matcher.blocking.candidates import Candidates, PairSet, count_flagged_patterns, outside_predictions, score
 from matcher.config.transform import config_from_dict, load_config
 from matcher.harmonize.ingest import read_inputs
-from matcher.model.artifact import TrainedModel, make_linker
+from matcher.model.artifact import BROADCAST_FREQUENCY_RECORDS, TrainedModel, make_linker
 from matcher.model.comparisons import blocking_rule
 from matcher.model.level_sql import gamma_sql
-from matcher.model.splink_adapter import BlockingRule, comparison_input_columns, gamma_columns, lambda_of, model_settings
+from matcher.model.splink_adapter import (
+    BlockingRule, CTEPipeline, comparison_input_columns, database_api, enqueue_records_with_tf, gamma_columns, lambda_of,
+    model_settings, run_pipeline,
+)
 from matcher.training.patterns import add_counts, of_set, pattern_counts
 from matcher.training.trainer import USampler, _rule, train
 
@@ -106,7 +109,7 @@ def test_scores_equal_splinks_predict(spark, request, splink_predictions, broadc
     session_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     with Candidates() as candidates:
         # as matching does: vectors from an untrained linker, weights from the saved model
-        vectors = candidates.get(make_linker(df, config))
+        vectors = candidates.get(make_linker(df, config, records=df.count()))  # term frequencies broadcast when allowed
         assert spark.conf.get("spark.sql.shuffle.partitions") == session_partitions
         assert vectors.inputs.broadcast == (joins == "broadcast")
         ours = score(vectors, model.settings())
@@ -116,6 +119,25 @@ def test_scores_equal_splinks_predict(spark, request, splink_predictions, broadc
         got = _ids(ours, id_columns).toPandas().sort_values(id_columns, ignore_index=True)
         assert len(want) > 1000
         pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("records", "threshold", "broadcast"),
+    [(1000, "1", True), (None, "1", False), (BROADCAST_FREQUENCY_RECORDS + 1, "1", False), (1000, "-1", False)],
+    ids=["few_records", "records_unknown", "too_many_records", "broadcasts_off"],
+)
+def test_term_frequency_tables_are_broadcast_to_the_records_when_they_are_few(
+    spark, dedupe, broadcast_threshold, records, threshold, broadcast
+):
+    df = read_inputs(spark, dedupe)
+    broadcast_threshold(threshold)  # 1 byte: Spark would broadcast nothing by itself
+    linker = make_linker(df, dedupe, records=records)
+    with_tf = run_pipeline(database_api(linker), enqueue_records_with_tf(linker, CTEPipeline()))  # as JoinInputs.of keeps them
+    plan = with_tf._jdf.queryExecution().executedPlan().toString()
+    assert ("BroadcastHashJoin" in plan) == broadcast
+    assert ("SortMergeJoin" in plan) != broadcast
+    assert with_tf.count() == df.count()
+    assert with_tf.where("city is not null and tf_city is null").count() == 0
 
 
 @pytest.mark.parametrize("which", ["dedupe", "link_only"])
