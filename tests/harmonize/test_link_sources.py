@@ -14,6 +14,7 @@ from conftest import REPO
 from pyspark.sql import functions as F
 
 from matcher.config.transform import config_from_dict, load_config
+from matcher.matching.matches import with_compared_values
 from matcher.runtime.errors import ConfigError
 
 pytestmark = pytest.mark.slow
@@ -103,8 +104,6 @@ def test_the_postcode_format_chosen_at_training_is_the_one_matching_uses(spark, 
     assert "Same 5-digit ZIP" in trained and "5-digit ZIPs within Levenshtein 1" in trained
     # driver scoring (incremental runs) builds its comparisons from the config: the model's format
     assert labels(duckdb_settings(config, model)["comparisons"][-1]) == trained
-    from matcher.matching.matches import with_compared_values
-
     scored = spark.read.parquet(str(linked_demo["folder"] / "pairs"))
     pairs = with_compared_values(scored, spark.read.parquet(str(linked_demo["folder"] / "matches")), config)
     assert pairs.count() == scored.count()
