@@ -46,7 +46,12 @@ from matcher.runtime.errors import GraphError
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE_SERVER_ERRORS = ("ConcurrentModification", "Conflict", "TransactionException", "ReadOnlyViolation")
+_RETRYABLE_SERVER_ERRORS = (
+    "ConcurrentModification", "Conflict", "TransactionException", "ReadOnlyViolation",
+    # TinkerGraph has no transactions: two writers' mergeV of one shared identifier can both find it
+    # missing, and the second create fails; the retry's mergeV then finds it (every id is deterministic)
+    "with id already exists",
+)
 _IDENTIFIER_LABELS = tuple(IDENTIFIER_EDGES)
 _IDENTIFIER_EDGE_LABELS = frozenset(IDENTIFIER_EDGES.values())
 _READ_CHUNK = 1000

@@ -7,9 +7,11 @@ import time
 
 import pytest
 from gremlin_python.process.anonymous_traversal import traversal
+from gremlin_python.process.traversal import Merge, T
 
 from matcher.config.transform import config_from_dict
 from matcher.graph.connection import _close, connect
+from matcher.graph.gremlin import GremlinGraphWriter
 from matcher.graph.model import graph_of
 from matcher.graph.queries import (
     cluster_history,
@@ -211,3 +213,22 @@ def test_server_stopped_mid_load_then_rerun_gives_the_exact_graph(spark, gremlin
     assert set(actual_v) == set(expected_v) and set(actual_e) == set(expected_e)
     assert {k: (e["from"], e["to"]) for k, e in actual_e.items()} == {k: (e.out_id, e.in_id) for k, e in expected_e.items()}
     assert g2.V().count().next() == len(expected_v) and g2.E().count().next() == len(expected_e)
+
+
+def test_a_create_that_lost_a_race_for_an_existing_id_is_retried(config, g):
+    """TinkerGraph's answer when two writers' mergeV create one shared identifier: the loser's
+    addV finds the id taken. The retry (here, a mergeV) then finds the vertex."""
+    g.addV("Email").property(T.id, "email:shared").iterate()
+    attempts = []
+
+    def write():
+        attempts.append(1)
+        if len(attempts) == 1:  # as the losing writer sent it: a create of an id another writer just created
+            return g.addV("Email").property(T.id, "email:shared").iterate()
+        return g.merge_v({T.id: "email:shared", T.label: "Email"}).option(Merge.on_create, {}).iterate()
+
+    with GremlinGraphWriter(config.graph, sleep=lambda _: None) as writer:
+        writer._with_retries(write)
+        assert writer.counts.retries == 1
+    assert len(attempts) == 2
+    assert g.V("email:shared").count().next() == 1
