@@ -22,8 +22,6 @@ same ids.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
@@ -143,6 +141,10 @@ def cluster_by_average_link(
     up in one cluster. A pair scored twice counts with its mean weight. A must-link chain
     joining a cannot-link pair is an :class:`~matcher.runtime.errors.InputDataError` naming it.
 
+    A component of the links that no constraint touches and whose every pair clears the
+    mean (:func:`_agreeing_components`) becomes one cluster without the merge loop: every
+    merge in it would pass.
+
     Returns ``record_id``, ``match_id`` (smallest id of the cluster) and ``strongest``
     (the highest ``probability`` among the record's edges inside its cluster, NaN for
     a record alone or held only by must-links) for every record of ``edges`` and
@@ -163,21 +165,30 @@ def cluster_by_average_link(
     a, b = codes[:n], codes[n:2 * n]
     must_a, must_b = codes[2 * n:2 * n + len(must)], codes[2 * n + len(must):]
     weight = edges["weight"].to_numpy(float)
-    state = _AverageLink(len(uniques), unscored_pair_weight)
-    state.add_evidence(a, b, weight)
-    index = {x: i for i, x in enumerate(uniques)}
-    for x, y in zip(cannot["id_l"], cannot["id_r"]):
-        if x in index and y in index:
-            state.bar(index[x], index[y])
-    for x, y in zip(must_a.tolist(), must_b.tolist()):
-        if not state.merge(x, y, force=True):
-            pair = state.barred_pair(x, y)
-            raise _contradiction(uniques[pair[0]], uniques[pair[1]])
     link = edges["link"].to_numpy(bool)
-    order = np.lexsort((b, a, -weight))
-    for i in order[link[order]].tolist():
-        state.merge(int(a[i]), int(b[i]), min_mean_weight=min_mean_weight)
-    roots = np.array([state.find(x) for x in range(len(uniques))])
+    found = np.stack([uniques.get_indexer(cannot["id_l"]), uniques.get_indexer(cannot["id_r"])], axis=1).astype(np.int64)
+    barred = found[(found >= 0).all(axis=1)]  # the cannot-links between records of these edges
+    component = _components(len(uniques), np.concatenate([a[link], must_a]), np.concatenate([b[link], must_b]))
+    constrained = np.concatenate([must_a, must_b, barred.reshape(-1)])
+    settled = _agreeing_components(component, a, b, weight, constrained, min_mean_weight, unscored_pair_weight)
+    roots = component.copy()  # a settled component is one cluster, named by any of its codes
+    loop = ~settled[component[a]] & (component[a] == component[b])  # no merge weighs pairs across components
+    if loop.any() or len(must_a):
+        unsettled = np.flatnonzero(~settled[component])  # the merge loop numbers their records 0, 1, ...
+        code = np.full(len(uniques), -1, dtype=np.int64)
+        code[unsettled] = np.arange(len(unsettled))
+        state = _AverageLink(len(unsettled), unscored_pair_weight)
+        state.add_evidence(code[a[loop]], code[b[loop]], weight[loop])
+        for x, y in code[barred].tolist():
+            state.bar(x, y)
+        for x, y in zip(code[must_a].tolist(), code[must_b].tolist()):
+            if not state.merge(x, y, force=True):
+                pair = state.barred_pair(x, y)
+                raise _contradiction(uniques[unsettled[pair[0]]], uniques[unsettled[pair[1]]])
+        merging = loop & link
+        order = np.lexsort((b[merging], a[merging], -weight[merging]))
+        state.merge_links(code[a[merging][order]].tolist(), code[b[merging][order]].tolist(), min_mean_weight)
+        roots[unsettled] = len(uniques) + np.array([state.find(x) for x in range(len(unsettled))], dtype=np.int64)
     out = _smallest_id_clusters(uniques, roots)
     same = roots[a] == roots[b]
     inside = pd.DataFrame({
@@ -185,6 +196,44 @@ def cluster_by_average_link(
     })
     out["strongest"] = inside.groupby("code")["p"].max().reindex(np.arange(len(uniques))).to_numpy()
     return out
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The connected component of each of ``n`` codes joined by the edges ``a``-``b``."""
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+MEAN_MARGIN = 1e-6
+"""How far above ``min_mean_weight`` every pair of a component must be for it to skip the merge
+loop: far more than the rounding of a mean of up to millions of weights."""
+
+
+def _agreeing_components(
+    component: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarray,
+    constrained: np.ndarray, min_mean_weight: float, unscored_pair_weight: float,
+) -> np.ndarray:
+    """Per component: whether average link would merge it whole, so it needs no merge loop.
+
+    True for a component of two or more records, none on a must-link or cannot-link, whose
+    every scored pair weighs at least ``min_mean_weight`` (plus :data:`MEAN_MARGIN`), and
+    whose every pair of records was scored unless ``unscored_pair_weight`` clears the mean
+    too: then every mean between two of its clusters does, and its links join it whole.
+    """
+    count = int(component.max()) + 1
+    records = np.bincount(component, minlength=count)
+    lowest_ok = min_mean_weight + MEAN_MARGIN * max(1.0, abs(min_mean_weight))
+    within = (component[a] == component[b]) & (a != b)
+    low, high = np.minimum(a[within], b[within]), np.maximum(a[within], b[within])
+    lightest = np.full(count, np.inf)
+    np.minimum.at(lightest, component[low], weight[within])
+    distinct = np.unique(low * np.int64(len(component)) + high) // len(component)
+    scored = np.bincount(component[distinct], minlength=count)
+    agreeing = (records >= 2) & (lightest >= lowest_ok)  # NaN weights fail here
+    if unscored_pair_weight < lowest_ok:
+        agreeing &= scored == records * (records - 1) // 2
+    agreeing[component[constrained]] = False
+    return agreeing
 
 
 def refuse_contradictions(must_link: pd.DataFrame, cannot_link: pd.DataFrame) -> None:
@@ -208,22 +257,28 @@ class _AverageLink:
         self.parent = list(range(n))
         self.size = [1] * n
         self.between: list[dict[int, list[float]]] = [{} for _ in range(n)]
-        self.barred: list[set[int]] = [set() for _ in range(n)]
+        self.barred: dict[int, set[int]] = {}  # only records on a cannot-link
+        self.constrained: set[int] = set()  # clusters holding one
         self.members: list[list[int]] = [[x] for x in range(n)]
         self.unscored = unscored_pair_weight
 
-    def add_evidence(self, a: Iterable[int], b: Iterable[int], weight: Iterable[float]) -> None:
+    def add_evidence(self, a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> None:
         """Each scored pair once (a pair scored twice keeps its mean weight); self-pairs are ignored."""
-        pairs = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "w": weight})
-        pairs = pairs[pairs["a"] != pairs["b"]].groupby(["a", "b"], sort=True)["w"].mean().reset_index()
-        for x, y, w in pairs.itertuples(index=False):
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        keep = low != high
+        key = low[keep].astype(np.int64) * np.int64(len(self.parent)) + high[keep]
+        mean = pd.Series(weight[keep]).groupby(key, sort=True).mean()  # pandas' compensated sum, as merges compare means to a bound
+        distinct = mean.index.to_numpy()
+        between = self.between
+        for x, y, w in zip((distinct // len(self.parent)).tolist(), (distinct % len(self.parent)).tolist(), mean.tolist()):
             shared = [w, 1]
-            self.between[x][y] = shared
-            self.between[y][x] = shared
+            between[x][y] = shared
+            between[y][x] = shared
 
     def bar(self, x: int, y: int) -> None:
-        self.barred[x].add(y)
-        self.barred[y].add(x)
+        self.barred.setdefault(x, set()).add(y)
+        self.barred.setdefault(y, set()).add(x)
+        self.constrained.update((self.find(x), self.find(y)))
 
     def find(self, x: int) -> int:
         return find_root(self.parent, x)
@@ -231,7 +286,7 @@ class _AverageLink:
     def barred_pair(self, x: int, y: int) -> tuple[int, int]:
         rx, ry = self.find(x), self.find(y)
         inside_y = set(self.members[ry])
-        return next((m, o) for m in self.members[rx] for o in sorted(self.barred[m]) if o in inside_y)
+        return next((m, o) for m in self.members[rx] for o in sorted(self.barred.get(m, ())) if o in inside_y)
 
     def merge(self, x: int, y: int, *, force: bool = False, min_mean_weight: float = 0.0) -> bool:
         """Merge the clusters of ``x`` and ``y`` if allowed; False when a cannot-link (or the mean weight) forbids it."""
@@ -240,26 +295,42 @@ class _AverageLink:
             return True
         if self._barred(rx, ry):
             return False
-        if not force:
-            total, count = self.between[rx].get(ry, (0.0, 0))
-            pairs = self.size[rx] * self.size[ry]
-            if (total + self.unscored * (pairs - count)) / pairs < min_mean_weight:
-                return False
-        if self.size[rx] < self.size[ry]:
-            rx, ry = ry, rx
+        if not force and not self._supported(rx, ry, min_mean_weight):
+            return False
         self._absorb(rx, ry)
         return True
 
+    def merge_links(self, a: list[int], b: list[int], min_mean_weight: float) -> None:
+        """:meth:`merge` along each link ``a[i]``-``b[i]`` in turn (the loop of the clustering, kept tight)."""
+        parent = self.parent
+        for x, y in zip(a, b):
+            rx, ry = find_root(parent, x), find_root(parent, y)
+            if rx != ry and self._supported(rx, ry, min_mean_weight) and not self._barred(rx, ry):
+                self._absorb(rx, ry)
+
+    def _supported(self, rx: int, ry: int, min_mean_weight: float) -> bool:
+        """Whether the mean weight over every pair between clusters ``rx`` and ``ry`` reaches ``min_mean_weight``."""
+        total, count = self.between[rx].get(ry, (0.0, 0))
+        pairs = self.size[rx] * self.size[ry]
+        return (total + self.unscored * (pairs - count)) / pairs >= min_mean_weight
+
     def _barred(self, rx: int, ry: int) -> bool:
+        if rx not in self.constrained or ry not in self.constrained:
+            return False
         small, large = (rx, ry) if len(self.members[rx]) <= len(self.members[ry]) else (ry, rx)
-        return any(self.find(o) == large for m in self.members[small] for o in self.barred[m])
+        return any(self.find(o) == large for m in self.members[small] for o in self.barred.get(m, ()))
 
     def _absorb(self, rx: int, ry: int) -> None:
-        """Cluster ``ry`` joins ``rx``: sizes, members and the pair sums to every other cluster."""
+        """The smaller of two clusters joins the larger: sizes, members and the pair sums to every other cluster."""
+        if self.size[rx] < self.size[ry]:
+            rx, ry = ry, rx
         self.parent[ry] = rx
         self.size[rx] += self.size[ry]
         self.members[rx].extend(self.members[ry])
         self.members[ry] = []
+        if ry in self.constrained:
+            self.constrained.discard(ry)
+            self.constrained.add(rx)
         mine = self.between[rx]
         mine.pop(ry, None)
         for other, stats in self.between[ry].items():

@@ -6,7 +6,8 @@ rewires the links, each round, towards the smallest id of their neighbourhood, u
 component is a star around its smallest id: O(log² n) rounds in the worst case, and a few
 on match graphs, whose components are small. After each round the stars that are whole
 components already are set aside, and each round is checkpointed, so the plan stays one
-round deep however many rounds it takes.
+round deep however many rounds it takes. Once at most :data:`DRIVER_EDGES` links are left
+unfinished, the driver finds their components in one scipy call instead of more rounds.
 
 Clustering (:func:`cluster_components`): every component is hashed to a bucket, and one
 pandas call per bucket runs the method of :mod:`matcher.matching.clustering` on the scored
@@ -28,7 +29,12 @@ from pyspark.sql import functions as F
 from matcher.blocking.candidates import free_checkpoint
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec
-from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints, refuse_contradictions
+from matcher.matching.clustering import (
+    cluster_by_average_link,
+    cluster_edges,
+    cluster_with_constraints,
+    refuse_contradictions,
+)
 from matcher.matching.entities import python_value, with_entity_facts
 from matcher.runtime.session import broadcasts_allowed
 
@@ -46,6 +52,11 @@ tens of MB) to find the component of each pair's two records, instead of shuffli
 scored pair once per end: at 1,000,000 generated records (527,145 records on links, 6,107,253 scored
 pairs) the run's clustering stage took 41.7 and 50.5 s instead of 52.0 and 57.0 s (bench/README.md,
 "Pairs without the compared values, components looked up")."""
+DRIVER_EDGES = 200_000
+"""Links up to which the driver finds the components left, in one scipy call (a bounded collection
+of an estimated 10 MB of Arrow), instead of another large-star / small-star round: at 1,000,000
+generated records the first round left 53,783 of 1,352,652 links unfinished, and four more rounds
+took 7.6 s warm."""
 ONE_BUCKET_PAIRS = 500_000
 """Scored pairs up to which the graph is clustered in one pandas call in the driver, without the
 search for components: a bounded collection (an estimated 20 MB of Arrow), whatever the data's size."""
@@ -101,12 +112,13 @@ def link_components(links: DataFrame) -> DataFrame:
     checkpoint: free it (:func:`~matcher.blocking.candidates.free_checkpoint`) when done.
 
     After each round the stars that are whole components are set aside (:func:`_mark_unfinished`),
-    so the later rounds rewire only the few components still unfinished.
+    so the later rounds rewire only the few components still unfinished; once they hold at
+    most :data:`DRIVER_EDGES` links, the driver finishes them (:func:`_stars_in_driver`).
     """
     edges = links.where(F.col("id_l") != F.col("id_r")).select(*_undirected(F.col("id_l"), F.col("id_r"))).distinct()
     edges = edges.localCheckpoint(eager=True)
     rounds: list[DataFrame] = []  # each round's edges, marked
-    while not rounds or not edges.isEmpty():
+    while edges.limit(DRIVER_EDGES + 1).count() > DRIVER_EDGES:
         if len(rounds) == MAX_ROUNDS:
             raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
         rewired = _small_star(_large_star(edges)).localCheckpoint(eager=True)
@@ -114,7 +126,9 @@ def link_components(links: DataFrame) -> DataFrame:
         rounds.append(_mark_unfinished(rewired).localCheckpoint(eager=True))
         free_checkpoint(rewired)
         edges = rounds[-1].where("unfinished").select("a", "b")
-    log.debug("connected components in %d large/small-star rounds", len(rounds))
+    log.debug("connected components in %d large/small-star rounds, then the driver", len(rounds))
+    rounds.append(_stars_in_driver(edges))
+    free_checkpoint(edges)
     stars = rounds[0]
     for more in rounds[1:]:
         stars = stars.unionByName(more)
@@ -125,6 +139,16 @@ def link_components(links: DataFrame) -> DataFrame:
     for marked in rounds:
         free_checkpoint(marked)
     return components
+
+
+def _stars_in_driver(edges: DataFrame) -> DataFrame:
+    """The components of a few ``edges`` (``a``, ``b``) found in one scipy call in the driver, as
+    finished stars (``a`` the smallest id, ``b`` each other member, ``unfinished`` false)."""
+    found = cluster_edges(edges.toPandas().rename(columns={"a": "id_l", "b": "id_r"}))
+    leaves = found[found[RECORD_ID] != found["match_id"]]
+    stars = pd.DataFrame({"a": leaves["match_id"].to_numpy(), "b": leaves[RECORD_ID].to_numpy(), "unfinished": False})
+    id_type = edges.schema["a"].dataType.simpleString()
+    return edges.sparkSession.createDataFrame(stars, f"a {id_type}, b {id_type}, unfinished boolean")
 
 
 def links_frame(pairs: DataFrame, threshold: float, must_link: pd.DataFrame | None = None) -> DataFrame:

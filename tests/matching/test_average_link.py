@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import minimal_config
 from conftest import cluster_sets as clusters
+from conftest import minimal_config
 
 from matcher.config.transform import ClusteringSpec, config_from_dict
+from matcher.matching import clustering
 from matcher.matching.clustering import cluster_by_average_link
 from matcher.matching.components import component_pairs, link_components, links_frame
 from matcher.matching.matches import assign_matches
@@ -85,6 +86,40 @@ def test_must_links_joining_a_cannot_link_pair_are_a_contradiction():
 def test_no_edges_gives_no_rows():
     result = cluster_by_average_link(scored(), min_mean_weight=0.0)
     assert result.empty and list(result.columns) == ["record_id", "match_id", "strongest"]
+
+
+def random_graph(rng: np.random.Generator, records: int, pairs: int) -> pd.DataFrame:
+    """Scored pairs among ``records`` ids, some scored twice, weights rounded so that means can tie the bound."""
+    weight = np.round(rng.normal(3, 6, pairs), 1)
+    edges = pd.DataFrame({"id_l": rng.integers(0, records, pairs), "id_r": rng.integers(0, records, pairs), "weight": weight})
+    return edges.assign(probability=1 / (1 + 2 ** -edges["weight"]), link=edges["weight"] >= 0.5)
+
+
+@pytest.mark.parametrize("min_mean_weight,unscored_pair_weight", [(0.0, 0.0), (1.5, -3.0), (-2.0, 2.0)])
+def test_components_that_skip_the_merge_loop_get_the_clusters_the_loop_gives(monkeypatch, min_mean_weight, unscored_pair_weight):
+    rng = np.random.default_rng(7)
+    graphs = [random_graph(rng, int(rng.integers(2, 60)), int(rng.integers(1, 150))) for _ in range(300)]
+    cannot = pd.DataFrame({"id_l": [1, 5], "id_r": [2, 9]})
+    settings = {"min_mean_weight": min_mean_weight, "unscored_pair_weight": unscored_pair_weight, "cannot_link": cannot}
+    fast = [cluster_by_average_link(edges, **settings) for edges in graphs]
+    monkeypatch.setattr(clustering, "_agreeing_components", lambda component, *rest: np.zeros(component.max() + 1, dtype=bool))
+    for edges, result in zip(graphs, fast):
+        pd.testing.assert_frame_equal(result, cluster_by_average_link(edges, **settings))
+
+
+def test_only_whole_components_whose_every_pair_clears_the_mean_skip_the_merge_loop():
+    # 0-1-2 complete and strong; 3-4-5 strong links with one pair never scored; 6-7 with a weak
+    # pair; 8-9 strong but on a cannot-link; 10 only below the threshold
+    edges = scored((0, 1, 9), (1, 2, 8), (0, 2, 7), (3, 4, 9), (4, 5, 9), (6, 7, 9), (6, 7, -2), (8, 9, 9), (10, 0, -5))
+    a, b = edges["id_l"].to_numpy(), edges["id_r"].to_numpy()
+    component = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4])
+
+    def settled(unscored_pair_weight: float) -> list[int]:
+        found = clustering._agreeing_components(component, a, b, edges["weight"].to_numpy(), np.array([8]), 0.0, unscored_pair_weight)
+        return np.flatnonzero(found).tolist()
+
+    assert settled(unscored_pair_weight=-1.0) == [0]
+    assert settled(unscored_pair_weight=1.0) == [0, 1]
 
 
 def test_the_mean_weight_is_learned_from_labeled_pairs():

@@ -33,8 +33,10 @@ def _random_graph(seed: int, records: int, edges: int) -> pd.DataFrame:
     })
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_link_components_are_scipys_components_labelled_by_their_smallest_id(spark, seed):
+@pytest.mark.parametrize("seed,driver_edges", [(0, 0), (1, 0), (0, 400), (1, 10**6)])
+def test_link_components_are_scipys_components_labelled_by_their_smallest_id(spark, monkeypatch, seed, driver_edges):
+    # star rounds only, rounds finished in the driver, the driver only
+    monkeypatch.setattr(components_module, "DRIVER_EDGES", driver_edges)
     edges = _random_graph(seed, records=3000, edges=2000)
     got = link_components(spark.createDataFrame(edges)).toPandas()
     want = cluster_edges(edges[edges["id_l"] != edges["id_r"]])
