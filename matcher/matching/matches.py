@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from matcher.blocking.candidates import Candidates, free_checkpoint, score
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import ClusteringSpec, TransformConfig
-from matcher.matching.components import cluster_components, labeled_component_pairs
+from matcher.matching.components import broadcastable, cluster_components, labeled_component_pairs
 from matcher.matching.decisions import DecisionLog, name_clusters
 from matcher.matching.entities import entity_report, python_value
 from matcher.matching.enforced import DecidedLinks, enforced_links, run_decisions
@@ -114,7 +114,8 @@ def _best_probability(pairs: DataFrame) -> DataFrame:
 @dataclass(frozen=True)
 class Clustered:
     """What clustering took (``seconds``) and found (``entities``: :func:`~matcher.matching.entities.entity_report`);
-    ``members`` is the local checkpoint the rows read their ``match_id`` from: free it once they are written."""
+    ``members`` is the local checkpoint the rows read their ``match_id`` from (the clusters' members and every
+    scored record's best probability): free it once they are written."""
 
     seconds: float
     entities: dict
@@ -227,9 +228,10 @@ def assign_matches(
             .when(F.col("_alone"), 1.0 - F.coalesce(F.col("best_probability"), F.lit(0.0)))
             .otherwise(confidence)
         )
+    lookup = placed.join(best, RECORD_ID, "full").localCheckpoint(eager=True)  # one row per record with a pair or a link
+    free_checkpoint(members)
     rows = (
-        rows.join(placed, RECORD_ID, "left")
-        .join(best, RECORD_ID, "left")
+        rows.join(F.broadcast(lookup) if broadcastable(lookup, lookup.count()) else lookup, RECORD_ID, "left")
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
         .drop("best_probability", "_enforced", "_alone", "strongest", "size", "linked")
@@ -238,7 +240,7 @@ def assign_matches(
         rows = rows.drop(SOURCE_DATASET_COLUMN)
         if config.primary_key != RECORD_ID:
             rows = rows.drop(RECORD_ID)
-    return rows, Clustered(cluster_s, entities, members)
+    return rows, Clustered(cluster_s, entities, lookup)
 
 
 def _clustering(
