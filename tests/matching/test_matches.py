@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from conftest import minimal_config
 
+import matcher.matching.components as components_module
 from matcher.config.transform import config_from_dict
 from matcher.harmonize.ingest import read_inputs
 from matcher.matching.matches import find_matches, with_compared_values
@@ -86,6 +87,15 @@ def test_confidence_is_a_probability_and_follows_the_definition(matched):
     best_of_3 = pairs.loc[(pairs["record_id_l"] == 3) | (pairs["record_id_r"] == 3), "match_probability"].max()
     assert best_of_3 < threshold
     assert rows.loc[3, "match_confidence_score"] == pytest.approx(1.0 - best_of_3)  # sure it has no match
+
+
+def test_rows_come_out_the_same_when_their_lookup_is_too_large_to_broadcast(spark, matched, monkeypatch):
+    rows, *_, config = matched
+    monkeypatch.setattr(components_module, "BROADCAST_COMPONENT_RECORDS", 0)  # the shuffled join
+    result = find_matches(read_inputs(spark, config), config, model_favouring_agreement(config))
+    shuffled = result.rows.toPandas().set_index("pk").sort_index()
+    result.release()
+    pd.testing.assert_frame_equal(shuffled[rows.columns], rows)
 
 
 def test_the_scored_pairs_are_the_blocked_candidates_only(matched):
