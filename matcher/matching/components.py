@@ -173,10 +173,12 @@ def _looked_up(components: DataFrame, broadcast: bool) -> DataFrame:
     return F.broadcast(components) if broadcast else components
 
 
-def broadcastable(components: DataFrame, records: int) -> bool:
-    """Whether ``records`` records on links fit a broadcast (:data:`BROADCAST_COMPONENT_RECORDS`),
-    unless the session turned broadcasts off (``spark.sql.autoBroadcastJoinThreshold`` -1)."""
-    return broadcasts_allowed(components.sparkSession) and records <= BROADCAST_COMPONENT_RECORDS
+def broadcastable(table: DataFrame, records: int) -> bool:
+    """Whether a per-record ``table`` of ``records`` rows fits a broadcast (:data:`BROADCAST_COMPONENT_RECORDS`):
+    the components here, the matches' lookup of clusters and best probabilities in
+    :func:`~matcher.matching.matches.assign_matches`; never when the session turned broadcasts off
+    (``spark.sql.autoBroadcastJoinThreshold`` -1)."""
+    return broadcasts_allowed(table.sparkSession) and records <= BROADCAST_COMPONENT_RECORDS
 
 
 def _inside(frame: DataFrame, components: DataFrame, broadcast: bool = False) -> DataFrame:
