@@ -47,11 +47,7 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     if edges.empty:
         return pd.DataFrame({RECORD_ID: edges["id_l"].iloc[:0], "match_id": edges["id_l"].iloc[:0]})
     codes, uniques = pd.factorize(pd.concat([edges["id_l"], edges["id_r"]], ignore_index=True), sort=True)
-    n = len(uniques)
-    half = len(edges)
-    graph = coo_matrix((np.ones(half, dtype=np.int8), (codes[:half], codes[half:])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return _smallest_id_clusters(uniques, labels)
+    return _smallest_id_clusters(uniques, _components(len(uniques), codes[:len(edges)], codes[len(edges):]))
 
 
 def find_root(parent, x):

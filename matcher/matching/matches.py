@@ -184,7 +184,7 @@ def assign_matches(
     and so are ``labeled`` pairs (matches as must-links, non-matches as cannot-links)
     and the ``decided`` links when given; the clusters holding decided records take
     the ids the decisions gave them. ``records`` is the row count of ``df`` when the caller
-    has it (counted otherwise, for the entity report).
+    has it (counted otherwise, for the entity report and for whether the rows' lookup is broadcast).
     """
     threshold = (threshold or resolve_threshold(config, None)).match_probability
     spec = clustering or config.clustering
@@ -198,7 +198,8 @@ def assign_matches(
     )
     if decided is not None and decided.ids:
         members = _named_by_decisions(members, decided, rows)
-    entities = entity_report(members, records if records is not None else df.count())
+    records = records if records is not None else df.count()
+    entities = entity_report(members, records)
     cluster_s = time.perf_counter() - started
     average_link = spec.method == "average_link"
     best = _best_probability(pairs)
@@ -231,7 +232,7 @@ def assign_matches(
     lookup = placed.join(best, RECORD_ID, "full").localCheckpoint(eager=True)  # one row per record with a pair or a link
     free_checkpoint(members)
     rows = (
-        rows.join(F.broadcast(lookup) if broadcastable(lookup, lookup.count()) else lookup, RECORD_ID, "left")
+        rows.join(F.broadcast(lookup) if broadcastable(lookup, records) else lookup, RECORD_ID, "left")  # at most a row per record
         .withColumn("match_id", F.coalesce(F.col("match_id"), F.col(RECORD_ID)))
         .withColumn("match_confidence_score", confidence)
         .drop("best_probability", "_enforced", "_alone", "strongest", "size", "linked")
