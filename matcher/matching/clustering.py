@@ -251,7 +251,6 @@ class _AverageLink:
 
     def __init__(self, n: int, unscored_pair_weight: float):
         self.parent = list(range(n))
-        self.size = [1] * n
         self.between: list[dict[int, list[float]]] = [{} for _ in range(n)]
         self.barred: dict[int, set[int]] = {}  # only records on a cannot-link
         self.constrained: set[int] = set()  # clusters holding one
@@ -307,7 +306,7 @@ class _AverageLink:
     def _supported(self, rx: int, ry: int, min_mean_weight: float) -> bool:
         """Whether the mean weight over every pair between clusters ``rx`` and ``ry`` reaches ``min_mean_weight``."""
         total, count = self.between[rx].get(ry, (0.0, 0))
-        pairs = self.size[rx] * self.size[ry]
+        pairs = len(self.members[rx]) * len(self.members[ry])
         return (total + self.unscored * (pairs - count)) / pairs >= min_mean_weight
 
     def _barred(self, rx: int, ry: int) -> bool:
@@ -317,11 +316,10 @@ class _AverageLink:
         return any(self.find(o) == large for m in self.members[small] for o in self.barred.get(m, ()))
 
     def _absorb(self, rx: int, ry: int) -> None:
-        """The smaller of two clusters joins the larger: sizes, members and the pair sums to every other cluster."""
-        if self.size[rx] < self.size[ry]:
+        """The smaller of two clusters joins the larger: members and the pair sums to every other cluster."""
+        if len(self.members[rx]) < len(self.members[ry]):
             rx, ry = ry, rx
         self.parent[ry] = rx
-        self.size[rx] += self.size[ry]
         self.members[rx].extend(self.members[ry])
         self.members[ry] = []
         if ry in self.constrained:
