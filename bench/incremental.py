@@ -1,8 +1,8 @@
 """``python -m bench incremental --out FILE.json``: incremental matching against a full re-match.
 
-historical_50k is split deterministically: a record is *new* when the CRC-32 of its
-``unique_id`` is divisible by 100 (about 1%), the others are *existing*. In one process
-and one SparkSession:
+historical_50k (or the inputs of ``--config``, every source of a ``sources:`` config) is
+split deterministically: a record is *new* when the CRC-32 of its primary key is divisible
+by 100 (about 1%), the others are *existing*. In one process and one SparkSession:
 
 1. (untimed set-up) train on the existing 99% and match them: the existing run folder
    (reused when ``--workdir`` already holds it: ``existing_run_reused``);
@@ -24,6 +24,7 @@ explains); ``id_differences`` counts the clusters named differently.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import shutil
@@ -39,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.datasets import ROOT, paths, prepare
+from bench.datasets import ROOT, prepare
 from bench.environment import load_average, machine, source_version, warm_up
 from matcher.runtime.logs import configure_logging
 
@@ -48,14 +49,61 @@ log = logging.getLogger("bench.incremental")
 DATASET = "historical_50k"
 
 
-def split(source: Path, workdir: Path, modulus: int = 100) -> tuple[Path, Path, dict[str, int]]:
-    """Write ``existing.parquet`` and ``new.parquet``: new = CRC-32 of ``unique_id`` divisible by ``modulus``."""
-    table = pq.read_table(source)
-    is_new = pa.array([zlib.crc32(str(key).encode()) % modulus == 0 for key in table["unique_id"].to_pylist()])
-    existing, new = workdir / "existing.parquet", workdir / "new.parquet"
-    pq.write_table(table.filter(pc.invert(is_new)), existing)
-    pq.write_table(table.filter(is_new), new)
-    return existing, new, {"all": table.num_rows, "existing": table.num_rows - int(sum(is_new.to_pylist())), "new": int(sum(is_new.to_pylist()))}
+def is_new(key: Any, modulus: int = 100) -> bool:
+    """The split's rule: a record is new when the CRC-32 of its primary key (as text) is divisible by ``modulus``."""
+    return key is not None and zlib.crc32(str(key).encode()) % modulus == 0
+
+
+def split(source: Path, key: str, fmt: str, existing: Path, new: Path) -> dict[str, int]:
+    """Write ``source``'s rows to ``existing`` and ``new`` by :func:`is_new` of column ``key``, in
+    ``source``'s format: Parquet through Arrow, CSV and JSON lines row by row (a CSV row's
+    fields are written back as read, so every value reads as before)."""
+    if fmt == "parquet":
+        table = pq.read_table(source)
+        fresh = pa.array([is_new(k) for k in table[key].to_pylist()])
+        pq.write_table(table.filter(pc.invert(fresh)), existing)
+        pq.write_table(table.filter(fresh), new)
+        return {"all": table.num_rows, "new": int(pc.sum(fresh).as_py() or 0)}
+    counts = {"all": 0, "new": 0}
+    with open(source, newline="", encoding="utf-8") as rows, open(existing, "w", newline="", encoding="utf-8") as old, \
+            open(new, "w", newline="", encoding="utf-8") as fresh:
+        if fmt == "csv":
+            reader = csv.reader(rows)
+            header = next(reader)
+            writers = [csv.writer(old, lineterminator="\n"), csv.writer(fresh, lineterminator="\n")]
+            for writer in writers:
+                writer.writerow(header)
+            position = header.index(key)
+            for row in reader:
+                added = is_new(row[position] or None)
+                writers[added].writerow(row)
+                counts["all"], counts["new"] = counts["all"] + 1, counts["new"] + added
+        else:  # JSON lines
+            for line in rows:
+                if line.strip():
+                    added = is_new(json.loads(line).get(key))
+                    (fresh if added else old).write(line)
+                    counts["all"], counts["new"] = counts["all"] + 1, counts["new"] + added
+    return counts
+
+
+def split_inputs(config, workdir: Path):
+    """The config's inputs split by :func:`is_new` into ``workdir``: the config that reads the
+    existing rows, the new rows' path (a {source: path} map for a ``sources:`` config) and the counts."""
+    tables = config.sources if config.sources is not None else config.inputs
+    key = config.primary_key
+    existing_tables, new_paths, sizes = [], {}, {"all": 0, "existing": 0, "new": 0}
+    for table in tables:
+        source = Path(table.path)
+        existing, new = workdir / f"existing-{source.name}", workdir / f"new-{source.name}"
+        counts = split(source, getattr(table, "primary_key", None) or key, table.format, existing, new)
+        sizes = {"all": sizes["all"] + counts["all"], "new": sizes["new"] + counts["new"],
+                 "existing": sizes["existing"] + counts["all"] - counts["new"]}
+        existing_tables.append(table.model_copy(update={"path": str(existing)}))
+        new_paths[table.name] = str(new)
+    field = "sources" if config.sources is not None else "inputs"
+    new_path = new_paths if config.sources is not None else next(iter(new_paths.values()))
+    return config.model_copy(update={field: existing_tables}), new_path, sizes
 
 
 def partition(folder: Path, key: str) -> dict[Any, Any]:
@@ -78,21 +126,18 @@ def compare_partitions(full: dict, incremental: dict) -> dict[str, Any]:
     }
 
 
-def _with_input(config, path: Path):
-    return config.model_copy(update={"inputs": [config.inputs[0].model_copy(update={"path": str(path)})]})
-
-
-def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: bool) -> dict[str, Any]:
+def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: bool, config_path: Path | None = None) -> dict[str, Any]:
     from matcher.config.transform import load_config
     from matcher.incremental.task import match_incremental_task
     from matcher.pipeline import match_task, run_task, train_task
     from matcher.runtime.run_folder import RunFolder
     from matcher.runtime.session import get_session
 
-    prepare(DATASET)
-    config_all = load_config(ROOT / "configs" / f"{DATASET}.yaml")
-    existing_path, new_path, sizes = split(paths(DATASET)[0], workdir)
-    config_existing = _with_input(config_all, existing_path)
+    if config_path is None:
+        prepare(DATASET)
+        config_path = ROOT / "configs" / f"{DATASET}.yaml"
+    config_all = load_config(config_path)
+    config_existing, new_path, sizes = split_inputs(config_all, workdir)
     spark = get_session(memory=memory)
     warm_up(spark, config_all)
 
@@ -113,9 +158,9 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
         _measure(runs["full"], RunFolder(workdir / f"full-{round_number}"),
                  lambda folder: match_task(config_all, folder, spark), model=existing.model)
         _measure(runs["incremental"], RunFolder(workdir / f"incremental-{round_number}"),
-                 lambda folder: match_incremental_task(config_all, existing, str(new_path), folder, spark))
+                 lambda folder: match_incremental_task(config_all, existing, new_path, folder, spark))
         _measure(runs["incremental_spark_scoring"], RunFolder(workdir / f"incremental-spark-scoring-{round_number}"),
-                 lambda folder: match_incremental_task(config_spark_scoring, existing, str(new_path), folder, spark))
+                 lambda folder: match_incremental_task(config_spark_scoring, existing, new_path, folder, spark))
         log.info("round %d: full %.1f s, incremental %.1f s", round_number,
                  runs["full"]["wall_s_rounds"][-1], runs["incremental"]["wall_s_rounds"][-1])
     if training_run:
@@ -135,8 +180,8 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
     runs["incremental_spark_scoring"]["same_clustering"] = spark_scoring_comparison["same_clustering"]
     full_s, incremental_s = runs["full"]["wall_s"], runs["incremental"]["wall_s"]
     report = {
-        "dataset": DATASET,
-        "split": {**sizes, "rule": "new = crc32(unique_id) % 100 == 0"},
+        "dataset": DATASET if config_path == ROOT / "configs" / f"{DATASET}.yaml" else str(config_path),
+        "split": {**sizes, "rule": "new = crc32(primary key) % 100 == 0"},
         "machine": machine(spark),
         "source": source_version(),
         "rounds": rounds,
@@ -186,12 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory", default="4g", help="Spark driver memory (default 4g)")
     parser.add_argument("--rounds", type=int, default=2, help="full and incremental rounds, alternating; the fastest of each is kept (default 2)")
     parser.add_argument("--no-training-run", action="store_true", help="skip the full_with_training run")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help=f"split and match this config's inputs or sources instead of {DATASET} "
+                             "(e.g. the scale benchmark's runs_N/ours_init.yaml)")
     args = parser.parse_args(argv)
     configure_logging(logging.INFO)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-incremental-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        report = run(Path(args.out), workdir, memory=args.memory, rounds=args.rounds, training_run=not args.no_training_run)
+        report = run(Path(args.out), workdir, memory=args.memory, rounds=args.rounds, training_run=not args.no_training_run,
+                     config_path=args.config)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -18,7 +18,7 @@ from matcher.runtime.errors import ConfigError, InputDataError
 from matcher.runtime.run_folder import RunFolder
 
 OUTPUT_COLUMNS = ("match_id", "match_confidence_score")
-PAIR_SCORE_COLUMNS = ["record_id_l", "record_id_r", "match_probability"]
+PAIR_SCORE_COLUMNS = ["record_id_l", "record_id_r", "match_weight", "match_probability"]
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from matcher.config.transform import ClusteringSpec
 from matcher.incremental.stored_pairs import StoredPairs, is_in
-from matcher.matching.clustering import cluster_by_average_link, cluster_with_constraints
+from matcher.matching.clustering import agreeing_components, cluster_by_average_link, cluster_with_constraints, component_labels
 from matcher.matching.enforced import DecidedLinks
 from matcher.matching.stable_ids import Reassignment, stable_match_ids
 
@@ -45,6 +45,58 @@ def _touched_clusters(
     ends = set(strong["record_id_l"]) | set(strong["record_id_r"]) | set(flipped["record_id_l"]) | set(flipped["record_id_r"])
     linked_old = (ends | set(decided)) & set(old_ids.index)
     return set(old_ids.reindex(list(linked_old | removed)).dropna())
+
+
+def _codes(pairs: pa.Table, *others: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """One code per distinct record id over the pairs' left ends, right ends and ``others``, in that
+    order (Arrow's dictionary encoding), and the ids the codes stand for."""
+    id_type = pairs.schema.field("record_id_l").type
+    ends = [pairs["record_id_l"], pairs["record_id_r"], *(pa.array(o.to_numpy(), from_pandas=True).cast(id_type) for o in others)]
+    encoded = pa.chunked_array([chunk for end in ends for chunk in getattr(end, "chunks", [end])], id_type).combine_chunks().dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+
+
+def _whole_components(
+    pairs: pa.Table, changed: np.ndarray, threshold: float, old_ids: pd.Series, touched: set, new_keys: pd.Series,
+    clustering: ClusteringSpec, decided: DecidedLinks | None,
+) -> set:
+    """``touched`` grown to the old clusters of whole components, as average link and the decisions'
+    cannot-links need them; ``changed`` marks the ``pairs`` whose weight is not the one the old
+    clusters were built from (re-weighed, or new).
+
+    The components are those of the links now (and the must-links) joined with the old
+    clusters, so each one is re-clustered whole or not at all. A full run clusters every
+    component of the links whole, so one is re-clustered when it holds a touched or new record
+    or, for average link, when a pair inside it changed weight, unless its every pair still
+    clears the mean and it was one cluster (:func:`agreeing_components`): a mean between two of
+    its clusters may have crossed ``min_mean_weight`` without any pair crossing the threshold.
+    """
+    n, must = pairs.num_rows, decided.must_link if decided is not None else pd.DataFrame({"id_l": [], "id_r": []})
+    records, record_ids = _codes(pairs, old_ids.index.to_series(), new_keys, must["id_l"], must["id_r"])
+    a, b = records[:n], records[n:2 * n]
+    old, new, must_ends = np.split(records[2 * n:], np.cumsum([len(old_ids), len(new_keys)]))
+    clusters, cluster_ids = pd.Index(old_ids.to_numpy()).factorize()
+    link = pairs["match_probability"].to_numpy(zero_copy_only=False) >= threshold
+    must_a, must_b = np.split(must_ends, 2)
+    component = component_labels(  # a record joins its old cluster's node (codes after the records')
+        len(record_ids) + len(cluster_ids), np.concatenate([a[link], must_a, old]),
+        np.concatenate([b[link], must_b, clusters + len(record_ids)]))
+    of_record = component[:len(record_ids)]
+    seeds = np.zeros(int(component.max()) + 1, dtype=bool)
+    seeds[of_record[new]] = True
+    touched_codes = cluster_ids.get_indexer(list(touched))
+    seeds[component[len(record_ids) + touched_codes[touched_codes >= 0]]] = True
+    if clustering.method == "average_link":
+        inside = of_record[a] == of_record[b]
+        reweighed = np.zeros_like(seeds)
+        reweighed[of_record[a[inside & changed]]] = True
+        # a decided record's cluster is touched already: no constraint is left to weigh here
+        settled = agreeing_components(of_record, a, b, pairs["match_weight"].to_numpy(zero_copy_only=False),
+                                      np.array([], dtype=np.int64), clustering.min_mean_weight, clustering.unscored_pair_weight)
+        one_cluster = np.bincount(component[len(record_ids):], minlength=len(seeds)) == 1
+        seeds |= reweighed & ~(settled & one_cluster)
+    reached = seeds[component[len(record_ids):]]
+    return set(cluster_ids[reached])
 
 
 def _nodes(affected: pd.Series, new_keys: pd.Series) -> pd.DataFrame:
@@ -93,10 +145,10 @@ def _average_link_components(
     (respecting the ``decided`` links)."""
     members = set(nodes["record_id"])
     among = pairs.filter(pc.and_(is_in(pairs["record_id_l"], members), is_in(pairs["record_id_r"], members)))
-    probability = np.clip(among["match_probability"].to_numpy(zero_copy_only=False), 1e-15, 1 - 1e-15)
+    probability = among["match_probability"].to_numpy(zero_copy_only=False)
     edges = pd.DataFrame({
         "id_l": among["record_id_l"].to_pandas(), "id_r": among["record_id_r"].to_pandas(),
-        "weight": np.log2(probability / (1 - probability)), "probability": probability, "link": probability >= threshold,
+        "weight": among["match_weight"].to_numpy(zero_copy_only=False), "probability": probability, "link": probability >= threshold,
     })
     clustered = cluster_by_average_link(
         edges, min_mean_weight=spec.min_mean_weight, unscored_pair_weight=spec.unscored_pair_weight,
@@ -115,21 +167,26 @@ def recluster(
 
     ``old_ids`` is every existing record's ``match_id`` by record id; the clusters left
     untouched keep theirs, and no new id equals one of them. With ``clustering`` method
-    ``average_link`` the touched records are clustered by average link over every pair among
-    them (the pairs' weights from their probabilities); a full run clusters whole components
-    of links, so where a touched cluster was kept apart from an untouched one the two may
-    settle differently than a full run would.
+    ``average_link``, or with decisions, the touched clusters grow to whole components of the
+    links (:func:`_whole_components`), clustered as a full run clusters them: by average link
+    over every pair among their records (by match weight), or split by the cannot-links.
     """
     old_pairs = stored.scores
     flipped = old_pairs.filter(pa.array(stored.flipped)).to_pandas()
     touched = _touched_clusters(old_ids, removed, new_pairs, flipped, threshold, decided.records if decided is not None else [])
     remaining = old_ids[~old_ids.index.isin(removed)]
-    nodes = _nodes(remaining[remaining.isin(touched)], new_keys)
     new_scores = pa.Table.from_pandas(new_pairs[old_pairs.column_names], preserve_index=False).cast(old_pairs.schema)
     pairs_now = pa.concat_tables([old_pairs, new_scores])
+    if clustering is None:
+        clustering = ClusteringSpec(method="connected_components")
+    if clustering.method == "average_link" or decided is not None:
+        changed = np.concatenate([stored.changed if stored.changed is not None else np.zeros(old_pairs.num_rows, dtype=bool),
+                                  np.ones(new_scores.num_rows, dtype=bool)])
+        touched = _whole_components(pairs_now, changed, threshold, remaining, touched, new_keys, clustering, decided)
+    nodes = _nodes(remaining[remaining.isin(touched)], new_keys)
     in_use = set(remaining[~remaining.isin(touched)])
     edges, components = _edges(pairs_now, nodes, threshold), None
-    if clustering is not None and clustering.method == "average_link":
+    if clustering.method == "average_link":
         components = _average_link_components(pairs_now, nodes, threshold, clustering, decided)
     elif decided is not None:
         components = cluster_with_constraints(edges, decided.must_link, decided.cannot_link)

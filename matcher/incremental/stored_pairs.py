@@ -27,6 +27,7 @@ class StoredPairs:
     flipped: np.ndarray  # per row: whether re-weighing moved the pair across the threshold
     reweighed: bool
     seconds: float
+    changed: np.ndarray | None = None  # per row: whether re-weighing changed the pair's weight at all (None: nothing re-weighed)
 
     @property
     def scores(self) -> pa.Table:
@@ -47,11 +48,13 @@ def stored_pairs_now(
     drift = TermFrequencyDrift.of(existing.model, frequencies)
     reweigh = drift.applies_to(existing.pairs.schema)
     table = existing.pairs.to_table(columns=None if reweigh else PAIR_SCORE_COLUMNS)
-    probability_before = table["match_probability"].to_numpy()
+    probability_before, weight_before = table["match_probability"].to_numpy(), table["match_weight"].to_numpy()
     if reweigh:
         table = drift.reweigh(table, records, key)
     flipped = (probability_before >= threshold) != (table["match_probability"].to_numpy() >= threshold)
+    changed = weight_before != table["match_weight"].to_numpy() if reweigh else None
     if removed:
-        kept = pc.invert(pc.or_(is_in(table["record_id_l"], removed), is_in(table["record_id_r"], removed)))
-        table, flipped = table.filter(kept), flipped[kept.to_numpy()]
-    return StoredPairs(table, flipped, reweigh, round(time.perf_counter() - started, 3))
+        kept = pc.invert(pc.or_(is_in(table["record_id_l"], removed), is_in(table["record_id_r"], removed))).to_numpy()
+        table, flipped = table.filter(kept), flipped[kept]
+        changed = changed[kept] if changed is not None else None
+    return StoredPairs(table, flipped, reweigh, round(time.perf_counter() - started, 3), changed)

@@ -35,6 +35,18 @@ def term_frequencies(values: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({values.name: counts.index, f"tf_{values.name}": (counts / counts.sum()).to_numpy(dtype="float64")})
 
 
+def comparison_vector_values(levels: list[dict]) -> dict[int, int]:
+    """Each level's ``gamma_`` value (by ``id``), numbered as Splink does: -1 for the null
+    level, the others counting down to 0 (the ``ELSE`` level) in their order."""
+    values, next_value = {}, sum(1 for level in levels if not level.get("is_null_level")) - 1
+    for level in levels:
+        if level.get("is_null_level"):
+            values[id(level)] = -1
+        else:
+            values[id(level)], next_value = next_value, next_value - 1
+    return values
+
+
 @dataclass
 class TermFrequencyDrift:
     """Re-weigh already-scored pairs for the updated dataset's term frequencies, in the driver.
@@ -49,7 +61,7 @@ class TermFrequencyDrift:
 
     prior: float
     comparisons: list[tuple[str, str | None]]  # (output column, term-frequency column or None)
-    levels: dict[str, tuple[float, float, float]]  # tf column -> (log2 u of the exact level, weight, minimum u)
+    levels: dict[str, tuple[float, dict[int, tuple[float, float]]]]  # tf column -> (log2 u of its exact level, {gamma: (weight, minimum u)})
     lookups: dict[str, tuple[pa.Array, np.ndarray]]  # tf column -> (values, their term frequencies)
 
     @classmethod
@@ -62,9 +74,10 @@ class TermFrequencyDrift:
             column = tf_levels[0]["tf_adjustment_column"] if tf_levels else None
             comparisons.append((comparison["output_column_name"], column))
             if column:
-                level = tf_levels[0]
-                levels[column] = (math.log2(level["u_probability"]), float(level.get("tf_adjustment_weight", 1.0)),
-                                  float(level.get("tf_minimum_u_value", 0.0)))
+                gammas = comparison_vector_values(comparison["comparison_levels"])
+                levels[column] = (math.log2(tf_levels[0]["u_probability"]), {
+                    gammas[id(level)]: (float(level.get("tf_adjustment_weight", 1.0)), float(level.get("tf_minimum_u_value", 0.0)))
+                    for level in tf_levels})
         lookups = {c: (pa.array(f[c].astype(str).tolist(), type=pa.string()), f[f"tf_{c}"].to_numpy(dtype="float64"))
                    for c, f in frequencies.items()}
         return cls(math.log2(prior / (1 - prior)), comparisons, levels, lookups)
@@ -75,7 +88,7 @@ class TermFrequencyDrift:
         for output, column in self.comparisons:
             needed.append(f"mw_{output}")
             if column:
-                needed += [f"mw_tf_adj_{output}", f"tf_{column}_l", f"tf_{column}_r"]
+                needed += [f"gamma_{output}", f"mw_tf_adj_{output}", f"tf_{column}_l", f"tf_{column}_r"]
         return needed
 
     def applies_to(self, schema: pa.Schema) -> bool:
@@ -121,13 +134,17 @@ class TermFrequencyDrift:
             if not column:
                 continue
             sides = frequencies[column]
-            log2_u, tf_weight, minimum = self.levels[column]
-            old = floats(f"mw_tf_adj_{output}")
+            log2_u, by_gamma = self.levels[column]
+            adjusted = floats(f"mw_tf_adj_{output}")
+            gamma = table[f"gamma_{output}"].to_numpy(zero_copy_only=False)
             exists = ~(np.isnan(sides[0]) & np.isnan(sides[1]))
-            applied = (old != 0) & ~np.isnan(old) & exists
-            with np.errstate(divide="ignore", invalid="ignore"):
-                largest = np.fmax(np.fmax(sides[0], sides[1]), minimum)
-                adjusted = np.where(applied, tf_weight * (log2_u - np.log(largest) / np.log(2.0)), old)
+            for value, (tf_weight, minimum) in by_gamma.items():
+                # by the pair's level, not by a non-zero old adjustment: a value whose frequency
+                # was at most the minimum u had none, and may have one now
+                applied = (gamma == value) & exists
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    largest = np.fmax(np.fmax(sides[0], sides[1]), minimum)
+                    adjusted = np.where(applied, tf_weight * (log2_u - np.log(largest) / np.log(2.0)), adjusted)
             weight = weight + adjusted
             columns[f"tf_{column}_l"], columns[f"tf_{column}_r"], columns[f"mw_tf_adj_{output}"] = sides[0], sides[1], adjusted
         with np.errstate(over="ignore"):

@@ -47,7 +47,13 @@ def cluster_edges(edges: pd.DataFrame) -> pd.DataFrame:
     if edges.empty:
         return pd.DataFrame({RECORD_ID: edges["id_l"].iloc[:0], "match_id": edges["id_l"].iloc[:0]})
     codes, uniques = pd.factorize(pd.concat([edges["id_l"], edges["id_r"]], ignore_index=True), sort=True)
-    return _smallest_id_clusters(uniques, _components(len(uniques), codes[:len(edges)], codes[len(edges):]))
+    return _smallest_id_clusters(uniques, component_labels(len(uniques), codes[:len(edges)], codes[len(edges):]))
+
+
+ORDER_DECIMALS = 9
+"""Links taken strongest first count weights equal to this many decimals as ties, broken by ids:
+Spark, DuckDB and an incremental run's re-weighing sum a pair's weight in different orders,
+and their last bits must not reorder equal weights."""
 
 
 def find_root(parent, x):
@@ -67,7 +73,7 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
 
     How a cannot-link splits a cluster: within a component holding a cannot-link pair,
     links are accepted strongest first (must-links before any scored edge, then by
-    weight, ties by ids) and a link is dropped when accepting it would put a
+    weight, ties by ids: :data:`ORDER_DECIMALS`) and a link is dropped when accepting it would put a
     cannot-link pair in one cluster. The pair is therefore separated at the weakest
     link of the strongest path between them (the bottleneck of the maximum spanning
     tree) and every other link that would rejoin the two sides is dropped too.
@@ -90,7 +96,8 @@ def cluster_with_constraints(edges: pd.DataFrame, must_link: pd.DataFrame, canno
         forbidden.setdefault(a, set()).add(b)
         forbidden.setdefault(b, set()).add(a)
     inside = every[every["id_l"].map(component).isin(split)]
-    inside = inside.sort_values(["weight", "id_l", "id_r"], ascending=[False, True, True], kind="stable")
+    inside = inside.assign(order=inside["weight"].round(ORDER_DECIMALS)).sort_values(
+        ["order", "id_l", "id_r"], ascending=[False, True, True], kind="stable")[["id_l", "id_r", "weight"]]
     ids = pd.unique(pd.concat([inside["id_l"], inside["id_r"]]))
     parent = {x: x for x in ids}
     members = {x: {x} for x in ids}
@@ -128,7 +135,7 @@ def cluster_by_average_link(
     ``edges`` has ``id_l``, ``id_r``, ``weight`` (match weight) and ``link`` (the pair is
     at or above the threshold); pairs that are not links still count as evidence. Every
     record starts alone; ``must_link`` pairs are merged first, unconditionally. Then each
-    link, by weight descending (ties by ids), merges the clusters A and B of its two
+    link, by weight descending (ties by ids: :data:`ORDER_DECIMALS`), merges the clusters A and B of its two
     records when
 
         (sum of the scored weights between A and B + unscored_pair_weight * unscored pairs) / (|A| * |B|)
@@ -138,7 +145,7 @@ def cluster_by_average_link(
     joining a cannot-link pair is an :class:`~matcher.runtime.errors.InputDataError` naming it.
 
     A component of the links that no constraint touches and whose every pair clears the
-    mean (:func:`_agreeing_components`) becomes one cluster without the merge loop: every
+    mean (:func:`agreeing_components`) becomes one cluster without the merge loop: every
     merge in it would pass.
 
     Returns ``record_id``, ``match_id`` (smallest id of the cluster) and ``strongest``
@@ -164,9 +171,9 @@ def cluster_by_average_link(
     link = edges["link"].to_numpy(bool)
     found = np.stack([uniques.get_indexer(cannot["id_l"]), uniques.get_indexer(cannot["id_r"])], axis=1).astype(np.int64)
     barred = found[(found >= 0).all(axis=1)]  # the cannot-links between records of these edges
-    component = _components(len(uniques), np.concatenate([a[link], must_a]), np.concatenate([b[link], must_b]))
+    component = component_labels(len(uniques), np.concatenate([a[link], must_a]), np.concatenate([b[link], must_b]))
     constrained = np.concatenate([must_a, must_b, barred.reshape(-1)])
-    settled = _agreeing_components(component, a, b, weight, constrained, min_mean_weight, unscored_pair_weight)
+    settled = agreeing_components(component, a, b, weight, constrained, min_mean_weight, unscored_pair_weight)
     roots = component.copy()  # a settled component is one cluster, named by any of its codes
     loop = ~settled[component[a]] & (component[a] == component[b])  # no merge weighs pairs across components
     if loop.any() or len(must_a):
@@ -182,7 +189,7 @@ def cluster_by_average_link(
                 pair = state.barred_pair(x, y)
                 raise _contradiction(uniques[unsettled[pair[0]]], uniques[unsettled[pair[1]]])
         merging = loop & link
-        order = np.lexsort((b[merging], a[merging], -weight[merging]))
+        order = np.lexsort((b[merging], a[merging], -np.round(weight[merging], ORDER_DECIMALS)))
         state.merge_links(code[a[merging][order]].tolist(), code[b[merging][order]].tolist(), min_mean_weight)
         roots[unsettled] = len(uniques) + np.array([state.find(x) for x in range(len(unsettled))], dtype=np.int64)
     out = _smallest_id_clusters(uniques, roots)
@@ -194,7 +201,7 @@ def cluster_by_average_link(
     return out
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The connected component of each of ``n`` codes joined by the edges ``a``-``b``."""
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)
@@ -205,7 +212,7 @@ MEAN_MARGIN = 1e-6
 loop: far more than the rounding of a mean of up to millions of weights."""
 
 
-def _agreeing_components(
+def agreeing_components(
     component: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarray,
     constrained: np.ndarray, min_mean_weight: float, unscored_pair_weight: float,
 ) -> np.ndarray:

@@ -90,18 +90,23 @@ def stable_match_ids(
     chosen = free.drop_duplicates("component").set_index("component")["old_match_id"]
     assigned: dict[Any, Any] = {**claimed, **dict(chosen.items())}
     used = set(in_use) | set(assigned.values())
-    # rule 3: the others take their smallest record id that no other cluster uses
-    for component, members in frame.groupby("component", sort=True)[RECORD_ID]:
-        if component in assigned:
-            continue
+    # rule 3: the others take their smallest record id that no other cluster uses (a record id
+    # is in one component only, so only an id another cluster already uses needs the search)
+    unnamed = frame[~frame["component"].isin(assigned)]
+    smallest = unnamed.groupby("component", sort=True)[RECORD_ID].min()
+    taken = smallest.isin(used)
+    assigned.update(smallest[~taken].items())
+    used.update(smallest[~taken])
+    for component, members in unnamed[unnamed["component"].isin(smallest.index[taken])].groupby("component", sort=True)[RECORD_ID]:
         assigned[component] = smallest_free_id(members, used)
         used.add(assigned[component])
     frame["match_id"] = frame["component"].map(assigned)
     result = Reassignment(frame[[RECORD_ID, "old_match_id", "match_id"]].reset_index(drop=True))
-    for component, offered in owners.groupby("component", sort=True):
+    several = owners[owners.duplicated("component", keep=False)]  # components offered more than one old id
+    for component, offered in several.groupby("component", sort=True):
         surviving = assigned[component]
         retired = [plain(k) for k in offered["old_match_id"] if k != surviving and k not in decided_ids]
-        if len(offered) > 1 and retired:
+        if retired:
             sizes = [[plain(k), int(n)] for k, n in zip(offered["old_match_id"], offered["n"])]
             tie = int(offered["n"].iloc[0]) == int(offered["n"].iloc[1])
             members = frame[frame["component"] == component]
@@ -113,7 +118,7 @@ def stable_match_ids(
                 "rule": rule,
                 "linked_by": sorted(plain(r) for r in members.loc[members["old_match_id"].isna(), RECORD_ID]),
             })
-    for old_id, spread in shares.groupby("old_match_id", sort=True):
+    for old_id, spread in shares[shares.duplicated("old_match_id", keep=False)].groupby("old_match_id", sort=True):
         if len(spread) > 1:
             owner = owners.set_index("old_match_id").loc[old_id, "component"]
             kept = assigned[owner] == old_id or any(claimed.get(c) == old_id for c in spread["component"])

@@ -57,7 +57,8 @@ def test_json_and_table_hold_the_same_records(log):
 
 def pairs(rows) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["record_id_l", "record_id_r", "match_probability"])
-    return frame.astype({"record_id_l": "int64", "record_id_r": "int64", "match_probability": "float64"})
+    frame = frame.astype({"record_id_l": "int64", "record_id_r": "int64", "match_probability": "float64"})
+    return frame.assign(match_weight=np.log2(frame["match_probability"] / (1 - frame["match_probability"])))
 
 
 def test_recluster_touches_only_linked_and_reweighed_clusters():

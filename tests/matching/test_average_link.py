@@ -102,7 +102,7 @@ def test_components_that_skip_the_merge_loop_get_the_clusters_the_loop_gives(mon
     cannot = pd.DataFrame({"id_l": [1, 5], "id_r": [2, 9]})
     settings = {"min_mean_weight": min_mean_weight, "unscored_pair_weight": unscored_pair_weight, "cannot_link": cannot}
     fast = [cluster_by_average_link(edges, **settings) for edges in graphs]
-    monkeypatch.setattr(clustering, "_agreeing_components", lambda component, *rest: np.zeros(component.max() + 1, dtype=bool))
+    monkeypatch.setattr(clustering, "agreeing_components", lambda component, *rest: np.zeros(component.max() + 1, dtype=bool))
     for edges, result in zip(graphs, fast):
         pd.testing.assert_frame_equal(result, cluster_by_average_link(edges, **settings))
 
@@ -115,7 +115,7 @@ def test_only_whole_components_whose_every_pair_clears_the_mean_skip_the_merge_l
     component = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4])
 
     def settled(unscored_pair_weight: float) -> list[int]:
-        found = clustering._agreeing_components(component, a, b, edges["weight"].to_numpy(), np.array([8]), 0.0, unscored_pair_weight)
+        found = clustering.agreeing_components(component, a, b, edges["weight"].to_numpy(), np.array([8]), 0.0, unscored_pair_weight)
         return np.flatnonzero(found).tolist()
 
     assert settled(unscored_pair_weight=-1.0) == [0]
@@ -158,6 +158,11 @@ def test_assign_matches_with_average_link_on_spark(spark, tmp_path):
     assert got[7][1] == 1.0  # no candidate pair at all
 
 
+def weights(probabilities: list[float]) -> np.ndarray:
+    p = np.asarray(probabilities)
+    return np.log2(p / (1 - p))
+
+
 def test_match_incremental_with_average_link_does_not_chain_two_entities_through_a_new_record():
     from matcher.incremental.recluster import recluster
     from matcher.incremental.stored_pairs import StoredPairs
@@ -166,9 +171,11 @@ def test_match_incremental_with_average_link_does_not_chain_two_entities_through
     # links to 2 and to 3: connected components chains all five, average link keeps them apart
     stored = pa.table({
         "record_id_l": [1, 3, 1, 1, 2, 2], "record_id_r": [2, 4, 3, 4, 3, 4],
+        "match_weight": weights([0.999, 0.999, 1e-6, 1e-6, 1e-6, 1e-6]),
         "match_probability": [0.999, 0.999, 1e-6, 1e-6, 1e-6, 1e-6],
     })
-    new_pairs = pd.DataFrame({"record_id_l": [2, 3], "record_id_r": [5, 5], "match_probability": [0.99, 0.9]})
+    new_pairs = pd.DataFrame({"record_id_l": [2, 3], "record_id_r": [5, 5], "match_weight": weights([0.99, 0.9]),
+                              "match_probability": [0.99, 0.9]})
     old_ids = pd.Series([1, 1, 3, 3], index=[1, 2, 3, 4])
     pairs = StoredPairs(stored, np.zeros(len(stored), dtype=bool), False, 0.0)
 
@@ -178,3 +185,24 @@ def test_match_incremental_with_average_link_does_not_chain_two_entities_through
 
     assert grouped(ClusteringSpec(method="connected_components")) == [[1, 2, 3, 4, 5]]
     assert grouped(ClusteringSpec(method="average_link")) == [[1, 2, 5], [3, 4]]
+
+
+def test_match_incremental_re_clusters_a_component_whose_mean_re_weighing_moved_across_the_minimum():
+    """Threshold 0.45: the link 1-2 weighed -0.05 (a link, but a mean below 0: 1 and 2 stayed
+    apart); re-weighing lifted it to +0.05 without crossing the threshold, so a full run would now
+    join them. The component {3, 4} changed weight too, but its every pair still clears the mean
+    and it was one cluster: it is left as it is. New record 9 touches neither."""
+    from matcher.incremental.recluster import recluster
+    from matcher.incremental.stored_pairs import StoredPairs
+
+    stored = pa.table({"record_id_l": [1, 3], "record_id_r": [2, 4], "match_weight": [0.05, 6.6],
+                       "match_probability": [1 / (1 + 2 ** -0.05), 1 / (1 + 2 ** -6.6)]})
+    old_ids = pd.Series([1, 2, 3, 3, 8], index=[1, 2, 3, 4, 8])
+    new_pairs = pd.DataFrame({"record_id_l": [8], "record_id_r": [9], "match_weight": [-20.0], "match_probability": [1e-6]})
+    pairs = StoredPairs(stored, np.zeros(2, dtype=bool), True, 0.0, changed=np.ones(2, dtype=bool))
+
+    def ids(spec):
+        return recluster(old_ids, set(), pd.Series([9]), new_pairs, pairs, 0.45, spec).reassignment.ids.set_index("record_id")["match_id"].to_dict()
+
+    assert ids(ClusteringSpec(method="average_link")) == {1: 1, 2: 1, 9: 9}  # 3 and 4 are not re-clustered
+    assert ids(ClusteringSpec(method="connected_components")) == {9: 9}  # only threshold crossings matter there
