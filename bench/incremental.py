@@ -139,7 +139,8 @@ def run(out: Path, workdir: Path, *, memory: str, rounds: int, training_run: boo
     config_all = load_config(config_path)
     config_existing, new_path, sizes = split_inputs(config_all, workdir)
     spark = get_session(memory=memory)
-    warm_up(spark, config_all)
+    if config_all.sources is None:  # a sources: config is warmed up by harmonizing in the existing run's set-up
+        warm_up(spark, config_all)
 
     existing = RunFolder(workdir / "existing")
     started = time.perf_counter()

@@ -29,6 +29,7 @@ from matcher.graph.gremlin import GremlinGraphWriter, WriteCounts, graph_totals
 from matcher.graph.model import Cluster, Record, identifier_columns
 from matcher.matching.threshold import resolve_threshold
 from matcher.runtime.errors import ConfigError, GraphError, InputDataError
+from matcher.runtime.frames import rows_in
 from matcher.runtime.outputs import write_json
 from matcher.runtime.progress import stage
 from matcher.runtime.remote_folder import exists
@@ -275,7 +276,7 @@ def load_graph_task(
     with task_session(folder, spark) as spark:
         matches = spark.read.parquet(str(folder.matches))
         if touched is not None:
-            matches = matches.where(F.col("match_id").cast("string").isin(touched))
+            matches = rows_in(matches, "match_id", touched, as_text=True)
         pairs = spark.read.parquet(str(folder.pairs)) if exists(folder.pairs) else None
         customers = spark.read.parquet(str(folder.customers)) if exists(folder.customers) else None
         result = load_graph(matches, config, pairs=pairs, customers=customers,

@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from matcher.config.base import RECORD_ID
 from matcher.config.transform import TransformConfig
@@ -25,6 +24,7 @@ from matcher.incremental.existing_run import OUTPUT_COLUMNS, ExistingRun
 from matcher.incremental.stored_pairs import StoredPairs
 from matcher.matching.stable_ids import plain
 from matcher.matching.threshold import match_confidence
+from matcher.runtime.frames import rows_in
 from matcher.runtime.outputs import atomic_directory, write_json, write_parquet
 from matcher.runtime.parquet_parts import (
     as_table,
@@ -142,7 +142,7 @@ def _update_customers(spark: SparkSession, config: TransformConfig, existing: Ru
         write_parquet(golden_records(matched, config), output.customers)
         return spark.read.parquet(str(output.customers))
     staging = output.root / ".customers-touched"
-    write_parquet(golden_records(matched.where(F.col("match_id").isin([plain(t) for t in touched])), config), staging)
+    write_parquet(golden_records(rows_in(matched, "match_id", [plain(t) for t in touched]), config), staging)
     try:
         customers = ds.dataset(str(existing.customers))
         fresh = pq.read_table(str(staging)).cast(customers.schema)

@@ -103,24 +103,26 @@ def stable_match_ids(
     frame["match_id"] = frame["component"].map(assigned)
     result = Reassignment(frame[[RECORD_ID, "old_match_id", "match_id"]].reset_index(drop=True))
     several = owners[owners.duplicated("component", keep=False)]  # components offered more than one old id
+    joining = frame[frame["old_match_id"].isna() & frame["component"].isin(several["component"])]
+    linked_by = {c: sorted(plain(r) for r in ids) for c, ids in joining.groupby("component")[RECORD_ID]}
     for component, offered in several.groupby("component", sort=True):
         surviving = assigned[component]
         retired = [plain(k) for k in offered["old_match_id"] if k != surviving and k not in decided_ids]
         if retired:
             sizes = [[plain(k), int(n)] for k, n in zip(offered["old_match_id"], offered["n"])]
             tie = int(offered["n"].iloc[0]) == int(offered["n"].iloc[1])
-            members = frame[frame["component"] == component]
             rule = "decision" if component in claimed else "tie on surviving records: smallest id" if tie else "most surviving records"
             result.merges.append({
                 "surviving_id": plain(surviving),
                 "retired_ids": retired,
                 "sizes": sizes,
                 "rule": rule,
-                "linked_by": sorted(plain(r) for r in members.loc[members["old_match_id"].isna(), RECORD_ID]),
+                "linked_by": linked_by.get(component, []),
             })
+    owner_of = owners.set_index("old_match_id")["component"]
     for old_id, spread in shares[shares.duplicated("old_match_id", keep=False)].groupby("old_match_id", sort=True):
         if len(spread) > 1:
-            owner = owners.set_index("old_match_id").loc[old_id, "component"]
+            owner = owner_of[old_id]
             kept = assigned[owner] == old_id or any(claimed.get(c) == old_id for c in spread["component"])
             result.splits.append({
                 "old_match_id": plain(old_id),
