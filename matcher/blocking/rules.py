@@ -8,15 +8,19 @@ all match-incremental needs to pre-select, in the driver, the existing records a
 record can pair with (:func:`preselect`); Splink then scores those with the full rules,
 so the candidate pairs are exactly a full run's.
 
-A rule without a usable key (no equi-join condition on the same plain column on both
-sides: an ``OR``, a function of a column, two different columns) cannot be pre-selected
-on: then every existing record is a candidate and Splink's own join does the blocking.
+A rule that joins on an equality of expressions instead (``substr(l.c, 1, 3) =
+substr(r.c, 1, 3)``, as automatic blocking writes them) pre-selects by its own SQL: DuckDB
+joins the existing records to the new ones with each rule (:func:`preselect`). A rule
+without any equi-join condition (an ``OR`` of equalities) cannot be pre-selected on: then
+every existing record is a candidate and Splink's own join does the blocking.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -27,9 +31,10 @@ from sqlglot.expressions import Column
 
 from matcher.config.transform import TransformConfig
 from matcher.model.comparisons import blocking_rule
-from matcher.model.splink_adapter import BlockingRule, equi_join_conditions, to_blocking_rule
+from matcher.model.splink_adapter import BlockingRule, columns_used_by_sql, equi_join_conditions, to_blocking_rule
 
 _DIALECT = "spark"
+_ROW = "__matcher_row"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class PredictionRule:
 
     splink: BlockingRule
     key_columns: tuple[str, ...] | None
+
+    @property
+    def joins(self) -> bool:
+        """Whether the rule has an equi-join condition (on columns or on expressions of them)."""
+        return bool(equi_join_conditions(self.splink))
 
 
 def _key_columns(rule: BlockingRule) -> tuple[str, ...] | None:
@@ -67,8 +77,10 @@ def preselect(rows: ds.Dataset, rules: list[PredictionRule], new: pd.DataFrame, 
     nothing, as in SQL); all rows when a rule has no key columns. Read with one Parquet
     filter (the union of per-column ``isin`` terms), then narrowed to exact tuples.
     """
-    if any(rule.key_columns is None for rule in rules):
+    if not all(rule.joins for rule in rules):
         return rows.to_table(columns=columns).to_pandas()
+    if any(rule.key_columns is None for rule in rules):
+        return _joined_by_rules(rows, rules, new, columns)
     schema = rows.schema
     keyed = [(list(rule.key_columns), new[list(rule.key_columns)].dropna().drop_duplicates()) for rule in rules]
     keyed = [(key, values) for key, values in keyed if not values.empty]
@@ -86,3 +98,24 @@ def preselect(rows: ds.Dataset, rules: list[PredictionRule], new: pd.DataFrame, 
     for key, values in keyed:
         keep |= found[key].merge(values.assign(_hit=True), on=key, how="left")["_hit"].notna().to_numpy()
     return found[keep].reset_index(drop=True)
+
+
+def _joined_by_rules(rows: ds.Dataset, rules: list[PredictionRule], new: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of the ``rows`` that some rule pairs with a record of ``new``: each rule's SQL
+    (in DuckDB's dialect) joins the two, as Splink's blocking would, in one DuckDB query."""
+    used = {c for rule in rules for c in columns_used_by_sql(rule.splink.blocking_rule_sql, _DIALECT)}
+    shared = [c for c in rows.schema.names if c in used]
+    table = rows.to_table(columns=list(dict.fromkeys(columns + shared)))
+    table = table.append_column(_ROW, pa.array(np.arange(table.num_rows)))
+    incoming = pa.Table.from_pandas(new[shared], schema=pa.schema([table.schema.field(c) for c in shared]), preserve_index=False)
+    conditions = [sqlglot.transpile(rule.splink.blocking_rule_sql, read=_DIALECT, write="duckdb")[0] for rule in rules]
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"SET threads = {os.cpu_count() or 1}")
+        connection.register("existing_rows", table)
+        connection.register("new_rows", incoming)
+        query = " UNION ".join(f"SELECT l.{_ROW} FROM existing_rows AS l JOIN new_rows AS r ON {c}" for c in conditions)
+        found = connection.sql(query).to_arrow_table()[_ROW].to_numpy()
+    finally:
+        connection.close()
+    return table.take(np.sort(found)).select(columns).to_pandas()

@@ -68,3 +68,15 @@ def test_new_records_without_key_values_select_nothing(existing):
     new = pd.DataFrame({"pk": [9], "first_name": [None], "city": [None]}, dtype=object)
     selected = preselect(existing, rules_for(["first_name"], ["city"]), new, ["pk", "city"])
     assert selected.empty and list(selected.columns) == ["pk", "city"]
+
+
+def test_a_rule_joined_on_expressions_preselects_by_its_own_sql(existing):
+    """Automatic blocking writes rules like ``substr(l.c, 1, 2) = substr(r.c, 1, 2)``: DuckDB runs
+    each rule's join, so the rows are exactly those a rule pairs with a new record."""
+    rules = rules_for("substr(l.city, 1, 2) = substr(r.city, 1, 2)", ["first_name"])
+    new = pd.DataFrame({"pk": [9], "first_name": ["cy"], "city": ["yorkshire"]})
+    selected = preselect(existing, rules, new, list(EXISTING))
+    assert list(selected["pk"]) == [1, 3, 4, 5]  # 'yo...' cities, and cy by name; leeds is not
+    assert list(selected.columns) == list(EXISTING)
+    nobody = pd.DataFrame({"pk": [9], "first_name": [None], "city": [None]}, dtype=object)
+    assert preselect(existing, rules, nobody, ["pk", "city"]).empty
