@@ -19,7 +19,7 @@ from matcher.matching import driver_scoring
 from matcher.model.artifact import TrainedModel
 from matcher.model.comparisons import comparable
 from matcher.model.splink_adapter import register_term_frequencies
-from matcher.runtime.session import shuffle_partitions
+from matcher.runtime.session import session_conf
 
 
 def scoring_engine(config: TransformConfig, rows: int) -> str:
@@ -28,6 +28,15 @@ def scoring_engine(config: TransformConfig, rows: int) -> str:
     if spec.scoring != "auto":
         return spec.scoring
     return "duckdb" if rows <= spec.driver_max_rows else "spark"
+
+
+SMALL_TABLES = {
+    "spark.sql.shuffle.partitions": "1",
+    # tables this small are local relations, which this rule would evaluate through every query's
+    # projections in the driver, interpreted: at 1M records (74,185 candidates) that filled a 4 GB heap
+    "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
+}
+"""The session's settings while Splink scores the new records on Spark."""
 
 
 def predict_between_spark(
@@ -52,8 +61,9 @@ def predict_between_spark(
     left_table = register(left, "existing_and_new")
     right_table = register(right, "new")
     linker = Linker(right_table, model.splink_model, log_level=None)
-    register_term_frequencies(linker, lambda column, _: comparable(spark.createDataFrame(frequencies[column]), config))
-    with shuffle_partitions(spark, 1):
+    register_term_frequencies(
+        linker, lambda column, _: comparable(spark.createDataFrame(driver_scoring.looked_up_frequencies(frequencies[column], left, right)), config))
+    with session_conf(spark, SMALL_TABLES):
         return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
 
 

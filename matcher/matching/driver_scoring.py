@@ -95,7 +95,7 @@ def comparable_table(frame: pd.DataFrame | pa.Table, config: TransformConfig) ->
     return table
 
 
-def _looked_up(frequencies: pd.DataFrame, *frames: pd.DataFrame) -> pd.DataFrame:
+def looked_up_frequencies(frequencies: pd.DataFrame, *frames: pd.DataFrame) -> pd.DataFrame:
     """The rows of a term-frequency table (value, ``tf_<column>``) whose value one of ``frames`` holds:
     the only ones a prediction on them looks up (at 1M records, 10% of the email table)."""
     column = frequencies.columns[0]
@@ -118,7 +118,7 @@ def predict_between(
         left_table = db_api.register(comparable_table(left, config), dataset_display_name="existing_and_new")
         right_table = db_api.register(comparable_table(right, config), dataset_display_name="new")
         linker = Linker(right_table, duckdb_settings(config, model), log_level=None)
-        register_term_frequencies(linker, lambda column, _: comparable_table(_looked_up(frequencies[column], left, right), config))
+        register_term_frequencies(linker, lambda column, _: comparable_table(looked_up_frequencies(frequencies[column], left, right), config))
         scored = linker.inference.predict_between(left_table, right_table, warning_mode="never")
         return scored.as_pyarrow_table().to_pandas()
     finally:

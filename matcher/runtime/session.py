@@ -200,11 +200,18 @@ def broadcasts_allowed(spark: SparkSession) -> bool:
 
 
 @contextmanager
-def shuffle_partitions(spark: SparkSession, partitions: int) -> Iterator[None]:
-    """``spark.sql.shuffle.partitions`` set to ``partitions`` for the queries run inside the block."""
-    before = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """The SQL ``settings`` in force for the queries run inside the block, the session's own after it."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        spark.conf.set("spark.sql.shuffle.partitions", before)
+        for key, value in before.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+def shuffle_partitions(spark: SparkSession, partitions: int):
+    """``spark.sql.shuffle.partitions`` set to ``partitions`` for the queries run inside the block."""
+    return session_conf(spark, {"spark.sql.shuffle.partitions": str(partitions)})
