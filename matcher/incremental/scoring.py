@@ -30,13 +30,17 @@ def scoring_engine(config: TransformConfig, rows: int) -> str:
     return "duckdb" if rows <= spec.driver_max_rows else "spark"
 
 
-SMALL_TABLES = {
-    "spark.sql.shuffle.partitions": "1",
-    # tables this small are local relations, which this rule would evaluate through every query's
-    # projections in the driver, interpreted: at 1M records (74,185 candidates) that filled a 4 GB heap
-    "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
-}
-"""The session's settings while Splink scores the new records on Spark."""
+LOCAL_RELATION_RULE = "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation"
+"""Tables as small as the new records and their candidates are local relations, which this optimizer
+rule evaluates through every query's projections in the driver, interpreted: at 1M records
+(74,185 candidates) that filled a 4 GB heap."""
+
+
+def _small_tables(spark: SparkSession) -> dict[str, str]:
+    """The session's settings while Splink scores the new records on Spark: one shuffle partition,
+    and :data:`LOCAL_RELATION_RULE` excluded on top of any rules the session excludes already."""
+    excluded = [rule for rule in (spark.conf.get("spark.sql.optimizer.excludedRules", None) or "").split(",") if rule.strip()]
+    return {"spark.sql.shuffle.partitions": "1", "spark.sql.optimizer.excludedRules": ",".join([*excluded, LOCAL_RELATION_RULE])}
 
 
 def predict_between_spark(
@@ -63,7 +67,7 @@ def predict_between_spark(
     linker = Linker(right_table, model.splink_model, log_level=None)
     register_term_frequencies(
         linker, lambda column, _: comparable(spark.createDataFrame(driver_scoring.looked_up_frequencies(frequencies[column], left, right)), config))
-    with session_conf(spark, SMALL_TABLES):
+    with session_conf(spark, _small_tables(spark)):
         return linker.inference.predict_between(left_table, right_table, warning_mode="never").as_spark_dataframe().toPandas()
 
 
